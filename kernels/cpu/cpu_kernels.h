@@ -1,0 +1,77 @@
+/* Internal declarations of the CPU reference kernels, one function per gt_ops entry (kernels/ops.h
+ * is the contract: shapes, layouts, which gradients are overwritten and which accumulate). Each name
+ * carries the CPU_FN suffix of its build (_f32 or _f64); cpu_ops.c collects them into the table.
+ * All buffers are host memory of `real` elements, whatever their gt_kind. */
+#ifndef GT_CPU_KERNELS_H
+#define GT_CPU_KERNELS_H
+
+#include "kernels/ops.h"
+#include "cpu_real.h"
+
+/* memory.c */
+void *CPU_FN(cpu_alloc)(gt_backend *be, size_t bytes);
+void CPU_FN(cpu_release)(gt_backend *be, void *p);
+void CPU_FN(cpu_zero)(gt_backend *be, void *p, size_t bytes);
+void CPU_FN(cpu_copy)(gt_backend *be, void *dst, const void *src, size_t bytes);
+void CPU_FN(cpu_upload_raw)(gt_backend *be, void *dst, const void *src, size_t bytes);
+void CPU_FN(cpu_download_raw)(gt_backend *be, void *dst, const void *src, size_t bytes);
+void CPU_FN(cpu_upload)(gt_backend *be, gt_kind kind, void *dst, const float *src, size_t n);
+void CPU_FN(cpu_download)(gt_backend *be, gt_kind kind, float *dst, const void *src, size_t n);
+void CPU_FN(cpu_sync)(gt_backend *be);
+
+/* elementwise.c */
+void CPU_FN(cpu_add)(gt_backend *be, void *out, const void *a, const void *b, size_t n);
+void CPU_FN(cpu_accumulate)(gt_backend *be, void *dst, const void *src, size_t n);
+
+/* embedding.c */
+void CPU_FN(cpu_embed_fwd)(gt_backend *be, void *out, const int32_t *tok, const void *wte,
+                           float scale, int64_t vstart, int V, int N, int C);
+void CPU_FN(cpu_embed_bwd)(gt_backend *be, void *dwte, const void *dout, const int32_t *tok,
+                           float scale, int64_t vstart, int V, int N, int C, int pad_id);
+
+/* rmsnorm.c */
+void CPU_FN(cpu_rmsnorm_fwd)(gt_backend *be, void *out, void *rstd, const void *x, const void *w,
+                             float eps, int N, int C);
+void CPU_FN(cpu_rmsnorm_bwd)(gt_backend *be, void *dx, void *dw, const void *dout, const void *x,
+                             const void *w, const void *rstd, int N, int C);
+
+/* matmul.c */
+void CPU_FN(cpu_matmul_fwd)(gt_backend *be, void *y, const void *x, const void *w, int N, int IC,
+                            int OC);
+void CPU_FN(cpu_matmul_bwd)(gt_backend *be, void *dx, void *dw, const void *dy, const void *x,
+                            const void *w, int N, int IC, int OC);
+
+/* rope.c */
+void CPU_FN(cpu_rope_fwd)(gt_backend *be, void *qkv, const int32_t *pos, float theta, int N,
+                          int Hq, int Hkv, int D);
+void CPU_FN(cpu_rope_bwd)(gt_backend *be, void *dqkv, const int32_t *pos, float theta, int N,
+                          int Hq, int Hkv, int D);
+
+/* attention.c */
+void CPU_FN(cpu_attention_fwd)(gt_backend *be, void *out, void *lse, const void *qkv,
+                               const int32_t *seg, float scale, int B, int T, int Hq, int Hkv,
+                               int D);
+void CPU_FN(cpu_attention_bwd)(gt_backend *be, void *dqkv, const void *dout, const void *qkv,
+                               const void *out, const void *lse, const int32_t *seg, float scale,
+                               int B, int T, int Hq, int Hkv, int D);
+
+/* geglu.c */
+void CPU_FN(cpu_geglu_fwd)(gt_backend *be, void *h, const void *a, gt_gelu kind, int N, int F);
+void CPU_FN(cpu_geglu_bwd)(gt_backend *be, void *da, const void *dh, const void *a, gt_gelu kind,
+                           int N, int F);
+
+/* cross_entropy.c */
+void CPU_FN(cpu_ce_partial)(gt_backend *be, void *part, const void *logits, const int32_t *target,
+                            int64_t vstart, int V, int N);
+void CPU_FN(cpu_ce_finish)(gt_backend *be, void *lse, void *loss_sum, const void *parts,
+                           const int32_t *target, int tp, int N);
+void CPU_FN(cpu_ce_backward)(gt_backend *be, void *dlogits, const void *logits,
+                             const int32_t *target, const void *lse, float dscale,
+                             int64_t vstart, int V, int N);
+
+/* optimizer.c */
+void CPU_FN(cpu_grad_sumsq)(gt_backend *be, void *out, const void *g, size_t n);
+void CPU_FN(cpu_adamw)(gt_backend *be, void *param, void *master, void *m, void *v,
+                       const void *grad, size_t n, const gt_adamw_args *args);
+
+#endif

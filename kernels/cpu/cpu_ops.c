@@ -1,0 +1,52 @@
+/* The op tables of the CPU reference backends: "cpu" (real = float) from the 32-bit compile of
+ * kernels/cpu, "cpu64" (real = double) from the 64-bit compile. Both share one backend state. */
+#include "cpu_kernels.h"
+
+#include <stdlib.h>
+
+static const gt_ops cpu_table = {
+    .name = CPU_OPS_NAME,
+    .size = {sizeof(real), sizeof(real), sizeof(real)}, /* ACT, GRAD, STAT */
+    .alloc = CPU_FN(cpu_alloc),
+    .release = CPU_FN(cpu_release),
+    .zero = CPU_FN(cpu_zero),
+    .copy = CPU_FN(cpu_copy),
+    .upload_raw = CPU_FN(cpu_upload_raw),
+    .download_raw = CPU_FN(cpu_download_raw),
+    .upload = CPU_FN(cpu_upload),
+    .download = CPU_FN(cpu_download),
+    .sync = CPU_FN(cpu_sync),
+    .add = CPU_FN(cpu_add),
+    .accumulate = CPU_FN(cpu_accumulate),
+    .embed_fwd = CPU_FN(cpu_embed_fwd),
+    .embed_bwd = CPU_FN(cpu_embed_bwd),
+    .rmsnorm_fwd = CPU_FN(cpu_rmsnorm_fwd),
+    .rmsnorm_bwd = CPU_FN(cpu_rmsnorm_bwd),
+    .matmul_fwd = CPU_FN(cpu_matmul_fwd),
+    .matmul_bwd = CPU_FN(cpu_matmul_bwd),
+    .rope_fwd = CPU_FN(cpu_rope_fwd),
+    .rope_bwd = CPU_FN(cpu_rope_bwd),
+    .attention_fwd = CPU_FN(cpu_attention_fwd),
+    .attention_bwd = CPU_FN(cpu_attention_bwd),
+    .geglu_fwd = CPU_FN(cpu_geglu_fwd),
+    .geglu_bwd = CPU_FN(cpu_geglu_bwd),
+    .ce_partial = CPU_FN(cpu_ce_partial),
+    .ce_finish = CPU_FN(cpu_ce_finish),
+    .ce_backward = CPU_FN(cpu_ce_backward),
+    .grad_sumsq = CPU_FN(cpu_grad_sumsq),
+    .adamw = CPU_FN(cpu_adamw),
+};
+
+const gt_ops *CPU_OPS_GETTER(void) { return &cpu_table; }
+
+#if GT_CPU_REAL_BITS == 32
+/* The CPU backends keep no state (no streams, no handles); the struct exists so that callers get a
+ * distinct non-NULL handle to pass around like any other backend's. */
+struct gt_backend {
+    int unused;
+};
+
+gt_backend *gt_cpu_backend_create(void) { return gt_calloc(1, sizeof(gt_backend)); }
+
+void gt_cpu_backend_destroy(gt_backend *be) { free(be); }
+#endif

@@ -1,0 +1,50 @@
+/* RMSNorm with zero-centered gamma (HF GemmaRMSNorm, computed in float32 there; in `real` here):
+ *   rstd = 1 / sqrt(mean(x^2) + eps),  xhat = x * rstd,  y = xhat * (1 + w). */
+#include "cpu_kernels.h"
+
+#include <stdlib.h>
+
+/* out[N, C], rstd[N], x[N, C], w[C]. The product order (x * rstd) * (1 + w) is HF's. */
+void CPU_FN(cpu_rmsnorm_fwd)(gt_backend *be, void *out, void *rstd, const void *x, const void *w,
+                             float eps, int N, int C) {
+    real *y = out, *rs = rstd;
+    const real *xs = x, *ws = w;
+    for (int n = 0; n < N; n++) {
+        const real *xr = xs + (size_t)n * C;
+        real *yr = y + (size_t)n * C;
+        acc sq = 0;
+        for (int c = 0; c < C; c++) sq += (acc)xr[c] * xr[c];
+        real ms = (real)(sq / C);
+        real r = (real)1 / r_sqrt(ms + (real)eps);
+        rs[n] = r;
+        for (int c = 0; c < C; c++) yr[c] = (xr[c] * r) * ((real)1 + ws[c]);
+    }
+}
+
+/* With g = dout * (1 + w) and xhat = x * rstd (rstd saved by the forward):
+ *   dx[N, C] += rstd * (g - xhat * mean_c(g * xhat))
+ *   dw[C]    += sum over rows of dout * xhat (summed in double, added once). */
+void CPU_FN(cpu_rmsnorm_bwd)(gt_backend *be, void *dx, void *dw, const void *dout, const void *x,
+                             const void *w, const void *rstd, int N, int C) {
+    real *dxs = dx, *dws = dw;
+    const real *dys = dout, *xs = x, *ws = w, *rs = rstd;
+    acc *dw_sum = gt_calloc((size_t)C, sizeof(acc));
+    for (int n = 0; n < N; n++) {
+        const real *xr = xs + (size_t)n * C, *dyr = dys + (size_t)n * C;
+        real *dxr = dxs + (size_t)n * C;
+        const real r = rs[n];
+        acc dot = 0;
+        for (int c = 0; c < C; c++) {
+            real xhat = xr[c] * r;
+            dot += (acc)(dyr[c] * ((real)1 + ws[c])) * xhat;
+            dw_sum[c] += (acc)dyr[c] * xhat;
+        }
+        real mean = (real)(dot / C);
+        for (int c = 0; c < C; c++) {
+            real g = dyr[c] * ((real)1 + ws[c]);
+            dxr[c] += r * (g - (xr[c] * r) * mean);
+        }
+    }
+    for (int c = 0; c < C; c++) dws[c] = (real)((acc)dws[c] + dw_sum[c]);
+    free(dw_sum);
+}

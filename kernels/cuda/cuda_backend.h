@@ -1,0 +1,22 @@
+/* The CUDA backend, callable from C. Compiled only where nvcc exists (GT_HAVE_CUDA). */
+#ifndef GT_CUDA_BACKEND_H
+#define GT_CUDA_BACKEND_H
+
+#include "../ops.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Number of usable CUDA devices; 0 when there is no driver or no GPU (never dies). */
+int gt_cuda_device_count(void);
+/* Selects the device, creates the stream, the cuBLASLt handle and its 32 MiB workspace. */
+gt_backend *gt_cuda_backend_create(int device);
+void gt_cuda_backend_destroy(gt_backend *be);
+const gt_ops *gt_cuda_ops(void);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

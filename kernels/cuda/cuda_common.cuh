@@ -1,0 +1,47 @@
+/* Shared by the CUDA kernels: the backend state and checked-call macros. */
+#ifndef GT_CUDA_COMMON_CUH
+#define GT_CUDA_COMMON_CUH
+
+#include <cublasLt.h>
+#include <cuda_bf16.h>
+#include <cuda_runtime.h>
+
+#include "../base.h"
+#include "cuda_backend.h"
+
+#define CUDA_CHECK(call)                                                                           \
+    do {                                                                                           \
+        cudaError_t e_ = (call);                                                                   \
+        if (e_ != cudaSuccess) gt_die(__FILE__, __LINE__, "%s: %s", #call, cudaGetErrorString(e_)); \
+    } while (0)
+/* After every kernel launch: launch-configuration errors surface here, at the launch site. */
+#define CUDA_CHECK_LAUNCH() CUDA_CHECK(cudaGetLastError())
+#define CUBLAS_CHECK(call)                                                                         \
+    do {                                                                                           \
+        cublasStatus_t s_ = (call);                                                                \
+        if (s_ != CUBLAS_STATUS_SUCCESS)                                                           \
+            gt_die(__FILE__, __LINE__, "%s: cuBLAS status %d (%s)", #call, (int)s_,               \
+                   cublasLtGetStatusString(s_));                                                   \
+    } while (0)
+
+typedef struct gt_gemm_cache gt_gemm_cache; /* kernels/cuda/gemm.cu */
+
+struct gt_backend {
+    int device;
+    int num_sms;
+    cudaStream_t stream;
+    cublasLtHandle_t lt;
+    void *workspace; /* cuBLASLt workspace */
+    size_t workspace_bytes;
+    gt_gemm_cache *gemm; /* descriptors and heuristic results per GEMM shape */
+};
+
+/* Attention (kernels/cuda/attention.cu), with the signatures of gt_ops.attention_fwd/bwd. */
+extern "C" void gt_cuda_attention_fwd(gt_backend *be, void *out, void *lse, const void *qkv,
+                                      const int32_t *seg, float scale, int B, int T, int Hq,
+                                      int Hkv, int D);
+extern "C" void gt_cuda_attention_bwd(gt_backend *be, void *dqkv, const void *dout, const void *qkv,
+                                      const void *out, const void *lse, const int32_t *seg,
+                                      float scale, int B, int T, int Hq, int Hkv, int D);
+
+#endif

@@ -1,0 +1,67 @@
+/* Entry points of the CUDA backend's ops (one .cu file per concept), gathered into the op table by
+ * backend.cu. Each has the signature of the gt_ops member of the same name (kernels/ops.h), which is
+ * also where its contract lives. Every entry runs on be->stream and returns without synchronizing. */
+#ifndef GT_CUDA_OPS_CUH
+#define GT_CUDA_OPS_CUH
+
+#include <nvtx3/nvToolsExt.h>
+
+#include "cuda_common.cuh"
+
+/* An NVTX range around one op, so profiles show op names (DESIGN §6). Header-only NVTX: no
+ * library to link, and nearly free when no profiler is attached. */
+#define GT_NVTX_PUSH(name) nvtxRangePushA("gt." name)
+#define GT_NVTX_POP() nvtxRangePop()
+
+/* gemm.cu: the descriptor / heuristic cache that lives in be->gemm. */
+extern "C" gt_gemm_cache *gt_gemm_cache_create(void);
+extern "C" void gt_gemm_cache_destroy(gt_gemm_cache *cache);
+
+extern "C" void gt_cuda_matmul_fwd(gt_backend *be, void *y, const void *x, const void *w, int N,
+                                   int IC, int OC);
+extern "C" void gt_cuda_matmul_bwd(gt_backend *be, void *dx, void *dw, const void *dy,
+                                   const void *x, const void *w, int N, int IC, int OC);
+
+/* elementwise.cu */
+extern "C" void gt_cuda_add(gt_backend *be, void *out, const void *a, const void *b, size_t n);
+extern "C" void gt_cuda_accumulate(gt_backend *be, void *dst, const void *src, size_t n);
+
+/* embedding.cu */
+extern "C" void gt_cuda_embed_fwd(gt_backend *be, void *out, const int32_t *tok, const void *wte,
+                                  float scale, int64_t vstart, int V, int N, int C);
+extern "C" void gt_cuda_embed_bwd(gt_backend *be, void *dwte, const void *dout, const int32_t *tok,
+                                  float scale, int64_t vstart, int V, int N, int C, int pad_id);
+
+/* rmsnorm.cu */
+extern "C" void gt_cuda_rmsnorm_fwd(gt_backend *be, void *out, void *rstd, const void *x,
+                                    const void *w, float eps, int N, int C);
+extern "C" void gt_cuda_rmsnorm_bwd(gt_backend *be, void *dx, void *dw, const void *dout,
+                                    const void *x, const void *w, const void *rstd, int N, int C);
+
+/* rope.cu */
+extern "C" void gt_cuda_rope_fwd(gt_backend *be, void *qkv, const int32_t *pos, float theta, int N,
+                                 int Hq, int Hkv, int D);
+extern "C" void gt_cuda_rope_bwd(gt_backend *be, void *dqkv, const int32_t *pos, float theta, int N,
+                                 int Hq, int Hkv, int D);
+
+/* geglu.cu */
+extern "C" void gt_cuda_geglu_fwd(gt_backend *be, void *h, const void *a, gt_gelu kind, int N,
+                                  int F);
+extern "C" void gt_cuda_geglu_bwd(gt_backend *be, void *da, const void *dh, const void *a,
+                                  gt_gelu kind, int N, int F);
+
+/* cross_entropy.cu */
+extern "C" void gt_cuda_ce_partial(gt_backend *be, void *part, const void *logits,
+                                   const int32_t *target, int64_t vstart, int V, int N);
+extern "C" void gt_cuda_ce_finish(gt_backend *be, void *lse, void *loss_sum, const void *parts,
+                                  const int32_t *target, int tp, int N);
+extern "C" void gt_cuda_ce_backward(gt_backend *be, void *dlogits, const void *logits,
+                                    const int32_t *target, const void *lse, float dscale,
+                                    int64_t vstart, int V, int N);
+
+/* optimizer.cu */
+extern "C" void gt_cuda_grad_sumsq(gt_backend *be, void *out, const void *g, size_t n);
+extern "C" void gt_cuda_adamw(gt_backend *be, void *param, void *master, void *m, void *v,
+                              const void *grad, size_t n, const gt_adamw_args *args);
+
+#endif

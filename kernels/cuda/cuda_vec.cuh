@@ -1,0 +1,76 @@
+/* Device helpers shared by the fused kernels: 16-byte vector loads/stores of bf16 and fp32, warp and
+ * block reductions, launch-size helpers. Header-only (static inline), no state. */
+#ifndef GT_CUDA_VEC_CUH
+#define GT_CUDA_VEC_CUH
+
+#include <stdint.h>
+
+#include "cuda_common.cuh"
+
+typedef __nv_bfloat16 bf16;
+
+/* bf16 elements in one 16-byte access. */
+#define GT_VEC 8
+
+static inline int gt_aligned16(const void *p) { return ((uintptr_t)p & 15u) == 0; }
+
+/* Blocks for a grid-stride loop over `work` items at `threads` per block: enough to fill the chip
+ * several times over, never more than the work needs. */
+static inline unsigned gt_grid_stride_blocks(const gt_backend *be, size_t work, int threads) {
+    size_t need = (work + (size_t)threads - 1) / (size_t)threads;
+    size_t cap = (size_t)be->num_sms * 16;
+    if (need > cap) need = cap;
+    return need ? (unsigned)need : 1u;
+}
+
+/* 8 consecutive bf16 at p (16-byte aligned) as floats. */
+static __device__ __forceinline__ void gt_load8(const bf16 *p, float f[GT_VEC]) {
+    union {
+        uint4 u;
+        __nv_bfloat162 h[4];
+    } v;
+    v.u = *(const uint4 *)p;
+#pragma unroll
+    for (int i = 0; i < 4; i++) {
+        float2 t = __bfloat1622float2(v.h[i]);
+        f[2 * i] = t.x;
+        f[2 * i + 1] = t.y;
+    }
+}
+
+/* Rounds 8 floats to bf16 (nearest even) and stores them at p (16-byte aligned). */
+static __device__ __forceinline__ void gt_store8(bf16 *p, const float f[GT_VEC]) {
+    union {
+        uint4 u;
+        __nv_bfloat162 h[4];
+    } v;
+#pragma unroll
+    for (int i = 0; i < 4; i++) v.h[i] = __floats2bfloat162_rn(f[2 * i], f[2 * i + 1]);
+    *(uint4 *)p = v.u;
+}
+
+static __device__ __forceinline__ float gt_warp_sum(float v) {
+#pragma unroll
+    for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+    return v;
+}
+
+static __device__ __forceinline__ float gt_warp_max(float v) {
+#pragma unroll
+    for (int o = 16; o > 0; o >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
+    return v;
+}
+
+/* Sum over the block (blockDim.x a multiple of 32, at most 1024), returned to every thread, in a
+ * fixed order (deterministic). scratch: 32 floats of shared memory; all threads must call. */
+static __device__ __forceinline__ float gt_block_sum(float v, float *scratch) {
+    int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, nwarps = blockDim.x >> 5;
+    v = gt_warp_sum(v);
+    __syncthreads(); /* the previous use of scratch is over */
+    if (lane == 0) scratch[warp] = v;
+    __syncthreads();
+    v = lane < nwarps ? scratch[lane] : 0.0f;
+    return gt_warp_sum(v);
+}
+
+#endif

@@ -1,0 +1,277 @@
+/* Every matmul of the model goes through one cuBLASLt wrapper, gemm_run().
+ *
+ * Row-major to column-major: cuBLASLt is column-major, and a row-major M[r, c] read column-major is
+ * M^T [c, r] with leading dimension c. So with x[N,IC], W[OC,IC], y[N,OC] row-major:
+ *   fwd   y = x W^T    ->  y^T [OC,N]  = op_T(W^T [IC,OC]) . x^T [IC,N]          "TN" (FP8-ready)
+ *   dgrad dx = dy W    ->  dx^T [IC,N] = W^T [IC,OC] . dy^T [OC,N]              "NN"
+ *   wgrad dW += dy^T x ->  dW^T [IC,OC] = x^T [IC,N] . op_T(dy^T [OC,N])   "NT", fp32 C = D, beta 1
+ * A, B bf16; compute and scale type fp32; D bf16 (fwd, dgrad) or fp32 (wgrad).
+ *
+ * The matmul descriptor, the four layouts and the heuristic's algorithm are built once per distinct
+ * (shape, ops, dtypes, leading dims, pointer alignment, fast-accumulation) key and cached in
+ * be->gemm. An FP8 variant adds its dtypes to the key (already part of it), sets the scale / amax
+ * pointers on the cached descriptor per call, and calls gemm_run() with the TN layout. */
+#include <stdlib.h>
+
+#include "cuda_ops.cuh"
+
+/* The GEMM in cuBLASLt's column-major terms: D[m,n] = alpha op(A)[m,k] op(B)[k,n] + beta C[m,n],
+ * C and D share ldc (they may be the same buffer). */
+typedef struct {
+    cublasOperation_t op_a, op_b;
+    int m, n, k;
+    const void *a;
+    int64_t lda;
+    cudaDataType_t type_a;
+    const void *b;
+    int64_t ldb;
+    cudaDataType_t type_b;
+    const void *c;
+    void *d;
+    int64_t ldc;
+    cudaDataType_t type_c, type_d;
+    float alpha, beta;
+    int fast_accum; /* FP8 fprop only; 0 for BF16 */
+} gemm_args;
+
+/* Everything a cached plan depends on. Built from a zeroed struct so memcmp sees no padding junk. */
+typedef struct {
+    int64_t m, n, k, lda, ldb, ldc;
+    int32_t op_a, op_b, type_a, type_b, type_c, type_d;
+    int32_t fast_accum;
+    int32_t align[4]; /* bytes (1..256) the A, B, C, D pointers are aligned to */
+} gemm_key;
+
+typedef struct {
+    gemm_key key;
+    cublasLtMatmulDesc_t desc;
+    cublasLtMatrixLayout_t la, lb, lc, ld;
+    cublasLtMatmulAlgo_t algo;
+} gemm_plan;
+
+struct gt_gemm_cache {
+    gemm_plan *plans;
+    int count, cap;
+};
+
+extern "C" gt_gemm_cache *gt_gemm_cache_create(void) {
+    return (gt_gemm_cache *)gt_calloc(1, sizeof(gt_gemm_cache));
+}
+
+extern "C" void gt_gemm_cache_destroy(gt_gemm_cache *cache) {
+    if (!cache) return;
+    for (int i = 0; i < cache->count; i++) {
+        gemm_plan *p = &cache->plans[i];
+        CUBLAS_CHECK(cublasLtMatrixLayoutDestroy(p->la));
+        CUBLAS_CHECK(cublasLtMatrixLayoutDestroy(p->lb));
+        CUBLAS_CHECK(cublasLtMatrixLayoutDestroy(p->lc));
+        CUBLAS_CHECK(cublasLtMatrixLayoutDestroy(p->ld));
+        CUBLAS_CHECK(cublasLtMatmulDescDestroy(p->desc));
+    }
+    free(cache->plans);
+    free(cache);
+}
+
+/* Largest power of two (at most 256) dividing the address: cuBLASLt kernels may assume up to 256. */
+static int32_t pointer_alignment(const void *p) {
+    uintptr_t u = (uintptr_t)p;
+    int32_t a = 1;
+    while (a < 256 && (u & (uintptr_t)(2 * a - 1)) == 0) a *= 2;
+    return a;
+}
+
+static gemm_key make_key(const gemm_args *g) {
+    gemm_key k;
+    memset(&k, 0, sizeof k);
+    k.m = g->m;
+    k.n = g->n;
+    k.k = g->k;
+    k.lda = g->lda;
+    k.ldb = g->ldb;
+    k.ldc = g->ldc;
+    k.op_a = (int32_t)g->op_a;
+    k.op_b = (int32_t)g->op_b;
+    k.type_a = (int32_t)g->type_a;
+    k.type_b = (int32_t)g->type_b;
+    k.type_c = (int32_t)g->type_c;
+    k.type_d = (int32_t)g->type_d;
+    k.fast_accum = g->fast_accum;
+    k.align[0] = pointer_alignment(g->a);
+    k.align[1] = pointer_alignment(g->b);
+    k.align[2] = pointer_alignment(g->c);
+    k.align[3] = pointer_alignment(g->d);
+    return k;
+}
+
+/* Layout of a stored operand: op(X) is rows x cols, so X itself is transposed when op is T. */
+static cublasLtMatrixLayout_t make_layout(cudaDataType_t type, cublasOperation_t op, int64_t rows,
+                                          int64_t cols, int64_t ld) {
+    cublasLtMatrixLayout_t l;
+    if (op == CUBLAS_OP_N) CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&l, type, rows, cols, ld));
+    else CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&l, type, cols, rows, ld));
+    return l;
+}
+
+static void choose_algo(gt_backend *be, gemm_plan *p) {
+    cublasLtMatmulPreference_t pref;
+    CUBLAS_CHECK(cublasLtMatmulPreferenceCreate(&pref));
+    uint64_t ws = be->workspace_bytes;
+    CUBLAS_CHECK(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES,
+                                                      &ws, sizeof ws));
+    static const cublasLtMatmulPreferenceAttributes_t align_attr[4] = {
+        CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES,
+        CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES};
+    for (int i = 0; i < 4; i++) {
+        uint32_t a = (uint32_t)p->key.align[i];
+        CUBLAS_CHECK(cublasLtMatmulPreferenceSetAttribute(pref, align_attr[i], &a, sizeof a));
+    }
+    cublasLtMatmulHeuristicResult_t res;
+    int found = 0;
+    CUBLAS_CHECK(cublasLtMatmulAlgoGetHeuristic(be->lt, p->desc, p->la, p->lb, p->lc, p->ld, pref, 1,
+                                                &res, &found));
+    CUBLAS_CHECK(cublasLtMatmulPreferenceDestroy(pref));
+    if (found < 1)
+        GT_DIE("cuBLASLt has no algorithm for m=%lld n=%lld k=%lld op %d%d types %d,%d->%d",
+               (long long)p->key.m, (long long)p->key.n, (long long)p->key.k, (int)p->key.op_a,
+               (int)p->key.op_b, (int)p->key.type_a, (int)p->key.type_b, (int)p->key.type_d);
+    p->algo = res.algo;
+}
+
+static gemm_plan *build_plan(gt_backend *be, const gemm_args *g, const gemm_key *key) {
+    gt_gemm_cache *cache = be->gemm;
+    if (cache->count == cache->cap) {
+        int cap = cache->cap ? 2 * cache->cap : 32;
+        gemm_plan *grown = (gemm_plan *)realloc(cache->plans, (size_t)cap * sizeof *grown);
+        if (!grown) GT_DIE("out of host memory growing the GEMM plan cache to %d plans", cap);
+        cache->plans = grown;
+        cache->cap = cap;
+    }
+    gemm_plan *p = &cache->plans[cache->count];
+    p->key = *key;
+    CUBLAS_CHECK(cublasLtMatmulDescCreate(&p->desc, CUBLAS_COMPUTE_32F, CUDA_R_32F));
+    CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(p->desc, CUBLASLT_MATMUL_DESC_TRANSA, &g->op_a,
+                                                sizeof g->op_a));
+    CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(p->desc, CUBLASLT_MATMUL_DESC_TRANSB, &g->op_b,
+                                                sizeof g->op_b));
+    if (g->fast_accum) {
+        int8_t fast = 1;
+        CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(p->desc, CUBLASLT_MATMUL_DESC_FAST_ACCUM, &fast,
+                                                    sizeof fast));
+    }
+    p->la = make_layout(g->type_a, g->op_a, g->m, g->k, g->lda);
+    p->lb = make_layout(g->type_b, g->op_b, g->k, g->n, g->ldb);
+    p->lc = make_layout(g->type_c, CUBLAS_OP_N, g->m, g->n, g->ldc);
+    p->ld = make_layout(g->type_d, CUBLAS_OP_N, g->m, g->n, g->ldc);
+    choose_algo(be, p);
+    cache->count++; /* only now: a plan that failed above never enters the cache */
+    return p;
+}
+
+static gemm_plan *find_plan(gt_backend *be, const gemm_args *g) {
+    gemm_key key = make_key(g);
+    gt_gemm_cache *cache = be->gemm;
+    for (int i = 0; i < cache->count; i++)
+        if (memcmp(&cache->plans[i].key, &key, sizeof key) == 0) return &cache->plans[i];
+    return build_plan(be, g, &key);
+}
+
+static void gemm_run(gt_backend *be, const gemm_args *g) {
+    gemm_plan *p = find_plan(be, g);
+    CUBLAS_CHECK(cublasLtMatmul(be->lt, p->desc, &g->alpha, g->a, p->la, g->b, p->lb, &g->beta,
+                                g->c, p->lc, g->d, p->ld, &p->algo, be->workspace,
+                                be->workspace_bytes, be->stream));
+}
+
+/* y[N,OC] = x[N,IC] W[OC,IC]^T, bf16 in and out. */
+extern "C" void gt_cuda_matmul_fwd(gt_backend *be, void *y, const void *x, const void *w, int N,
+                                   int IC, int OC) {
+    if (N <= 0 || OC <= 0) return;
+    if (IC <= 0) { /* an empty sum */
+        CUDA_CHECK(cudaMemsetAsync(y, 0, (size_t)N * OC * sizeof(__nv_bfloat16), be->stream));
+        return;
+    }
+    GT_NVTX_PUSH("matmul_fwd");
+    gemm_args g;
+    memset(&g, 0, sizeof g);
+    g.op_a = CUBLAS_OP_T;
+    g.op_b = CUBLAS_OP_N;
+    g.m = OC;
+    g.n = N;
+    g.k = IC;
+    g.a = w;
+    g.lda = IC;
+    g.type_a = CUDA_R_16BF;
+    g.b = x;
+    g.ldb = IC;
+    g.type_b = CUDA_R_16BF;
+    g.c = y;
+    g.d = y;
+    g.ldc = OC;
+    g.type_c = g.type_d = CUDA_R_16BF;
+    g.alpha = 1.0f;
+    g.beta = 0.0f;
+    gemm_run(be, &g);
+    GT_NVTX_POP();
+}
+
+/* dx[N,IC] = dy[N,OC] W[OC,IC] (bf16, overwritten). */
+static void matmul_dgrad(gt_backend *be, void *dx, const void *dy, const void *w, int N, int IC,
+                         int OC) {
+    gemm_args g;
+    memset(&g, 0, sizeof g);
+    g.op_a = CUBLAS_OP_N;
+    g.op_b = CUBLAS_OP_N;
+    g.m = IC;
+    g.n = N;
+    g.k = OC;
+    g.a = w;
+    g.lda = IC;
+    g.type_a = CUDA_R_16BF;
+    g.b = dy;
+    g.ldb = OC;
+    g.type_b = CUDA_R_16BF;
+    g.c = dx;
+    g.d = dx;
+    g.ldc = IC;
+    g.type_c = g.type_d = CUDA_R_16BF;
+    g.alpha = 1.0f;
+    g.beta = 0.0f;
+    gemm_run(be, &g);
+}
+
+/* dW[OC,IC] += dy[N,OC]^T x[N,IC], dW fp32. */
+static void matmul_wgrad(gt_backend *be, void *dw, const void *dy, const void *x, int N, int IC,
+                         int OC) {
+    gemm_args g;
+    memset(&g, 0, sizeof g);
+    g.op_a = CUBLAS_OP_N;
+    g.op_b = CUBLAS_OP_T;
+    g.m = IC;
+    g.n = OC;
+    g.k = N;
+    g.a = x;
+    g.lda = IC;
+    g.type_a = CUDA_R_16BF;
+    g.b = dy;
+    g.ldb = OC;
+    g.type_b = CUDA_R_16BF;
+    g.c = dw;
+    g.d = dw;
+    g.ldc = IC;
+    g.type_c = g.type_d = CUDA_R_32F;
+    g.alpha = 1.0f;
+    g.beta = 1.0f;
+    gemm_run(be, &g);
+}
+
+extern "C" void gt_cuda_matmul_bwd(gt_backend *be, void *dx, void *dw, const void *dy,
+                                   const void *x, const void *w, int N, int IC, int OC) {
+    if (N <= 0 || IC <= 0) return; /* nothing to write, nothing to add */
+    GT_NVTX_PUSH("matmul_bwd");
+    if (dx) {
+        if (OC > 0) matmul_dgrad(be, dx, dy, w, N, IC, OC);
+        else CUDA_CHECK(cudaMemsetAsync(dx, 0, (size_t)N * IC * sizeof(__nv_bfloat16), be->stream));
+    }
+    if (OC > 0) matmul_wgrad(be, dw, dy, x, N, IC, OC);
+    GT_NVTX_POP();
+}

@@ -1,0 +1,151 @@
+/* The compute interface: every op the model needs, implemented once per backend.
+ *
+ *   kernels/cpu   reference C; two variants: real = float ("cpu") and real = double ("cpu64")
+ *   kernels/cuda  CUDA kernels and cuBLASLt; BF16 activations and weights, FP32 accumulation
+ *
+ * model/ orchestrates forward and backward through this table only, so one model code path runs on
+ * every backend (and, with comm/, at every tensor-parallel layout).
+ *
+ * Buffers are device pointers of the backend (host memory for the CPU backends). Three storage kinds:
+ *   ACT   activations and weights      float (cpu), double (cpu64), bf16 (cuda)
+ *   GRAD  parameter gradients          float (cpu), double (cpu64), float (cuda)
+ *   STAT  per-row statistics and loss  float (cpu), double (cpu64), float (cuda)
+ * Token ids, targets, positions and segment ids are int32 on every backend.
+ *
+ * Shapes are row-major. N = tokens in the micro-batch (B*T), C = hidden size, D = head_dim,
+ * Hq/Hkv = query/KV heads held by this rank, F = ffn size held by this rank, V = vocab rows of
+ * this rank. A weight W of a linear layer is [out, in] (HF layout): y = x W^T.
+ *
+ * Conventions for backward ops: an input gradient is overwritten unless its comment says "+=";
+ * a parameter gradient (GRAD kind) is always accumulated (+=), so micro-batches accumulate. */
+#ifndef GT_OPS_H
+#define GT_OPS_H
+
+#include "base.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct gt_backend gt_backend; /* backend state: stream, library handles, workspaces */
+
+typedef enum { GT_ACT = 0, GT_GRAD, GT_STAT } gt_kind;
+
+typedef enum { GT_GELU_TANH = 0, GT_GELU_ERF } gt_gelu;
+
+typedef struct {
+    float lr, beta1, beta2, eps, weight_decay;
+    float grad_scale; /* gradients are multiplied by this first (clipping, 1/accumulation) */
+    int step;         /* 1-based, for bias correction */
+} gt_adamw_args;
+
+typedef struct gt_ops {
+    const char *name;
+    size_t size[3]; /* bytes of one element of each gt_kind */
+
+    /* ---- memory ---- */
+    void *(*alloc)(gt_backend *be, size_t bytes); /* zero-filled; dies when out of memory */
+    void (*release)(gt_backend *be, void *p);
+    void (*zero)(gt_backend *be, void *p, size_t bytes);
+    void (*copy)(gt_backend *be, void *dst, const void *src, size_t bytes); /* device to device */
+    void (*upload_raw)(gt_backend *be, void *dst, const void *src, size_t bytes);
+    void (*download_raw)(gt_backend *be, void *dst, const void *src, size_t bytes);
+    /* Host float32 <-> device elements of the given kind (converted, rounded to nearest even). */
+    void (*upload)(gt_backend *be, gt_kind kind, void *dst, const float *src, size_t n);
+    void (*download)(gt_backend *be, gt_kind kind, float *dst, const void *src, size_t n);
+    void (*sync)(gt_backend *be);
+
+    /* ---- elementwise ---- */
+    /* out[n] = a[n] + b[n] (ACT); out may alias a or b. */
+    void (*add)(gt_backend *be, void *out, const void *a, const void *b, size_t n);
+    /* dst[n] += src[n] (ACT). */
+    void (*accumulate)(gt_backend *be, void *dst, const void *src, size_t n);
+
+    /* ---- embedding (vocab-parallel: this rank holds rows [vstart, vstart+V)) ---- */
+    /* out[N,C] = wte[tok - vstart] * scale, or 0 when tok is outside this rank's rows.
+     * scale is sqrt(hidden_size) already rounded to the ACT dtype by the caller. */
+    void (*embed_fwd)(gt_backend *be, void *out, const int32_t *tok, const void *wte, float scale,
+                      int64_t vstart, int V, int N, int C);
+    /* dwte[tok - vstart] += dout * scale (GRAD), except the padding row pad_id (HF padding_idx);
+     * pad_id < 0 means none. */
+    void (*embed_bwd)(gt_backend *be, void *dwte, const void *dout, const int32_t *tok, float scale,
+                      int64_t vstart, int V, int N, int C, int pad_id);
+
+    /* ---- RMSNorm with zero-centered gamma: y = x * rsqrt(mean(x^2) + eps) * (1 + w) ---- */
+    /* out[N,C] (ACT), rstd[N] (STAT), x[N,C], w[C]. Computed in fp32 (fp64 on cpu64). */
+    void (*rmsnorm_fwd)(gt_backend *be, void *out, void *rstd, const void *x, const void *w,
+                        float eps, int N, int C);
+    /* dx[N,C] += (ACT), dw[C] += sum_rows dout * xhat (GRAD). */
+    void (*rmsnorm_bwd)(gt_backend *be, void *dx, void *dw, const void *dout, const void *x,
+                        const void *w, const void *rstd, int N, int C);
+
+    /* ---- linear layers: y[N,OC] = x[N,IC] W[OC,IC]^T ---- */
+    void (*matmul_fwd)(gt_backend *be, void *y, const void *x, const void *w, int N, int IC, int OC);
+    /* dx[N,IC] = dy W (ACT, overwritten; skipped when dx is NULL), dw[OC,IC] += dy^T x (GRAD). */
+    void (*matmul_bwd)(gt_backend *be, void *dx, void *dw, const void *dy, const void *x,
+                       const void *w, int N, int IC, int OC);
+
+    /* ---- rotary embedding, in place on the q and k heads of the fused qkv rows ----
+     * qkv[N, (Hq + 2*Hkv) * D] is grouped by KV group g = 0..Hkv-1:
+     *   [q heads g*G .. g*G+G-1, k_g, v_g], G = Hq / Hkv, each head D wide.
+     * pos[N] is each token's position. Angles: pos * theta^(-2i/D) in fp32; element d pairs with
+     * d + D/2 (non-interleaved halves). rope_bwd applies the inverse rotation to dqkv. */
+    void (*rope_fwd)(gt_backend *be, void *qkv, const int32_t *pos, float theta, int N, int Hq,
+                     int Hkv, int D);
+    void (*rope_bwd)(gt_backend *be, void *dqkv, const int32_t *pos, float theta, int N, int Hq,
+                     int Hkv, int D);
+
+    /* ---- causal attention over B sequences of T tokens (N = B*T) ----
+     * qkv as above (after RoPE). out[N, Hq*D] (ACT), head h at columns h*D.
+     * lse[B, Hq, T] (STAT): log-sum-exp of each query row's scaled scores, for the backward.
+     * seg[N] (may be NULL): segment (document) id of each token; a query attends only to keys at
+     * or before it with the same segment id. scale = head_dim^-0.5. Softmax in fp32. */
+    void (*attention_fwd)(gt_backend *be, void *out, void *lse, const void *qkv, const int32_t *seg,
+                          float scale, int B, int T, int Hq, int Hkv, int D);
+    /* dqkv[N, (Hq+2Hkv)*D] (ACT, overwritten: dq, dk, dv in the fused layout). */
+    void (*attention_bwd)(gt_backend *be, void *dqkv, const void *dout, const void *qkv,
+                          const void *out, const void *lse, const int32_t *seg, float scale, int B,
+                          int T, int Hq, int Hkv, int D);
+
+    /* ---- GeGLU: h[N,F] = gelu(a[:, 0:F]) * a[:, F:2F], a = fc1 output [N, 2F] ([gate; up]) ---- */
+    void (*geglu_fwd)(gt_backend *be, void *h, const void *a, gt_gelu kind, int N, int F);
+    /* da[N,2F] (ACT, overwritten). */
+    void (*geglu_bwd)(gt_backend *be, void *da, const void *dh, const void *a, gt_gelu kind, int N,
+                      int F);
+
+    /* ---- cross-entropy over vocab-parallel logits[N, V] (columns = vocab ids vstart..vstart+V-1)
+     * target < 0 (HF's -100) means the token is not a target.
+     * ce_partial: part[N,3] (STAT) = (max_v logit, sum_v exp(logit - max), logit[target] if the
+     *   target is in this rank's columns else 0), over this rank's columns.
+     * ce_finish: parts[tp, N, 3] from every tp rank (tp = 1 without tensor parallelism) ->
+     *   lse[N] (STAT), and loss_sum[0] += sum over targets of (lse - logit[target]) (STAT).
+     * ce_backward: dlogits[N,V] = (softmax - onehot(target)) * dscale, rows of non-targets 0.
+     *   dlogits may alias logits. */
+    void (*ce_partial)(gt_backend *be, void *part, const void *logits, const int32_t *target,
+                       int64_t vstart, int V, int N);
+    void (*ce_finish)(gt_backend *be, void *lse, void *loss_sum, const void *parts,
+                      const int32_t *target, int tp, int N);
+    void (*ce_backward)(gt_backend *be, void *dlogits, const void *logits, const int32_t *target,
+                        const void *lse, float dscale, int64_t vstart, int V, int N);
+
+    /* ---- optimizer ---- */
+    /* out[0] += sum of squares of g[n] (GRAD), accumulated in fp32 (fp64 on cpu64) into a STAT. */
+    void (*grad_sumsq)(gt_backend *be, void *out, const void *g, size_t n);
+    /* AdamW on n elements: master/m/v fp32 (fp64 on cpu64; the CPU backends use param as master
+     * and master is NULL), param (ACT) gets the rounded master. Decoupled weight decay:
+     * p -= lr * (mhat / (sqrt(vhat) + eps) + wd * p). */
+    void (*adamw)(gt_backend *be, void *param, void *master, void *m, void *v, const void *grad,
+                  size_t n, const gt_adamw_args *args);
+} gt_ops;
+
+/* Backends. Each create() returns the op table and fills *be with its state. */
+const gt_ops *gt_cpu_ops(void);   /* float */
+const gt_ops *gt_cpu64_ops(void); /* double */
+gt_backend *gt_cpu_backend_create(void);
+void gt_cpu_backend_destroy(gt_backend *be);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

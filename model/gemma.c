@@ -1,0 +1,224 @@
+/* Forward and backward of Gemma for one micro-batch, written once over the gt_ops interface. */
+#include <math.h>
+#include <stdlib.h>
+
+#include "model.h"
+
+#define PARAM(m, off) ((char *)(m)->params + (off) * (m)->ops->size[GT_ACT])
+#define GRAD(m, off) ((char *)(m)->grads + (off) * (m)->ops->size[GT_GRAD])
+#define ROWS(m, kind, base, row, width)                                                            \
+    ((char *)(base) + (size_t)(row) * (size_t)(width) * (m)->ops->size[kind])
+
+int gt_model_init(gt_model *m, const gt_config *cfg, const gt_ops *ops, gt_backend *be, int tp_rank,
+                  int tp_size, gt_err *err) {
+    memset(m, 0, sizeof *m);
+    if (gt_config_validate(cfg, "model config", err)) return -1;
+    if (gt_layout_init(&m->lay, cfg, tp_rank, tp_size, err)) return -1;
+    m->cfg = *cfg;
+    m->ops = ops;
+    m->be = be;
+    m->params = ops->alloc(be, m->lay.count * ops->size[GT_ACT]);
+    m->grads = ops->alloc(be, m->lay.count * ops->size[GT_GRAD]);
+    return 0;
+}
+
+static void free_batch(gt_model *m) {
+    const gt_ops *o = m->ops;
+    if (!m->acts) return;
+    for (int l = 0; l < m->lay.L; l++) {
+        gt_layer_acts *a = &m->acts[l];
+        void *bufs[] = {a->res, a->ln1, a->rstd1, a->qkv, a->att, a->lse,
+                        a->res_mid, a->ln2, a->rstd2, a->fc1, a->h};
+        for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) o->release(m->be, bufs[i]);
+    }
+    free(m->acts);
+    m->acts = NULL;
+    void *bufs[] = {m->tokens, m->targets, m->pos, m->seg, m->res_final, m->lnf, m->rstdf,
+                    m->dlnf, m->logits, m->ce_parts, m->ce_lse, m->loss_sum, m->tmp,
+                    m->dres, m->dbig, m->dsmall};
+    for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) o->release(m->be, bufs[i]);
+}
+
+void gt_model_free(gt_model *m) {
+    if (!m->ops) return;
+    free_batch(m);
+    m->ops->release(m->be, m->params);
+    m->ops->release(m->be, m->grads);
+    gt_layout_free(&m->lay);
+    m->ops = NULL;
+}
+
+static size_t max3(size_t a, size_t b, size_t c) {
+    size_t x = a > b ? a : b;
+    return x > c ? x : c;
+}
+
+void gt_model_alloc_batch(gt_model *m, int B, int T) {
+    if (m->acts && m->B == B && m->T == T) return;
+    free_batch(m);
+    const gt_ops *o = m->ops;
+    gt_backend *be = m->be;
+    const gt_layout *L = &m->lay;
+    size_t N = (size_t)B * T, C = (size_t)L->C, act = o->size[GT_ACT], st = o->size[GT_STAT];
+    size_t HD = (size_t)L->Hq * L->D;
+    m->B = B;
+    m->T = T;
+    m->N = (int)N;
+    /* Bound the logits chunk to ~64 MiB of ACT elements: never more than one chunk of logits. */
+    size_t chunk = ((size_t)64 << 20) / act / (size_t)L->V;
+    if (chunk < 1) chunk = 1;
+    m->ce_chunk = (int)(chunk < N ? chunk : N);
+    m->tokens = o->alloc(be, N * sizeof(int32_t));
+    m->targets = o->alloc(be, N * sizeof(int32_t));
+    m->pos = o->alloc(be, N * sizeof(int32_t));
+    m->seg = o->alloc(be, N * sizeof(int32_t));
+    m->acts = gt_calloc((size_t)L->L, sizeof *m->acts);
+    for (int l = 0; l < L->L; l++) {
+        gt_layer_acts *a = &m->acts[l];
+        a->res = o->alloc(be, N * C * act);
+        a->ln1 = o->alloc(be, N * C * act);
+        a->rstd1 = o->alloc(be, N * st);
+        a->qkv = o->alloc(be, N * (size_t)L->Q * act);
+        a->att = o->alloc(be, N * HD * act);
+        a->lse = o->alloc(be, N * (size_t)L->Hq * st);
+        a->res_mid = o->alloc(be, N * C * act);
+        a->ln2 = o->alloc(be, N * C * act);
+        a->rstd2 = o->alloc(be, N * st);
+        a->fc1 = o->alloc(be, N * 2 * (size_t)L->F * act);
+        a->h = o->alloc(be, N * (size_t)L->F * act);
+    }
+    m->res_final = o->alloc(be, N * C * act);
+    m->lnf = o->alloc(be, N * C * act);
+    m->rstdf = o->alloc(be, N * st);
+    m->dlnf = o->alloc(be, N * C * act);
+    m->logits = o->alloc(be, (size_t)m->ce_chunk * L->V * act);
+    m->ce_parts = o->alloc(be, (size_t)L->tp_size * m->ce_chunk * 3 * st);
+    m->ce_lse = o->alloc(be, (size_t)m->ce_chunk * st);
+    m->loss_sum = o->alloc(be, st);
+    m->tmp = o->alloc(be, N * C * act);
+    m->dres = o->alloc(be, N * C * act);
+    m->dbig = o->alloc(be, N * max3(2 * (size_t)L->F, (size_t)L->Q, max3(C, HD, 1)) * act);
+    m->dsmall = o->alloc(be, N * max3((size_t)L->F, HD, C) * act);
+}
+
+void gt_model_set_batch(gt_model *m, const int32_t *tokens, const int32_t *targets,
+                        const int32_t *pos, const int32_t *seg) {
+    size_t bytes = (size_t)m->N * sizeof(int32_t);
+    m->ops->upload_raw(m->be, m->tokens, tokens, bytes);
+    m->ops->upload_raw(m->be, m->targets, targets, bytes);
+    m->ops->upload_raw(m->be, m->pos, pos, bytes);
+    m->has_seg = seg != NULL;
+    if (seg) m->ops->upload_raw(m->be, m->seg, seg, bytes);
+}
+
+void gt_model_zero_grads(gt_model *m) {
+    m->ops->zero(m->be, m->grads, m->lay.count * m->ops->size[GT_GRAD]);
+}
+
+/* sqrt(hidden_size) rounded to the activation dtype, as HF's normalizer tensor is. */
+static float embed_scale(const gt_model *m) {
+    float s = sqrtf((float)m->lay.C);
+    return m->ops->size[GT_ACT] == 2 ? gt_round_bf16(s) : s;
+}
+
+static float attn_scale(const gt_model *m) { return (float)(1.0 / sqrt((double)m->lay.D)); }
+
+static void layer_forward(gt_model *m, int l, void *res_out) {
+    const gt_ops *o = m->ops;
+    gt_backend *be = m->be;
+    const gt_layout *L = &m->lay;
+    const gt_layer_offsets *w = &L->layer[l];
+    gt_layer_acts *a = &m->acts[l];
+    int N = m->N, C = L->C, HD = L->Hq * L->D;
+    float eps = (float)m->cfg.rms_norm_eps;
+    const int32_t *seg = m->has_seg ? m->seg : NULL;
+
+    o->rmsnorm_fwd(be, a->ln1, a->rstd1, a->res, PARAM(m, w->ln1), eps, N, C);
+    o->matmul_fwd(be, a->qkv, a->ln1, PARAM(m, w->qkv), N, C, L->Q);
+    o->rope_fwd(be, a->qkv, m->pos, (float)m->cfg.rope_theta, N, L->Hq, L->Hkv, L->D);
+    o->attention_fwd(be, a->att, a->lse, a->qkv, seg, attn_scale(m), m->B, m->T, L->Hq, L->Hkv, L->D);
+    o->matmul_fwd(be, m->tmp, a->att, PARAM(m, w->o), N, HD, C);
+    o->add(be, a->res_mid, a->res, m->tmp, (size_t)N * C);
+    o->rmsnorm_fwd(be, a->ln2, a->rstd2, a->res_mid, PARAM(m, w->ln2), eps, N, C);
+    o->matmul_fwd(be, a->fc1, a->ln2, PARAM(m, w->fc1), N, C, 2 * L->F);
+    o->geglu_fwd(be, a->h, a->fc1, m->cfg.act, N, L->F);
+    o->matmul_fwd(be, m->tmp, a->h, PARAM(m, w->fc2), N, L->F, C);
+    o->add(be, res_out, a->res_mid, m->tmp, (size_t)N * C);
+}
+
+/* lm_head and cross-entropy over chunks of tokens, so that only one chunk of logits exists. */
+static double head_forward(gt_model *m, int train, float dscale, float *logits_out) {
+    const gt_ops *o = m->ops;
+    gt_backend *be = m->be;
+    const gt_layout *L = &m->lay;
+    int C = L->C;
+    o->zero(be, m->loss_sum, o->size[GT_STAT]);
+    for (int n0 = 0; n0 < m->N; n0 += m->ce_chunk) {
+        int n = m->N - n0 < m->ce_chunk ? m->N - n0 : m->ce_chunk;
+        const void *x = ROWS(m, GT_ACT, m->lnf, n0, C);
+        const int32_t *tgt = m->targets + n0;
+        o->matmul_fwd(be, m->logits, x, PARAM(m, L->wte), n, C, L->V);
+        if (logits_out) o->download(be, GT_ACT, logits_out + (size_t)n0 * L->V, m->logits, (size_t)n * L->V);
+        o->ce_partial(be, m->ce_parts, m->logits, tgt, L->vstart, L->V, n);
+        o->ce_finish(be, m->ce_lse, m->loss_sum, m->ce_parts, tgt, 1, n);
+        if (!train) continue;
+        o->ce_backward(be, m->logits, m->logits, tgt, m->ce_lse, dscale, L->vstart, L->V, n);
+        o->matmul_bwd(be, ROWS(m, GT_ACT, m->dlnf, n0, C), GRAD(m, L->wte), m->logits, x,
+                      PARAM(m, L->wte), n, C, L->V);
+    }
+    /* Read the STAT element raw so that the float64 backend keeps its precision. */
+    double loss64 = 0;
+    float loss32 = 0;
+    if (o->size[GT_STAT] == sizeof loss64) o->download_raw(be, &loss64, m->loss_sum, sizeof loss64);
+    else o->download_raw(be, &loss32, m->loss_sum, sizeof loss32), loss64 = loss32;
+    return loss64;
+}
+
+double gt_model_forward(gt_model *m, int train, float dscale, float *logits_out) {
+    const gt_ops *o = m->ops;
+    const gt_layout *L = &m->lay;
+    int N = m->N, C = L->C;
+    o->embed_fwd(m->be, m->acts[0].res, m->tokens, PARAM(m, L->wte), embed_scale(m), L->vstart, L->V,
+                 N, C);
+    for (int l = 0; l < L->L; l++) layer_forward(m, l, l + 1 < L->L ? m->acts[l + 1].res : m->res_final);
+    o->rmsnorm_fwd(m->be, m->lnf, m->rstdf, m->res_final, PARAM(m, L->lnf), (float)m->cfg.rms_norm_eps,
+                   N, C);
+    return head_forward(m, train, dscale, logits_out);
+}
+
+/* On entry m->dres = dloss/d(output residual of layer l); on exit = dloss/d(input residual). */
+static void layer_backward(gt_model *m, int l) {
+    const gt_ops *o = m->ops;
+    gt_backend *be = m->be;
+    const gt_layout *L = &m->lay;
+    const gt_layer_offsets *w = &L->layer[l];
+    gt_layer_acts *a = &m->acts[l];
+    int N = m->N, C = L->C, HD = L->Hq * L->D;
+    const int32_t *seg = m->has_seg ? m->seg : NULL;
+
+    /* MLP: res_out = res_mid + fc2(geglu(fc1(ln2(res_mid)))) */
+    o->matmul_bwd(be, m->dsmall, GRAD(m, w->fc2), m->dres, a->h, PARAM(m, w->fc2), N, L->F, C);
+    o->geglu_bwd(be, m->dbig, m->dsmall, a->fc1, m->cfg.act, N, L->F);
+    o->matmul_bwd(be, m->tmp, GRAD(m, w->fc1), m->dbig, a->ln2, PARAM(m, w->fc1), N, C, 2 * L->F);
+    o->rmsnorm_bwd(be, m->dres, GRAD(m, w->ln2), m->tmp, a->res_mid, PARAM(m, w->ln2), a->rstd2, N, C);
+
+    /* Attention: res_mid = res + o(attn(rope(qkv(ln1(res))))) */
+    o->matmul_bwd(be, m->dsmall, GRAD(m, w->o), m->dres, a->att, PARAM(m, w->o), N, HD, C);
+    o->attention_bwd(be, m->dbig, m->dsmall, a->qkv, a->att, a->lse, seg, attn_scale(m), m->B, m->T,
+                     L->Hq, L->Hkv, L->D);
+    o->rope_bwd(be, m->dbig, m->pos, (float)m->cfg.rope_theta, N, L->Hq, L->Hkv, L->D);
+    o->matmul_bwd(be, m->tmp, GRAD(m, w->qkv), m->dbig, a->ln1, PARAM(m, w->qkv), N, C, L->Q);
+    o->rmsnorm_bwd(be, m->dres, GRAD(m, w->ln1), m->tmp, a->res, PARAM(m, w->ln1), a->rstd1, N, C);
+}
+
+void gt_model_backward(gt_model *m) {
+    const gt_ops *o = m->ops;
+    const gt_layout *L = &m->lay;
+    int N = m->N, C = L->C;
+    o->zero(m->be, m->dres, (size_t)N * C * o->size[GT_ACT]);
+    o->rmsnorm_bwd(m->be, m->dres, GRAD(m, L->lnf), m->dlnf, m->res_final, PARAM(m, L->lnf), m->rstdf,
+                   N, C);
+    for (int l = L->L - 1; l >= 0; l--) layer_backward(m, l);
+    o->embed_bwd(m->be, GRAD(m, L->wte), m->dres, m->tokens, embed_scale(m), L->vstart, L->V, N, C,
+                 m->cfg.pad_token_id);
+}

@@ -1,0 +1,62 @@
+/* Loading a rank's slices of an HF checkpoint into the parameter buffer, and copying parameters or
+ * gradients back out under their HF names. Both walk the same pieces (model/layout.h). */
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "model.h"
+#include "safetensors.h"
+
+/* Rows read per pread batch, so that a 256k-row embedding never needs a full float copy. */
+#define LOAD_MAX_ELEMS ((int64_t)1 << 22)
+
+static int load_piece(gt_model *m, const gt_st *st, const gt_piece *p, float *buf, gt_err *err) {
+    int64_t rows, cols;
+    int ndim;
+    if (gt_hf_tensor_dims(&m->cfg, p->name, &rows, &cols, &ndim)) return gt_fail(err, "no HF shape for %s", p->name);
+    int64_t shape[2] = {ndim == 1 ? cols : rows, cols};
+    const gt_st_tensor *t;
+    if (gt_st_expect(st, p->name, ndim, shape, &t, err)) return -1;
+    int64_t step = LOAD_MAX_ELEMS / p->ncols;
+    if (step < 1) step = 1;
+    for (int64_t r = 0; r < p->nrows; r += step) {
+        int64_t n = p->nrows - r < step ? p->nrows - r : step;
+        if (gt_st_read_f32(st, t, p->row0 + r, n, p->col0, p->ncols, buf, err)) return -1;
+        size_t off = (p->dst + (size_t)(r * p->ncols)) * m->ops->size[GT_ACT];
+        m->ops->upload(m->be, GT_ACT, (char *)m->params + off, buf, (size_t)(n * p->ncols));
+    }
+    return 0;
+}
+
+int gt_model_load_hf(gt_model *m, const char *dir, gt_err *err) {
+    gt_st st;
+    if (gt_st_open(&st, dir, err)) return -1;
+    int np;
+    gt_piece *pieces = gt_layout_pieces(&m->lay, &m->cfg, &np);
+    float *buf = gt_malloc((size_t)LOAD_MAX_ELEMS * sizeof(float) + (size_t)m->lay.C * sizeof(float));
+    int rc = 0;
+    for (int i = 0; i < np && rc == 0; i++) rc = load_piece(m, &st, &pieces[i], buf, err);
+    free(buf);
+    free(pieces);
+    gt_st_close(&st);
+    return rc;
+}
+
+void gt_model_export_tensor(const gt_model *m, int grads, const char *name, float *full) {
+    int np;
+    gt_piece *pieces = gt_layout_pieces(&m->lay, &m->cfg, &np);
+    gt_kind kind = grads ? GT_GRAD : GT_ACT;
+    const char *base = grads ? m->grads : m->params;
+    for (int i = 0; i < np; i++) {
+        const gt_piece *p = &pieces[i];
+        if (strcmp(p->name, name)) continue;
+        int64_t rows, cols;
+        int ndim;
+        if (gt_hf_tensor_dims(&m->cfg, p->name, &rows, &cols, &ndim)) GT_DIE("no HF shape for %s", name);
+        float *blk = gt_malloc((size_t)(p->nrows * p->ncols) * sizeof(float));
+        m->ops->download(m->be, kind, blk, base + p->dst * m->ops->size[kind], (size_t)(p->nrows * p->ncols));
+        for (int64_t r = 0; r < p->nrows; r++)
+            memcpy(full + (p->row0 + r) * cols + p->col0, blk + r * p->ncols, (size_t)p->ncols * sizeof(float));
+        free(blk);
+    }
+    free(pieces);
+}

@@ -1,0 +1,80 @@
+/* The Gemma model of one tensor-parallel rank on one backend: parameters, gradients, the
+ * activations of one micro-batch, forward and backward. The same code runs on every backend. */
+#ifndef GT_MODEL_H
+#define GT_MODEL_H
+
+#include "layout.h"
+
+typedef struct {
+    void *res;       /* [N, C] residual entering the layer */
+    void *ln1;       /* [N, C] */
+    void *rstd1;     /* [N] STAT */
+    void *qkv;       /* [N, Q] after RoPE */
+    void *att;       /* [N, Hq*D] */
+    void *lse;       /* [B, Hq, T] STAT */
+    void *res_mid;   /* [N, C] residual after attention */
+    void *ln2;       /* [N, C] */
+    void *rstd2;     /* [N] STAT */
+    void *fc1;       /* [N, 2F] */
+    void *h;         /* [N, F] GeGLU output */
+} gt_layer_acts;
+
+typedef struct {
+    gt_config cfg;
+    gt_layout lay;
+    const gt_ops *ops;
+    gt_backend *be;
+    void *params; /* [lay.count] ACT */
+    void *grads;  /* [lay.count] GRAD */
+
+    /* micro-batch state, sized by gt_model_alloc_batch */
+    int B, T, N;
+    int ce_chunk;        /* tokens per lm_head/cross-entropy chunk */
+    int32_t *tokens, *targets, *pos, *seg; /* [N] device */
+    gt_layer_acts *acts; /* [L] */
+    void *res_final;     /* [N, C] */
+    void *lnf, *rstdf;   /* [N, C], [N] */
+    void *dlnf;          /* [N, C] gradient of the final norm output (lm_head backward) */
+    void *logits;        /* [ce_chunk, V] */
+    void *ce_parts;      /* [tp, ce_chunk, 3] STAT */
+    void *ce_lse;        /* [ce_chunk] STAT */
+    void *loss_sum;      /* [1] STAT */
+    void *tmp;           /* [N, C] projection output */
+    void *dres;          /* [N, C] gradient of the residual stream */
+    void *dbig;          /* [N, max(2F, Q, C, Hq*D)] */
+    void *dsmall;        /* [N, max(F, Hq*D, C)] */
+    int has_seg;
+} gt_model;
+
+/* Allocates parameters (zero) and gradients for rank tp_rank of tp_size. */
+int gt_model_init(gt_model *m, const gt_config *cfg, const gt_ops *ops, gt_backend *be, int tp_rank,
+                  int tp_size, gt_err *err);
+void gt_model_free(gt_model *m);
+
+/* Reads this rank's slices of an HF checkpoint (directory with config.json and safetensors). */
+int gt_model_load_hf(gt_model *m, const char *dir, gt_err *err);
+
+/* Copies the full HF tensor `name` of the parameters (grads = 0) or the gradients (grads = 1) of this
+ * rank's slices into full[rows*cols] (other ranks' slices are left untouched). */
+void gt_model_export_tensor(const gt_model *m, int grads, const char *name, float *full);
+
+/* Sizes activation buffers for micro-batches of B sequences of T tokens. */
+void gt_model_alloc_batch(gt_model *m, int B, int T);
+
+/* Uploads a micro-batch: tokens, targets (next token id, or -1 for none), positions, and segment
+ * ids (NULL: every sequence is one segment), each [B*T] host arrays. */
+void gt_model_set_batch(gt_model *m, const int32_t *tokens, const int32_t *targets,
+                        const int32_t *pos, const int32_t *seg);
+
+/* Forward pass. Returns the sum of the next-token losses of the micro-batch's targets.
+ * With train set, also runs the lm_head / cross-entropy backward with dloss = dscale per target
+ * (1 / targets of the whole global batch), leaving gt_model_backward the rest.
+ * logits_out (may be NULL): receives all [N, V] logits of this rank as float. */
+double gt_model_forward(gt_model *m, int train, float dscale, float *logits_out);
+
+/* Backward pass after a training forward: accumulates into m->grads. */
+void gt_model_backward(gt_model *m);
+
+void gt_model_zero_grads(gt_model *m);
+
+#endif
