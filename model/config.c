@@ -53,7 +53,8 @@ static int wrong_type(const cfg_src *s, const char *key, const char *want, const
 }
 
 static int missing(const cfg_src *s, const char *key) {
-    return gt_fail(s->err, "%s: required field '%s' is missing", s->path, key);
+    return gt_fail(s->err, "%s: required field '%s' is %s", s->path, key,
+                   json_object_get(s->root, key) ? "null" : "missing");
 }
 
 /* An integer that fits in int. Absent/null: error if required, else *out is left as it is. */

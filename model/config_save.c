@@ -26,7 +26,7 @@ static const char *dtype_name(gt_dtype dt) {
 static json_t *token(int id) { return id < 0 ? json_null() : json_integer(id); }
 
 /* Fewest significant digits (at most 17) with which every value reads back bit-exact, so that
- * 1e-6 is written "1e-06" and not "9.9999999999999995e-07". jansson takes one precision for the
+ * 1e-6 is written "1e-6" and not "9.9999999999999995e-07". jansson takes one precision for the
  * whole document, hence the maximum. */
 static int real_precision(const double *v, int n) {
     char buf[320]; /* %.17g of any double fits; sized for the compiler's worst case */

@@ -8,6 +8,7 @@ Each fixture is a tiny random GemmaForCausalLM written by save_pretrained, plus 
   logits     F32 [B, T, V]  float32 eager-attention logits
   loss       F32 [1]        HF's causal-LM loss (mean over unmasked next-token targets)
   grad.NAME  F32 [...]      d loss / d parameter, for every parameter under its HF name
+  train_loss F32 [5]        loss before each of 4 AdamW steps on this batch, and after the last
 The reference numbers come from the checkpoint as loaded back by from_pretrained in float32, so a
 bf16 or f16 checkpoint is compared after the same rounding gemmatron sees."""
 import json
@@ -86,9 +87,31 @@ def reference(path, ids, labels):
                "logits": out.logits.detach().float().contiguous(),
                "loss": out.loss.detach().float().reshape(1)}
     for name, p in model.named_parameters():
-        tensors["grad." + name] = p.grad.detach().float().contiguous()
+        tensors["grad." + name] = p.grad.detach().float().clone()
     act = type(model.model.layers[0].mlp.act_fn).__name__
+    tensors["train_loss"] = train_losses(model, ids, labels)
     return tensors, act
+
+
+def train_losses(model, ids, labels, steps=4):
+    """Loss before each of `steps` AdamW steps (lr 1e-2, betas 0.9/0.95, eps 1e-8, weight decay
+    0.1 on matrices only, gradient norm clipped to 1.0) on the same batch, then once more after."""
+    decay = [p for n, p in model.named_parameters() if "norm" not in n]
+    no_decay = [p for n, p in model.named_parameters() if "norm" in n]
+    opt = torch.optim.AdamW([{"params": decay, "weight_decay": 0.1},
+                             {"params": no_decay, "weight_decay": 0.0}],
+                            lr=1e-2, betas=(0.9, 0.95), eps=1e-8)
+    losses = []
+    for _ in range(steps):
+        opt.zero_grad()
+        loss = model(input_ids=ids, labels=labels).loss
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        losses.append(loss.item())
+    with torch.no_grad():
+        losses.append(model(input_ids=ids, labels=labels).loss.item())
+    return torch.tensor(losses, dtype=torch.float32)
 
 
 def make(name, overrides, dtype, shard, seed):

@@ -16,7 +16,8 @@ typedef struct {
 } attn_dims;
 
 static attn_dims make_dims(const int32_t *seg, int B, int T, int Hq, int Hkv, int D) {
-    GT_ASSERT(Hkv > 0 && Hq % Hkv == 0 && D > 0, "attention: bad heads Hq=%d Hkv=%d D=%d", Hq, Hkv, D);
+    GT_ASSERT(Hkv > 0 && Hq % Hkv == 0 && D > 0, "attention: bad heads Hq=%d Hkv=%d D=%d", Hq, Hkv,
+              D);
     attn_dims a = {B, T, Hq, Hkv, D, Hq / Hkv, (size_t)(Hq + 2 * Hkv) * D, seg};
     return a;
 }
@@ -92,7 +93,8 @@ void CPU_FN(cpu_attention_fwd)(gt_backend *be, void *out, void *lse, const void 
         for (int h = 0; h < Hq; h++)
             for (int i = 0; i < T; i++) {
                 real *o = os + ((size_t)b * T + i) * Hq * D + (size_t)h * D;
-                ls[((size_t)b * Hq + h) * T + i] = attend_row(&a, o, s, oacc, qkv, b, h, i, (real)scale);
+                ls[((size_t)b * Hq + h) * T + i] =
+                    attend_row(&a, o, s, oacc, qkv, b, h, i, (real)scale);
             }
     free(oacc);
     free(s);
@@ -137,13 +139,15 @@ static void grad_row(const attn_dims *a, attn_grads *gr, real *dqkv, const real 
 
 /* All query heads of KV group g in batch row b; then writes dk_g, dv_g of the T rows. */
 static void grad_group(const attn_dims *a, attn_grads *gr, real *dqkv, const real *dout,
-                       const real *qkv, const real *out, const real *lse, int b, int g, real scale) {
+                       const real *qkv, const real *out, const real *lse, int b, int g,
+                       real scale) {
     const int D = a->D, T = a->T;
     memset(gr->dk, 0, (size_t)T * D * sizeof(acc));
     memset(gr->dv, 0, (size_t)T * D * sizeof(acc));
     for (int h = g * a->G; h < (g + 1) * a->G; h++)
         for (int i = 0; i < T; i++)
-            grad_row(a, gr, dqkv, dout, qkv, out, lse[((size_t)b * a->Hq + h) * T + i], b, h, i, scale);
+            grad_row(a, gr, dqkv, dout, qkv, out, lse[((size_t)b * a->Hq + h) * T + i], b, h, i,
+                     scale);
     for (int j = 0; j < T; j++) {
         real *row = dqkv + ((size_t)b * T + j) * a->W;
         for (int d = 0; d < D; d++) {
@@ -164,7 +168,8 @@ void CPU_FN(cpu_attention_bwd)(gt_backend *be, void *dqkv, const void *dout, con
         gt_malloc((size_t)T * sizeof(real)),
     };
     for (int b = 0; b < B; b++)
-        for (int g = 0; g < Hkv; g++) grad_group(&a, &gr, dqkv, dout, qkv, out, lse, b, g, (real)scale);
+        for (int g = 0; g < Hkv; g++)
+            grad_group(&a, &gr, dqkv, dout, qkv, out, lse, b, g, (real)scale);
     free(gr.s);
     free(gr.dv);
     free(gr.dk);

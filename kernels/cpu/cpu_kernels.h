@@ -1,12 +1,12 @@
 /* Internal declarations of the CPU reference kernels, one function per gt_ops entry (kernels/ops.h
- * is the contract: shapes, layouts, which gradients are overwritten and which accumulate). Each name
- * carries the CPU_FN suffix of its build (_f32 or _f64); cpu_ops.c collects them into the table.
- * All buffers are host memory of `real` elements, whatever their gt_kind. */
+ * is the contract: shapes, layouts, which gradients are overwritten and which accumulate). Each
+ * name carries the CPU_FN suffix of its build (_f32 or _f64); cpu_ops.c collects them into the
+ * table. All buffers are host memory of `real` elements, whatever their gt_kind. */
 #ifndef GT_CPU_KERNELS_H
 #define GT_CPU_KERNELS_H
 
-#include "kernels/ops.h"
 #include "cpu_real.h"
+#include "kernels/ops.h"
 
 /* memory.c */
 void *CPU_FN(cpu_alloc)(gt_backend *be, size_t bytes);
@@ -42,8 +42,8 @@ void CPU_FN(cpu_matmul_bwd)(gt_backend *be, void *dx, void *dw, const void *dy, 
                             const void *w, int N, int IC, int OC);
 
 /* rope.c */
-void CPU_FN(cpu_rope_fwd)(gt_backend *be, void *qkv, const int32_t *pos, float theta, int N,
-                          int Hq, int Hkv, int D);
+void CPU_FN(cpu_rope_fwd)(gt_backend *be, void *qkv, const int32_t *pos, float theta, int N, int Hq,
+                          int Hkv, int D);
 void CPU_FN(cpu_rope_bwd)(gt_backend *be, void *dqkv, const int32_t *pos, float theta, int N,
                           int Hq, int Hkv, int D);
 
@@ -66,8 +66,8 @@ void CPU_FN(cpu_ce_partial)(gt_backend *be, void *part, const void *logits, cons
 void CPU_FN(cpu_ce_finish)(gt_backend *be, void *lse, void *loss_sum, const void *parts,
                            const int32_t *target, int tp, int N);
 void CPU_FN(cpu_ce_backward)(gt_backend *be, void *dlogits, const void *logits,
-                             const int32_t *target, const void *lse, float dscale,
-                             int64_t vstart, int V, int N);
+                             const int32_t *target, const void *lse, float dscale, int64_t vstart,
+                             int V, int N);
 
 /* optimizer.c */
 void CPU_FN(cpu_grad_sumsq)(gt_backend *be, void *out, const void *g, size_t n);

@@ -14,32 +14,32 @@
 
 #if GT_CPU_REAL_BITS == 32
 typedef float real;
-#define CPU_FN(name) name##_f32
+#define CPU_FN(name)   name##_f32
 #define CPU_OPS_GETTER gt_cpu_ops
-#define CPU_OPS_NAME "cpu"
-#define r_exp expf
-#define r_log logf
-#define r_sqrt sqrtf
-#define r_pow powf
-#define r_cos cosf
-#define r_sin sinf
-#define r_tanh tanhf
-#define r_erf erff
-#define r_fabs fabsf
+#define CPU_OPS_NAME   "cpu"
+#define r_exp          expf
+#define r_log          logf
+#define r_sqrt         sqrtf
+#define r_pow          powf
+#define r_cos          cosf
+#define r_sin          sinf
+#define r_tanh         tanhf
+#define r_erf          erff
+#define r_fabs         fabsf
 #elif GT_CPU_REAL_BITS == 64
 typedef double real;
-#define CPU_FN(name) name##_f64
+#define CPU_FN(name)   name##_f64
 #define CPU_OPS_GETTER gt_cpu64_ops
-#define CPU_OPS_NAME "cpu64"
-#define r_exp exp
-#define r_log log
-#define r_sqrt sqrt
-#define r_pow pow
-#define r_cos cos
-#define r_sin sin
-#define r_tanh tanh
-#define r_erf erf
-#define r_fabs fabs
+#define CPU_OPS_NAME   "cpu64"
+#define r_exp          exp
+#define r_log          log
+#define r_sqrt         sqrt
+#define r_pow          pow
+#define r_cos          cos
+#define r_sin          sin
+#define r_tanh         tanh
+#define r_erf          erf
+#define r_fabs         fabs
 #else
 #error "GT_CPU_REAL_BITS must be 32 or 64"
 #endif

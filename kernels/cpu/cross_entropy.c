@@ -61,8 +61,8 @@ void CPU_FN(cpu_ce_finish)(gt_backend *be, void *lse, void *loss_sum, const void
 /* dlogits[N, V] = (exp(l - lse) - onehot(target)) * dscale; zero rows where target < 0.
  * Each element is read before it is written, so dlogits may alias logits. */
 void CPU_FN(cpu_ce_backward)(gt_backend *be, void *dlogits, const void *logits,
-                             const int32_t *target, const void *lse, float dscale,
-                             int64_t vstart, int V, int N) {
+                             const int32_t *target, const void *lse, float dscale, int64_t vstart,
+                             int V, int N) {
     real *ds = dlogits;
     const real *ls = logits, *lses = lse;
     const real scale = (real)dscale;

@@ -1,6 +1,7 @@
 /* Vocab-parallel token embedding: this rank holds rows [vstart, vstart + V) of wte[V, C].
  * HF GemmaModel multiplies the looked-up rows by sqrt(hidden_size) rounded to the activation dtype
- * (the caller passes it rounded); nn.Embedding(padding_idx=pad) gives the padding row no gradient. */
+ * (the caller passes it rounded); nn.Embedding(padding_idx=pad) gives the padding row no gradient.
+ */
 #include "cpu_kernels.h"
 
 #include <string.h>

@@ -5,9 +5,9 @@
 #include "cpu_kernels.h"
 
 #define GT_SQRT_2_OVER_PI 0.79788456080286535587989211986876
-#define GT_SQRT1_2 0.70710678118654752440084436210485
-#define GT_INV_SQRT_2PI 0.39894228040143267793994605993438
-#define GT_GELU_KAPPA 0.044715
+#define GT_SQRT1_2        0.70710678118654752440084436210485
+#define GT_INV_SQRT_2PI   0.39894228040143267793994605993438
+#define GT_GELU_KAPPA     0.044715
 
 /* gelu(x) and, when d is not NULL, its derivative *d. */
 static real gelu(real x, gt_gelu kind, real *d) {
@@ -16,7 +16,8 @@ static real gelu(real x, gt_gelu kind, real *d) {
         const real k = (real)GT_SQRT_2_OVER_PI, kappa = (real)GT_GELU_KAPPA;
         const real t = r_tanh(k * (x + kappa * (x * x * x)));
         /* d/dx = 0.5 (1 + t) + 0.5 x (1 - t^2) k (1 + 3 kappa x^2) */
-        if (d) *d = half * (one + t) + half * x * (one - t * t) * k * (one + (real)3 * kappa * x * x);
+        if (d)
+            *d = half * (one + t) + half * x * (one - t * t) * k * (one + (real)3 * kappa * x * x);
         return half * x * (one + t);
     }
     GT_ASSERT(kind == GT_GELU_ERF, "geglu: unknown gelu kind %d", (int)kind);

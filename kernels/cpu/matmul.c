@@ -55,7 +55,8 @@ static void matmul_dx(real *dx, const real *dy, const real *w, int N, int IC, in
         memset(tmp, 0, (size_t)nb * IC * sizeof(acc));
         for (int o = 0; o < OC; o++) {
             const real *wr = w + (size_t)o * IC;
-            for (int r = 0; r < nb; r++) axpy(tmp + (size_t)r * IC, dy[(size_t)(n0 + r) * OC + o], wr, IC);
+            for (int r = 0; r < nb; r++)
+                axpy(tmp + (size_t)r * IC, dy[(size_t)(n0 + r) * OC + o], wr, IC);
         }
         for (int r = 0; r < nb; r++) {
             real *dxr = dx + (size_t)(n0 + r) * IC;
@@ -71,7 +72,8 @@ static void matmul_dw(real *dw, const real *dy, const real *x, int N, int IC, in
         memset(tmp, 0, (size_t)ob * IC * sizeof(acc));
         for (int n = 0; n < N; n++) {
             const real *xr = x + (size_t)n * IC;
-            for (int r = 0; r < ob; r++) axpy(tmp + (size_t)r * IC, dy[(size_t)n * OC + o0 + r], xr, IC);
+            for (int r = 0; r < ob; r++)
+                axpy(tmp + (size_t)r * IC, dy[(size_t)n * OC + o0 + r], xr, IC);
         }
         for (int r = 0; r < ob; r++) {
             real *dwr = dw + (size_t)(o0 + r) * IC;

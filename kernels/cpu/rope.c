@@ -36,7 +36,8 @@ static void rotate(real *x, const real *cs, int D, real sign) {
 /* Applies the rotation (sign +1) or its inverse (sign -1) to every q and k head of every row. */
 static void rope_apply(real *qkv, const int32_t *pos, float theta, int N, int Hq, int Hkv, int D,
                        real sign) {
-    GT_ASSERT(D % 2 == 0 && Hkv > 0 && Hq % Hkv == 0, "rope: bad shape Hq=%d Hkv=%d D=%d", Hq, Hkv, D);
+    GT_ASSERT(D % 2 == 0 && Hkv > 0 && Hq % Hkv == 0, "rope: bad shape Hq=%d Hkv=%d D=%d", Hq, Hkv,
+              D);
     const int half = D / 2, G = Hq / Hkv;
     const size_t width = (size_t)(Hq + 2 * Hkv) * D;
     real *inv_freq = gt_malloc((size_t)half * sizeof(real));
@@ -55,8 +56,8 @@ static void rope_apply(real *qkv, const int32_t *pos, float theta, int N, int Hq
     free(inv_freq);
 }
 
-void CPU_FN(cpu_rope_fwd)(gt_backend *be, void *qkv, const int32_t *pos, float theta, int N,
-                          int Hq, int Hkv, int D) {
+void CPU_FN(cpu_rope_fwd)(gt_backend *be, void *qkv, const int32_t *pos, float theta, int N, int Hq,
+                          int Hkv, int D) {
     rope_apply(qkv, pos, theta, N, Hq, Hkv, D, (real)1);
 }
 

@@ -16,7 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-#define FD_STEP 1e-6
+#define FD_STEP  1e-6
 #define GRAD_TOL 1e-6
 
 typedef struct {
@@ -101,8 +101,16 @@ static double embed_obj(void *p) {
 static void test_embedding(gt_check *c, const env *e, rng *r, int pad_id) {
     static const int32_t tok[] = {3, 5, 0, 10, 7, 5, 14, 1, 7, 4};
     const int N = 10, V = 8, C = 5;
-    embed_ctx x = {e, tok, rand_arr(r, (size_t)V * C, 1), const_arr((size_t)N * C, 0),
-                   rand_arr(r, (size_t)N * C, 1), 2.5f, 3, V, N, C};
+    embed_ctx x = {e,
+                   tok,
+                   rand_arr(r, (size_t)V * C, 1),
+                   const_arr((size_t)N * C, 0),
+                   rand_arr(r, (size_t)N * C, 1),
+                   2.5f,
+                   3,
+                   V,
+                   N,
+                   C};
     double *prior = rand_arr(r, (size_t)V * C, 1), *dw = gt_malloc((size_t)V * C * sizeof(double));
     for (int i = 0; i < V * C; i++) dw[i] = prior[i];
     e->ops->embed_bwd(e->be, dw, x.R, tok, x.scale, x.vstart, V, N, C, pad_id);
@@ -135,8 +143,15 @@ static double norm_obj(void *p) {
 static void test_rmsnorm(gt_check *c, const env *e, rng *r, float eps) {
     const int N = 7, C = 12;
     const size_t nx = (size_t)N * C;
-    norm_ctx x = {e, rand_arr(r, nx, 2), rand_arr(r, (size_t)C, 0.5), const_arr(nx, 0),
-                  const_arr((size_t)N, 0), rand_arr(r, nx, 1), eps, N, C};
+    norm_ctx x = {e,
+                  rand_arr(r, nx, 2),
+                  rand_arr(r, (size_t)C, 0.5),
+                  const_arr(nx, 0),
+                  const_arr((size_t)N, 0),
+                  rand_arr(r, nx, 1),
+                  eps,
+                  N,
+                  C};
     double *px = rand_arr(r, nx, 1), *pw = rand_arr(r, (size_t)C, 1);
     double *dx = gt_malloc(nx * sizeof(double)), *dw = gt_malloc((size_t)C * sizeof(double));
     for (size_t i = 0; i < nx; i++) dx[i] = px[i];
@@ -170,8 +185,14 @@ static double mm_obj(void *p) {
 static void test_matmul(gt_check *c, const env *e, rng *r) {
     const int N = 7, IC = 9, OC = 6; /* odd sizes: partial row blocks and dot-product tails */
     const size_t nx = (size_t)N * IC, nw = (size_t)OC * IC;
-    mm_ctx m = {e, rand_arr(r, nx, 1), rand_arr(r, nw, 1), const_arr((size_t)N * OC, 0),
-                rand_arr(r, (size_t)N * OC, 1), N, IC, OC};
+    mm_ctx m = {e,
+                rand_arr(r, nx, 1),
+                rand_arr(r, nw, 1),
+                const_arr((size_t)N * OC, 0),
+                rand_arr(r, (size_t)N * OC, 1),
+                N,
+                IC,
+                OC};
     double *dx = const_arr(nx, 1e3), *pw = rand_arr(r, nw, 1), *dw = gt_malloc(nw * sizeof(double));
     double *dw2 = gt_malloc(nw * sizeof(double));
     for (size_t i = 0; i < nw; i++) dw[i] = dw2[i] = pw[i];
@@ -207,8 +228,8 @@ static void test_rope(gt_check *c, const env *e, rng *r, int Hq, int Hkv, int D)
     int32_t pos[14];
     for (int i = 0; i < N; i++) pos[i] = (int32_t)((urand(r) + 1) * 300); /* 0..599 */
     const size_t n = (size_t)N * (Hq + 2 * Hkv) * D;
-    rope_ctx x = {e, rand_arr(r, n, 1), const_arr(n, 0), rand_arr(r, n, 1), pos, 10000.f,
-                  N, Hq, Hkv, D};
+    rope_ctx x = {
+        e, rand_arr(r, n, 1), const_arr(n, 0), rand_arr(r, n, 1), pos, 10000.f, N, Hq, Hkv, D};
     double *d = gt_malloc(n * sizeof(double));
     for (size_t i = 0; i < n; i++) d[i] = x.R[i];
     e->ops->rope_bwd(e->be, d, pos, x.theta, N, Hq, Hkv, D);
@@ -240,9 +261,18 @@ static void test_attention(gt_check *c, const env *e, rng *r, int B, int T, int 
     static const int32_t seg[] = {0, 0, 0, 1, 1, 2, 2, 5, 5, 5, 5, 7, 7, 7};
     GT_ASSERT(!with_seg || (B == 2 && T == 7), "segment ids are written for B=2, T=7");
     const size_t nqkv = (size_t)B * T * (Hq + 2 * Hkv) * D, nout = (size_t)B * T * Hq * D;
-    attn_ctx a = {e, rand_arr(r, nqkv, 1.5), const_arr(nout, 0), const_arr((size_t)B * Hq * T, 0),
-                  rand_arr(r, nout, 1), with_seg ? seg : NULL, (float)(1.0 / sqrt(D)),
-                  B, T, Hq, Hkv, D};
+    attn_ctx a = {e,
+                  rand_arr(r, nqkv, 1.5),
+                  const_arr(nout, 0),
+                  const_arr((size_t)B * Hq * T, 0),
+                  rand_arr(r, nout, 1),
+                  with_seg ? seg : NULL,
+                  (float)(1.0 / sqrt(D)),
+                  B,
+                  T,
+                  Hq,
+                  Hkv,
+                  D};
     attn_obj(&a); /* out and lse of the unperturbed input */
     double *d = const_arr(nqkv, -7e3);
     e->ops->attention_bwd(e->be, d, a.R, a.qkv, a.out, a.lse, a.seg, a.scale, B, T, Hq, Hkv, D);
@@ -270,8 +300,9 @@ static double geglu_obj(void *p) {
 static void test_geglu(gt_check *c, const env *e, rng *r, gt_gelu kind) {
     const int N = 7, F = 5;
     const size_t na = (size_t)N * 2 * F;
-    geglu_ctx g = {e, rand_arr(r, na, 3), const_arr((size_t)N * F, 0),
-                   rand_arr(r, (size_t)N * F, 1), kind, N, F};
+    geglu_ctx g = {
+        e, rand_arr(r, na, 3), const_arr((size_t)N * F, 0), rand_arr(r, (size_t)N * F, 1), kind, N,
+        F};
     double *d = const_arr(na, 5e3);
     e->ops->geglu_bwd(e->be, d, g.R, g.a, kind, N, F);
     check_grad(c, kind == GT_GELU_TANH ? "geglu da (tanh gelu)" : "geglu da (erf gelu)", geglu_obj,
@@ -302,12 +333,15 @@ static double ce_obj(void *p) {
 static double ce_tp2(const env *e, const double *logits, const int32_t *target, int N, int V,
                      int V1, double dscale, double *lse, double *dl) {
     const int V2 = V - V1;
-    double *s1 = gt_malloc((size_t)N * V1 * sizeof(double)), *s2 = gt_malloc((size_t)N * V2 * sizeof(double));
+    double *s1 = gt_malloc((size_t)N * V1 * sizeof(double)),
+           *s2 = gt_malloc((size_t)N * V2 * sizeof(double));
     double *parts = gt_malloc((size_t)2 * N * 3 * sizeof(double)), loss = 0;
     for (int n = 0; n < N; n++)
         for (int v = 0; v < V; v++) {
-            if (v < V1) s1[(size_t)n * V1 + v] = logits[(size_t)n * V + v];
-            else s2[(size_t)n * V2 + v - V1] = logits[(size_t)n * V + v];
+            if (v < V1)
+                s1[(size_t)n * V1 + v] = logits[(size_t)n * V + v];
+            else
+                s2[(size_t)n * V2 + v - V1] = logits[(size_t)n * V + v];
         }
     e->ops->ce_partial(e->be, parts, s1, target, 0, V1, N);
     e->ops->ce_partial(e->be, parts + (size_t)N * 3, s2, target, V1, V2, N);
@@ -325,8 +359,14 @@ static void test_cross_entropy(gt_check *c, const env *e, rng *r) {
     static const int32_t target[] = {3, -100, 0, 10, 5, -100, 7};
     const int N = 7, V = 11;
     const size_t nl = (size_t)N * V;
-    ce_ctx x = {e, rand_arr(r, nl, 3), const_arr((size_t)N * 3, 0), const_arr((size_t)N, 0),
-                target, 0.37f, V, N};
+    ce_ctx x = {e,
+                rand_arr(r, nl, 3),
+                const_arr((size_t)N * 3, 0),
+                const_arr((size_t)N, 0),
+                target,
+                0.37f,
+                V,
+                N};
     const double loss1 = ce_obj(&x) / x.dscale;
     double *d = const_arr(nl, 9e3);
     e->ops->ce_backward(e->be, d, x.logits, target, x.lse, (float)x.dscale, 0, V, N);
@@ -337,7 +377,8 @@ static void test_cross_entropy(gt_check *c, const env *e, rng *r) {
     const double loss2 = ce_tp2(e, x.logits, target, N, V, 5, x.dscale, lse2, d2);
     gt_check_rel(c, fabs(loss2 - loss1) / fabs(loss1), 1e-14, "cross-entropy loss tp 2 == tp 1");
     gt_check_rel(c, gt_rel_err_d(lse2, x.lse, (size_t)N), 1e-14, "cross-entropy lse tp 2 == tp 1");
-    gt_check_rel(c, gt_rel_err_d(d2, d, nl), 1e-14, "cross-entropy dlogits tp 2 (in place) == tp 1");
+    gt_check_rel(c, gt_rel_err_d(d2, d, nl), 1e-14,
+                 "cross-entropy dlogits tp 2 (in place) == tp 1");
     free(lse2), free(d2), free(d), free(x.logits), free(x.part), free(x.lse);
 }
 
@@ -345,7 +386,8 @@ int main(void) {
     gt_check c = {0, 0};
     rng r = {12345};
     env e = {gt_cpu64_ops(), gt_cpu_backend_create()};
-    printf("finite differences: h = %g, tolerance %g (relative, whole gradient)\n", FD_STEP, GRAD_TOL);
+    printf("finite differences: h = %g, tolerance %g (relative, whole gradient)\n", FD_STEP,
+           GRAD_TOL);
     test_embedding(&c, &e, &r, 5);
     test_embedding(&c, &e, &r, -1);
     test_rmsnorm(&c, &e, &r, 1e-6f);
@@ -355,8 +397,8 @@ int main(void) {
     test_rope(&c, &e, &r, 3, 1, 6);
     test_rope(&c, &e, &r, 2, 2, 4);
     for (int s = 0; s <= 1; s++) {
-        test_attention(&c, &e, &r, 2, 7, 3, 3, 6, s); /* MHA */
-        test_attention(&c, &e, &r, 2, 7, 4, 2, 6, s); /* GQA */
+        test_attention(&c, &e, &r, 2, 7, 3, 3, 6, s);  /* MHA */
+        test_attention(&c, &e, &r, 2, 7, 4, 2, 6, s);  /* GQA */
         test_attention(&c, &e, &r, 2, 7, 4, 1, 10, s); /* MQA */
     }
     test_attention(&c, &e, &r, 1, 9, 2, 1, 4, 0);

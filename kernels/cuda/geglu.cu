@@ -1,0 +1,119 @@
+/* GeGLU of Gemma's MLP: h[N,F] = gelu(a[:, 0:F]) * a[:, F:2F], a = fc1 output [N, 2F] = [gate; up].
+ *
+ * GELU as PyTorch computes it (fp32 math, one bf16 rounding per output element):
+ *   tanh ("gelu_pytorch_tanh"): 0.5 x (1 + tanh(k0 (x + k1 x^3))), k0 = sqrt(2/pi), k1 = 0.044715
+ *   erf  ("gelu"):              0.5 x (1 + erf(x / sqrt(2)))
+ * Backward: da_gate = dh * up * gelu'(gate), da_up = dh * gelu(gate).
+ * --use_fast_math turns tanhf into tanh.approx (about 2^-11 relative error); tanh here is
+ * 1 - 2 / (1 + exp(2u)) instead, accurate to ~1e-7 absolute, which is what gelu's (1 + t) needs. */
+#include "cuda_ops.cuh"
+#include "cuda_vec.cuh"
+
+#define K0 0.7978845608028654f  /* sqrt(2 / pi) */
+#define K1 0.044715f
+#define RSQRT2 0.7071067811865476f /* 1 / sqrt(2) */
+#define RSQRT2PI 0.3989422804014327f /* 1 / sqrt(2 pi) */
+
+static __device__ __forceinline__ float tanh_abs_accurate(float u) {
+    return 1.0f - __fdividef(2.0f, 1.0f + __expf(2.0f * u));
+}
+
+/* gelu(x) and, when d is not NULL, gelu'(x) into *d. */
+static __device__ __forceinline__ float gelu(float x, gt_gelu kind, float *d) {
+    if (kind == GT_GELU_TANH) {
+        float x2 = x * x;
+        float t = tanh_abs_accurate(K0 * (x + K1 * x2 * x));
+        if (d) *d = 0.5f * (1.0f + t) + 0.5f * x * (1.0f - t * t) * K0 * (1.0f + 3.0f * K1 * x2);
+        return 0.5f * x * (1.0f + t);
+    }
+    float cdf = 0.5f * (1.0f + erff(x * RSQRT2));
+    if (d) *d = cdf + x * RSQRT2PI * __expf(-0.5f * x * x);
+    return x * cdf;
+}
+
+/* W (8 or 1) consecutive bf16 as floats / from floats. */
+template <int W> static __device__ __forceinline__ void load_w(const bf16 *p, float *f) {
+    if (W == GT_VEC) gt_load8(p, f);
+    else f[0] = __bfloat162float(p[0]);
+}
+template <int W> static __device__ __forceinline__ void store_w(bf16 *p, const float *f) {
+    if (W == GT_VEC) gt_store8(p, f);
+    else p[0] = __float2bfloat16_rn(f[0]);
+}
+
+/* Grid-stride over the N * F / W groups of W columns; group v is row v / (F/W). */
+template <int W>
+static __global__ void geglu_fwd_kernel(bf16 *h, const bf16 *a, gt_gelu kind, int N, int F) {
+    size_t per_row = (size_t)F / W, total = (size_t)N * per_row;
+    for (size_t v = (size_t)blockIdx.x * blockDim.x + threadIdx.x; v < total;
+         v += (size_t)gridDim.x * blockDim.x) {
+        size_t n = v / per_row, f = (v % per_row) * W;
+        const bf16 *gate = a + n * 2 * F + f, *up = gate + F;
+        float g[W], u[W];
+        load_w<W>(gate, g);
+        load_w<W>(up, u);
+#pragma unroll
+        for (int j = 0; j < W; j++) g[j] = gelu(g[j], kind, NULL) * u[j];
+        store_w<W>(h + n * F + f, g);
+    }
+}
+
+/* da may alias a: each thread reads its gate/up elements before writing the same elements. */
+template <int W>
+static __global__ void geglu_bwd_kernel(bf16 *da, const bf16 *dh, const bf16 *a, gt_gelu kind,
+                                        int N, int F) {
+    size_t per_row = (size_t)F / W, total = (size_t)N * per_row;
+    for (size_t v = (size_t)blockIdx.x * blockDim.x + threadIdx.x; v < total;
+         v += (size_t)gridDim.x * blockDim.x) {
+        size_t n = v / per_row, f = (v % per_row) * W;
+        const bf16 *gate = a + n * 2 * F + f, *up = gate + F;
+        float g[W], u[W], d[W];
+        load_w<W>(gate, g);
+        load_w<W>(up, u);
+        load_w<W>(dh + n * F + f, d);
+#pragma unroll
+        for (int j = 0; j < W; j++) {
+            float dgelu, y = gelu(g[j], kind, &dgelu);
+            g[j] = d[j] * u[j] * dgelu;
+            u[j] = d[j] * y;
+        }
+        store_w<W>(da + n * 2 * F + f, g);
+        store_w<W>(da + n * 2 * F + F + f, u);
+    }
+}
+
+extern "C" void gt_cuda_geglu_fwd(gt_backend *be, void *h, const void *a, gt_gelu kind, int N,
+                                  int F) {
+    if (N <= 0 || F <= 0) return;
+    GT_NVTX_PUSH("geglu_fwd");
+    int vec = F % GT_VEC == 0 && gt_aligned16(h) && gt_aligned16(a);
+    const int threads = 256;
+    size_t work = (size_t)N * F / (vec ? GT_VEC : 1);
+    unsigned blocks = gt_grid_stride_blocks(be, work, threads);
+    if (vec)
+        geglu_fwd_kernel<GT_VEC><<<blocks, threads, 0, be->stream>>>((bf16 *)h, (const bf16 *)a,
+                                                                    kind, N, F);
+    else
+        geglu_fwd_kernel<1><<<blocks, threads, 0, be->stream>>>((bf16 *)h, (const bf16 *)a, kind,
+                                                               N, F);
+    CUDA_CHECK_LAUNCH();
+    GT_NVTX_POP();
+}
+
+extern "C" void gt_cuda_geglu_bwd(gt_backend *be, void *da, const void *dh, const void *a,
+                                  gt_gelu kind, int N, int F) {
+    if (N <= 0 || F <= 0) return;
+    GT_NVTX_PUSH("geglu_bwd");
+    int vec = F % GT_VEC == 0 && gt_aligned16(da) && gt_aligned16(dh) && gt_aligned16(a);
+    const int threads = 256;
+    size_t work = (size_t)N * F / (vec ? GT_VEC : 1);
+    unsigned blocks = gt_grid_stride_blocks(be, work, threads);
+    if (vec)
+        geglu_bwd_kernel<GT_VEC><<<blocks, threads, 0, be->stream>>>(
+            (bf16 *)da, (const bf16 *)dh, (const bf16 *)a, kind, N, F);
+    else
+        geglu_bwd_kernel<1><<<blocks, threads, 0, be->stream>>>((bf16 *)da, (const bf16 *)dh,
+                                                               (const bf16 *)a, kind, N, F);
+    CUDA_CHECK_LAUNCH();
+    GT_NVTX_POP();
+}

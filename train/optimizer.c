@@ -1,0 +1,107 @@
+#include "optimizer.h"
+
+#include <math.h>
+#include <stdlib.h>
+
+/* Segments of the buffer with and without weight decay: norms have none (HF Trainer, Megatron). */
+static void build_segments(gt_optimizer *o) {
+    const gt_layout *L = &o->m->lay;
+    o->seg = gt_calloc((size_t)(4 * L->L + 2), sizeof *o->seg);
+    int n = 0;
+    size_t C = (size_t)L->C;
+#define SEG(start, len, dec) (o->seg[n++] = (gt_opt_segment){(start), (len), (dec)})
+    SEG(L->wte, (size_t)L->V * C, 1);
+    for (int l = 0; l < L->L; l++) {
+        const gt_layer_offsets *w = &L->layer[l];
+        SEG(w->ln1, C, 0);
+        SEG(w->qkv, w->ln2 - w->qkv, 1); /* qkv and o */
+        SEG(w->ln2, C, 0);
+        SEG(w->fc1, (l + 1 < L->L ? L->layer[l + 1].ln1 : L->lnf) - w->fc1, 1); /* fc1 and fc2 */
+    }
+    SEG(L->lnf, C, 0);
+#undef SEG
+    o->nseg = n;
+}
+
+/* Master copy = the BF16 parameters widened to FP32, staged through the host in chunks. */
+static void init_master(gt_optimizer *o) {
+    gt_model *m = o->m;
+    const gt_ops *ops = m->ops;
+    size_t chunk = (size_t)1 << 22, count = m->lay.count;
+    float *buf = gt_malloc(chunk * sizeof(float));
+    for (size_t i = 0; i < count; i += chunk) {
+        size_t n = count - i < chunk ? count - i : chunk;
+        ops->download(m->be, GT_ACT, buf, (char *)m->params + i * ops->size[GT_ACT], n);
+        ops->upload(m->be, GT_GRAD, (char *)o->master + i * ops->size[GT_GRAD], buf, n);
+    }
+    free(buf);
+}
+
+void gt_optimizer_init(gt_optimizer *o, gt_model *m, const gt_adamw_config *cfg) {
+    memset(o, 0, sizeof *o);
+    o->cfg = *cfg;
+    o->m = m;
+    const gt_ops *ops = m->ops;
+    size_t bytes = m->lay.count * ops->size[GT_GRAD];
+    if (ops->size[GT_ACT] != ops->size[GT_GRAD]) {
+        o->master = ops->alloc(m->be, bytes);
+        init_master(o);
+    }
+    o->mom = ops->alloc(m->be, bytes);
+    o->var = ops->alloc(m->be, bytes);
+    o->sumsq = ops->alloc(m->be, ops->size[GT_STAT]);
+    build_segments(o);
+}
+
+void gt_optimizer_free(gt_optimizer *o) {
+    if (!o->m) return;
+    const gt_ops *ops = o->m->ops;
+    if (o->master) ops->release(o->m->be, o->master);
+    ops->release(o->m->be, o->mom);
+    ops->release(o->m->be, o->var);
+    ops->release(o->m->be, o->sumsq);
+    free(o->seg);
+    o->m = NULL;
+}
+
+double gt_optimizer_grad_sumsq(gt_optimizer *o) {
+    gt_model *m = o->m;
+    const gt_ops *ops = m->ops;
+    ops->zero(m->be, o->sumsq, ops->size[GT_STAT]);
+    ops->grad_sumsq(m->be, o->sumsq, m->grads, m->lay.count);
+    if (ops->size[GT_STAT] == sizeof(double)) {
+        double v;
+        ops->download_raw(m->be, &v, o->sumsq, sizeof v);
+        return v;
+    }
+    float v;
+    ops->download_raw(m->be, &v, o->sumsq, sizeof v);
+    return v;
+}
+
+int gt_optimizer_step(gt_optimizer *o, float lr, double sumsq) {
+    if (!isfinite(sumsq)) {
+        o->skipped++;
+        return 1;
+    }
+    gt_model *m = o->m;
+    const gt_ops *ops = m->ops;
+    double norm = sqrt(sumsq);
+    /* As torch.nn.utils.clip_grad_norm_: coefficient clip / (norm + 1e-6), clamped to 1. */
+    float scale = 1.0f;
+    if (o->cfg.clip > 0) {
+        double coef = o->cfg.clip / (norm + 1e-6);
+        if (coef < 1.0) scale = (float)coef;
+    }
+    o->step++;
+    size_t ga = ops->size[GT_GRAD], pa = ops->size[GT_ACT];
+    for (int i = 0; i < o->nseg; i++) {
+        const gt_opt_segment *s = &o->seg[i];
+        gt_adamw_args a = {lr, o->cfg.beta1, o->cfg.beta2, o->cfg.eps,
+                           s->decay ? o->cfg.weight_decay : 0.0f, scale, o->step};
+        ops->adamw(m->be, (char *)m->params + s->off * pa,
+                   o->master ? (char *)o->master + s->off * ga : NULL, (char *)o->mom + s->off * ga,
+                   (char *)o->var + s->off * ga, (char *)m->grads + s->off * ga, s->count, &a);
+    }
+    return 0;
+}

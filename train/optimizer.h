@@ -1,0 +1,43 @@
+/* AdamW over a model's parameter buffer: FP32 master weights and moments (on the CPU backends the
+ * parameters themselves are the master copy), global gradient-norm clipping, weight decay on
+ * matrices only (not on norms), and a step with a non-finite gradient skipped, not applied. */
+#ifndef GT_OPTIMIZER_H
+#define GT_OPTIMIZER_H
+
+#include "../model/model.h"
+
+typedef struct {
+    float beta1, beta2, eps, weight_decay;
+    float clip; /* global gradient-norm clip; <= 0: none */
+} gt_adamw_config;
+
+typedef struct {
+    size_t off, count;
+    int decay;
+} gt_opt_segment;
+
+typedef struct {
+    gt_adamw_config cfg;
+    gt_model *m;
+    void *master; /* [count] GRAD-kind elements, NULL when params are the master (CPU) */
+    void *mom, *var;
+    void *sumsq;  /* [1] STAT */
+    gt_opt_segment *seg;
+    int nseg;
+    int step;     /* steps applied */
+    int skipped;  /* steps skipped for a non-finite gradient */
+} gt_optimizer;
+
+void gt_optimizer_init(gt_optimizer *o, gt_model *m, const gt_adamw_config *cfg);
+void gt_optimizer_free(gt_optimizer *o);
+
+/* Norm of the gradient buffer after multiplying by grad_scale (e.g. 1/accumulated micro-batches).
+ * With tensor parallelism the caller combines ranks' squared sums. */
+double gt_optimizer_grad_sumsq(gt_optimizer *o);
+
+/* One AdamW step at learning rate lr from the accumulated gradients, whose squared norm is
+ * sumsq (after every reduction). Returns 0, or 1 when the step was skipped for a non-finite
+ * gradient. */
+int gt_optimizer_step(gt_optimizer *o, float lr, double sumsq);
+
+#endif
