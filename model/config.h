@@ -15,7 +15,7 @@ typedef struct {
     int max_position_embeddings;
     double rms_norm_eps;
     double rope_theta;
-    gt_gelu act;              /* from hidden_activation if present, else hidden_act */
+    gt_gelu act;              /* from hidden_act if present, else hidden_activation */
     int tie_word_embeddings;  /* must be 1 for Gemma */
     int bos_token_id, eos_token_id, pad_token_id; /* -1 when absent or null */
     double initializer_range;
@@ -24,7 +24,8 @@ typedef struct {
 
 /* Reads HF_DIR/config.json (or the file at path if it is not a directory), then validates it.
  * Required: vocab_size, hidden_size, intermediate_size, num_hidden_layers, num_attention_heads
- * and one of hidden_act / hidden_activation (hidden_activation wins when present and not null;
+ * and one of hidden_act / hidden_activation (hidden_act wins when present and not null, as in
+ * transformers >= 4.48;
  * "gelu_pytorch_tanh" -> GT_GELU_TANH, "gelu" -> GT_GELU_ERF, anything else is an error).
  * Defaults follow transformers' GemmaConfig: head_dim 256, num_key_value_heads =
  * num_attention_heads, rms_norm_eps 1e-6, max_position_embeddings 8192, rope_theta 10000

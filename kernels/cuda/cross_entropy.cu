@@ -115,12 +115,14 @@ static __global__ void ce_backward_kernel(bf16 *dlogits, const bf16 *logits, con
     int end = (int)min((int64_t)V, (int64_t)(blockIdx.y + 1) * BACKWARD_COLS);
     for (int c = blockIdx.y * BACKWARD_COLS + threadIdx.x * W; c < end; c += blockDim.x * W) {
         float f[W];
-        if (W == GT_VEC) gt_load8(in + c, f);
-        else f[0] = __bfloat162float(in[c]);
 #pragma unroll
-        for (int j = 0; j < W; j++) {
-            float g = __expf(f[j] - l) - (c + j == t ? 1.0f : 0.0f);
-            f[j] = tgt >= 0 ? g * dscale : 0.0f;
+        for (int j = 0; j < W; j++) f[j] = 0.0f;
+        if (tgt >= 0) { /* the same for the whole block */
+            if (W == GT_VEC) gt_load8(in + c, f);
+            else f[0] = __bfloat162float(in[c]);
+#pragma unroll
+            for (int j = 0; j < W; j++)
+                f[j] = (__expf(f[j] - l) - (c + j == t ? 1.0f : 0.0f)) * dscale;
         }
         if (W == GT_VEC) gt_store8(out + c, f);
         else out[c] = __float2bfloat16_rn(f[0]);

@@ -270,7 +270,8 @@ extern "C" void gt_cuda_matmul_bwd(gt_backend *be, void *dx, void *dw, const voi
     GT_NVTX_PUSH("matmul_bwd");
     if (dx) {
         if (OC > 0) matmul_dgrad(be, dx, dy, w, N, IC, OC);
-        else CUDA_CHECK(cudaMemsetAsync(dx, 0, (size_t)N * IC * sizeof(__nv_bfloat16), be->stream));
+        else
+            CUDA_CHECK(cudaMemsetAsync(dx, 0, (size_t)N * IC * sizeof(__nv_bfloat16), be->stream));
     }
     if (OC > 0) matmul_wgrad(be, dw, dy, x, N, IC, OC);
     GT_NVTX_POP();

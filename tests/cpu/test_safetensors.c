@@ -124,7 +124,8 @@ static void check_file_bytes(ctx *x, const char *path, const source *s) {
                   (unsigned long long)hl);
     gt_check_true(&x->c, n == 8 + hl + data, "file size %zu, want %llu", n,
                   (unsigned long long)(8 + hl + data));
-    gt_check_true(&x->c, b[8] == '{' && strstr((char *)b + 8, "\"__metadata__\":{\"format\":\"pt\"}"),
+    const char *md = "\"__metadata__\":{\"format\":\"pt\"}";
+    gt_check_true(&x->c, b[8] == '{' && strstr((char *)b + 8, md),
                   "header lacks __metadata__ {format: pt}");
     const unsigned char *d = b + 8 + hl;
     gt_check_true(&x->c, !memcmp(d, s->f32, sizeof s->f32), "F32 bytes misplaced");
@@ -143,7 +144,8 @@ static void check_read(ctx *x, const gt_st *st, const char *name, int64_t r0, in
     int rc = t ? gt_st_read_f32(st, t, r0, nr, c0, nc, got, &err) : -1;
     int same = rc == 0;
     for (int64_t i = 0; same && i < nr; i++)
-        for (int64_t j = 0; same && j < nc; j++) same = got[i * nc + j] == src[(r0 + i) * width + c0 + j];
+        for (int64_t j = 0; same && j < nc; j++)
+            same = got[i * nc + j] == src[(r0 + i) * width + c0 + j];
     gt_check_true(&x->c, same, "%s [%lld:+%lld, %lld:+%lld]: rc %d %s", name, (long long)r0,
                   (long long)nr, (long long)c0, (long long)nc, rc, err.msg);
     free(got);
@@ -181,8 +183,9 @@ static void test_round_trip(ctx *x) {
     rc = gt_st_read_raw(&st, gt_st_find(&st, "e.i32"), i32, &err) ||
          gt_st_read_raw(&st, gt_st_find(&st, "f.i64"), i64, &err) ||
          gt_st_read_raw(&st, gt_st_find(&st, "h.e4m3"), e8, &err);
-    gt_check_true(&x->c, rc == 0 && !memcmp(i32, s.i32, sizeof i32) && !memcmp(i64, s.i64, sizeof i64)
-                  && !memcmp(e8, s.e4m3, sizeof e8), "raw reads: %s", err.msg);
+    gt_check_true(&x->c, rc == 0 && !memcmp(i32, s.i32, sizeof i32) &&
+                  !memcmp(i64, s.i64, sizeof i64) && !memcmp(e8, s.e4m3, sizeof e8),
+                  "raw reads: %s", err.msg);
     float dummy[64];
     expect_fail(x, gt_st_read_f32(&st, gt_st_find(&st, "model.a"), 3, 3, 0, C, dummy, &err), &err,
                 p, "out of bounds", "rows out of bounds");
@@ -323,7 +326,8 @@ static void test_bad_headers(ctx *x) {
          "{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]},"
          "\"b\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[4,12]}}",
          "tensor 'b': data_offsets [4, 12] overlap tensor 'a'", 12},
-        {"size not matching shape", "{\"a\":{\"dtype\":\"F32\",\"shape\":[3],\"data_offsets\":[0,8]}}",
+        {"size not matching shape",
+         "{\"a\":{\"dtype\":\"F32\",\"shape\":[3],\"data_offsets\":[0,8]}}",
          "tensor 'a': data_offsets [0, 8] hold 8 bytes but shape [3] of F32 needs 12", 8},
         {"unknown dtype", "{\"a\":{\"dtype\":\"Q4_K\",\"shape\":[2],\"data_offsets\":[0,2]}}",
          "tensor 'a': unknown dtype 'Q4_K'", 2},
@@ -337,7 +341,8 @@ static void test_bad_headers(ctx *x) {
          "unknown key 'x'", 4},
         {"metadata not strings", "{\"__metadata__\":{\"format\":1}}", "__metadata__ value of "
          "'format' is an integer", 0},
-        {"file longer than declared", "{\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]}}",
+        {"file longer than declared",
+         "{\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]}}",
          "file longer than the header declares: 3 bytes after", 7},
         {"data truncated", "{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]}}",
          "truncated", 5},

@@ -1,0 +1,188 @@
+/* Optimizer kernels: the squared gradient norm (for clipping) and AdamW.
+ *
+ * grad_sumsq: out[0] += sum g^2 over fp32 gradients. Deterministic: a fixed grid (from n and the SM
+ * count) sums fixed element sets per thread and per block; block partials land in the cuBLASLt
+ * workspace (free between GEMMs on the same stream) and one block adds them in order. The same
+ * gradients give the same bits every run, so clipping does not make runs diverge.
+ *
+ * adamw: torch.optim.AdamW (single-tensor, non-fused) step by step, in fp32:
+ *   g = grad * grad_scale
+ *   p *= 1 - lr * wd
+ *   m = lerp(m, g, 1 - beta1);  v = v * beta2 + (1 - beta2) * g * g
+ *   p -= (lr / (1 - beta1^t)) * m / (sqrt(v) / sqrt(1 - beta2^t) + eps)
+ * with the scalar factors computed in double on the host, as Python does, and IEEE-rounded
+ * sqrt and division on the device (the file is built with --use_fast_math). The bf16 parameter gets
+ * the rounded fp32 master. With master NULL the bf16 parameter is its own master. */
+#include <math.h>
+
+#include "cuda_ops.cuh"
+#include "cuda_vec.cuh"
+
+#define SUMSQ_THREADS 256
+#define SUMSQ_MAX_BLOCKS 1024
+
+/* Per-block sums of squares of g[0..n) into part[blockIdx.x]; float4 over the aligned body. */
+static __global__ void sumsq_partial_kernel(float *part, const float *g, size_t n, int vec) {
+    __shared__ float scratch[32];
+    size_t stride = (size_t)gridDim.x * blockDim.x;
+    size_t first = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
+    size_t nvec = vec ? n / 4 : 0;
+    float acc = 0.0f;
+    for (size_t i = first; i < nvec; i += stride) {
+        float4 v = ((const float4 *)g)[i];
+        acc += v.x * v.x + v.y * v.y + v.z * v.z + v.w * v.w;
+    }
+    for (size_t i = nvec * 4 + first; i < n; i += stride) acc += g[i] * g[i];
+    acc = gt_block_sum(acc, scratch);
+    if (threadIdx.x == 0) part[blockIdx.x] = acc;
+}
+
+/* One block: out[0] += sum of part[0..G), in a fixed order. */
+static __global__ void sumsq_final_kernel(float *out, const float *part, int G) {
+    __shared__ float scratch[32];
+    float acc = 0.0f;
+    for (int i = threadIdx.x; i < G; i += blockDim.x) acc += part[i];
+    acc = gt_block_sum(acc, scratch);
+    if (threadIdx.x == 0) out[0] += acc;
+}
+
+extern "C" void gt_cuda_grad_sumsq(gt_backend *be, void *out, const void *g, size_t n) {
+    if (n == 0) return;
+    GT_NVTX_PUSH("grad_sumsq");
+    int vec = gt_aligned16(g);
+    unsigned G = gt_grid_stride_blocks(be, vec ? n / 4 + 4 : n, SUMSQ_THREADS);
+    if (G > SUMSQ_MAX_BLOCKS) G = SUMSQ_MAX_BLOCKS;
+    float *part = (float *)be->workspace;
+    sumsq_partial_kernel<<<G, SUMSQ_THREADS, 0, be->stream>>>(part, (const float *)g, n, vec);
+    CUDA_CHECK_LAUNCH();
+    sumsq_final_kernel<<<1, 1024, 0, be->stream>>>((float *)out, part, (int)G);
+    CUDA_CHECK_LAUNCH();
+    GT_NVTX_POP();
+}
+
+/* The step's scalars, computed once on the host. */
+typedef struct {
+    float grad_scale, decay; /* decay = 1 - lr * wd */
+    float beta1, one_minus_beta1, beta2, one_minus_beta2;
+    float step_size, bc2_sqrt, eps; /* lr / (1 - beta1^t), sqrt(1 - beta2^t) */
+} adamw_scalars;
+
+/* torch.lerp(m, g, w): its two formulas, chosen by |w| < 0.5 as torch does. */
+static __device__ __forceinline__ float lerp_torch(float m, float g, float w) {
+    return fabsf(w) < 0.5f ? m + w * (g - m) : g - (g - m) * (1.0f - w);
+}
+
+static __device__ __forceinline__ float adamw_one(float p, float *m, float *v, float g,
+                                                  const adamw_scalars *s) {
+    g *= s->grad_scale;
+    p *= s->decay;
+    *m = lerp_torch(*m, g, s->one_minus_beta1);
+    *v = *v * s->beta2 + s->one_minus_beta2 * (g * g);
+    float denom = __fdiv_rn(__fsqrt_rn(*v), s->bc2_sqrt) + s->eps;
+    return p - s->step_size * __fdiv_rn(*m, denom);
+}
+
+/* W (4 or 1) consecutive fp32 / bf16 values: 16-byte and 8-byte accesses when W is 4. */
+template <int W> static __device__ __forceinline__ void load_f32(const float *p, float *f) {
+    if (W == 4) {
+        float4 t = *(const float4 *)p;
+        f[0] = t.x, f[1] = t.y, f[2] = t.z, f[3] = t.w;
+    } else {
+        f[0] = p[0];
+    }
+}
+template <int W> static __device__ __forceinline__ void store_f32(float *p, const float *f) {
+    if (W == 4) *(float4 *)p = make_float4(f[0], f[1], f[2], f[3]);
+    else p[0] = f[0];
+}
+template <int W> static __device__ __forceinline__ void load_bf16(const bf16 *p, float *f) {
+    if (W == 4) {
+        union {
+            uint2 u;
+            __nv_bfloat162 h[2];
+        } t;
+        t.u = *(const uint2 *)p;
+        float2 a = __bfloat1622float2(t.h[0]), b = __bfloat1622float2(t.h[1]);
+        f[0] = a.x, f[1] = a.y, f[2] = b.x, f[3] = b.y;
+    } else {
+        f[0] = __bfloat162float(p[0]);
+    }
+}
+template <int W> static __device__ __forceinline__ void store_bf16(bf16 *p, const float *f) {
+    if (W == 4) {
+        union {
+            uint2 u;
+            __nv_bfloat162 h[2];
+        } t;
+        t.h[0] = __floats2bfloat162_rn(f[0], f[1]);
+        t.h[1] = __floats2bfloat162_rn(f[2], f[3]);
+        *(uint2 *)p = t.u;
+    } else {
+        p[0] = __float2bfloat16_rn(f[0]);
+    }
+}
+
+/* Grid-stride over groups of W elements. */
+template <int W>
+static __global__ void adamw_kernel(bf16 *param, float *master, float *m, float *v,
+                                    const float *grad, size_t n, adamw_scalars s) {
+    size_t groups = n / W;
+    for (size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x; i < groups;
+         i += (size_t)gridDim.x * blockDim.x) {
+        size_t e = i * W;
+        float pv[4], mv[4], vv[4], gv[4];
+        if (master) load_f32<W>(master + e, pv);
+        else load_bf16<W>(param + e, pv);
+        load_f32<W>(m + e, mv);
+        load_f32<W>(v + e, vv);
+        load_f32<W>(grad + e, gv);
+#pragma unroll
+        for (int j = 0; j < W; j++) pv[j] = adamw_one(pv[j], &mv[j], &vv[j], gv[j], &s);
+        if (master) store_f32<W>(master + e, pv);
+        store_f32<W>(m + e, mv);
+        store_f32<W>(v + e, vv);
+        store_bf16<W>(param + e, pv);
+    }
+}
+
+static adamw_scalars make_scalars(const gt_adamw_args *a) {
+    adamw_scalars s;
+    double bc1 = 1.0 - pow((double)a->beta1, (double)a->step);
+    double bc2 = 1.0 - pow((double)a->beta2, (double)a->step);
+    s.grad_scale = a->grad_scale;
+    s.decay = (float)(1.0 - (double)a->lr * (double)a->weight_decay);
+    s.beta1 = a->beta1;
+    s.one_minus_beta1 = (float)(1.0 - (double)a->beta1);
+    s.beta2 = a->beta2;
+    s.one_minus_beta2 = (float)(1.0 - (double)a->beta2);
+    s.step_size = (float)((double)a->lr / bc1);
+    s.bc2_sqrt = (float)sqrt(bc2);
+    s.eps = a->eps;
+    return s;
+}
+
+extern "C" void gt_cuda_adamw(gt_backend *be, void *param, void *master, void *m, void *v,
+                              const void *grad, size_t n, const gt_adamw_args *args) {
+    if (n == 0) return;
+    GT_ASSERT(args->step >= 1, "adamw: step %d (1-based)", args->step);
+    GT_NVTX_PUSH("adamw");
+    adamw_scalars s = make_scalars(args);
+    /* The vector body needs 16-byte fp32 and 8-byte bf16 alignment; the tail (n % 4) goes scalar. */
+    int vec = gt_aligned16(m) && gt_aligned16(v) && gt_aligned16(grad) &&
+              (!master || gt_aligned16(master)) && ((uintptr_t)param & 7u) == 0;
+    size_t body = vec ? n / 4 * 4 : 0;
+    const int threads = 256;
+    if (body) {
+        adamw_kernel<4><<<gt_grid_stride_blocks(be, body / 4, threads), threads, 0, be->stream>>>(
+            (bf16 *)param, (float *)master, (float *)m, (float *)v, (const float *)grad, body, s);
+        CUDA_CHECK_LAUNCH();
+    }
+    if (n > body) {
+        size_t rest = n - body;
+        adamw_kernel<1><<<gt_grid_stride_blocks(be, rest, threads), threads, 0, be->stream>>>(
+            (bf16 *)param + body, master ? (float *)master + body : NULL, (float *)m + body,
+            (float *)v + body, (const float *)grad + body, rest, s);
+        CUDA_CHECK_LAUNCH();
+    }
+    GT_NVTX_POP();
+}
