@@ -54,6 +54,10 @@ void gt_model_free(gt_model *m);
 /* Reads this rank's slices of an HF checkpoint (directory with config.json and safetensors). */
 int gt_model_load_hf(gt_model *m, const char *dir, gt_err *err);
 
+/* HF's random initialization: weights ~ normal(0, initializer_range), norms and the padding row
+ * zero. Deterministic for a seed. */
+void gt_model_init_random(gt_model *m, uint64_t seed);
+
 /* Copies the full HF tensor `name` of the parameters (grads = 0) or the gradients (grads = 1) of this
  * rank's slices into full[rows*cols] (other ranks' slices are left untouched). */
 void gt_model_export_tensor(const gt_model *m, int grads, const char *name, float *full);

@@ -2,6 +2,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "bench.h"
 #include "eval.h"
 
 static void usage(FILE *f) {
@@ -10,6 +11,8 @@ static void usage(FILE *f) {
           "  eval --model HF_DIR --data FILE [--seq-len T] [--device auto|cpu|cuda]\n"
           "      mean next-token loss of an HF Gemma checkpoint on a token file\n"
           "      (a gemmatron token shard, or whitespace-separated token ids)\n"
+          "  bench --model DIR [--batch B] [--seq T] [--steps S] [--warmup W] [--profile]\n"
+          "      times full training steps (random init when DIR holds only config.json)\n"
           "  help\n",
           f);
 }
@@ -21,6 +24,7 @@ int main(int argc, char **argv) {
     }
     const char *cmd = argv[1];
     if (!strcmp(cmd, "eval")) return gt_cmd_eval(argc - 2, argv + 2);
+    if (!strcmp(cmd, "bench")) return gt_cmd_bench(argc - 2, argv + 2);
     if (!strcmp(cmd, "help") || !strcmp(cmd, "--help") || !strcmp(cmd, "-h")) {
         usage(stdout);
         return 0;

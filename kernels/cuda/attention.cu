@@ -285,25 +285,29 @@ static __device__ __forceinline__ void load_tile(uint32_t dst, const bf16 *g0, i
     }
 }
 
-/* A fragment (16 rows x 16 cols, k-step ks) of a swizzled tile, rows r0 .. r0+15. */
+/* Fragment addresses in a swizzled tile. A lane's part (row and chunk within the first 16x16 block
+ * it reads) is computed once; block (row r0, chunk pair c0) is then tile + r0 rows + (lane part XOR
+ * c0 chunks): r0 is a multiple of 8 and c0 even, so the XOR only flips chunk bits above the lane's
+ * own and commutes with the swizzle. Three lane patterns:
+ *   A  (16 rows x 16 cols of a row-major tile: Q, dO, P^T):         lane_a
+ *   B  where tile rows are the n index (K for S = Q K^T):            lane_brow
+ *   B  where tile rows are the k index (V for O = P V; .trans):      lane_bcol */
 template <int CH>
-static __device__ __forceinline__ void frag_a(uint32_t a[4], uint32_t tile, int r0, int ks,
-                                              int lane) {
-    ldsm4(a, tile + swz<CH>(r0 + (lane & 15), 2 * ks + (lane >> 4)));
+static __device__ __forceinline__ uint32_t lane_a(int lane) {
+    return swz<CH>(lane & 15, lane >> 4);
 }
-/* B fragments of two n-blocks (rows n0 .. n0+15 of the tile are the n index, k-step ks along the
- * row): b[0],b[1] for rows n0..n0+7, b[2],b[3] for n0+8..n0+15. For S = Q K^T and the like. */
 template <int CH>
-static __device__ __forceinline__ void frag_b_rows(uint32_t b[4], uint32_t tile, int n0, int ks,
-                                                   int lane) {
-    ldsm4(b, tile + swz<CH>(n0 + (lane & 7) + ((lane >> 4) << 3), 2 * ks + ((lane >> 3) & 1)));
+static __device__ __forceinline__ uint32_t lane_brow(int lane) {
+    return swz<CH>((lane & 7) + ((lane >> 4) << 3), (lane >> 3) & 1);
 }
-/* B fragments of two n-blocks where the tile's rows are the k index (rows k0 .. k0+15) and its
- * columns the n index (chunks c0, c0+1): for O = P V and the like. */
 template <int CH>
-static __device__ __forceinline__ void frag_b_cols(uint32_t b[4], uint32_t tile, int k0, int c0,
-                                                   int lane) {
-    ldsm4t(b, tile + swz<CH>(k0 + (lane & 7) + ((lane >> 3) & 1) * 8, c0 + (lane >> 4)));
+static __device__ __forceinline__ uint32_t lane_bcol(int lane) {
+    return swz<CH>((lane & 7) + ((lane >> 3) & 1) * 8, lane >> 4);
+}
+/* Address of the 16-row, 2-chunk block at (row r0, chunk c0) for a lane part la. */
+template <int CH>
+static __device__ __forceinline__ uint32_t blk(uint32_t tile, uint32_t la, int r0, int c0) {
+    return tile + (uint32_t)(r0 * CH * 16) + (la ^ (uint32_t)(c0 * 16));
 }
 
 #define FA_THREADS 256
@@ -326,6 +330,7 @@ __global__ void __launch_bounds__(FA_THREADS, 1)
     extern __shared__ __align__(128) unsigned char smem[];
     const uint32_t sQ = smem_u32(smem), sK = sQ + FA_BR * D * 2, sV = sK + 2 * KT;
     const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
+    const uint32_t la = lane_a<CH>(lane), lb = lane_brow<CH>(lane), lc = lane_bcol<CH>(lane);
     /* Heaviest query tiles (most keys) first, all heads of one tile together. */
     const int BH = s.B * s.Hq, bh = blockIdx.x % BH, mt = n_mtiles - 1 - blockIdx.x / BH;
     const int b = bh / s.Hq, h = bh % s.Hq, m0 = mt * FA_BR, T = s.T;
@@ -364,11 +369,11 @@ __global__ void __launch_bounds__(FA_THREADS, 1)
 #pragma unroll
         for (int ks = 0; ks < KS; ks++) {
             uint32_t a[4];
-            frag_a<CH>(a, sQ, warp * 16, ks, lane);
+            ldsm4(a, blk<CH>(sQ, la, warp * 16, 2 * ks));
 #pragma unroll
             for (int j = 0; j < NB / 2; j++) {
                 uint32_t bb[4];
-                frag_b_rows<CH>(bb, tK, j * 16, ks, lane);
+                ldsm4(bb, blk<CH>(tK, lb, j * 16, 2 * ks));
                 mma16816(sc[2 * j], a, bb[0], bb[1]);
                 mma16816(sc[2 * j + 1], a, bb[2], bb[3]);
             }
@@ -423,7 +428,7 @@ __global__ void __launch_bounds__(FA_THREADS, 1)
 #pragma unroll
             for (int j = 0; j < DB / 2; j++) {
                 uint32_t bb[4];
-                frag_b_cols<CH>(bb, tV, kk * 16, 2 * j, lane);
+                ldsm4t(bb, blk<CH>(tV, lc, kk * 16, 2 * j));
                 mma16816(o[2 * j], pa[kk], bb[0], bb[1]);
                 mma16816(o[2 * j + 1], pa[kk], bb[2], bb[3]);
             }
@@ -471,6 +476,7 @@ __global__ void __launch_bounds__(FA_THREADS, 1)
     const uint32_t sQ = smem_u32(smem), sO = sQ + FA_BR * D * 2, sK = sO + FA_BR * D * 2,
                    sV = sK + 2 * KT;
     const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
+    const uint32_t la = lane_a<CH>(lane), lb = lane_brow<CH>(lane), lc = lane_bcol<CH>(lane);
     const int BH = s.B * s.Hq, bh = blockIdx.x % BH, mt = n_mtiles - 1 - blockIdx.x / BH;
     const int b = bh / s.Hq, h = bh % s.Hq, m0 = mt * FA_BR, T = s.T;
     const bf16 *base = qkv + (size_t)b * T * s.ld;
@@ -515,15 +521,15 @@ __global__ void __launch_bounds__(FA_THREADS, 1)
 #pragma unroll
         for (int ks = 0; ks < KS; ks++) {
             uint32_t aq[4], ao[4];
-            frag_a<CH>(aq, sQ, warp * 16, ks, lane);
-            frag_a<CH>(ao, sO, warp * 16, ks, lane);
+            ldsm4(aq, blk<CH>(sQ, la, warp * 16, 2 * ks));
+            ldsm4(ao, blk<CH>(sO, la, warp * 16, 2 * ks));
 #pragma unroll
             for (int j = 0; j < NB / 2; j++) {
                 uint32_t bb[4];
-                frag_b_rows<CH>(bb, tK, j * 16, ks, lane);
+                ldsm4(bb, blk<CH>(tK, lb, j * 16, 2 * ks));
                 mma16816(sc[2 * j], aq, bb[0], bb[1]);
                 mma16816(sc[2 * j + 1], aq, bb[2], bb[3]);
-                frag_b_rows<CH>(bb, tV, j * 16, ks, lane);
+                ldsm4(bb, blk<CH>(tV, lb, j * 16, 2 * ks));
                 mma16816(dp[2 * j], ao, bb[0], bb[1]);
                 mma16816(dp[2 * j + 1], ao, bb[2], bb[3]);
             }
@@ -549,7 +555,7 @@ __global__ void __launch_bounds__(FA_THREADS, 1)
 #pragma unroll
             for (int j = 0; j < DB / 2; j++) {
                 uint32_t bb[4];
-                frag_b_cols<CH>(bb, tK, kk * 16, 2 * j, lane);
+                ldsm4t(bb, blk<CH>(tK, lc, kk * 16, 2 * j));
                 mma16816(dq[2 * j], da[kk], bb[0], bb[1]);
                 mma16816(dq[2 * j + 1], da[kk], bb[2], bb[3]);
             }
@@ -611,6 +617,8 @@ __global__ void __launch_bounds__(FA_THREADS, 1)
                    sP = sO + 2 * TB, sS = sP + PB;
     float *sL = (float *)(smem + 6 * TB + 2 * PB), *sD = sL + 2 * KV_TILE; /* [2][64] each */
     const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
+    const uint32_t la = lane_a<CH>(lane), lb = lane_brow<CH>(lane), lc = lane_bcol<CH>(lane),
+                   la8 = lane_a<8>(lane);
     /* Key tile 0 has the most query tiles: ascending tiles are heaviest first. */
     const int per = s.B * s.Hkv * hsplit, nt = blockIdx.x / per, rem = blockIdx.x % per;
     const int split = rem % hsplit, b = rem / hsplit / s.Hkv, g = rem / hsplit % s.Hkv;
@@ -657,15 +665,15 @@ __global__ void __launch_bounds__(FA_THREADS, 1)
 #pragma unroll
         for (int ks = 0; ks < KS; ks++) {
             uint32_t ak[4], av[4];
-            frag_a<CH>(ak, sK, kg * 16, ks, lane);
-            frag_a<CH>(av, sV, kg * 16, ks, lane);
+            ldsm4(ak, blk<CH>(sK, la, kg * 16, 2 * ks));
+            ldsm4(av, blk<CH>(sV, la, kg * 16, 2 * ks));
 #pragma unroll
             for (int j = 0; j < 2; j++) {
                 uint32_t bb[4];
-                frag_b_rows<CH>(bb, tQ, half * 32 + j * 16, ks, lane);
+                ldsm4(bb, blk<CH>(tQ, lb, half * 32 + j * 16, 2 * ks));
                 mma16816(st[2 * j], ak, bb[0], bb[1]);
                 mma16816(st[2 * j + 1], ak, bb[2], bb[3]);
-                frag_b_rows<CH>(bb, tO, half * 32 + j * 16, ks, lane);
+                ldsm4(bb, blk<CH>(tO, lb, half * 32 + j * 16, 2 * ks));
                 mma16816(dpt[2 * j], av, bb[0], bb[1]);
                 mma16816(dpt[2 * j + 1], av, bb[2], bb[3]);
             }
@@ -695,15 +703,15 @@ __global__ void __launch_bounds__(FA_THREADS, 1)
 #pragma unroll
         for (int kk = 0; kk < KV_TILE / 16; kk++) {
             uint32_t ap[4], as[4];
-            frag_a<8>(ap, sP, kg * 16, kk, lane);
-            frag_a<8>(as, sS, kg * 16, kk, lane);
+            ldsm4(ap, blk<8>(sP, la8, kg * 16, 2 * kk));
+            ldsm4(as, blk<8>(sS, la8, kg * 16, 2 * kk));
 #pragma unroll
             for (int j = 0; j < HB / 2; j++) {
                 uint32_t bb[4];
-                frag_b_cols<CH>(bb, tO, kk * 16, half * (CH / 2) + 2 * j, lane);
+                ldsm4t(bb, blk<CH>(tO, lc, kk * 16, half * (CH / 2) + 2 * j));
                 mma16816(dv[2 * j], ap, bb[0], bb[1]);
                 mma16816(dv[2 * j + 1], ap, bb[2], bb[3]);
-                frag_b_cols<CH>(bb, tQ, kk * 16, half * (CH / 2) + 2 * j, lane);
+                ldsm4t(bb, blk<CH>(tQ, lc, kk * 16, half * (CH / 2) + 2 * j));
                 mma16816(dk[2 * j], as, bb[0], bb[1]);
                 mma16816(dk[2 * j + 1], as, bb[2], bb[3]);
             }

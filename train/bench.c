@@ -1,0 +1,228 @@
+/* gemmatron bench --model DIR [--batch B] [--seq T] [--steps S] [--warmup W] [--device D] [--profile]
+ *
+ * Times complete training steps of the model in DIR (its config.json; its safetensors weights if
+ * present, else HF's random initialization) on random tokens: forward, lm_head and cross-entropy,
+ * backward, global gradient norm and AdamW. Prints the median step time, tokens/s and MFU
+ * (model/flops.h), device memory in use, and with --profile a breakdown of one step by op class
+ * against each class's roofline. */
+#include "bench.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "../model/flops.h"
+#include "../model/model.h"
+#include "backend.h"
+#include "op_profile.h"
+#include "optimizer.h"
+#ifdef GT_HAVE_CUDA
+#include "../kernels/cuda/cuda_backend.h"
+#endif
+
+typedef struct {
+    const char *model, *device;
+    int batch, seq, steps, warmup, profile;
+} bench_args;
+
+static int parse_int(const char *k, const char *v, int min, int *out, gt_err *err) {
+    char *end;
+    long x = strtol(v, &end, 10);
+    if (*end || x < min || x > 1 << 30) return gt_fail(err, "bench: %s must be an integer >= %d, got '%s'", k, min, v);
+    *out = (int)x;
+    return 0;
+}
+
+static int parse_args(bench_args *a, int argc, char **argv, gt_err *err) {
+    *a = (bench_args){NULL, "auto", 2, 2048, 10, 3, 0};
+    for (int i = 0; i < argc; i++) {
+        const char *k = argv[i];
+        if (!strcmp(k, "--profile")) {
+            a->profile = 1;
+            continue;
+        }
+        if (i + 1 >= argc) return gt_fail(err, "bench: option %s needs a value", k);
+        const char *v = argv[++i];
+        int rc = 0;
+        if (!strcmp(k, "--model")) a->model = v;
+        else if (!strcmp(k, "--device")) a->device = v;
+        else if (!strcmp(k, "--batch")) rc = parse_int(k, v, 1, &a->batch, err);
+        else if (!strcmp(k, "--seq")) rc = parse_int(k, v, 2, &a->seq, err);
+        else if (!strcmp(k, "--steps")) rc = parse_int(k, v, 1, &a->steps, err);
+        else if (!strcmp(k, "--warmup")) rc = parse_int(k, v, 0, &a->warmup, err);
+        else return gt_fail(err, "bench: unknown option %s", k);
+        if (rc) return -1;
+    }
+    if (!a->model) return gt_fail(err, "bench: --model DIR (a directory with config.json) is required");
+    return 0;
+}
+
+static double now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static int has_weights(const char *dir) {
+    char p[4096];
+    snprintf(p, sizeof p, "%s/model.safetensors", dir);
+    if (access(p, R_OK) == 0) return 1;
+    snprintf(p, sizeof p, "%s/model.safetensors.index.json", dir);
+    return access(p, R_OK) == 0;
+}
+
+/* One training step; returns the mean loss. */
+static double train_step(gt_model *m, gt_optimizer *opt, float dscale) {
+    gt_model_zero_grads(m);
+    double loss = gt_model_forward(m, 1, dscale, NULL);
+    gt_model_backward(m);
+    gt_optimizer_step(opt, 1e-5f, gt_optimizer_grad_sumsq(opt));
+    m->ops->sync(m->be);
+    return loss * dscale;
+}
+
+static int cmp_double(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+/* Bytes a memory-bound op class must move in one step (each input read once, each output written
+ * once), for its roofline; 0 for compute-bound classes. */
+static double class_bytes(int op, const gt_model *m) {
+    const gt_layout *L = &m->lay;
+    double N = m->N, C = L->C, F = L->F, a = (double)m->ops->size[GT_ACT], g = (double)m->ops->size[GT_GRAD];
+    double layers = L->L;
+    switch (op) {
+    case GT_PROF_RMSNORM_FWD: return (2 * layers + 1) * 2 * N * C * a;
+    case GT_PROF_RMSNORM_BWD: return (2 * layers + 1) * 4 * N * C * a;
+    case GT_PROF_ROPE: return layers * 2 * 2 * N * (L->Hq + L->Hkv) * L->D * a;
+    case GT_PROF_GEGLU_FWD: return layers * 3 * N * F * a;
+    case GT_PROF_GEGLU_BWD: return layers * 5 * N * F * a;
+    case GT_PROF_ADD: return layers * 2 * 3 * N * C * a;
+    case GT_PROF_EMBED: return N * C * (2 * a + a + 2 * g);
+    case GT_PROF_CE: return 3 * N * (double)L->V * a;
+    case GT_PROF_OPTIM: return (double)L->count * (a + 9 * g + 4);
+    default: return 0;
+    }
+}
+
+static double class_flops(int op, const gt_model *m) {
+    const gt_layout *L = &m->lay;
+    double N = m->N, mm = gt_matmul_params(&m->cfg) / L->tp_size;
+    double att = 2.0 * m->B * L->Hq * (double)m->T * m->T * L->D * L->L; /* causal fwd */
+    switch (op) {
+    case GT_PROF_MATMUL_FWD: return 2 * N * mm;
+    case GT_PROF_MATMUL_BWD: return 4 * N * mm;
+    case GT_PROF_ATTN_FWD: return att;
+    case GT_PROF_ATTN_BWD: return 2.5 * att;
+    default: return 0;
+    }
+}
+
+static void print_profile(gt_model *m, gt_optimizer *opt, float dscale, double step_s, double peak_bw) {
+    gt_op_profile prof;
+    const gt_ops *ops = m->ops;
+    gt_backend *be = m->be;
+    gt_op_profile_init(&prof, ops, be);
+    m->ops = &prof.ops;
+    m->be = (gt_backend *)&prof;
+    train_step(m, opt, dscale);
+    m->ops = ops;
+    m->be = be;
+    double total = 0;
+    for (int i = 0; i < GT_PROF_COUNT; i++) total += prof.seconds[i];
+    printf("%-15s %6s %9s %6s %14s %11s\n", "op class", "calls", "ms/step", "share", "achieved", "roofline ms");
+    for (int i = 0; i < GT_PROF_COUNT; i++) {
+        if (!prof.calls[i]) continue;
+        double s = prof.seconds[i], fl = class_flops(i, m), by = class_bytes(i, m);
+        char rate[32] = "";
+        double roof = 0;
+        if (fl > 0) snprintf(rate, sizeof rate, "%.3g TFLOP/s", fl / s / 1e12), roof = fl / GT_PEAK_BF16_FLOPS;
+        else if (by > 0) snprintf(rate, sizeof rate, "%.3g GB/s", by / s / 1e9), roof = by / peak_bw;
+        printf("%-15s %6ld %9.2f %5.1f%% %14s %11.2f\n", gt_op_profile_name(i), prof.calls[i], 1e3 * s,
+               100 * s / total, rate, 1e3 * roof);
+    }
+    printf("profiled step %.2f ms (synchronized per op) vs %.2f ms unprofiled\n", 1e3 * total, 1e3 * step_s);
+}
+
+static int run_bench(const bench_args *a, gt_err *err) {
+    gt_config cfg;
+    if (gt_config_load(&cfg, a->model, err)) return -1;
+    gt_compute c;
+    if (gt_compute_open(&c, a->device, 0, err)) return -1;
+    gt_model m;
+    if (gt_model_init(&m, &cfg, c.ops, c.be, 0, 1, err)) {
+        gt_compute_close(&c);
+        return -1;
+    }
+    int loaded = has_weights(a->model);
+    if (loaded ? gt_model_load_hf(&m, a->model, err) : (gt_model_init_random(&m, 1234), 0)) {
+        gt_model_free(&m);
+        gt_compute_close(&c);
+        return -1;
+    }
+    int B = a->batch, T = a->seq, N = B * T;
+    gt_model_alloc_batch(&m, B, T);
+    gt_adamw_config ac = {0.9f, 0.95f, 1e-8f, 0.1f, 1.0f};
+    gt_optimizer opt;
+    gt_optimizer_init(&opt, &m, &ac);
+    int32_t *buf = gt_malloc(3 * (size_t)N * sizeof(int32_t)), *tok = buf, *tgt = buf + N, *pos = buf + 2 * N;
+    uint32_t s = 42;
+    for (int i = 0; i < N; i++) {
+        s = s * 1664525u + 1013904223u;
+        tok[i] = (int32_t)((s >> 8) % (uint32_t)cfg.vocab_size);
+        pos[i] = i % T;
+    }
+    for (int i = 0; i < N; i++) tgt[i] = (i % T) + 1 < T ? tok[i + 1] : -1;
+    gt_model_set_batch(&m, tok, tgt, pos, NULL);
+    float dscale = 1.0f / (float)(B * (T - 1));
+
+    char dev[128] = "cpu";
+    double peak_bw = 50e9;
+#ifdef GT_HAVE_CUDA
+    if (c.is_cuda) {
+        gt_cuda_device_name(c.be, dev, sizeof dev);
+        peak_bw = strstr(dev, "H200") ? 4.8e12 : 3.35e12;
+    }
+#endif
+    printf("gemmatron bench: %s (%s), B=%d T=%d on %s [%s]\n", a->model, loaded ? "weights" : "random init",
+           B, T, c.ops->name, dev);
+    for (int i = 0; i < a->warmup; i++) train_step(&m, &opt, dscale);
+    double *t = gt_malloc((size_t)a->steps * sizeof *t), loss = 0;
+    for (int i = 0; i < a->steps; i++) {
+        double t0 = now();
+        loss = train_step(&m, &opt, dscale);
+        t[i] = now() - t0;
+    }
+    qsort(t, (size_t)a->steps, sizeof *t, cmp_double);
+    double med = t[a->steps / 2], tps = N / med;
+    double mfu = tps * gt_flops_per_token(&cfg, T) / GT_PEAK_BF16_FLOPS;
+    double mem = 0;
+#ifdef GT_HAVE_CUDA
+    if (c.is_cuda) mem = (double)gt_cuda_mem_in_use(c.be) / (1 << 30);
+#endif
+    printf("step_ms=%.2f (min %.2f max %.2f) tokens_per_s=%.0f mfu=%.1f%% mem_in_use_gib=%.2f loss=%.4f\n",
+           1e3 * med, 1e3 * t[0], 1e3 * t[a->steps - 1], tps, 100 * mfu, mem, loss);
+    printf("(MFU: 6 x %.3g matmul params + causal attention = %.3g FLOP/token over %.0f TFLOP/s dense BF16)\n",
+           gt_matmul_params(&cfg), gt_flops_per_token(&cfg, T), GT_PEAK_BF16_FLOPS / 1e12);
+    if (a->profile) print_profile(&m, &opt, dscale, med, peak_bw);
+    free(t);
+    free(buf);
+    gt_optimizer_free(&opt);
+    gt_model_free(&m);
+    gt_compute_close(&c);
+    return 0;
+}
+
+int gt_cmd_bench(int argc, char **argv) {
+    bench_args a;
+    gt_err err;
+    if (parse_args(&a, argc, argv, &err) || run_bench(&a, &err)) {
+        fprintf(stderr, "gemmatron: %s\n", err.msg);
+        return 1;
+    }
+    return 0;
+}
