@@ -3,6 +3,7 @@
 #include <stdlib.h>
 
 #include "model.h"
+#include "tp.h"
 
 #define PARAM(m, off) ((char *)(m)->params + (off) * (m)->ops->size[GT_ACT])
 #define GRAD(m, off) ((char *)(m)->grads + (off) * (m)->ops->size[GT_GRAD])
@@ -35,8 +36,9 @@ static void free_batch(gt_model *m) {
     m->acts = NULL;
     void *bufs[] = {m->tokens, m->targets, m->pos, m->seg, m->res_final, m->lnf, m->rstdf,
                     m->dlnf, m->logits, m->ce_parts, m->ce_lse, m->loss_sum, m->tmp,
-                    m->dres, m->dbig, m->dsmall};
+                    m->dres, m->dbig, m->dsmall, m->ce_part_local};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) o->release(m->be, bufs[i]);
+    m->ce_part_local = NULL;
 }
 
 void gt_model_free(gt_model *m) {
@@ -44,6 +46,8 @@ void gt_model_free(gt_model *m) {
     free_batch(m);
     m->ops->release(m->be, m->params);
     m->ops->release(m->be, m->grads);
+    m->ops->release(m->be, m->kv_sum);
+    m->ops->release(m->be, m->sumsq);
     gt_layout_free(&m->lay);
     m->ops = NULL;
 }
@@ -138,11 +142,13 @@ static void layer_forward(gt_model *m, int l, void *res_out) {
     o->rope_fwd(be, a->qkv, m->pos, (float)m->cfg.rope_theta, N, L->Hq, L->Hkv, L->D);
     o->attention_fwd(be, a->att, a->lse, a->qkv, seg, attn_scale(m), m->B, m->T, L->Hq, L->Hkv, L->D);
     o->matmul_fwd(be, m->tmp, a->att, PARAM(m, w->o), N, HD, C);
+    gt_model_tp_sum(m, m->tmp, (size_t)N * C, GT_ACT); /* row-parallel o_proj */
     o->add(be, a->res_mid, a->res, m->tmp, (size_t)N * C);
     o->rmsnorm_fwd(be, a->ln2, a->rstd2, a->res_mid, PARAM(m, w->ln2), eps, N, C);
     o->matmul_fwd(be, a->fc1, a->ln2, PARAM(m, w->fc1), N, C, 2 * L->F);
     o->geglu_fwd(be, a->h, a->fc1, m->cfg.act, N, L->F);
     o->matmul_fwd(be, m->tmp, a->h, PARAM(m, w->fc2), N, L->F, C);
+    gt_model_tp_sum(m, m->tmp, (size_t)N * C, GT_ACT); /* row-parallel fc2 */
     o->add(be, res_out, a->res_mid, m->tmp, (size_t)N * C);
 }
 
@@ -159,8 +165,8 @@ static double head_forward(gt_model *m, int train, float dscale, float *logits_o
         const int32_t *tgt = m->targets + n0;
         o->matmul_fwd(be, m->logits, x, PARAM(m, L->wte), n, C, L->V);
         if (logits_out) o->download(be, GT_ACT, logits_out + (size_t)n0 * L->V, m->logits, (size_t)n * L->V);
-        o->ce_partial(be, m->ce_parts, m->logits, tgt, L->vstart, L->V, n);
-        o->ce_finish(be, m->ce_lse, m->loss_sum, m->ce_parts, tgt, 1, n);
+        gt_model_ce_parts(m, m->logits, tgt, n);
+        o->ce_finish(be, m->ce_lse, m->loss_sum, m->ce_parts, tgt, m->tp ? m->tp->size : 1, n);
         if (!train) continue;
         o->ce_backward(be, m->logits, m->logits, tgt, m->ce_lse, dscale, L->vstart, L->V, n);
         o->matmul_bwd(be, ROWS(m, GT_ACT, m->dlnf, n0, C), GRAD(m, L->wte), m->logits, x,
@@ -180,6 +186,7 @@ double gt_model_forward(gt_model *m, int train, float dscale, float *logits_out)
     int N = m->N, C = L->C;
     o->embed_fwd(m->be, m->acts[0].res, m->tokens, PARAM(m, L->wte), embed_scale(m), L->vstart, L->V,
                  N, C);
+    gt_model_tp_sum(m, m->acts[0].res, (size_t)N * C, GT_ACT); /* vocab-parallel embedding */
     for (int l = 0; l < L->L; l++) layer_forward(m, l, l + 1 < L->L ? m->acts[l + 1].res : m->res_final);
     o->rmsnorm_fwd(m->be, m->lnf, m->rstdf, m->res_final, PARAM(m, L->lnf), (float)m->cfg.rms_norm_eps,
                    N, C);
@@ -200,6 +207,7 @@ static void layer_backward(gt_model *m, int l) {
     o->matmul_bwd(be, m->dsmall, GRAD(m, w->fc2), m->dres, a->h, PARAM(m, w->fc2), N, L->F, C);
     o->geglu_bwd(be, m->dbig, m->dsmall, a->fc1, m->cfg.act, N, L->F);
     o->matmul_bwd(be, m->tmp, GRAD(m, w->fc1), m->dbig, a->ln2, PARAM(m, w->fc1), N, C, 2 * L->F);
+    gt_model_tp_sum(m, m->tmp, (size_t)N * C, GT_ACT); /* column-parallel fc1: d(input) */
     o->rmsnorm_bwd(be, m->dres, GRAD(m, w->ln2), m->tmp, a->res_mid, PARAM(m, w->ln2), a->rstd2, N, C);
 
     /* Attention: res_mid = res + o(attn(rope(qkv(ln1(res))))) */
@@ -208,6 +216,7 @@ static void layer_backward(gt_model *m, int l) {
                      L->Hq, L->Hkv, L->D);
     o->rope_bwd(be, m->dbig, m->pos, (float)m->cfg.rope_theta, N, L->Hq, L->Hkv, L->D);
     o->matmul_bwd(be, m->tmp, GRAD(m, w->qkv), m->dbig, a->ln1, PARAM(m, w->qkv), N, C, L->Q);
+    gt_model_tp_sum(m, m->tmp, (size_t)N * C, GT_ACT); /* column-parallel qkv: d(input) */
     o->rmsnorm_bwd(be, m->dres, GRAD(m, w->ln1), m->tmp, a->res, PARAM(m, w->ln1), a->rstd1, N, C);
 }
 
@@ -216,6 +225,7 @@ void gt_model_backward(gt_model *m) {
     const gt_layout *L = &m->lay;
     int N = m->N, C = L->C;
     o->zero(m->be, m->dres, (size_t)N * C * o->size[GT_ACT]);
+    gt_model_tp_sum(m, m->dlnf, (size_t)N * C, GT_ACT); /* vocab-parallel lm_head: d(input) */
     o->rmsnorm_bwd(m->be, m->dres, GRAD(m, L->lnf), m->dlnf, m->res_final, PARAM(m, L->lnf), m->rstdf,
                    N, C);
     for (int l = L->L - 1; l >= 0; l--) layer_backward(m, l);

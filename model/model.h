@@ -3,6 +3,7 @@
 #ifndef GT_MODEL_H
 #define GT_MODEL_H
 
+#include "../comm/group.h"
 #include "layout.h"
 
 typedef struct {
@@ -44,6 +45,12 @@ typedef struct {
     void *dbig;          /* [N, max(2F, Q, C, Hq*D)] */
     void *dsmall;        /* [N, max(F, Hq*D, C)] */
     int has_seg;
+
+    /* tensor parallelism (NULL or size 1: none) */
+    gt_group *tp;
+    void *ce_part_local;  /* [ce_chunk, 3] STAT: this rank's partials before the all-gather */
+    void *kv_sum;         /* [kv_heads, 2, D, C] GRAD: replicated K/V gradients being summed */
+    void *sumsq;          /* [3] STAT: squared gradient norms by replication class */
 } gt_model;
 
 /* Allocates parameters (zero) and gradients for rank tp_rank of tp_size. */
@@ -80,5 +87,16 @@ double gt_model_forward(gt_model *m, int train, float dscale, float *logits_out)
 void gt_model_backward(gt_model *m);
 
 void gt_model_zero_grads(gt_model *m);
+
+/* Makes the model tensor-parallel over group tp (whose size must equal the layout's tp_size). */
+void gt_model_set_tp(gt_model *m, gt_group *tp);
+
+/* Once per optimizer step, after all micro-batches: sums the gradients of K/V heads replicated
+ * across tp ranks (num_kv_heads < tp), then all-reduces every gradient over dp (NULL: no dp). */
+void gt_model_reduce_grads(gt_model *m, gt_group *dp);
+
+/* Squared L2 norm of the whole model's gradient, each parameter counted once across tp ranks
+ * (replicated norms and K/V heads are not counted twice); identical on every rank. */
+double gt_model_grad_sumsq(gt_model *m);
 
 #endif

@@ -4,6 +4,7 @@
 
 #ifdef GT_HAVE_CUDA
 #include "../kernels/cuda/cuda_backend.h"
+#include "../kernels/cuda/cuda_stream.h"
 #endif
 
 static int have_gpu(void) {
@@ -45,4 +46,12 @@ void gt_compute_close(gt_compute *c) {
 #endif
         gt_cpu_backend_destroy(c->be);
     c->ops = NULL;
+}
+
+void *gt_compute_stream(gt_compute *c) {
+#ifdef GT_HAVE_CUDA
+    if (c->is_cuda) return gt_cuda_stream(c->be);
+#endif
+    (void)c;
+    return NULL;
 }

@@ -14,5 +14,7 @@ typedef struct {
 /* name: "auto", "cpu", "cpu64" or "cuda"; local_rank picks the GPU. */
 int gt_compute_open(gt_compute *c, const char *name, int local_rank, gt_err *err);
 void gt_compute_close(gt_compute *c);
+/* The CUDA stream every op runs on (NULL on the CPU), for NCCL. */
+void *gt_compute_stream(gt_compute *c);
 
 #endif

@@ -1,28 +1,32 @@
-/* gemmatron eval --model HF_DIR --data FILE [--seq-len T] [--device auto|cpu|cuda]
+/* gemmatron eval --model HF_DIR --data FILE [--seq-len T] [--tp N] [--device auto|cpu|cuda]
  *
  * The token file (a shard or whitespace-separated ids) is cut into consecutive sequences of T
  * tokens (default: the whole file when it is shorter than the model's context, else the context
  * length); the last one may be shorter. Each sequence predicts its tokens 1..T-1 from the ones
  * before. With attributes, only tokens marked as targets count and attention does not cross the
- * document starts. Prints, as its last line: eval_loss=<mean> tokens=<predicted tokens>. */
+ * document starts. Under mpirun the model is split over tp ranks and the sequences over the
+ * dp = world / tp replicas. Rank 0 prints, as its last line: eval_loss=<mean> tokens=<count>. */
 #include "eval.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "../data/shard.h"
+#include "../comm/grid.h"
+#include "../data/sequence.h"
 #include "../model/model.h"
 #include "backend.h"
 
 typedef struct {
     const char *model, *data, *device;
     long seq_len;
+    int tp;
 } eval_args;
 
 static int parse_args(eval_args *a, int argc, char **argv, gt_err *err) {
     memset(a, 0, sizeof *a);
     a->device = "auto";
+    a->tp = 1;
     for (int i = 0; i < argc; i++) {
         const char *k = argv[i];
         if (i + 1 >= argc) return gt_fail(err, "eval: option %s needs a value", k);
@@ -34,6 +38,10 @@ static int parse_args(eval_args *a, int argc, char **argv, gt_err *err) {
             char *end;
             a->seq_len = strtol(v, &end, 10);
             if (*end || a->seq_len < 2) return gt_fail(err, "eval: --seq-len must be an integer >= 2, got '%s'", v);
+        } else if (!strcmp(k, "--tp")) {
+            char *end;
+            a->tp = (int)strtol(v, &end, 10);
+            if (*end || a->tp < 1) return gt_fail(err, "eval: --tp must be a positive integer, got '%s'", v);
         } else return gt_fail(err, "eval: unknown option %s", k);
     }
     if (!a->model) return gt_fail(err, "eval: --model HF_DIR is required");
@@ -41,31 +49,7 @@ static int parse_args(eval_args *a, int argc, char **argv, gt_err *err) {
     return 0;
 }
 
-/* Fills one sequence's inputs from tokens [t0, t0+T); returns its number of targets. */
-static int64_t fill_sequence(const gt_tokens *tk, int64_t t0, int T, int32_t *tok, int32_t *tgt,
-                             int32_t *pos, int32_t *seg) {
-    int64_t targets = 0;
-    int32_t s = 0, p = 0;
-    for (int t = 0; t < T; t++) {
-        int64_t i = t0 + t;
-        uint8_t at = tk->attr ? tk->attr[i] : GT_TOK_TARGET;
-        if (t > 0 && (at & GT_TOK_DOC_START)) s++, p = 0;
-        tok[t] = (int32_t)tk->tokens[i];
-        pos[t] = p++;
-        seg[t] = s;
-        tgt[t] = -1;
-        if (t + 1 < T) {
-            uint8_t nx = tk->attr ? tk->attr[i + 1] : GT_TOK_TARGET;
-            if ((nx & GT_TOK_TARGET) && !(nx & GT_TOK_DOC_START)) {
-                tgt[t] = (int32_t)tk->tokens[i + 1];
-                targets++;
-            }
-        }
-    }
-    return targets;
-}
-
-static int run_eval(const eval_args *a, gt_err *err) {
+static int run_eval(const eval_args *a, gt_grid *g, gt_err *err) {
     gt_config cfg;
     if (gt_config_load(&cfg, a->model, err) || gt_config_validate(&cfg, a->model, err)) return -1;
     gt_tokens tk;
@@ -78,29 +62,38 @@ static int run_eval(const eval_args *a, gt_err *err) {
     gt_compute c;
     gt_model m;
     int rc = -1;
-    if (gt_compute_open(&c, a->device, 0, err)) goto out_tokens;
-    if (gt_model_init(&m, &cfg, c.ops, c.be, 0, 1, err)) goto out_compute;
+    if (gt_compute_open(&c, a->device, g->local_rank, err)) goto out_tokens;
+    if (gt_model_init(&m, &cfg, c.ops, c.be, g->tp_rank, g->tp, err)) goto out_compute;
     if (gt_model_load_hf(&m, a->model, err)) goto out_model;
-    fprintf(stderr, "gemmatron eval: %s on %s, %lld tokens, sequences of %lld\n", a->model, c.ops->name,
-            (long long)tk.count, (long long)T);
+    if (c.is_cuda) gt_grid_use_nccl(g, gt_compute_stream(&c));
+    gt_model_set_tp(&m, &g->tp_group);
+    if (g->world_rank == 0)
+        fprintf(stderr, "gemmatron eval: %s on %s (tp=%d dp=%d), %lld tokens, sequences of %lld\n", a->model,
+                c.ops->name, g->tp, g->dp, (long long)tk.count, (long long)T);
     int32_t *buf = gt_malloc(4 * (size_t)T * sizeof(int32_t));
     double loss = 0;
     int64_t targets = 0;
-    for (int64_t t0 = 0; t0 + 1 < tk.count; t0 += T) {
+    int64_t seq = 0;
+    for (int64_t t0 = 0; t0 + 1 < tk.count; t0 += T, seq++) {
         int n = (int)(tk.count - t0 < T ? tk.count - t0 : T);
         if (n < 2) break;
+        if (seq % g->dp != g->dp_rank) continue;
         int32_t *tok = buf, *tgt = buf + n, *pos = buf + 2 * n, *seg = buf + 3 * n;
-        targets += fill_sequence(&tk, t0, n, tok, tgt, pos, seg);
+        targets += gt_fill_sequence(&tk, t0, n, 1, tok, tgt, pos, seg);
         gt_model_alloc_batch(&m, 1, n);
         gt_model_set_batch(&m, tok, tgt, pos, tk.attr ? seg : NULL);
         loss += gt_model_forward(&m, 0, 0.0f, NULL);
     }
     free(buf);
+    double sums[2] = {loss, (double)targets};
+    gt_allreduce_host(&g->dp_group, sums, 2, GT_F64, GT_RED_SUM);
+    loss = sums[0];
+    targets = (int64_t)sums[1];
     if (targets == 0) {
         gt_fail(err, "%s: no token is marked as a target", a->data);
         goto out_model;
     }
-    printf("eval_loss=%.6f tokens=%lld\n", loss / (double)targets, (long long)targets);
+    if (g->world_rank == 0) printf("eval_loss=%.6f tokens=%lld\n", loss / (double)targets, (long long)targets);
     rc = 0;
 out_model:
     gt_model_free(&m);
@@ -114,9 +107,13 @@ out_tokens:
 int gt_cmd_eval(int argc, char **argv) {
     eval_args a;
     gt_err err;
-    if (parse_args(&a, argc, argv, &err) || run_eval(&a, &err)) {
+    gt_grid g;
+    if (parse_args(&a, argc, argv, &err) || gt_grid_init(&g, &argc, &argv, a.tp, &err)) {
         fprintf(stderr, "gemmatron: %s\n", err.msg);
         return 1;
     }
-    return 0;
+    int rc = run_eval(&a, &g, &err);
+    if (rc) fprintf(stderr, "gemmatron: %s\n", err.msg);
+    gt_grid_free(&g);
+    return rc ? 1 : 0;
 }

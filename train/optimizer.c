@@ -49,7 +49,6 @@ void gt_optimizer_init(gt_optimizer *o, gt_model *m, const gt_adamw_config *cfg)
     }
     o->mom = ops->alloc(m->be, bytes);
     o->var = ops->alloc(m->be, bytes);
-    o->sumsq = ops->alloc(m->be, ops->size[GT_STAT]);
     build_segments(o);
 }
 
@@ -59,25 +58,11 @@ void gt_optimizer_free(gt_optimizer *o) {
     if (o->master) ops->release(o->m->be, o->master);
     ops->release(o->m->be, o->mom);
     ops->release(o->m->be, o->var);
-    ops->release(o->m->be, o->sumsq);
     free(o->seg);
     o->m = NULL;
 }
 
-double gt_optimizer_grad_sumsq(gt_optimizer *o) {
-    gt_model *m = o->m;
-    const gt_ops *ops = m->ops;
-    ops->zero(m->be, o->sumsq, ops->size[GT_STAT]);
-    ops->grad_sumsq(m->be, o->sumsq, m->grads, m->lay.count);
-    if (ops->size[GT_STAT] == sizeof(double)) {
-        double v;
-        ops->download_raw(m->be, &v, o->sumsq, sizeof v);
-        return v;
-    }
-    float v;
-    ops->download_raw(m->be, &v, o->sumsq, sizeof v);
-    return v;
-}
+double gt_optimizer_grad_sumsq(gt_optimizer *o) { return gt_model_grad_sumsq(o->m); }
 
 int gt_optimizer_step(gt_optimizer *o, float lr, double sumsq) {
     if (!isfinite(sumsq)) {

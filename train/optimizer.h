@@ -21,7 +21,6 @@ typedef struct {
     gt_model *m;
     void *master; /* [count] GRAD-kind elements, NULL when params are the master (CPU) */
     void *mom, *var;
-    void *sumsq;  /* [1] STAT */
     gt_opt_segment *seg;
     int nseg;
     int step;     /* steps applied */
@@ -31,8 +30,7 @@ typedef struct {
 void gt_optimizer_init(gt_optimizer *o, gt_model *m, const gt_adamw_config *cfg);
 void gt_optimizer_free(gt_optimizer *o);
 
-/* Norm of the gradient buffer after multiplying by grad_scale (e.g. 1/accumulated micro-batches).
- * With tensor parallelism the caller combines ranks' squared sums. */
+/* Squared norm of the model's whole gradient (gt_model_grad_sumsq: tp-aware, each parameter once). */
 double gt_optimizer_grad_sumsq(gt_optimizer *o);
 
 /* One AdamW step at learning rate lr from the accumulated gradients, whose squared norm is

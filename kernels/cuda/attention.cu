@@ -262,12 +262,17 @@ static __device__ __forceinline__ uint32_t pack_bf16(float lo, float hi) {
     return u;
 }
 
-/* Byte offset of 16-byte chunk c of row r in a tile of CH chunks per row. The chunk index is XORed
- * with r % 8, so the 8 rows read by one ldmatrix matrix (same logical chunk) hit 8 different
- * bank groups. Needs CH >= 8 (D >= 64). */
-template <int CH>
-static __device__ __forceinline__ uint32_t swz(int r, int c) {
-    return (uint32_t)((r * CH + (c ^ (r & 7))) * 16);
+/* Shared-memory tiles are row-major with RB = 2 cols + 16 bytes per row: the 16-byte pad shifts
+ * each row by one bank group, so the 8 rows of an ldmatrix matrix (same chunk, consecutive rows) and
+ * the fragment stores of a warp hit 32 distinct banks, and every fragment address is a lane's base
+ * plus a compile-time offset (no per-block address registers). */
+#define TILE_RB(cols) ((cols) * 2 + 16)
+#define PT_RB TILE_RB(64) /* the 64 x 64 P^T and dS^T tiles of the dK/dV kernel */
+
+/* Byte offset of 16-byte chunk c of row r. */
+template <int RB>
+static __device__ __forceinline__ uint32_t toff(int r, int c) {
+    return (uint32_t)(r * RB + c * 16);
 }
 
 /* cp.async of a ROWS x D bf16 tile: rows t0 .. t0+ROWS-1 of a sequence whose row 0 is at g0
@@ -275,39 +280,36 @@ static __device__ __forceinline__ uint32_t swz(int r, int c) {
 template <int ROWS, int D>
 static __device__ __forceinline__ void load_tile(uint32_t dst, const bf16 *g0, int ld, int t0,
                                                  int T, int tid) {
-    constexpr int CH = D / 8;
+    constexpr int CH = D / 8, RB = TILE_RB(D);
     static_assert((ROWS * CH) % 256 == 0, "tile chunks must split evenly over 256 threads");
 #pragma unroll
     for (int k = 0; k < ROWS * CH / 256; k++) {
         const int idx = tid + 256 * k, r = idx / CH, c = idx % CH;
         const int valid = t0 + r < T;
-        cp_async16(dst + swz<CH>(r, c), g0 + (size_t)(valid ? t0 + r : 0) * ld + c * 8, valid);
+        cp_async16(dst + toff<RB>(r, c), g0 + (size_t)(valid ? t0 + r : 0) * ld + c * 8, valid);
     }
 }
 
-/* Fragment addresses in a swizzled tile. A lane's part (row and chunk within the first 16x16 block
- * it reads) is computed once; block (row r0, chunk pair c0) is then tile + r0 rows + (lane part XOR
- * c0 chunks): r0 is a multiple of 8 and c0 even, so the XOR only flips chunk bits above the lane's
- * own and commutes with the swizzle. Three lane patterns:
+/* Fragment addresses: a lane's part (the row and chunk it addresses in the first 16 x 16 block) is
+ * computed once; block (row r0, chunk c0) is at tile + lane part + a constant. Three lane patterns:
  *   A  (16 rows x 16 cols of a row-major tile: Q, dO, P^T):         lane_a
  *   B  where tile rows are the n index (K for S = Q K^T):            lane_brow
  *   B  where tile rows are the k index (V for O = P V; .trans):      lane_bcol */
-template <int CH>
+template <int RB>
 static __device__ __forceinline__ uint32_t lane_a(int lane) {
-    return swz<CH>(lane & 15, lane >> 4);
+    return toff<RB>(lane & 15, lane >> 4);
 }
-template <int CH>
+template <int RB>
 static __device__ __forceinline__ uint32_t lane_brow(int lane) {
-    return swz<CH>((lane & 7) + ((lane >> 4) << 3), (lane >> 3) & 1);
+    return toff<RB>((lane & 7) + ((lane >> 4) << 3), (lane >> 3) & 1);
 }
-template <int CH>
+template <int RB>
 static __device__ __forceinline__ uint32_t lane_bcol(int lane) {
-    return swz<CH>((lane & 7) + ((lane >> 3) & 1) * 8, lane >> 4);
+    return toff<RB>((lane & 7) + ((lane >> 3) & 1) * 8, lane >> 4);
 }
-/* Address of the 16-row, 2-chunk block at (row r0, chunk c0) for a lane part la. */
-template <int CH>
-static __device__ __forceinline__ uint32_t blk(uint32_t tile, uint32_t la, int r0, int c0) {
-    return tile + (uint32_t)(r0 * CH * 16) + (la ^ (uint32_t)(c0 * 16));
+template <int RB>
+static __device__ __forceinline__ uint32_t blk(uint32_t tile, uint32_t lanepart, int r0, int c0) {
+    return tile + lanepart + toff<RB>(r0, c0);
 }
 
 #define FA_THREADS 256
@@ -326,11 +328,11 @@ template <int D, int BC>
 __global__ void __launch_bounds__(FA_THREADS, 1)
     attention_fwd_kernel(bf16 *out, float *lse, const bf16 *qkv, const int32_t *seg, attn_shape s,
                          int n_mtiles) {
-    constexpr int CH = D / 8, KS = D / 16, NB = BC / 8, DB = D / 8, KT = BC * D * 2;
+    constexpr int CH = D / 8, RB = TILE_RB(D), KS = D / 16, NB = BC / 8, DB = D / 8, KT = BC * RB;
     extern __shared__ __align__(128) unsigned char smem[];
-    const uint32_t sQ = smem_u32(smem), sK = sQ + FA_BR * D * 2, sV = sK + 2 * KT;
+    const uint32_t sQ = smem_u32(smem), sK = sQ + FA_BR * RB, sV = sK + 2 * KT;
     const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
-    const uint32_t la = lane_a<CH>(lane), lb = lane_brow<CH>(lane), lc = lane_bcol<CH>(lane);
+    const uint32_t la = lane_a<RB>(lane), lb = lane_brow<RB>(lane), lc = lane_bcol<RB>(lane);
     /* Heaviest query tiles (most keys) first, all heads of one tile together. */
     const int BH = s.B * s.Hq, bh = blockIdx.x % BH, mt = n_mtiles - 1 - blockIdx.x / BH;
     const int b = bh / s.Hq, h = bh % s.Hq, m0 = mt * FA_BR, T = s.T;
@@ -369,11 +371,11 @@ __global__ void __launch_bounds__(FA_THREADS, 1)
 #pragma unroll
         for (int ks = 0; ks < KS; ks++) {
             uint32_t a[4];
-            ldsm4(a, blk<CH>(sQ, la, warp * 16, 2 * ks));
+            ldsm4(a, blk<RB>(sQ, la, warp * 16, 2 * ks));
 #pragma unroll
             for (int j = 0; j < NB / 2; j++) {
                 uint32_t bb[4];
-                ldsm4(bb, blk<CH>(tK, lb, j * 16, 2 * ks));
+                ldsm4(bb, blk<RB>(tK, lb, j * 16, 2 * ks));
                 mma16816(sc[2 * j], a, bb[0], bb[1]);
                 mma16816(sc[2 * j + 1], a, bb[2], bb[3]);
             }
@@ -424,11 +426,11 @@ __global__ void __launch_bounds__(FA_THREADS, 1)
         }
         /* O += P V: k = the tile's keys, n = head dims. */
 #pragma unroll
-        for (int kk = 0; kk < BC / 16; kk++)
+        for (int j = 0; j < DB / 2; j++)
 #pragma unroll
-            for (int j = 0; j < DB / 2; j++) {
+            for (int kk = 0; kk < BC / 16; kk++) {
                 uint32_t bb[4];
-                ldsm4t(bb, blk<CH>(tV, lc, kk * 16, 2 * j));
+                ldsm4t(bb, blk<RB>(tV, lc, kk * 16, 2 * j));
                 mma16816(o[2 * j], pa[kk], bb[0], bb[1]);
                 mma16816(o[2 * j + 1], pa[kk], bb[2], bb[3]);
             }
@@ -449,8 +451,8 @@ __global__ void __launch_bounds__(FA_THREADS, 1)
     const int gr = warp * 16 + (lane >> 2);
 #pragma unroll
     for (int j = 0; j < DB; j++) {
-        *(uint32_t *)(smem + swz<CH>(gr, j) + (lane & 3) * 4) = pack_bf16(o[j][0] * inv[0], o[j][1] * inv[0]);
-        *(uint32_t *)(smem + swz<CH>(gr + 8, j) + (lane & 3) * 4) = pack_bf16(o[j][2] * inv[1], o[j][3] * inv[1]);
+        *(uint32_t *)(smem + toff<RB>(gr, j) + (lane & 3) * 4) = pack_bf16(o[j][0] * inv[0], o[j][1] * inv[0]);
+        *(uint32_t *)(smem + toff<RB>(gr + 8, j) + (lane & 3) * 4) = pack_bf16(o[j][2] * inv[1], o[j][3] * inv[1]);
     }
     __syncwarp();
     bf16 *og = out + (size_t)b * T * s.Hq * D + (size_t)h * D;
@@ -458,7 +460,7 @@ __global__ void __launch_bounds__(FA_THREADS, 1)
     for (int k = 0; k < 16 * CH / 32; k++) {
         const int idx = lane + 32 * k, r = idx / CH, c = idx % CH, t = wrow + r;
         if (t < T)
-            *(uint4 *)(og + (size_t)t * s.Hq * D + c * 8) = *(const uint4 *)(smem + swz<CH>(warp * 16 + r, c));
+            *(uint4 *)(og + (size_t)t * s.Hq * D + c * 8) = *(const uint4 *)(smem + toff<RB>(warp * 16 + r, c));
     }
 }
 
@@ -471,12 +473,12 @@ template <int D, int BC>
 __global__ void __launch_bounds__(FA_THREADS, 1)
     attention_dq_kernel(bf16 *dqkv, const bf16 *dout, const bf16 *qkv, const float *lse,
                         const float *dsum, const int32_t *seg, attn_shape s, int n_mtiles) {
-    constexpr int CH = D / 8, KS = D / 16, NB = BC / 8, DB = D / 8, KT = BC * D * 2;
+    constexpr int CH = D / 8, RB = TILE_RB(D), KS = D / 16, NB = BC / 8, DB = D / 8, KT = BC * RB;
     extern __shared__ __align__(128) unsigned char smem[];
-    const uint32_t sQ = smem_u32(smem), sO = sQ + FA_BR * D * 2, sK = sO + FA_BR * D * 2,
+    const uint32_t sQ = smem_u32(smem), sO = sQ + FA_BR * RB, sK = sO + FA_BR * RB,
                    sV = sK + 2 * KT;
     const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
-    const uint32_t la = lane_a<CH>(lane), lb = lane_brow<CH>(lane), lc = lane_bcol<CH>(lane);
+    const uint32_t la = lane_a<RB>(lane), lb = lane_brow<RB>(lane), lc = lane_bcol<RB>(lane);
     const int BH = s.B * s.Hq, bh = blockIdx.x % BH, mt = n_mtiles - 1 - blockIdx.x / BH;
     const int b = bh / s.Hq, h = bh % s.Hq, m0 = mt * FA_BR, T = s.T;
     const bf16 *base = qkv + (size_t)b * T * s.ld;
@@ -521,15 +523,15 @@ __global__ void __launch_bounds__(FA_THREADS, 1)
 #pragma unroll
         for (int ks = 0; ks < KS; ks++) {
             uint32_t aq[4], ao[4];
-            ldsm4(aq, blk<CH>(sQ, la, warp * 16, 2 * ks));
-            ldsm4(ao, blk<CH>(sO, la, warp * 16, 2 * ks));
+            ldsm4(aq, blk<RB>(sQ, la, warp * 16, 2 * ks));
+            ldsm4(ao, blk<RB>(sO, la, warp * 16, 2 * ks));
 #pragma unroll
             for (int j = 0; j < NB / 2; j++) {
                 uint32_t bb[4];
-                ldsm4(bb, blk<CH>(tK, lb, j * 16, 2 * ks));
+                ldsm4(bb, blk<RB>(tK, lb, j * 16, 2 * ks));
                 mma16816(sc[2 * j], aq, bb[0], bb[1]);
                 mma16816(sc[2 * j + 1], aq, bb[2], bb[3]);
-                ldsm4(bb, blk<CH>(tV, lb, j * 16, 2 * ks));
+                ldsm4(bb, blk<RB>(tV, lb, j * 16, 2 * ks));
                 mma16816(dp[2 * j], ao, bb[0], bb[1]);
                 mma16816(dp[2 * j + 1], ao, bb[2], bb[3]);
             }
@@ -555,7 +557,7 @@ __global__ void __launch_bounds__(FA_THREADS, 1)
 #pragma unroll
             for (int j = 0; j < DB / 2; j++) {
                 uint32_t bb[4];
-                ldsm4t(bb, blk<CH>(tK, lc, kk * 16, 2 * j));
+                ldsm4t(bb, blk<RB>(tK, lc, kk * 16, 2 * j));
                 mma16816(dq[2 * j], da[kk], bb[0], bb[1]);
                 mma16816(dq[2 * j + 1], da[kk], bb[2], bb[3]);
             }
@@ -564,8 +566,8 @@ __global__ void __launch_bounds__(FA_THREADS, 1)
     const int gr = warp * 16 + (lane >> 2);
 #pragma unroll
     for (int j = 0; j < DB; j++) {
-        *(uint32_t *)(smem + swz<CH>(gr, j) + (lane & 3) * 4) = pack_bf16(dq[j][0] * s.scale, dq[j][1] * s.scale);
-        *(uint32_t *)(smem + swz<CH>(gr + 8, j) + (lane & 3) * 4) = pack_bf16(dq[j][2] * s.scale, dq[j][3] * s.scale);
+        *(uint32_t *)(smem + toff<RB>(gr, j) + (lane & 3) * 4) = pack_bf16(dq[j][0] * s.scale, dq[j][1] * s.scale);
+        *(uint32_t *)(smem + toff<RB>(gr + 8, j) + (lane & 3) * 4) = pack_bf16(dq[j][2] * s.scale, dq[j][3] * s.scale);
     }
     __syncwarp();
     bf16 *qg = dqkv + (size_t)b * T * s.ld + q_col(s, h);
@@ -573,7 +575,7 @@ __global__ void __launch_bounds__(FA_THREADS, 1)
     for (int k = 0; k < 16 * CH / 32; k++) {
         const int idx = lane + 32 * k, r = idx / CH, c = idx % CH, t = wrow + r;
         if (t < T)
-            *(uint4 *)(qg + (size_t)t * s.ld + c * 8) = *(const uint4 *)(smem + swz<CH>(warp * 16 + r, c));
+            *(uint4 *)(qg + (size_t)t * s.ld + c * 8) = *(const uint4 *)(smem + toff<RB>(warp * 16 + r, c));
     }
 }
 
@@ -593,7 +595,7 @@ static __device__ __forceinline__ void dkv_prefetch(unsigned char *smem, int buf
                                                     const bf16 *o0g, const float *l0,
                                                     const float *d0, int ldq, int ldo, int q0,
                                                     int T, int tid) {
-    constexpr int TB = KV_TILE * D * 2, PB = KV_TILE * KV_TILE * 2;
+    constexpr int TB = KV_TILE * TILE_RB(D), PB = KV_TILE * PT_RB;
     const uint32_t sQ = smem_u32(smem) + 2 * TB, sO = sQ + 2 * TB;
     float *sL = (float *)(smem + 6 * TB + 2 * PB), *sD = sL + 2 * KV_TILE;
     load_tile<KV_TILE, D>(sQ + buf * TB, q0g, ldq, q0, T, tid);
@@ -611,14 +613,15 @@ __global__ void __launch_bounds__(FA_THREADS, 1)
     attention_dkv_kernel(bf16 *dqkv, float *part, const bf16 *dout, const bf16 *qkv,
                          const float *lse, const float *dsum, const int32_t *seg, attn_shape s,
                          int hsplit, int hchunk) {
-    constexpr int CH = D / 8, KS = D / 16, HB = D / 16, TB = KV_TILE * D * 2, PB = KV_TILE * KV_TILE * 2;
+    constexpr int CH = D / 8, RB = TILE_RB(D), KS = D / 16, HB = D / 16, TB = KV_TILE * RB,
+                  PB = KV_TILE * PT_RB;
     extern __shared__ __align__(128) unsigned char smem[];
     const uint32_t sK = smem_u32(smem), sV = sK + TB, sQ = sV + TB, sO = sQ + 2 * TB,
                    sP = sO + 2 * TB, sS = sP + PB;
     float *sL = (float *)(smem + 6 * TB + 2 * PB), *sD = sL + 2 * KV_TILE; /* [2][64] each */
     const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
-    const uint32_t la = lane_a<CH>(lane), lb = lane_brow<CH>(lane), lc = lane_bcol<CH>(lane),
-                   la8 = lane_a<8>(lane);
+    const uint32_t la = lane_a<RB>(lane), lb = lane_brow<RB>(lane), lc = lane_bcol<RB>(lane),
+                   la8 = lane_a<PT_RB>(lane);
     /* Key tile 0 has the most query tiles: ascending tiles are heaviest first. */
     const int per = s.B * s.Hkv * hsplit, nt = blockIdx.x / per, rem = blockIdx.x % per;
     const int split = rem % hsplit, b = rem / hsplit / s.Hkv, g = rem / hsplit % s.Hkv;
@@ -665,15 +668,15 @@ __global__ void __launch_bounds__(FA_THREADS, 1)
 #pragma unroll
         for (int ks = 0; ks < KS; ks++) {
             uint32_t ak[4], av[4];
-            ldsm4(ak, blk<CH>(sK, la, kg * 16, 2 * ks));
-            ldsm4(av, blk<CH>(sV, la, kg * 16, 2 * ks));
+            ldsm4(ak, blk<RB>(sK, la, kg * 16, 2 * ks));
+            ldsm4(av, blk<RB>(sV, la, kg * 16, 2 * ks));
 #pragma unroll
             for (int j = 0; j < 2; j++) {
                 uint32_t bb[4];
-                ldsm4(bb, blk<CH>(tQ, lb, half * 32 + j * 16, 2 * ks));
+                ldsm4(bb, blk<RB>(tQ, lb, half * 32 + j * 16, 2 * ks));
                 mma16816(st[2 * j], ak, bb[0], bb[1]);
                 mma16816(st[2 * j + 1], ak, bb[2], bb[3]);
-                ldsm4(bb, blk<CH>(tO, lb, half * 32 + j * 16, 2 * ks));
+                ldsm4(bb, blk<RB>(tO, lb, half * 32 + j * 16, 2 * ks));
                 mma16816(dpt[2 * j], av, bb[0], bb[1]);
                 mma16816(dpt[2 * j + 1], av, bb[2], bb[3]);
             }
@@ -692,10 +695,10 @@ __global__ void __launch_bounds__(FA_THREADS, 1)
                 ds[e] = p[e] * (dpt[j][e] - Ds[qc]);
             }
             const int chunk = half * 4 + j, r = kg * 16 + (lane >> 2);
-            *(uint32_t *)(smem + 6 * TB + swz<8>(r, chunk) + (lane & 3) * 4) = pack_bf16(p[0], p[1]);
-            *(uint32_t *)(smem + 6 * TB + swz<8>(r + 8, chunk) + (lane & 3) * 4) = pack_bf16(p[2], p[3]);
-            *(uint32_t *)(smem + 6 * TB + PB + swz<8>(r, chunk) + (lane & 3) * 4) = pack_bf16(ds[0], ds[1]);
-            *(uint32_t *)(smem + 6 * TB + PB + swz<8>(r + 8, chunk) + (lane & 3) * 4) = pack_bf16(ds[2], ds[3]);
+            *(uint32_t *)(smem + 6 * TB + toff<PT_RB>(r, chunk) + (lane & 3) * 4) = pack_bf16(p[0], p[1]);
+            *(uint32_t *)(smem + 6 * TB + toff<PT_RB>(r + 8, chunk) + (lane & 3) * 4) = pack_bf16(p[2], p[3]);
+            *(uint32_t *)(smem + 6 * TB + PB + toff<PT_RB>(r, chunk) + (lane & 3) * 4) = pack_bf16(ds[0], ds[1]);
+            *(uint32_t *)(smem + 6 * TB + PB + toff<PT_RB>(r + 8, chunk) + (lane & 3) * 4) = pack_bf16(ds[2], ds[3]);
         }
         __syncthreads();
 
@@ -703,15 +706,15 @@ __global__ void __launch_bounds__(FA_THREADS, 1)
 #pragma unroll
         for (int kk = 0; kk < KV_TILE / 16; kk++) {
             uint32_t ap[4], as[4];
-            ldsm4(ap, blk<8>(sP, la8, kg * 16, 2 * kk));
-            ldsm4(as, blk<8>(sS, la8, kg * 16, 2 * kk));
+            ldsm4(ap, blk<PT_RB>(sP, la8, kg * 16, 2 * kk));
+            ldsm4(as, blk<PT_RB>(sS, la8, kg * 16, 2 * kk));
 #pragma unroll
             for (int j = 0; j < HB / 2; j++) {
                 uint32_t bb[4];
-                ldsm4t(bb, blk<CH>(tO, lc, kk * 16, half * (CH / 2) + 2 * j));
+                ldsm4t(bb, blk<RB>(tO, lc, kk * 16, half * (CH / 2) + 2 * j));
                 mma16816(dv[2 * j], ap, bb[0], bb[1]);
                 mma16816(dv[2 * j + 1], ap, bb[2], bb[3]);
-                ldsm4t(bb, blk<CH>(tQ, lc, kk * 16, half * (CH / 2) + 2 * j));
+                ldsm4t(bb, blk<RB>(tQ, lc, kk * 16, half * (CH / 2) + 2 * j));
                 mma16816(dk[2 * j], as, bb[0], bb[1]);
                 mma16816(dk[2 * j + 1], as, bb[2], bb[3]);
             }
@@ -742,10 +745,10 @@ __global__ void __launch_bounds__(FA_THREADS, 1)
 #pragma unroll
     for (int j = 0; j < HB; j++) {
         const int chunk = half * (CH / 2) + j;
-        *(uint32_t *)(smem + swz<CH>(kr, chunk) + (lane & 3) * 4) = pack_bf16(dk[j][0] * s.scale, dk[j][1] * s.scale);
-        *(uint32_t *)(smem + swz<CH>(kr + 8, chunk) + (lane & 3) * 4) = pack_bf16(dk[j][2] * s.scale, dk[j][3] * s.scale);
-        *(uint32_t *)(smem + TB + swz<CH>(kr, chunk) + (lane & 3) * 4) = pack_bf16(dv[j][0], dv[j][1]);
-        *(uint32_t *)(smem + TB + swz<CH>(kr + 8, chunk) + (lane & 3) * 4) = pack_bf16(dv[j][2], dv[j][3]);
+        *(uint32_t *)(smem + toff<RB>(kr, chunk) + (lane & 3) * 4) = pack_bf16(dk[j][0] * s.scale, dk[j][1] * s.scale);
+        *(uint32_t *)(smem + toff<RB>(kr + 8, chunk) + (lane & 3) * 4) = pack_bf16(dk[j][2] * s.scale, dk[j][3] * s.scale);
+        *(uint32_t *)(smem + TB + toff<RB>(kr, chunk) + (lane & 3) * 4) = pack_bf16(dv[j][0], dv[j][1]);
+        *(uint32_t *)(smem + TB + toff<RB>(kr + 8, chunk) + (lane & 3) * 4) = pack_bf16(dv[j][2], dv[j][3]);
     }
     __syncthreads();
     bf16 *kdst = dqkv + (size_t)b * T * s.ld + k_col(s, g);
@@ -754,8 +757,8 @@ __global__ void __launch_bounds__(FA_THREADS, 1)
         const int idx = tid + FA_THREADS * k, r = idx / CH, c = idx % CH;
         if (n0 + r < T) {
             bf16 *row = kdst + (size_t)(n0 + r) * s.ld + c * 8;
-            *(uint4 *)row = *(const uint4 *)(smem + swz<CH>(r, c));
-            *(uint4 *)(row + D) = *(const uint4 *)(smem + TB + swz<CH>(r, c));
+            *(uint4 *)row = *(const uint4 *)(smem + toff<RB>(r, c));
+            *(uint4 *)(row + D) = *(const uint4 *)(smem + TB + toff<RB>(r, c));
         }
     }
 }
@@ -819,7 +822,7 @@ static void set_smem(gt_backend *be, const void *kernel, size_t bytes) {
 template <int D, int BC>
 static void launch_fwd(gt_backend *be, bf16 *out, float *lse, const bf16 *qkv, const int32_t *seg,
                        attn_shape s) {
-    const size_t smem = (size_t)(FA_BR + 4 * BC) * D * 2;
+    const size_t smem = (size_t)(FA_BR + 4 * BC) * TILE_RB(D);
     set_smem(be, (const void *)attention_fwd_kernel<D, BC>, smem);
     const int n_m = (s.T + FA_BR - 1) / FA_BR;
     attention_fwd_kernel<D, BC><<<n_m * s.B * s.Hq, FA_THREADS, smem, be->stream>>>(out, lse, qkv, seg, s, n_m);
@@ -829,7 +832,7 @@ static void launch_fwd(gt_backend *be, bf16 *out, float *lse, const bf16 *qkv, c
 template <int D, int BC>
 static void launch_dq(gt_backend *be, bf16 *dqkv, const bf16 *dout, const bf16 *qkv,
                       const float *lse, const float *dsum, const int32_t *seg, attn_shape s) {
-    const size_t smem = (size_t)(2 * FA_BR + 4 * BC) * D * 2;
+    const size_t smem = (size_t)(2 * FA_BR + 4 * BC) * TILE_RB(D);
     set_smem(be, (const void *)attention_dq_kernel<D, BC>, smem);
     const int n_m = (s.T + FA_BR - 1) / FA_BR;
     attention_dq_kernel<D, BC><<<n_m * s.B * s.Hq, FA_THREADS, smem, be->stream>>>(dqkv, dout, qkv, lse, dsum, seg, s, n_m);
@@ -840,7 +843,7 @@ template <int D>
 static void launch_dkv(gt_backend *be, bf16 *dqkv, float *part, const bf16 *dout, const bf16 *qkv,
                        const float *lse, const float *dsum, const int32_t *seg, attn_shape s,
                        int hsplit, int hchunk) {
-    const size_t smem = (size_t)6 * KV_TILE * D * 2 + 2 * KV_TILE * KV_TILE * 2 + 4 * KV_TILE * 4;
+    const size_t smem = (size_t)6 * KV_TILE * TILE_RB(D) + 2 * KV_TILE * PT_RB + 4 * KV_TILE * 4;
     set_smem(be, (const void *)attention_dkv_kernel<D>, smem);
     const int n_t = (s.T + KV_TILE - 1) / KV_TILE;
     attention_dkv_kernel<D><<<n_t * s.B * s.Hkv * hsplit, FA_THREADS, smem, be->stream>>>(

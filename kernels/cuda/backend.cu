@@ -1,14 +1,15 @@
 /* The CUDA backend: device setup, memory ops, and the op table named "cuda".
  *
- * Storage kinds (kernels/ops.h): ACT is bf16, GRAD and STAT are fp32. All device work of the backend
- * is queued on one non-blocking stream (be->stream); only transfers to or from host memory and
- * sync() wait for it. */
+ * Storage kinds (kernels/ops.h): ACT is bf16, GRAD and STAT are fp32. All device work of the
+ * backend is queued on one non-blocking stream (be->stream); only transfers to or from host memory
+ * and sync() wait for it. */
 #include <stdlib.h>
 
 #include "cuda_ops.cuh"
 #include "cuda_stream.h"
 
-/* cuBLASLt workspace; also lent, between GEMMs, as scratch to reduction kernels on the same stream. */
+/* cuBLASLt workspace; also lent, between GEMMs, as scratch to reduction kernels on the same stream.
+ */
 #define GT_WORKSPACE_BYTES ((size_t)32 << 20)
 /* Elements converted per host staging round in upload()/download(): bounds the extra host memory
  * to 16 MiB even for the 256000 x 3072 embedding. */

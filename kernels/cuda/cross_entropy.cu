@@ -2,12 +2,11 @@
  * vstart .. vstart+V-1), fp32 math. The three steps of kernels/ops.h:
  *   ce_partial   part[N,3] = (max, sum exp(logit - max), logit[target] or 0), one pass per row with
  *                an online max / sum-of-exponentials
- *   ce_finish    parts[tp,N,3] -> lse[N]; loss_sum[0] += sum over target rows of lse - logit[target]
- *                (one block, fixed order: the loss is bit-identical from run to run)
- *   ce_backward  dlogits = (softmax - onehot(target)) * dscale in place over the bf16 logits; rows
- *                without a target get 0
- * exp of arguments <= 0 uses the fast exponential (relative error ~1e-7 there); the log of the sum
- * is taken in double. */
+ *   ce_finish    parts[tp,N,3] -> lse[N]; loss_sum[0] += sum over target rows of lse -
+ * logit[target] (one block, fixed order: the loss is bit-identical from run to run) ce_backward
+ * dlogits = (softmax - onehot(target)) * dscale in place over the bf16 logits; rows without a
+ * target get 0 exp of arguments <= 0 uses the fast exponential (relative error ~1e-7 there); the
+ * log of the sum is taken in double. */
 #include <math.h>
 
 #include "cuda_ops.cuh"
@@ -36,8 +35,10 @@ static __global__ void ce_partial_kernel(float *part, const bf16 *logits, const 
     float m = -INFINITY, s = 0.0f;
     for (int c = threadIdx.x * W; c < V; c += blockDim.x * W) {
         float f[W];
-        if (W == GT_VEC) gt_load8(row + c, f);
-        else f[0] = __bfloat162float(row[c]);
+        if (W == GT_VEC)
+            gt_load8(row + c, f);
+        else
+            f[0] = __bfloat162float(row[c]);
         float vm = f[0];
 #pragma unroll
         for (int j = 1; j < W; j++) vm = fmaxf(vm, f[j]);
@@ -118,14 +119,18 @@ static __global__ void ce_backward_kernel(bf16 *dlogits, const bf16 *logits, con
 #pragma unroll
         for (int j = 0; j < W; j++) f[j] = 0.0f;
         if (tgt >= 0) { /* the same for the whole block */
-            if (W == GT_VEC) gt_load8(in + c, f);
-            else f[0] = __bfloat162float(in[c]);
+            if (W == GT_VEC)
+                gt_load8(in + c, f);
+            else
+                f[0] = __bfloat162float(in[c]);
 #pragma unroll
             for (int j = 0; j < W; j++)
                 f[j] = (__expf(f[j] - l) - (c + j == t ? 1.0f : 0.0f)) * dscale;
         }
-        if (W == GT_VEC) gt_store8(out + c, f);
-        else out[c] = __float2bfloat16_rn(f[0]);
+        if (W == GT_VEC)
+            gt_store8(out + c, f);
+        else
+            out[c] = __float2bfloat16_rn(f[0]);
     }
 }
 

@@ -1,6 +1,7 @@
 /* Entry points of the CUDA backend's ops (one .cu file per concept), gathered into the op table by
- * backend.cu. Each has the signature of the gt_ops member of the same name (kernels/ops.h), which is
- * also where its contract lives. Every entry runs on be->stream and returns without synchronizing. */
+ * backend.cu. Each has the signature of the gt_ops member of the same name (kernels/ops.h), which
+ * is also where its contract lives. Every entry runs on be->stream and returns without
+ * synchronizing. */
 #ifndef GT_CUDA_OPS_CUH
 #define GT_CUDA_OPS_CUH
 

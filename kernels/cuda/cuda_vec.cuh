@@ -1,5 +1,5 @@
-/* Device helpers shared by the fused kernels: 16-byte vector loads/stores of bf16 and fp32, warp and
- * block reductions, launch-size helpers. Header-only (static inline), no state. */
+/* Device helpers shared by the fused kernels: 16-byte vector loads/stores of bf16 and fp32, warp
+ * and block reductions, launch-size helpers. Header-only (static inline), no state. */
 #ifndef GT_CUDA_VEC_CUH
 #define GT_CUDA_VEC_CUH
 

@@ -1,12 +1,12 @@
 /* Token embedding, vocab-parallel: this rank holds rows [vstart, vstart + V) of wte[V, C].
  *
- * Forward: out[N,C] = wte[tok - vstart] * scale (bf16, one rounding), zero for tokens of other ranks.
- * Backward: dwte[V,C] (fp32) += dout * scale, skipping pad_id (HF padding_idx) and tokens of other
- * ranks. Deterministic and sort-free: the block of the FIRST position holding a token id sums, in
- * position order, the rows of every position with that id and adds the sum to dwte once; the
- * blocks of later positions with the same id exit. No atomics, so the result is bit-identical from
- * run to run. Cost: each block scans the token ids (N int32, cached), which is cheap next to the
- * N x C gradient read. */
+ * Forward: out[N,C] = wte[tok - vstart] * scale (bf16, one rounding), zero for tokens of other
+ * ranks. Backward: dwte[V,C] (fp32) += dout * scale, skipping pad_id (HF padding_idx) and tokens of
+ * other ranks. Deterministic and sort-free: the block of the FIRST position holding a token id
+ * sums, in position order, the rows of every position with that id and adds the sum to dwte once;
+ * the blocks of later positions with the same id exit. No atomics, so the result is bit-identical
+ * from run to run. Cost: each block scans the token ids (N int32, cached), which is cheap next to
+ * the N x C gradient read. */
 #include "cuda_ops.cuh"
 #include "cuda_vec.cuh"
 

@@ -9,9 +9,9 @@
 #include "cuda_ops.cuh"
 #include "cuda_vec.cuh"
 
-#define K0 0.7978845608028654f  /* sqrt(2 / pi) */
+#define K0 0.7978845608028654f /* sqrt(2 / pi) */
 #define K1 0.044715f
-#define RSQRT2 0.7071067811865476f /* 1 / sqrt(2) */
+#define RSQRT2 0.7071067811865476f   /* 1 / sqrt(2) */
 #define RSQRT2PI 0.3989422804014327f /* 1 / sqrt(2 pi) */
 
 static __device__ __forceinline__ float tanh_abs_accurate(float u) {
@@ -33,12 +33,16 @@ static __device__ __forceinline__ float gelu(float x, gt_gelu kind, float *d) {
 
 /* W (8 or 1) consecutive bf16 as floats / from floats. */
 template <int W> static __device__ __forceinline__ void load_w(const bf16 *p, float *f) {
-    if (W == GT_VEC) gt_load8(p, f);
-    else f[0] = __bfloat162float(p[0]);
+    if (W == GT_VEC)
+        gt_load8(p, f);
+    else
+        f[0] = __bfloat162float(p[0]);
 }
 template <int W> static __device__ __forceinline__ void store_w(bf16 *p, const float *f) {
-    if (W == GT_VEC) gt_store8(p, f);
-    else p[0] = __float2bfloat16_rn(f[0]);
+    if (W == GT_VEC)
+        gt_store8(p, f);
+    else
+        p[0] = __float2bfloat16_rn(f[0]);
 }
 
 /* Grid-stride over the N * F / W groups of W columns; group v is row v / (F/W). */
@@ -91,11 +95,11 @@ extern "C" void gt_cuda_geglu_fwd(gt_backend *be, void *h, const void *a, gt_gel
     size_t work = (size_t)N * F / (vec ? GT_VEC : 1);
     unsigned blocks = gt_grid_stride_blocks(be, work, threads);
     if (vec)
-        geglu_fwd_kernel<GT_VEC><<<blocks, threads, 0, be->stream>>>((bf16 *)h, (const bf16 *)a,
-                                                                    kind, N, F);
+        geglu_fwd_kernel<GT_VEC>
+            <<<blocks, threads, 0, be->stream>>>((bf16 *)h, (const bf16 *)a, kind, N, F);
     else
-        geglu_fwd_kernel<1><<<blocks, threads, 0, be->stream>>>((bf16 *)h, (const bf16 *)a, kind,
-                                                               N, F);
+        geglu_fwd_kernel<1>
+            <<<blocks, threads, 0, be->stream>>>((bf16 *)h, (const bf16 *)a, kind, N, F);
     CUDA_CHECK_LAUNCH();
     GT_NVTX_POP();
 }
@@ -109,11 +113,11 @@ extern "C" void gt_cuda_geglu_bwd(gt_backend *be, void *da, const void *dh, cons
     size_t work = (size_t)N * F / (vec ? GT_VEC : 1);
     unsigned blocks = gt_grid_stride_blocks(be, work, threads);
     if (vec)
-        geglu_bwd_kernel<GT_VEC><<<blocks, threads, 0, be->stream>>>(
-            (bf16 *)da, (const bf16 *)dh, (const bf16 *)a, kind, N, F);
+        geglu_bwd_kernel<GT_VEC><<<blocks, threads, 0, be->stream>>>((bf16 *)da, (const bf16 *)dh,
+                                                                     (const bf16 *)a, kind, N, F);
     else
         geglu_bwd_kernel<1><<<blocks, threads, 0, be->stream>>>((bf16 *)da, (const bf16 *)dh,
-                                                               (const bf16 *)a, kind, N, F);
+                                                                (const bf16 *)a, kind, N, F);
     CUDA_CHECK_LAUNCH();
     GT_NVTX_POP();
 }

@@ -34,7 +34,8 @@ typedef struct {
     int fast_accum; /* FP8 fprop only; 0 for BF16 */
 } gemm_args;
 
-/* Everything a cached plan depends on. Built from a zeroed struct so memcmp sees no padding junk. */
+/* Everything a cached plan depends on. Built from a zeroed struct so memcmp sees no padding junk.
+ */
 typedef struct {
     int64_t m, n, k, lda, ldb, ldc;
     int32_t op_a, op_b, type_a, type_b, type_c, type_d;
@@ -72,7 +73,8 @@ extern "C" void gt_gemm_cache_destroy(gt_gemm_cache *cache) {
     free(cache);
 }
 
-/* Largest power of two (at most 256) dividing the address: cuBLASLt kernels may assume up to 256. */
+/* Largest power of two (at most 256) dividing the address: cuBLASLt kernels may assume up to 256.
+ */
 static int32_t pointer_alignment(const void *p) {
     uintptr_t u = (uintptr_t)p;
     int32_t a = 1;
@@ -107,8 +109,10 @@ static gemm_key make_key(const gemm_args *g) {
 static cublasLtMatrixLayout_t make_layout(cudaDataType_t type, cublasOperation_t op, int64_t rows,
                                           int64_t cols, int64_t ld) {
     cublasLtMatrixLayout_t l;
-    if (op == CUBLAS_OP_N) CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&l, type, rows, cols, ld));
-    else CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&l, type, cols, rows, ld));
+    if (op == CUBLAS_OP_N)
+        CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&l, type, rows, cols, ld));
+    else
+        CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&l, type, cols, rows, ld));
     return l;
 }
 
@@ -116,8 +120,8 @@ static void choose_algo(gt_backend *be, gemm_plan *p) {
     cublasLtMatmulPreference_t pref;
     CUBLAS_CHECK(cublasLtMatmulPreferenceCreate(&pref));
     uint64_t ws = be->workspace_bytes;
-    CUBLAS_CHECK(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES,
-                                                      &ws, sizeof ws));
+    CUBLAS_CHECK(cublasLtMatmulPreferenceSetAttribute(
+        pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &ws, sizeof ws));
     static const cublasLtMatmulPreferenceAttributes_t align_attr[4] = {
         CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES,
         CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES};
@@ -127,8 +131,8 @@ static void choose_algo(gt_backend *be, gemm_plan *p) {
     }
     cublasLtMatmulHeuristicResult_t res;
     int found = 0;
-    CUBLAS_CHECK(cublasLtMatmulAlgoGetHeuristic(be->lt, p->desc, p->la, p->lb, p->lc, p->ld, pref, 1,
-                                                &res, &found));
+    CUBLAS_CHECK(cublasLtMatmulAlgoGetHeuristic(be->lt, p->desc, p->la, p->lb, p->lc, p->ld, pref,
+                                                1, &res, &found));
     CUBLAS_CHECK(cublasLtMatmulPreferenceDestroy(pref));
     if (found < 1)
         GT_DIE("cuBLASLt has no algorithm for m=%lld n=%lld k=%lld op %d%d types %d,%d->%d",
@@ -269,7 +273,8 @@ extern "C" void gt_cuda_matmul_bwd(gt_backend *be, void *dx, void *dw, const voi
     if (N <= 0 || IC <= 0) return; /* nothing to write, nothing to add */
     GT_NVTX_PUSH("matmul_bwd");
     if (dx) {
-        if (OC > 0) matmul_dgrad(be, dx, dy, w, N, IC, OC);
+        if (OC > 0)
+            matmul_dgrad(be, dx, dy, w, N, IC, OC);
         else
             CUDA_CHECK(cudaMemsetAsync(dx, 0, (size_t)N * IC * sizeof(__nv_bfloat16), be->stream));
     }

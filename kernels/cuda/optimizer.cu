@@ -92,8 +92,10 @@ template <int W> static __device__ __forceinline__ void load_f32(const float *p,
     }
 }
 template <int W> static __device__ __forceinline__ void store_f32(float *p, const float *f) {
-    if (W == 4) *(float4 *)p = make_float4(f[0], f[1], f[2], f[3]);
-    else p[0] = f[0];
+    if (W == 4)
+        *(float4 *)p = make_float4(f[0], f[1], f[2], f[3]);
+    else
+        p[0] = f[0];
 }
 template <int W> static __device__ __forceinline__ void load_bf16(const bf16 *p, float *f) {
     if (W == 4) {
@@ -131,8 +133,10 @@ static __global__ void adamw_kernel(bf16 *param, float *master, float *m, float 
          i += (size_t)gridDim.x * blockDim.x) {
         size_t e = i * W;
         float pv[4], mv[4], vv[4], gv[4];
-        if (master) load_f32<W>(master + e, pv);
-        else load_bf16<W>(param + e, pv);
+        if (master)
+            load_f32<W>(master + e, pv);
+        else
+            load_bf16<W>(param + e, pv);
         load_f32<W>(m + e, mv);
         load_f32<W>(v + e, vv);
         load_f32<W>(grad + e, gv);
@@ -167,7 +171,8 @@ extern "C" void gt_cuda_adamw(gt_backend *be, void *param, void *master, void *m
     GT_ASSERT(args->step >= 1, "adamw: step %d (1-based)", args->step);
     GT_NVTX_PUSH("adamw");
     adamw_scalars s = make_scalars(args);
-    /* The vector body needs 16-byte fp32 and 8-byte bf16 alignment; the tail (n % 4) goes scalar. */
+    /* The vector body needs 16-byte fp32 and 8-byte bf16 alignment; the tail (n % 4) goes scalar.
+     */
     int vec = gt_aligned16(m) && gt_aligned16(v) && gt_aligned16(grad) &&
               (!master || gt_aligned16(master)) && ((uintptr_t)param & 7u) == 0;
     size_t body = vec ? n / 4 * 4 : 0;

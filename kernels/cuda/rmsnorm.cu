@@ -6,8 +6,9 @@
  * Backward, with xhat = x * rstd and g = dy * (1 + w):
  *   dx = rstd * (g - xhat * mean(g * xhat))     added into dx (bf16, one rounding)
  *   dw = sum over rows of dy * xhat             added into dw (fp32)
- * dw is deterministic: each block sums its rows into its own partial row (in the cuBLASLt workspace,
- * free between GEMMs on the same stream), then one small kernel adds the partials in block order. */
+ * dw is deterministic: each block sums its rows into its own partial row (in the cuBLASLt
+ * workspace, free between GEMMs on the same stream), then one small kernel adds the partials in
+ * block order. */
 #include "cuda_ops.cuh"
 #include "cuda_vec.cuh"
 
@@ -56,8 +57,10 @@ static __global__ void rmsnorm_fwd_kernel(bf16 *out, float *rstd, const bf16 *x,
 
 /* W (1 or 8) consecutive bf16 at p + c as floats. */
 template <int W> static __device__ __forceinline__ void load_cols(const bf16 *p, int c, float *f) {
-    if (W == GT_VEC) gt_load8(p + c, f);
-    else f[0] = __bfloat162float(p[c]);
+    if (W == GT_VEC)
+        gt_load8(p + c, f);
+    else
+        f[0] = __bfloat162float(p[c]);
 }
 
 /* One block per group of rows (rows blockIdx.x, + gridDim.x, ...); each thread owns the same
@@ -98,8 +101,10 @@ static __global__ void rmsnorm_bwd_kernel(bf16 *dx, float *part, const bf16 *dou
             load_cols<W>(dxr, c, fd);
 #pragma unroll
             for (int j = 0; j < W; j++) fd[j] += r * (fg[j] * (1.0f + fw[j]) - fx[j] * r * mean);
-            if (W == GT_VEC) gt_store8(dxr + c, fd);
-            else dxr[c] = __float2bfloat16_rn(fd[0]);
+            if (W == GT_VEC)
+                gt_store8(dxr + c, fd);
+            else
+                dxr[c] = __float2bfloat16_rn(fd[0]);
         }
     }
 }
@@ -145,7 +150,8 @@ extern "C" void gt_cuda_rmsnorm_bwd(gt_backend *be, void *dx, void *dw, const vo
     int width = vec ? GT_VEC : 1;
     int threads = (C / width + 31) / 32 * 32;
     threads = threads < 64 ? 64 : threads > 1024 ? 1024 : threads;
-    /* Enough blocks to fill the chip, no more partial rows than rows or than the workspace holds. */
+    /* Enough blocks to fill the chip, no more partial rows than rows or than the workspace holds.
+     */
     size_t fit = be->workspace_bytes / ((size_t)C * sizeof(float));
     int G = be->num_sms * 4;
     if (G > N) G = N;

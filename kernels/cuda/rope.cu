@@ -85,11 +85,11 @@ static void launch_rope(gt_backend *be, void *qkv, const int32_t *pos, float the
     const int threads = 128;
     unsigned blocks = (unsigned)((work + threads - 1) / threads);
     if (vec)
-        rope_kernel<GT_VEC><<<blocks, threads, 0, be->stream>>>((bf16 *)qkv, pos, theta, sign, N,
-                                                               Hq, Hkv, D);
+        rope_kernel<GT_VEC>
+            <<<blocks, threads, 0, be->stream>>>((bf16 *)qkv, pos, theta, sign, N, Hq, Hkv, D);
     else
-        rope_kernel<1><<<blocks, threads, 0, be->stream>>>((bf16 *)qkv, pos, theta, sign, N, Hq,
-                                                          Hkv, D);
+        rope_kernel<1>
+            <<<blocks, threads, 0, be->stream>>>((bf16 *)qkv, pos, theta, sign, N, Hq, Hkv, D);
     CUDA_CHECK_LAUNCH();
 }
 

@@ -1,0 +1,82 @@
+#include "group.h"
+
+#include "watchdog.h"
+#ifdef GT_HAVE_NCCL
+#include "nccl_ops.h"
+#endif
+
+static MPI_Datatype mpi_type(gt_dtype t) {
+    switch (t) {
+    case GT_F32: return MPI_FLOAT;
+    case GT_F64: return MPI_DOUBLE;
+    case GT_I32: return MPI_INT32_T;
+    case GT_I64: return MPI_INT64_T;
+    default: GT_DIE("MPI collectives on %s buffers are not supported (CPU backend is float/double)", gt_dtype_name(t));
+    }
+}
+
+static MPI_Op mpi_op(gt_red op) { return op == GT_RED_MAX ? MPI_MAX : MPI_SUM; }
+
+static int too_big(size_t n) { return n > (size_t)0x7fffffff; }
+
+void gt_allreduce(gt_group *g, void *buf, size_t n, gt_dtype t, gt_red op) {
+    if (g->size == 1 || n == 0) return;
+    gt_watchdog_enter(g->wd, g->name, op == GT_RED_MAX ? "all-reduce(max)" : "all-reduce(sum)", n, ++g->calls);
+#ifdef GT_HAVE_NCCL
+    if (g->nccl) {
+        gt_nccl_allreduce(g, buf, n, t, op);
+        return;
+    }
+#endif
+    GT_ASSERT(!too_big(n), "all-reduce of %zu elements exceeds MPI's count", n);
+    MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, buf, (int)n, mpi_type(t), mpi_op(op), g->mpi));
+    gt_watchdog_leave(g->wd);
+}
+
+void gt_allgather(gt_group *g, const void *send, void *recv, size_t n, gt_dtype t) {
+    gt_watchdog_enter(g->wd, g->name, "all-gather", n, ++g->calls);
+#ifdef GT_HAVE_NCCL
+    if (g->nccl) {
+        gt_nccl_allgather(g, send, recv, n, t);
+        return;
+    }
+#endif
+    GT_ASSERT(!too_big(n), "all-gather of %zu elements exceeds MPI's count", n);
+    MPI_CHECK(MPI_Allgather(send, (int)n, mpi_type(t), recv, (int)n, mpi_type(t), g->mpi));
+    gt_watchdog_leave(g->wd);
+}
+
+void gt_reduce_scatter(gt_group *g, const void *send, void *recv, size_t n, gt_dtype t, gt_red op) {
+    gt_watchdog_enter(g->wd, g->name, "reduce-scatter", n, ++g->calls);
+#ifdef GT_HAVE_NCCL
+    if (g->nccl) {
+        gt_nccl_reduce_scatter(g, send, recv, n, t, op);
+        return;
+    }
+#endif
+    GT_ASSERT(!too_big(n), "reduce-scatter of %zu elements exceeds MPI's count", n);
+    MPI_CHECK(MPI_Reduce_scatter_block(send, recv, (int)n, mpi_type(t), mpi_op(op), g->mpi));
+    gt_watchdog_leave(g->wd);
+}
+
+void gt_broadcast(gt_group *g, void *buf, size_t n, gt_dtype t, int root) {
+    if (g->size == 1 || n == 0) return;
+    gt_watchdog_enter(g->wd, g->name, "broadcast", n, ++g->calls);
+#ifdef GT_HAVE_NCCL
+    if (g->nccl) {
+        gt_nccl_broadcast(g, buf, n, t, root);
+        return;
+    }
+#endif
+    GT_ASSERT(!too_big(n), "broadcast of %zu elements exceeds MPI's count", n);
+    MPI_CHECK(MPI_Bcast(buf, (int)n, mpi_type(t), root, g->mpi));
+    gt_watchdog_leave(g->wd);
+}
+
+void gt_allreduce_host(gt_group *g, void *buf, size_t n, gt_dtype t, gt_red op) {
+    if (g->size == 1 || n == 0) return;
+    gt_watchdog_enter(g->wd, g->name, "host all-reduce", n, ++g->calls);
+    GT_ASSERT(!too_big(n), "all-reduce of %zu elements exceeds MPI's count", n);
+    MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, buf, (int)n, mpi_type(t), mpi_op(op), g->mpi));
+    gt_watchdog_leave(g->wd);
+}

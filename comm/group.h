@@ -1,0 +1,50 @@
+/* A communicating group of ranks (world, a tensor-parallel group, a data-parallel group) and its
+ * collectives. Over NCCL on device buffers when the group has a NCCL communicator (CUDA backend),
+ * over MPI on host buffers otherwise (CPU backend), so the same tensor-parallel code runs in CI.
+ * Every collective is registered with the grid's watchdog, which names the collective a rank was
+ * in when the job stops making progress. */
+#ifndef GT_GROUP_H
+#define GT_GROUP_H
+
+#include <mpi.h>
+
+#include "../kernels/base.h"
+
+typedef enum { GT_RED_SUM = 0, GT_RED_MAX } gt_red;
+
+typedef struct gt_watchdog gt_watchdog;
+
+typedef struct gt_group {
+    const char *name;  /* "world", "tp", "dp" */
+    MPI_Comm mpi;
+    int rank, size;
+    void *nccl;        /* ncclComm_t, or NULL: collectives run over MPI on host memory */
+    void *stream;      /* cudaStream_t the NCCL collectives are queued on */
+    gt_watchdog *wd;   /* may be NULL */
+    long calls;        /* collectives issued, for messages */
+} gt_group;
+
+/* In place: buf[n] = reduction over the group's ranks. */
+void gt_allreduce(gt_group *g, void *buf, size_t n, gt_dtype t, gt_red op);
+/* recv[size * n] = the n elements of send from every rank, in rank order. */
+void gt_allgather(gt_group *g, const void *send, void *recv, size_t n, gt_dtype t);
+/* recv[n] = reduction of the rank's block of send[size * n] over the group. */
+void gt_reduce_scatter(gt_group *g, const void *send, void *recv, size_t n, gt_dtype t, gt_red op);
+void gt_broadcast(gt_group *g, void *buf, size_t n, gt_dtype t, int root);
+/* All-reduce of host memory over MPI, whatever the group's device collectives are (loss sums,
+ * token counts, flags). */
+void gt_allreduce_host(gt_group *g, void *buf, size_t n, gt_dtype t, gt_red op);
+
+/* Checked MPI call: a failure names the call, file, line and rank. */
+#define MPI_CHECK(call)                                                                            \
+    do {                                                                                           \
+        int rc_ = (call);                                                                          \
+        if (rc_ != MPI_SUCCESS) {                                                                  \
+            char s_[MPI_MAX_ERROR_STRING];                                                         \
+            int l_ = 0;                                                                            \
+            MPI_Error_string(rc_, s_, &l_);                                                        \
+            gt_die(__FILE__, __LINE__, "%s: %s", #call, s_);                                       \
+        }                                                                                          \
+    } while (0)
+
+#endif

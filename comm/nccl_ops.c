@@ -1,0 +1,59 @@
+/* NCCL collectives on the CUDA backend's stream. */
+#include "nccl_ops.h"
+
+#include <cuda_runtime.h>
+#include <nccl.h>
+
+#define NCCL_CHECK(call)                                                                           \
+    do {                                                                                           \
+        ncclResult_t r_ = (call);                                                                  \
+        if (r_ != ncclSuccess) gt_die(__FILE__, __LINE__, "%s: %s", #call, ncclGetErrorString(r_)); \
+    } while (0)
+
+static ncclDataType_t nccl_type(gt_dtype t) {
+    switch (t) {
+    case GT_F32: return ncclFloat32;
+    case GT_F64: return ncclFloat64;
+    case GT_BF16: return ncclBfloat16;
+    case GT_F16: return ncclFloat16;
+    case GT_I32: return ncclInt32;
+    case GT_I64: return ncclInt64;
+    default: GT_DIE("NCCL collectives on %s buffers are not supported", gt_dtype_name(t));
+    }
+}
+
+static ncclRedOp_t nccl_op(gt_red op) { return op == GT_RED_MAX ? ncclMax : ncclSum; }
+
+void gt_nccl_group_init(gt_group *g, void *stream) {
+    ncclUniqueId id;
+    if (g->rank == 0) NCCL_CHECK(ncclGetUniqueId(&id));
+    MPI_CHECK(MPI_Bcast(&id, sizeof id, MPI_BYTE, 0, g->mpi));
+    ncclComm_t comm;
+    NCCL_CHECK(ncclCommInitRank(&comm, g->size, id, g->rank));
+    g->nccl = comm;
+    g->stream = stream;
+}
+
+void gt_nccl_group_free(gt_group *g) {
+    if (!g->nccl) return;
+    NCCL_CHECK(ncclCommDestroy((ncclComm_t)g->nccl));
+    g->nccl = NULL;
+}
+
+void gt_nccl_allreduce(gt_group *g, void *buf, size_t n, gt_dtype t, gt_red op) {
+    NCCL_CHECK(ncclAllReduce(buf, buf, n, nccl_type(t), nccl_op(op), (ncclComm_t)g->nccl,
+                             (cudaStream_t)g->stream));
+}
+
+void gt_nccl_allgather(gt_group *g, const void *send, void *recv, size_t n, gt_dtype t) {
+    NCCL_CHECK(ncclAllGather(send, recv, n, nccl_type(t), (ncclComm_t)g->nccl, (cudaStream_t)g->stream));
+}
+
+void gt_nccl_reduce_scatter(gt_group *g, const void *send, void *recv, size_t n, gt_dtype t, gt_red op) {
+    NCCL_CHECK(ncclReduceScatter(send, recv, n, nccl_type(t), nccl_op(op), (ncclComm_t)g->nccl,
+                                 (cudaStream_t)g->stream));
+}
+
+void gt_nccl_broadcast(gt_group *g, void *buf, size_t n, gt_dtype t, int root) {
+    NCCL_CHECK(ncclBroadcast(buf, buf, n, nccl_type(t), root, (ncclComm_t)g->nccl, (cudaStream_t)g->stream));
+}

@@ -1,0 +1,100 @@
+#include "watchdog.h"
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "../kernels/base.h"
+
+struct gt_watchdog {
+    pthread_mutex_t mu;
+    pthread_t thread;
+    int running, stop, armed, inside, rank;
+    double timeout, last_progress;
+    char what[160];
+};
+
+static double now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+/* Prints what this rank was doing and ends the process; the launcher then ends the others. */
+static void fire(gt_watchdog *wd, double idle) {
+    fprintf(stderr, "gemmatron: rank %d: no collective has completed or started for %.0f s: %s %s; "
+            "a peer rank has likely died or hung (timeout: GT_COMM_TIMEOUT)\n",
+            wd->rank, idle, wd->inside ? "stuck in" : "last issued", wd->what);
+    fflush(stderr);
+    _exit(1);
+}
+
+static void *watch(void *arg) {
+    gt_watchdog *wd = arg;
+    double period = wd->timeout / 20 < 1.0 ? wd->timeout / 20 : 1.0;
+    struct timespec nap = {(time_t)period, (long)((period - (double)(time_t)period) * 1e9)};
+    for (;;) {
+        nanosleep(&nap, NULL);
+        pthread_mutex_lock(&wd->mu);
+        if (wd->stop) break;
+        double idle = now() - wd->last_progress;
+        if (wd->armed && idle > wd->timeout) fire(wd, idle);
+        pthread_mutex_unlock(&wd->mu);
+    }
+    pthread_mutex_unlock(&wd->mu);
+    return NULL;
+}
+
+gt_watchdog *gt_watchdog_start(double timeout_s, int world_rank) {
+    gt_watchdog *wd = gt_calloc(1, sizeof *wd);
+    pthread_mutex_init(&wd->mu, NULL);
+    wd->rank = world_rank;
+    wd->timeout = timeout_s;
+    wd->last_progress = now();
+    snprintf(wd->what, sizeof wd->what, "(no collective yet)");
+    if (timeout_s > 0) {
+        GT_ASSERT(pthread_create(&wd->thread, NULL, watch, wd) == 0, "pthread_create failed");
+        wd->running = 1;
+    }
+    return wd;
+}
+
+void gt_watchdog_stop(gt_watchdog *wd) {
+    if (!wd) return;
+    if (wd->running) {
+        pthread_mutex_lock(&wd->mu);
+        wd->stop = 1;
+        pthread_mutex_unlock(&wd->mu);
+        pthread_join(wd->thread, NULL);
+    }
+    pthread_mutex_destroy(&wd->mu);
+    free(wd);
+}
+
+void gt_watchdog_enter(gt_watchdog *wd, const char *group, const char *what, size_t count, long seq) {
+    if (!wd) return;
+    pthread_mutex_lock(&wd->mu);
+    snprintf(wd->what, sizeof wd->what, "%s on the %s group (%zu elements, collective #%ld)", what,
+             group, count, seq);
+    wd->inside = 1;
+    wd->last_progress = now();
+    pthread_mutex_unlock(&wd->mu);
+}
+
+void gt_watchdog_leave(gt_watchdog *wd) {
+    if (!wd) return;
+    pthread_mutex_lock(&wd->mu);
+    wd->inside = 0;
+    wd->last_progress = now();
+    pthread_mutex_unlock(&wd->mu);
+}
+
+void gt_watchdog_arm(gt_watchdog *wd, int armed) {
+    if (!wd) return;
+    pthread_mutex_lock(&wd->mu);
+    wd->armed = armed;
+    wd->last_progress = now();
+    pthread_mutex_unlock(&wd->mu);
+}

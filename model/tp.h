@@ -1,0 +1,15 @@
+/* Tensor-parallel communication inside the model (DESIGN.md §3), used by model/gemma.c. */
+#ifndef GT_MODEL_TP_H
+#define GT_MODEL_TP_H
+
+#include "model.h"
+
+/* The dtype of a backend's elements of one kind. */
+gt_dtype gt_kind_dtype(const gt_model *m, gt_kind kind);
+/* Sum of buf[n] over the tp group (row-parallel outputs, column-parallel input gradients). */
+void gt_model_tp_sum(gt_model *m, void *buf, size_t n, gt_kind kind);
+/* Cross-entropy partials of the current chunk of n tokens: computes this rank's part and gathers
+ * every rank's into m->ce_parts [tp, n, 3]. */
+void gt_model_ce_parts(gt_model *m, const void *logits, const int32_t *target, int n);
+
+#endif

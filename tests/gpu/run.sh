@@ -1,0 +1,84 @@
+#!/usr/bin/env bash
+# Builds and runs the GPU tests on a machine with an NVIDIA Hopper GPU (never in CI):
+#   bash tests/gpu/run.sh [--ops-only]
+# 1. installs the carried -dev packages (.gpu-deps/, see /work/shared/gpu/fetch-deps.sh) if present
+# 2. builds in build-gpu with -DGT_CUDA_ARCH=90a (make -k: a broken unrelated target does not stop
+#    the tests that did build)
+# 3. test_ops_gpu (every op against the CPU oracle), compute-sanitizer memcheck of its small-shape
+#    run, test_ops_gpu --bench
+# 4. unless --ops-only: every other tests/gpu/test_* executable and tests/gpu/test_*.sh script
+# Prints a summary table; exits non-zero if any step failed. Each step is limited to
+# GT_GPU_STEP_TIMEOUT seconds (default 600).
+set -uo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/../.."
+export NCCL_NVLS_ENABLE=0 # never NVLink multicast on shared machines
+limit=${GT_GPU_STEP_TIMEOUT:-600}
+ops_only=0
+[ "${1:-}" = "--ops-only" ] && ops_only=1
+
+names=()
+codes=()
+secs=()
+step() {
+    local name=$1
+    shift
+    echo "=== $name: $*"
+    local t0=$SECONDS
+    timeout "$limit" "$@"
+    local rc=$?
+    names+=("$name")
+    codes+=("$rc")
+    secs+=($((SECONDS - t0)))
+    echo "=== $name: exit $rc"
+    return $rc
+}
+
+# A test executable that failed to build is reported as missing (127), not silently skipped.
+run_exe() {
+    local name=$1
+    shift
+    if [ -x "build-gpu/tests/gpu/$name" ]; then
+        step "$name" "build-gpu/tests/gpu/$name" "$@"
+    else
+        names+=("$name")
+        codes+=(127)
+        secs+=(0)
+        echo "=== $name: not built"
+    fi
+}
+
+[ -d .gpu-deps ] && step deps bash .gpu-deps/install.sh
+step configure cmake -S . -B build-gpu -DGT_CUDA_ARCH=90a -DCMAKE_BUILD_TYPE=Release
+step build make -C build-gpu -k -j16 --no-print-directory
+
+run_exe test_ops_gpu
+if [ -x build-gpu/tests/gpu/test_ops_gpu ]; then
+    step memcheck compute-sanitizer --tool memcheck --error-exitcode 1 \
+        build-gpu/tests/gpu/test_ops_gpu --small
+    step bench build-gpu/tests/gpu/test_ops_gpu --bench
+fi
+
+if [ "$ops_only" = 0 ]; then
+    for exe in build-gpu/tests/gpu/test_*; do
+        name=$(basename "$exe")
+        [ -f "$exe" ] && [ -x "$exe" ] && [ "$name" != test_ops_gpu ] || continue
+        run_exe "$name"
+    done
+    for script in tests/gpu/test_*.sh; do
+        [ -f "$script" ] && step "$(basename "$script")" bash "$script"
+    done
+fi
+
+echo
+echo "=== summary"
+printf '%-28s %6s %6s  %s\n' step exit secs result
+failed=0
+for i in "${!names[@]}"; do
+    result=PASS
+    if [ "${codes[$i]}" != 0 ]; then
+        result=FAIL
+        failed=1
+    fi
+    printf '%-28s %6s %6s  %s\n' "${names[$i]}" "${codes[$i]}" "${secs[$i]}" "$result"
+done
+exit $failed
