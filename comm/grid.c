@@ -21,8 +21,37 @@ static double comm_timeout(void) {
     return v && *v ? atof(v) : 600.0;
 }
 
+/* A process started by mpirun, srun or another PMI launcher (or one that already called MPI_Init)
+ * joins MPI; a plain `gemmatron ...` runs as a one-process grid without touching MPI. */
+static int launched_by_mpi(void) {
+    static const char *const vars[] = {"OMPI_COMM_WORLD_SIZE", "PMIX_RANK", "PMI_SIZE", "PMI_RANK",
+                                       "MPI_LOCALNRANKS", "SLURM_STEP_NUM_TASKS"};
+    for (size_t i = 0; i < sizeof vars / sizeof vars[0]; i++)
+        if (getenv(vars[i])) return 1;
+    int started = 0;
+    MPI_Initialized(&started);
+    return started;
+}
+
+static void single_group(gt_group *grp, const char *name) {
+    memset(grp, 0, sizeof *grp);
+    grp->name = name;
+    grp->mpi = MPI_COMM_NULL;
+    grp->size = 1;
+}
+
+static int single_process(gt_grid *g, int tp, gt_err *err) {
+    if (tp != 1) return gt_fail(err, "--tp %d needs %d processes: launch with mpirun -np %d (or srun)", tp, tp, tp);
+    g->world_size = g->local_size = g->tp = g->dp = 1;
+    single_group(&g->world, "world");
+    single_group(&g->tp_group, "tp");
+    single_group(&g->dp_group, "dp");
+    return 0;
+}
+
 int gt_grid_init(gt_grid *g, int *argc, char ***argv, int tp, gt_err *err) {
     memset(g, 0, sizeof *g);
+    if (!launched_by_mpi()) return single_process(g, tp, err);
     int started;
     MPI_CHECK(MPI_Initialized(&started));
     if (!started) {
@@ -76,7 +105,7 @@ void gt_grid_free(gt_grid *g) {
 #endif
     gt_group *groups[] = {&g->world, &g->tp_group, &g->dp_group};
     for (int i = 0; i < 3; i++)
-        if (groups[i]->mpi != MPI_COMM_NULL && groups[i]->size) MPI_Comm_free(&groups[i]->mpi);
+        if (groups[i]->mpi != MPI_COMM_NULL) MPI_Comm_free(&groups[i]->mpi);
     gt_watchdog_stop(g->wd);
     g->wd = NULL;
     if (g->owns_mpi) MPI_Finalize();

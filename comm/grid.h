@@ -16,9 +16,10 @@ typedef struct {
     int owns_mpi; /* MPI_Init was called here */
 } gt_grid;
 
-/* Starts MPI (unless already started) and splits the world into tp groups of size tp and dp groups
+/* Under mpirun/srun: starts MPI (unless already started) and splits the world into tp groups of size tp and dp groups
  * across them. Fails with the reason when the world size is not a multiple of tp. The watchdog
- * timeout comes from GT_COMM_TIMEOUT (seconds, default 600; 0 disables). */
+ * timeout comes from GT_COMM_TIMEOUT (seconds, default 600; 0 disables). Started without a
+ * launcher, the grid is one process (tp must be 1) and MPI is not used at all. */
 int gt_grid_init(gt_grid *g, int *argc, char ***argv, int tp, gt_err *err);
 /* Creates NCCL communicators for the tp and dp groups on a CUDA stream (no-op without NCCL). */
 void gt_grid_use_nccl(gt_grid *g, void *cuda_stream);

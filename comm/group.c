@@ -1,5 +1,8 @@
 #include "group.h"
 
+#include <string.h>
+#include <time.h>
+
 #include "watchdog.h"
 #ifdef GT_HAVE_NCCL
 #include "nccl_ops.h"
@@ -19,7 +22,30 @@ static MPI_Op mpi_op(gt_red op) { return op == GT_RED_MAX ? MPI_MAX : MPI_SUM; }
 
 static int too_big(size_t n) { return n > (size_t)0x7fffffff; }
 
-void gt_allreduce(gt_group *g, void *buf, size_t n, gt_dtype t, gt_red op) {
+static double now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+/* For timed groups: waits for queued device work, so that the collective's own time is measured. */
+static double timing_start(gt_group *g) {
+    if (!g->timed) return 0;
+#ifdef GT_HAVE_NCCL
+    if (g->nccl) gt_nccl_sync(g);
+#endif
+    return now();
+}
+
+static void timing_stop(gt_group *g, double t0) {
+    if (!g->timed) return;
+#ifdef GT_HAVE_NCCL
+    if (g->nccl) gt_nccl_sync(g);
+#endif
+    g->seconds += now() - t0;
+}
+
+static void allreduce_impl(gt_group *g, void *buf, size_t n, gt_dtype t, gt_red op) {
     if (g->size == 1 || n == 0) return;
     gt_watchdog_enter(g->wd, g->name, op == GT_RED_MAX ? "all-reduce(max)" : "all-reduce(sum)", n, ++g->calls);
 #ifdef GT_HAVE_NCCL
@@ -33,7 +59,11 @@ void gt_allreduce(gt_group *g, void *buf, size_t n, gt_dtype t, gt_red op) {
     gt_watchdog_leave(g->wd);
 }
 
-void gt_allgather(gt_group *g, const void *send, void *recv, size_t n, gt_dtype t) {
+static void allgather_impl(gt_group *g, const void *send, void *recv, size_t n, gt_dtype t) {
+    if (g->mpi == MPI_COMM_NULL) { /* one-process grid: host memory only */
+        memmove(recv, send, n * gt_dtype_size(t));
+        return;
+    }
     gt_watchdog_enter(g->wd, g->name, "all-gather", n, ++g->calls);
 #ifdef GT_HAVE_NCCL
     if (g->nccl) {
@@ -46,7 +76,11 @@ void gt_allgather(gt_group *g, const void *send, void *recv, size_t n, gt_dtype 
     gt_watchdog_leave(g->wd);
 }
 
-void gt_reduce_scatter(gt_group *g, const void *send, void *recv, size_t n, gt_dtype t, gt_red op) {
+static void reduce_scatter_impl(gt_group *g, const void *send, void *recv, size_t n, gt_dtype t, gt_red op) {
+    if (g->mpi == MPI_COMM_NULL) { /* one-process grid: host memory only */
+        memmove(recv, send, n * gt_dtype_size(t));
+        return;
+    }
     gt_watchdog_enter(g->wd, g->name, "reduce-scatter", n, ++g->calls);
 #ifdef GT_HAVE_NCCL
     if (g->nccl) {
@@ -59,7 +93,7 @@ void gt_reduce_scatter(gt_group *g, const void *send, void *recv, size_t n, gt_d
     gt_watchdog_leave(g->wd);
 }
 
-void gt_broadcast(gt_group *g, void *buf, size_t n, gt_dtype t, int root) {
+static void broadcast_impl(gt_group *g, void *buf, size_t n, gt_dtype t, int root) {
     if (g->size == 1 || n == 0) return;
     gt_watchdog_enter(g->wd, g->name, "broadcast", n, ++g->calls);
 #ifdef GT_HAVE_NCCL
@@ -79,4 +113,28 @@ void gt_allreduce_host(gt_group *g, void *buf, size_t n, gt_dtype t, gt_red op) 
     GT_ASSERT(!too_big(n), "all-reduce of %zu elements exceeds MPI's count", n);
     MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, buf, (int)n, mpi_type(t), mpi_op(op), g->mpi));
     gt_watchdog_leave(g->wd);
+}
+
+void gt_allreduce(gt_group *g, void *buf, size_t n, gt_dtype t, gt_red op) {
+    double t0 = timing_start(g);
+    allreduce_impl(g, buf, n, t, op);
+    timing_stop(g, t0);
+}
+
+void gt_allgather(gt_group *g, const void *send, void *recv, size_t n, gt_dtype t) {
+    double t0 = timing_start(g);
+    allgather_impl(g, send, recv, n, t);
+    timing_stop(g, t0);
+}
+
+void gt_reduce_scatter(gt_group *g, const void *send, void *recv, size_t n, gt_dtype t, gt_red op) {
+    double t0 = timing_start(g);
+    reduce_scatter_impl(g, send, recv, n, t, op);
+    timing_stop(g, t0);
+}
+
+void gt_broadcast(gt_group *g, void *buf, size_t n, gt_dtype t, int root) {
+    double t0 = timing_start(g);
+    broadcast_impl(g, buf, n, t, root);
+    timing_stop(g, t0);
 }

@@ -1,6 +1,8 @@
 /* A communicating group of ranks (world, a tensor-parallel group, a data-parallel group) and its
  * collectives. Over NCCL on device buffers when the group has a NCCL communicator (CUDA backend),
  * over MPI on host buffers otherwise (CPU backend), so the same tensor-parallel code runs in CI.
+ * A one-process grid (no launcher) has groups of size 1 without communicators: their collectives
+ * do nothing (all-gather and reduce-scatter copy, on host memory only).
  * Every collective is registered with the grid's watchdog, which names the collective a rank was
  * in when the job stops making progress. */
 #ifndef GT_GROUP_H
@@ -22,6 +24,8 @@ typedef struct gt_group {
     void *stream;      /* cudaStream_t the NCCL collectives are queued on */
     gt_watchdog *wd;   /* may be NULL */
     long calls;        /* collectives issued, for messages */
+    int timed;         /* when set, each collective runs synchronously and adds its time here: */
+    double seconds;
 } gt_group;
 
 /* In place: buf[n] = reduction over the group's ranks. */

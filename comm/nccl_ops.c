@@ -40,6 +40,11 @@ void gt_nccl_group_free(gt_group *g) {
     g->nccl = NULL;
 }
 
+void gt_nccl_sync(gt_group *g) {
+    cudaError_t e = cudaStreamSynchronize((cudaStream_t)g->stream);
+    if (e != cudaSuccess) GT_DIE("cudaStreamSynchronize: %s", cudaGetErrorString(e));
+}
+
 void gt_nccl_allreduce(gt_group *g, void *buf, size_t n, gt_dtype t, gt_red op) {
     NCCL_CHECK(ncclAllReduce(buf, buf, n, nccl_type(t), nccl_op(op), (ncclComm_t)g->nccl,
                              (cudaStream_t)g->stream));

@@ -1,10 +1,12 @@
-/* gemmatron bench --model DIR [--batch B] [--seq T] [--steps S] [--warmup W] [--device D] [--profile]
+/* gemmatron bench --model DIR [--batch B] [--seq T] [--steps S] [--warmup W] [--tp N] [--device D]
+ *                 [--profile]
  *
  * Times complete training steps of the model in DIR (its config.json; its safetensors weights if
  * present, else HF's random initialization) on random tokens: forward, lm_head and cross-entropy,
  * backward, global gradient norm and AdamW. Prints the median step time, tokens/s and MFU
  * (model/flops.h), device memory in use, and with --profile a breakdown of one step by op class
- * against each class's roofline. */
+ * against each class's roofline. Under mpirun: tensor parallel over --tp ranks, data parallel over
+ * the rest; B is the micro-batch of each dp replica; tokens/s counts the whole job. */
 #include "bench.h"
 
 #include <math.h>
@@ -14,6 +16,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "../comm/grid.h"
 #include "../model/flops.h"
 #include "../model/model.h"
 #include "backend.h"
@@ -25,7 +28,7 @@
 
 typedef struct {
     const char *model, *device;
-    int batch, seq, steps, warmup, profile;
+    int batch, seq, steps, warmup, profile, tp;
 } bench_args;
 
 static int parse_int(const char *k, const char *v, int min, int *out, gt_err *err) {
@@ -37,7 +40,7 @@ static int parse_int(const char *k, const char *v, int min, int *out, gt_err *er
 }
 
 static int parse_args(bench_args *a, int argc, char **argv, gt_err *err) {
-    *a = (bench_args){NULL, "auto", 2, 2048, 10, 3, 0};
+    *a = (bench_args){NULL, "auto", 2, 2048, 10, 3, 0, 1};
     for (int i = 0; i < argc; i++) {
         const char *k = argv[i];
         if (!strcmp(k, "--profile")) {
@@ -53,6 +56,7 @@ static int parse_args(bench_args *a, int argc, char **argv, gt_err *err) {
         else if (!strcmp(k, "--seq")) rc = parse_int(k, v, 2, &a->seq, err);
         else if (!strcmp(k, "--steps")) rc = parse_int(k, v, 1, &a->steps, err);
         else if (!strcmp(k, "--warmup")) rc = parse_int(k, v, 0, &a->warmup, err);
+        else if (!strcmp(k, "--tp")) rc = parse_int(k, v, 1, &a->tp, err);
         else return gt_fail(err, "bench: unknown option %s", k);
         if (rc) return -1;
     }
@@ -74,11 +78,12 @@ static int has_weights(const char *dir) {
     return access(p, R_OK) == 0;
 }
 
-/* One training step; returns the mean loss. */
-static double train_step(gt_model *m, gt_optimizer *opt, float dscale) {
+/* One training step; returns the mean loss of this replica. */
+static double train_step(gt_model *m, gt_optimizer *opt, float dscale, gt_group *dp) {
     gt_model_zero_grads(m);
     double loss = gt_model_forward(m, 1, dscale, NULL);
     gt_model_backward(m);
+    gt_model_reduce_grads(m, dp);
     gt_optimizer_step(opt, 1e-5f, gt_optimizer_grad_sumsq(opt));
     m->ops->sync(m->be);
     return loss * dscale;
@@ -122,18 +127,25 @@ static double class_flops(int op, const gt_model *m) {
     }
 }
 
-static void print_profile(gt_model *m, gt_optimizer *opt, float dscale, double step_s, double peak_bw) {
+static void print_profile(gt_model *m, gt_optimizer *opt, float dscale, gt_group *dp, double step_s,
+                          double peak_bw) {
     gt_op_profile prof;
     const gt_ops *ops = m->ops;
     gt_backend *be = m->be;
     gt_op_profile_init(&prof, ops, be);
     m->ops = &prof.ops;
     m->be = (gt_backend *)&prof;
-    train_step(m, opt, dscale);
+    gt_group *groups[2] = {m->tp, dp};
+    for (int k = 0; k < 2; k++)
+        if (groups[k]) groups[k]->timed = 1, groups[k]->seconds = 0;
+    train_step(m, opt, dscale, dp);
     m->ops = ops;
     m->be = be;
-    double total = 0;
+    double total = 0, comm = 0;
     for (int i = 0; i < GT_PROF_COUNT; i++) total += prof.seconds[i];
+    for (int k = 0; k < 2; k++)
+        if (groups[k]) comm += groups[k]->seconds, groups[k]->timed = 0;
+    total += comm;
     printf("%-15s %6s %9s %6s %14s %11s\n", "op class", "calls", "ms/step", "share", "achieved", "roofline ms");
     for (int i = 0; i < GT_PROF_COUNT; i++) {
         if (!prof.calls[i]) continue;
@@ -145,16 +157,17 @@ static void print_profile(gt_model *m, gt_optimizer *opt, float dscale, double s
         printf("%-15s %6ld %9.2f %5.1f%% %14s %11.2f\n", gt_op_profile_name(i), prof.calls[i], 1e3 * s,
                100 * s / total, rate, 1e3 * roof);
     }
+    if (comm > 0) printf("%-15s %6s %9.2f %5.1f%%\n", "communication", "", 1e3 * comm, 100 * comm / total);
     printf("profiled step %.2f ms (synchronized per op) vs %.2f ms unprofiled\n", 1e3 * total, 1e3 * step_s);
 }
 
-static int run_bench(const bench_args *a, gt_err *err) {
+static int run_bench(const bench_args *a, gt_grid *g, gt_err *err) {
     gt_config cfg;
     if (gt_config_load(&cfg, a->model, err)) return -1;
     gt_compute c;
-    if (gt_compute_open(&c, a->device, 0, err)) return -1;
+    if (gt_compute_open(&c, a->device, g->local_rank, err)) return -1;
     gt_model m;
-    if (gt_model_init(&m, &cfg, c.ops, c.be, 0, 1, err)) {
+    if (gt_model_init(&m, &cfg, c.ops, c.be, g->tp_rank, g->tp, err)) {
         gt_compute_close(&c);
         return -1;
     }
@@ -164,13 +177,16 @@ static int run_bench(const bench_args *a, gt_err *err) {
         gt_compute_close(&c);
         return -1;
     }
+    if (c.is_cuda) gt_grid_use_nccl(g, gt_compute_stream(&c));
+    gt_model_set_tp(&m, &g->tp_group);
+    gt_group *dp = g->dp > 1 ? &g->dp_group : NULL;
     int B = a->batch, T = a->seq, N = B * T;
     gt_model_alloc_batch(&m, B, T);
     gt_adamw_config ac = {0.9f, 0.95f, 1e-8f, 0.1f, 1.0f};
     gt_optimizer opt;
     gt_optimizer_init(&opt, &m, &ac);
     int32_t *buf = gt_malloc(3 * (size_t)N * sizeof(int32_t)), *tok = buf, *tgt = buf + N, *pos = buf + 2 * N;
-    uint32_t s = 42;
+    uint32_t s = 42u + 7919u * (uint32_t)g->dp_rank;
     for (int i = 0; i < N; i++) {
         s = s * 1664525u + 1013904223u;
         tok[i] = (int32_t)((s >> 8) % (uint32_t)cfg.vocab_size);
@@ -178,7 +194,7 @@ static int run_bench(const bench_args *a, gt_err *err) {
     }
     for (int i = 0; i < N; i++) tgt[i] = (i % T) + 1 < T ? tok[i + 1] : -1;
     gt_model_set_batch(&m, tok, tgt, pos, NULL);
-    float dscale = 1.0f / (float)(B * (T - 1));
+    float dscale = 1.0f / (float)(B * (T - 1) * g->dp);
 
     char dev[128] = "cpu";
     double peak_bw = 50e9;
@@ -188,27 +204,40 @@ static int run_bench(const bench_args *a, gt_err *err) {
         peak_bw = strstr(dev, "H200") ? 4.8e12 : 3.35e12;
     }
 #endif
-    printf("gemmatron bench: %s (%s), B=%d T=%d on %s [%s]\n", a->model, loaded ? "weights" : "random init",
-           B, T, c.ops->name, dev);
-    for (int i = 0; i < a->warmup; i++) train_step(&m, &opt, dscale);
+    int lead = g->world_rank == 0;
+    if (lead)
+        printf("gemmatron bench: %s (%s), B=%d T=%d per replica, tp=%d dp=%d on %s [%s]\n", a->model,
+               loaded ? "weights" : "random init", B, T, g->tp, g->dp, c.ops->name, dev);
+    gt_watchdog_arm(g->wd, 1);
+    for (int i = 0; i < a->warmup; i++) train_step(&m, &opt, dscale, dp);
     double *t = gt_malloc((size_t)a->steps * sizeof *t), loss = 0;
     for (int i = 0; i < a->steps; i++) {
         double t0 = now();
-        loss = train_step(&m, &opt, dscale);
+        loss = train_step(&m, &opt, dscale, dp);
         t[i] = now() - t0;
     }
     qsort(t, (size_t)a->steps, sizeof *t, cmp_double);
-    double med = t[a->steps / 2], tps = N / med;
+    double med = t[a->steps / 2], tps = (double)N * g->dp / med;
     double mfu = tps * gt_flops_per_token(&cfg, T) / GT_PEAK_BF16_FLOPS;
     double mem = 0;
 #ifdef GT_HAVE_CUDA
     if (c.is_cuda) mem = (double)gt_cuda_mem_in_use(c.be) / (1 << 30);
 #endif
-    printf("step_ms=%.2f (min %.2f max %.2f) tokens_per_s=%.0f mfu=%.1f%% mem_in_use_gib=%.2f loss=%.4f\n",
-           1e3 * med, 1e3 * t[0], 1e3 * t[a->steps - 1], tps, 100 * mfu, mem, loss);
-    printf("(MFU: 6 x %.3g matmul params + causal attention = %.3g FLOP/token over %.0f TFLOP/s dense BF16)\n",
-           gt_matmul_params(&cfg), gt_flops_per_token(&cfg, T), GT_PEAK_BF16_FLOPS / 1e12);
-    if (a->profile) print_profile(&m, &opt, dscale, med, peak_bw);
+    mfu /= g->world_size; /* per GPU */
+    if (lead) {
+        printf("step_ms=%.2f (min %.2f max %.2f) tokens_per_s=%.0f (%.0f per GPU) mfu=%.1f%% "
+               "mem_in_use_gib=%.2f loss=%.4f\n",
+               1e3 * med, 1e3 * t[0], 1e3 * t[a->steps - 1], tps, tps / g->world_size, 100 * mfu, mem, loss);
+        printf("(MFU: 6 x %.3g matmul params + causal attention = %.3g FLOP/token over %.0f TFLOP/s dense BF16)\n",
+               gt_matmul_params(&cfg), gt_flops_per_token(&cfg, T), GT_PEAK_BF16_FLOPS / 1e12);
+    }
+    if (a->profile && lead) print_profile(&m, &opt, dscale, dp, med, peak_bw);
+    else if (a->profile) { /* peers of the profiled step, timed alike so they wait alike */
+        m.tp->timed = 1;
+        if (dp) dp->timed = 1;
+        train_step(&m, &opt, dscale, dp);
+    }
+    gt_watchdog_arm(g->wd, 0);
     free(t);
     free(buf);
     gt_optimizer_free(&opt);
@@ -220,9 +249,13 @@ static int run_bench(const bench_args *a, gt_err *err) {
 int gt_cmd_bench(int argc, char **argv) {
     bench_args a;
     gt_err err;
-    if (parse_args(&a, argc, argv, &err) || run_bench(&a, &err)) {
+    gt_grid g;
+    if (parse_args(&a, argc, argv, &err) || gt_grid_init(&g, &argc, &argv, a.tp, &err)) {
         fprintf(stderr, "gemmatron: %s\n", err.msg);
         return 1;
     }
-    return 0;
+    int rc = run_bench(&a, &g, &err);
+    if (rc) fprintf(stderr, "gemmatron: %s\n", err.msg);
+    gt_grid_free(&g);
+    return rc ? 1 : 0;
 }
