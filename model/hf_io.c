@@ -60,3 +60,23 @@ void gt_model_export_tensor(const gt_model *m, int grads, const char *name, floa
     }
     free(pieces);
 }
+
+void gt_model_import_tensor(gt_model *m, int grads, const char *name, const float *full) {
+    int np;
+    gt_piece *pieces = gt_layout_pieces(&m->lay, &m->cfg, &np);
+    gt_kind kind = grads ? GT_GRAD : GT_ACT;
+    char *base = grads ? m->grads : m->params;
+    for (int i = 0; i < np; i++) {
+        const gt_piece *p = &pieces[i];
+        if (strcmp(p->name, name)) continue;
+        int64_t rows, cols;
+        int ndim;
+        if (gt_hf_tensor_dims(&m->cfg, p->name, &rows, &cols, &ndim)) GT_DIE("no HF shape for %s", name);
+        float *blk = gt_malloc((size_t)(p->nrows * p->ncols) * sizeof(float));
+        for (int64_t r = 0; r < p->nrows; r++)
+            memcpy(blk + r * p->ncols, full + (p->row0 + r) * cols + p->col0, (size_t)p->ncols * sizeof(float));
+        m->ops->upload(m->be, kind, base + p->dst * m->ops->size[kind], blk, (size_t)(p->nrows * p->ncols));
+        free(blk);
+    }
+    free(pieces);
+}

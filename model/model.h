@@ -69,6 +69,10 @@ void gt_model_init_random(gt_model *m, uint64_t seed);
  * rank's slices into full[rows*cols] (other ranks' slices are left untouched). */
 void gt_model_export_tensor(const gt_model *m, int grads, const char *name, float *full);
 
+/* The inverse: writes this rank's slices of the full HF tensor `name` into the parameters
+ * (grads = 0) or gradients (grads = 1). With export, moves a model between layouts. */
+void gt_model_import_tensor(gt_model *m, int grads, const char *name, const float *full);
+
 /* Sizes activation buffers for micro-batches of B sequences of T tokens. */
 void gt_model_alloc_batch(gt_model *m, int B, int T);
 
