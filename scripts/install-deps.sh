@@ -8,4 +8,9 @@ export DEBIAN_FRONTEND=noninteractive
 $SUDO apt-get update -qq
 $SUDO apt-get install -y -qq --no-install-recommends \
     build-essential cmake pkg-config libjansson-dev libyaml-dev libhdf5-dev \
-    openmpi-bin libopenmpi-dev python3 >/dev/null
+    openmpi-bin libopenmpi-dev python3 python3-h5py python3-numpy python3-yaml python3-pip >/dev/null
+# HF tokenizer.json support of scripts/prepare_data.py (Debian does not package `tokenizers`).
+# Optional: without it the byte-level tokenizer still works and its test case is skipped.
+/usr/bin/python3 -c "import tokenizers" 2>/dev/null ||
+    $SUDO /usr/bin/python3 -m pip install -q --break-system-packages tokenizers 2>/dev/null ||
+    echo "install-deps: could not install the Python package tokenizers (optional)" >&2

@@ -20,7 +20,8 @@ static const rc_field schema[] = {
     {"model.path", RC_STR, OFF(model_path), "null", 0, 0, 0, 0, 1, NULL,
      "HF checkpoint directory (config.json + safetensors) to fine-tune; null: train from scratch"},
     {"model.config", RC_STR, OFF(model_config), "null", 0, 0, 0, 0, 1, NULL,
-     "HF config.json (or its directory) to build a randomly initialized model from (HF's init)"},
+     "HF config.json (or its directory) of a randomly initialized model (HF's init); used only when "
+     "model.path is null"},
     {"data.train", RC_LIST, OFF(data_train), "[]", 0, 0, 0, 0, 0, NULL,
      "training token shards (files or globs) made by scripts/prepare_data.py"},
     {"data.val", RC_LIST, OFF(data_val), "[]", 0, 0, 0, 0, 0, NULL,
@@ -234,13 +235,13 @@ int gt_rc_assign(gt_run_config *rc, const rc_field *f, const rc_value *v, const 
     const rc_scalar *s = &v->items[0];
     switch (f->type) {
     case RC_INT: {
-        long long x;
+        long long x = 0;
         if (parse_int(f, s, &x, where, err) || check_range(f, (double)x, s->text, where, err)) return -1;
         *(long long *)p = x;
         return 0;
     }
     case RC_REAL: {
-        double x;
+        double x = 0;
         if (parse_real(f, s, &x, where, err) || check_range(f, x, s->text, where, err)) return -1;
         *(double *)p = x;
         return 0;
@@ -288,9 +289,9 @@ int gt_run_config_override(gt_run_config *rc, const char *assignment, gt_err *er
 /* ---- checks across keys ---- */
 
 int gt_run_config_validate(const gt_run_config *rc, gt_err *err) {
-    if (!rc->model_path == !rc->model_config) {
-        return gt_fail(err, "run config: model: set exactly one of model.path (fine-tune an HF "
-                            "checkpoint) and model.config (random init from an HF config.json)");
+    if (!rc->model_path && !rc->model_config) {
+        return gt_fail(err, "run config: model.path / model.config: set model.path (an HF checkpoint "
+                            "to fine-tune) or model.config (an HF config.json for a random init)");
     }
     if (rc->data_train.n == 0) {
         return gt_fail(err, "run config: data.train: no training shards given");

@@ -17,7 +17,7 @@ typedef struct {
 } gt_strlist;
 
 typedef struct {
-    /* model: exactly one of the two */
+    /* model: the checkpoint when model_path is set, else a random init from model_config */
     char *model_path;      /* HF checkpoint directory to fine-tune, or NULL */
     char *model_config;    /* HF config.json (or its directory) for a random init, or NULL */
     /* data */
@@ -56,7 +56,7 @@ int gt_run_config_override(gt_run_config *rc, const char *assignment, gt_err *er
 /* Sets one key from its text; what names the source in messages. */
 int gt_run_config_set(gt_run_config *rc, const char *key, const char *value, const char *what,
                       gt_err *err);
-/* Checks what no single key can: one model source, training data present, a run directory, eval
+/* Checks what no single key can: a model source, training data present, a run directory, eval
  * settings that have validation data, warmup not longer than the run. */
 int gt_run_config_validate(const gt_run_config *rc, gt_err *err);
 

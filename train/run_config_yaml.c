@@ -11,7 +11,7 @@
 typedef struct {
     const char *path;
     yaml_document_t *doc;
-    char seen[64][64];
+    char seen[64][128];
     int nseen;
 } yaml_walk;
 

@@ -14,7 +14,7 @@
  *    online softmax in the exp2 domain, causal tiles skipped, heaviest blocks scheduled first.
  *
  * Backward, without atomics (deterministic: the same inputs give bitwise the same dqkv):
- *   dsum[B,Hq,T] = rowsum(dO * O)                               attention_dsum_kernel
+ *   dsum = rowsum(dO * O) per (row, head), parked in dqkv (dsum_at)  attention_dsum_kernel
  *   dK, dV: a block per (64-key tile, batch, KV group, head split) loops over the query tiles at
  *     or after its keys and over the split's query heads of the group; P and dS are recomputed
  *     from the stored lse and passed between warps through shared memory.   attention_dkv_kernel
@@ -22,7 +22,8 @@
  *     accumulates dS K in registers.                             attention_dq_kernel
  *   With few KV heads (MQA) the G query heads of a group are split over blocks to fill the chip;
  *   each split then writes fp32 partial dK, dV, summed in a fixed order by attention_dkv_reduce.
- * Scratch (dsum and those partials) comes from cudaMallocAsync on be->stream. */
+ * No allocation per call: dsum lives in dqkv until dq overwrites it, and the partials go in the
+ * backend's lent workspace (be->workspace, stream-ordered like the GEMMs that also use it). */
 #include <math.h>
 #include <stdint.h>
 
@@ -45,6 +46,14 @@ static __host__ __device__ __forceinline__ int q_col(attn_shape s, int h) {
 }
 static __host__ __device__ __forceinline__ int k_col(attn_shape s, int g) {
     return (g * (s.G + 2) + s.G) * s.D;
+}
+
+/* dsum of (b, h, t) is parked in dqkv, in the first 4 bytes of dq's own slot (row b T + t, head h;
+ * 4-byte aligned as ld and D are even): the dsum kernel writes it, the dK/dV and dQ kernels read it,
+ * and dq overwrites it; a dQ kernel reads a row's dsum before the same warp or block writes that
+ * row's dq, with a barrier in between. The index is in floats from (float *)dqkv. */
+static __host__ __device__ __forceinline__ size_t dsum_at(attn_shape s, int b, int h, int t) {
+    return (((size_t)b * s.T + t) * s.ld + q_col(s, h)) / 2;
 }
 
 /* ======================================================================================
@@ -115,7 +124,8 @@ __global__ void attention_ref_fwd_kernel(bf16 *out, float *lse, const bf16 *qkv,
     if (lane == 0) lse[row] = m + logf(l); /* row = (b Hq + h) T + i */
 }
 
-/* dQ, one warp per (b, h, i): dq_i = scale sum_j P_ij (dO_i.v_j - dsum_i) k_j. */
+/* dQ, one warp per (b, h, i): dq_i = scale sum_j P_ij (dO_i.v_j - dsum_i) k_j. dsum is
+ * (float *)dqkv, indexed by dsum_at. */
 __global__ void attention_ref_dq_kernel(bf16 *dqkv, const bf16 *dout, const bf16 *qkv,
                                         const float *lse, const float *dsum, const int32_t *seg,
                                         attn_shape s) {
@@ -131,7 +141,8 @@ __global__ void attention_ref_dq_kernel(bf16 *dqkv, const bf16 *dout, const bf16
     ref_load(dO, dout + ((size_t)b * s.T + i) * s.Hq * s.D + (size_t)h * s.D, s.D, lane);
 #pragma unroll
     for (int c = 0; c < REF_PER_LANE; c++) dq[c] = 0.0f;
-    const float li = lse[row], di = dsum[row];
+    const float li = lse[row], di = dsum[dsum_at(s, b, h, i)];
+    __syncwarp(); /* every lane has read dsum before any lane can overwrite it with dq */
     for (int j = 0; j <= i; j++) {
         if (sg && sg[j] != sg[i]) continue;
         const bf16 *k = kb + (size_t)j * s.ld;
@@ -162,13 +173,13 @@ __global__ void attention_ref_dkv_kernel(bf16 *dqkv, const bf16 *dout, const bf1
 #pragma unroll
     for (int c = 0; c < REF_PER_LANE; c++) dk[c] = dv[c] = 0.0f;
     for (int h = g * s.G; h < (g + 1) * s.G; h++) {
-        const float *lh = lse + ((size_t)b * s.Hq + h) * s.T, *dh = dsum + ((size_t)b * s.Hq + h) * s.T;
+        const float *lh = lse + ((size_t)b * s.Hq + h) * s.T;
         for (int i = j; i < s.T; i++) {
             if (sg && sg[j] != sg[i]) continue;
             const bf16 *q = base + (size_t)i * s.ld + q_col(s, h);
             const bf16 *dO = dout + ((size_t)b * s.T + i) * s.Hq * s.D + (size_t)h * s.D;
             const float p = expf(ref_dot(k, q, s.D, lane) * s.scale - lh[i]);
-            const float ds = p * (ref_dot(v, dO, s.D, lane) - dh[i]);
+            const float ds = p * (ref_dot(v, dO, s.D, lane) - dsum[dsum_at(s, b, h, i)]);
 #pragma unroll
             for (int c = 0; c < REF_PER_LANE; c++) {
                 const int d = lane + 32 * c;
@@ -184,7 +195,7 @@ __global__ void attention_ref_dkv_kernel(bf16 *dqkv, const bf16 *dout, const bf1
     ref_store(dst + s.D, dv, 1.0f, s.D, lane);
 }
 
-/* dsum[(b Hq + h) T + t] = sum_d dout * out of that head row (both bf16); one warp per row.
+/* dsum[dsum_at(b, h, t)] = sum_d dout * out of that head row (both bf16); one warp per row.
  * Shared by both paths. D is even, so bf16 pairs are 4-byte aligned. */
 __global__ void attention_dsum_kernel(float *dsum, const bf16 *dout, const bf16 *out, attn_shape s) {
     const int lane = threadIdx.x & 31;
@@ -200,7 +211,7 @@ __global__ void attention_dsum_kernel(float *dsum, const bf16 *dout, const bf16 
         acc += x.x * y.x + x.y * y.y;
     }
     acc = gt_warp_sum(acc);
-    if (lane == 0) dsum[row] = acc;
+    if (lane == 0) dsum[dsum_at(s, b, h, t)] = acc;
 }
 
 /* ======================================================================================
@@ -368,16 +379,24 @@ __global__ void __launch_bounds__(FA_THREADS, 1)
         float sc[NB][4];
 #pragma unroll
         for (int j = 0; j < NB; j++) sc[j][0] = sc[j][1] = sc[j][2] = sc[j][3] = 0.0f;
+        /* S = Q K^T over k-steps of 16 head dims; the fragments of step ks+1 are loaded before the
+         * MMAs of step ks, so ldmatrix latency hides behind tensor work (2 warps per scheduler). */
+        uint32_t fa[2][4], fb[2][NB / 2][4];
+        ldsm4(fa[0], blk<RB>(sQ, la, warp * 16, 0));
+#pragma unroll
+        for (int j = 0; j < NB / 2; j++) ldsm4(fb[0][j], blk<RB>(tK, lb, j * 16, 0));
 #pragma unroll
         for (int ks = 0; ks < KS; ks++) {
-            uint32_t a[4];
-            ldsm4(a, blk<RB>(sQ, la, warp * 16, 2 * ks));
+            const int cur = ks & 1;
+            if (ks + 1 < KS) {
+                ldsm4(fa[cur ^ 1], blk<RB>(sQ, la, warp * 16, 2 * ks + 2));
+#pragma unroll
+                for (int j = 0; j < NB / 2; j++) ldsm4(fb[cur ^ 1][j], blk<RB>(tK, lb, j * 16, 2 * ks + 2));
+            }
 #pragma unroll
             for (int j = 0; j < NB / 2; j++) {
-                uint32_t bb[4];
-                ldsm4(bb, blk<RB>(tK, lb, j * 16, 2 * ks));
-                mma16816(sc[2 * j], a, bb[0], bb[1]);
-                mma16816(sc[2 * j + 1], a, bb[2], bb[3]);
+                mma16816(sc[2 * j], fa[cur], fb[cur][j][0], fb[cur][j][1]);
+                mma16816(sc[2 * j + 1], fa[cur], fb[cur][j][2], fb[cur][j][3]);
             }
         }
         if (n0 + BC - 1 > wrow || sg) {
@@ -424,16 +443,24 @@ __global__ void __launch_bounds__(FA_THREADS, 1)
             pa[j >> 1][(j & 1) * 2] = pack_bf16(p[0], p[1]);
             pa[j >> 1][(j & 1) * 2 + 1] = pack_bf16(p[2], p[3]);
         }
-        /* O += P V: k = the tile's keys, n = head dims. */
+        /* O += P V: k = the tile's keys, n = head dims, 16 dims (two n-blocks) per step, the V
+         * fragments of step j+1 loaded before the MMAs of step j. */
+        uint32_t fv[2][BC / 16][4];
 #pragma unroll
-        for (int j = 0; j < DB / 2; j++)
+        for (int kk = 0; kk < BC / 16; kk++) ldsm4t(fv[0][kk], blk<RB>(tV, lc, kk * 16, 0));
+#pragma unroll
+        for (int j = 0; j < DB / 2; j++) {
+            const int cur = j & 1;
+            if (j + 1 < DB / 2) {
+#pragma unroll
+                for (int kk = 0; kk < BC / 16; kk++) ldsm4t(fv[cur ^ 1][kk], blk<RB>(tV, lc, kk * 16, 2 * j + 2));
+            }
 #pragma unroll
             for (int kk = 0; kk < BC / 16; kk++) {
-                uint32_t bb[4];
-                ldsm4t(bb, blk<RB>(tV, lc, kk * 16, 2 * j));
-                mma16816(o[2 * j], pa[kk], bb[0], bb[1]);
-                mma16816(o[2 * j + 1], pa[kk], bb[2], bb[3]);
+                mma16816(o[2 * j], pa[kk], fv[cur][kk][0], fv[cur][kk][1]);
+                mma16816(o[2 * j + 1], pa[kk], fv[cur][kk][2], fv[cur][kk][3]);
             }
+        }
     }
 
     float inv[2];
@@ -498,7 +525,7 @@ __global__ void __launch_bounds__(FA_THREADS, 1)
     const size_t st = ((size_t)b * s.Hq + h) * T;
     /* Rows past T: lse 0 and dsum 0 keep their (never stored) values finite. */
     const float l2[2] = {r0 < T ? lse[st + r0] * ATTN_LOG2E : 0.0f, r1 < T ? lse[st + r1] * ATTN_LOG2E : 0.0f};
-    const float di[2] = {r0 < T ? dsum[st + r0] : 0.0f, r1 < T ? dsum[st + r1] : 0.0f};
+    const float di[2] = {r0 < T ? dsum[dsum_at(s, b, h, r0)] : 0.0f, r1 < T ? dsum[dsum_at(s, b, h, r1)] : 0.0f};
     float dq[DB][4];
 #pragma unroll
     for (int j = 0; j < DB; j++) dq[j][0] = dq[j][1] = dq[j][2] = dq[j][3] = 0.0f;
@@ -520,20 +547,33 @@ __global__ void __launch_bounds__(FA_THREADS, 1)
         for (int j = 0; j < NB; j++)
 #pragma unroll
             for (int e = 0; e < 4; e++) sc[j][e] = dp[j][e] = 0.0f;
+        /* S = Q K^T and dP = dO V^T, fragments of k-step ks+1 loaded before the MMAs of ks. */
+        uint32_t fq[2][4], fo[2][4], fk[2][NB / 2][4], fv[2][NB / 2][4];
+        ldsm4(fq[0], blk<RB>(sQ, la, warp * 16, 0));
+        ldsm4(fo[0], blk<RB>(sO, la, warp * 16, 0));
+#pragma unroll
+        for (int j = 0; j < NB / 2; j++) {
+            ldsm4(fk[0][j], blk<RB>(tK, lb, j * 16, 0));
+            ldsm4(fv[0][j], blk<RB>(tV, lb, j * 16, 0));
+        }
 #pragma unroll
         for (int ks = 0; ks < KS; ks++) {
-            uint32_t aq[4], ao[4];
-            ldsm4(aq, blk<RB>(sQ, la, warp * 16, 2 * ks));
-            ldsm4(ao, blk<RB>(sO, la, warp * 16, 2 * ks));
+            const int cur = ks & 1;
+            if (ks + 1 < KS) {
+                ldsm4(fq[cur ^ 1], blk<RB>(sQ, la, warp * 16, 2 * ks + 2));
+                ldsm4(fo[cur ^ 1], blk<RB>(sO, la, warp * 16, 2 * ks + 2));
+#pragma unroll
+                for (int j = 0; j < NB / 2; j++) {
+                    ldsm4(fk[cur ^ 1][j], blk<RB>(tK, lb, j * 16, 2 * ks + 2));
+                    ldsm4(fv[cur ^ 1][j], blk<RB>(tV, lb, j * 16, 2 * ks + 2));
+                }
+            }
 #pragma unroll
             for (int j = 0; j < NB / 2; j++) {
-                uint32_t bb[4];
-                ldsm4(bb, blk<RB>(tK, lb, j * 16, 2 * ks));
-                mma16816(sc[2 * j], aq, bb[0], bb[1]);
-                mma16816(sc[2 * j + 1], aq, bb[2], bb[3]);
-                ldsm4(bb, blk<RB>(tV, lb, j * 16, 2 * ks));
-                mma16816(dp[2 * j], ao, bb[0], bb[1]);
-                mma16816(dp[2 * j + 1], ao, bb[2], bb[3]);
+                mma16816(sc[2 * j], fq[cur], fk[cur][j][0], fk[cur][j][1]);
+                mma16816(sc[2 * j + 1], fq[cur], fk[cur][j][2], fk[cur][j][3]);
+                mma16816(dp[2 * j], fo[cur], fv[cur][j][0], fv[cur][j][1]);
+                mma16816(dp[2 * j + 1], fo[cur], fv[cur][j][2], fv[cur][j][3]);
             }
         }
         const bool masked = n0 + BC - 1 > wrow || sg;
@@ -551,16 +591,24 @@ __global__ void __launch_bounds__(FA_THREADS, 1)
             da[j >> 1][(j & 1) * 2] = pack_bf16(ds[0], ds[1]);
             da[j >> 1][(j & 1) * 2 + 1] = pack_bf16(ds[2], ds[3]);
         }
-        /* dQ += dS K: k = the tile's keys, n = head dims. */
+        /* dQ += dS K: k = the tile's keys, n = head dims; K fragments of step j+1 loaded before
+         * the MMAs of step j. */
+        uint32_t fb[2][BC / 16][4];
 #pragma unroll
-        for (int kk = 0; kk < BC / 16; kk++)
+        for (int kk = 0; kk < BC / 16; kk++) ldsm4t(fb[0][kk], blk<RB>(tK, lc, kk * 16, 0));
 #pragma unroll
-            for (int j = 0; j < DB / 2; j++) {
-                uint32_t bb[4];
-                ldsm4t(bb, blk<RB>(tK, lc, kk * 16, 2 * j));
-                mma16816(dq[2 * j], da[kk], bb[0], bb[1]);
-                mma16816(dq[2 * j + 1], da[kk], bb[2], bb[3]);
+        for (int j = 0; j < DB / 2; j++) {
+            const int cur = j & 1;
+            if (j + 1 < DB / 2) {
+#pragma unroll
+                for (int kk = 0; kk < BC / 16; kk++) ldsm4t(fb[cur ^ 1][kk], blk<RB>(tK, lc, kk * 16, 2 * j + 2));
             }
+#pragma unroll
+            for (int kk = 0; kk < BC / 16; kk++) {
+                mma16816(dq[2 * j], da[kk], fb[cur][kk][0], fb[cur][kk][1]);
+                mma16816(dq[2 * j + 1], da[kk], fb[cur][kk][2], fb[cur][kk][3]);
+            }
+        }
     }
 
     const int gr = warp * 16 + (lane >> 2);
@@ -589,12 +637,13 @@ __global__ void __launch_bounds__(FA_THREADS, 1)
 #define KV_TILE 64
 
 /* cp.async of one dK/dV step into buffer buf: the 64-row Q and dO tiles from query row q0 (q0g,
- * o0g: row 0 of the sequence, head column), and lse, dsum of those rows (l0, d0: row 0). */
+ * o0g: row 0 of the sequence, head column), and lse, dsum of those rows (l0, d0: row 0; dsum rows
+ * ldd floats apart). */
 template <int D>
 static __device__ __forceinline__ void dkv_prefetch(unsigned char *smem, int buf, const bf16 *q0g,
                                                     const bf16 *o0g, const float *l0,
-                                                    const float *d0, int ldq, int ldo, int q0,
-                                                    int T, int tid) {
+                                                    const float *d0, int ldq, int ldo, int ldd,
+                                                    int q0, int T, int tid) {
     constexpr int TB = KV_TILE * TILE_RB(D), PB = KV_TILE * PT_RB;
     const uint32_t sQ = smem_u32(smem) + 2 * TB, sO = sQ + 2 * TB;
     float *sL = (float *)(smem + 6 * TB + 2 * PB), *sD = sL + 2 * KV_TILE;
@@ -602,7 +651,8 @@ static __device__ __forceinline__ void dkv_prefetch(unsigned char *smem, int buf
     load_tile<KV_TILE, D>(sO + buf * TB, o0g, ldo, q0, T, tid);
     if (tid < 2 * KV_TILE) {
         const int r = tid & (KV_TILE - 1), ok = q0 + r < T;
-        const float *src = (tid < KV_TILE ? l0 : d0) + (ok ? q0 + r : 0);
+        const int row = ok ? q0 + r : 0;
+        const float *src = tid < KV_TILE ? l0 + row : d0 + (size_t)row * ldd;
         cp_async4(smem_u32((tid < KV_TILE ? sL : sD) + buf * KV_TILE + r), src, ok);
     }
     cp_async_commit();
@@ -636,7 +686,7 @@ __global__ void __launch_bounds__(FA_THREADS, 1)
     load_tile<KV_TILE, D>(sK, base + k_col(s, g), s.ld, n0, T, tid);
     load_tile<KV_TILE, D>(sV, base + k_col(s, g) + D, s.ld, n0, T, tid);
     dkv_prefetch<D>(smem, 0, base + q_col(s, h0), dbase + (size_t)h0 * D, lse + lbase + (size_t)h0 * T,
-                    dsum + lbase + (size_t)h0 * T, s.ld, s.Hq * D, nt * KV_TILE, T, tid);
+                    dsum + dsum_at(s, b, h0, 0), s.ld, s.Hq * D, s.ld / 2, nt * KV_TILE, T, tid);
 
     const int kg = warp & 3, half = warp >> 2;
     const int k0 = n0 + kg * 16 + (lane >> 2), k1 = k0 + 8; /* this thread's keys */
@@ -654,8 +704,8 @@ __global__ void __launch_bounds__(FA_THREADS, 1)
             /* step it+1: head h0 + (it+1) / qtiles, query tile nt + (it+1) % qtiles */
             const int h = h0 + (it + 1) / qtiles, qn = (nt + (it + 1) % qtiles) * KV_TILE;
             dkv_prefetch<D>(smem, buf ^ 1, base + q_col(s, h), dbase + (size_t)h * D,
-                            lse + lbase + (size_t)h * T, dsum + lbase + (size_t)h * T, s.ld,
-                            s.Hq * D, qn, T, tid);
+                            lse + lbase + (size_t)h * T, dsum + dsum_at(s, b, h, 0), s.ld,
+                            s.Hq * D, s.ld / 2, qn, T, tid);
         }
         const uint32_t tQ = sQ + buf * TB, tO = sO + buf * TB;
 
@@ -665,20 +715,30 @@ __global__ void __launch_bounds__(FA_THREADS, 1)
         for (int j = 0; j < 4; j++)
 #pragma unroll
             for (int e = 0; e < 4; e++) st[j][e] = dpt[j][e] = 0.0f;
+        /* Steps i = (k-step ks, query block j of 16): the fragments of step i+1 are loaded before
+         * the MMAs of step i (K, V fragments once per ks, double-buffered by ks parity). */
+        {
+            uint32_t fk[2][4], fv[2][4], fq[2][4], fo[2][4];
+            ldsm4(fk[0], blk<RB>(sK, la, kg * 16, 0));
+            ldsm4(fv[0], blk<RB>(sV, la, kg * 16, 0));
+            ldsm4(fq[0], blk<RB>(tQ, lb, half * 32, 0));
+            ldsm4(fo[0], blk<RB>(tO, lb, half * 32, 0));
 #pragma unroll
-        for (int ks = 0; ks < KS; ks++) {
-            uint32_t ak[4], av[4];
-            ldsm4(ak, blk<RB>(sK, la, kg * 16, 2 * ks));
-            ldsm4(av, blk<RB>(sV, la, kg * 16, 2 * ks));
-#pragma unroll
-            for (int j = 0; j < 2; j++) {
-                uint32_t bb[4];
-                ldsm4(bb, blk<RB>(tQ, lb, half * 32 + j * 16, 2 * ks));
-                mma16816(st[2 * j], ak, bb[0], bb[1]);
-                mma16816(st[2 * j + 1], ak, bb[2], bb[3]);
-                ldsm4(bb, blk<RB>(tO, lb, half * 32 + j * 16, 2 * ks));
-                mma16816(dpt[2 * j], av, bb[0], bb[1]);
-                mma16816(dpt[2 * j + 1], av, bb[2], bb[3]);
+            for (int i = 0; i < 2 * KS; i++) {
+                const int ks = i >> 1, j = i & 1, cur = i & 1;
+                if (i + 1 < 2 * KS) {
+                    const int kn = (i + 1) >> 1, jn = (i + 1) & 1;
+                    if (jn == 0) {
+                        ldsm4(fk[kn & 1], blk<RB>(sK, la, kg * 16, 2 * kn));
+                        ldsm4(fv[kn & 1], blk<RB>(sV, la, kg * 16, 2 * kn));
+                    }
+                    ldsm4(fq[cur ^ 1], blk<RB>(tQ, lb, half * 32 + jn * 16, 2 * kn));
+                    ldsm4(fo[cur ^ 1], blk<RB>(tO, lb, half * 32 + jn * 16, 2 * kn));
+                }
+                mma16816(st[2 * j], fk[ks & 1], fq[cur][0], fq[cur][1]);
+                mma16816(st[2 * j + 1], fk[ks & 1], fq[cur][2], fq[cur][3]);
+                mma16816(dpt[2 * j], fv[ks & 1], fo[cur][0], fo[cur][1]);
+                mma16816(dpt[2 * j + 1], fv[ks & 1], fo[cur][2], fo[cur][3]);
             }
         }
         const float *L = sL + buf * KV_TILE, *Ds = sD + buf * KV_TILE;
@@ -703,20 +763,32 @@ __global__ void __launch_bounds__(FA_THREADS, 1)
         __syncthreads();
 
         /* Phase 2: k = the 64 queries, n = head dims half*D/2 .. */
+        /* Steps i = (query k-step kk, head-dim pair j), pipelined like phase 1 (P^T and dS^T
+         * fragments once per kk). */
+        {
+            constexpr int NJ = HB / 2, NI = (KV_TILE / 16) * NJ;
+            const int C0 = half * (CH / 2);
+            uint32_t fp[2][4], fs[2][4], fo[2][4], fq[2][4];
+            ldsm4(fp[0], blk<PT_RB>(sP, la8, kg * 16, 0));
+            ldsm4(fs[0], blk<PT_RB>(sS, la8, kg * 16, 0));
+            ldsm4t(fo[0], blk<RB>(tO, lc, 0, C0));
+            ldsm4t(fq[0], blk<RB>(tQ, lc, 0, C0));
 #pragma unroll
-        for (int kk = 0; kk < KV_TILE / 16; kk++) {
-            uint32_t ap[4], as[4];
-            ldsm4(ap, blk<PT_RB>(sP, la8, kg * 16, 2 * kk));
-            ldsm4(as, blk<PT_RB>(sS, la8, kg * 16, 2 * kk));
-#pragma unroll
-            for (int j = 0; j < HB / 2; j++) {
-                uint32_t bb[4];
-                ldsm4t(bb, blk<RB>(tO, lc, kk * 16, half * (CH / 2) + 2 * j));
-                mma16816(dv[2 * j], ap, bb[0], bb[1]);
-                mma16816(dv[2 * j + 1], ap, bb[2], bb[3]);
-                ldsm4t(bb, blk<RB>(tQ, lc, kk * 16, half * (CH / 2) + 2 * j));
-                mma16816(dk[2 * j], as, bb[0], bb[1]);
-                mma16816(dk[2 * j + 1], as, bb[2], bb[3]);
+            for (int i = 0; i < NI; i++) {
+                const int kk = i / NJ, j = i % NJ, cur = i & 1;
+                if (i + 1 < NI) {
+                    const int kn = (i + 1) / NJ, jn = (i + 1) % NJ;
+                    if (jn == 0) {
+                        ldsm4(fp[kn & 1], blk<PT_RB>(sP, la8, kg * 16, 2 * kn));
+                        ldsm4(fs[kn & 1], blk<PT_RB>(sS, la8, kg * 16, 2 * kn));
+                    }
+                    ldsm4t(fo[cur ^ 1], blk<RB>(tO, lc, kn * 16, C0 + 2 * jn));
+                    ldsm4t(fq[cur ^ 1], blk<RB>(tQ, lc, kn * 16, C0 + 2 * jn));
+                }
+                mma16816(dv[2 * j], fp[kk & 1], fo[cur][0], fo[cur][1]);
+                mma16816(dv[2 * j + 1], fp[kk & 1], fo[cur][2], fo[cur][3]);
+                mma16816(dk[2 * j], fs[kk & 1], fq[cur][0], fq[cur][1]);
+                mma16816(dk[2 * j + 1], fs[kk & 1], fq[cur][2], fq[cur][3]);
             }
         }
     }
@@ -888,56 +960,59 @@ extern "C" void gt_cuda_attention_fwd(gt_backend *be, void *out, void *lse, cons
     GT_NVTX_POP();
 }
 
-/* Both paths: dsum, then the dK/dV and dQ kernels of the chosen path. */
+/* Both paths: dsum (into dqkv), then the dK/dV and dQ kernels of the chosen path. */
 static void attention_bwd(gt_backend *be, void *dqkv, const void *dout, const void *qkv,
                           const void *out, const void *lse, const int32_t *seg, attn_shape s,
                           int fast) {
     const size_t rows = (size_t)s.B * s.Hq * s.T;
     /* Split the G query heads of a group over blocks until the dK/dV grid covers the chip about
-     * twice (one block per SM at D = 256). */
+     * twice (one block per SM at D = 256), as far as the fp32 partials of the splits fit in the
+     * workspace. Only small B T Hkv need splits, and then the partials are small too. */
     int hsplit = 1, hchunk = s.G;
-    if (fast) {
+    const size_t split_bytes = (size_t)s.B * s.T * s.Hkv * 2 * s.D * sizeof(float);
+    if (fast && be->workspace) {
         const long long blocks = (long long)((s.T + KV_TILE - 1) / KV_TILE) * s.B * s.Hkv;
-        const long long want = (2LL * be->num_sms + blocks - 1) / blocks;
-        hsplit = (int)(want < s.G ? want : s.G);
-        hchunk = (s.G + hsplit - 1) / hsplit;
-        hsplit = (s.G + hchunk - 1) / hchunk;
+        long long want = (2LL * be->num_sms + blocks - 1) / blocks;
+        const long long fit = (long long)(be->workspace_bytes / split_bytes);
+        if (want > s.G) want = s.G;
+        if (want > fit) want = fit;
+        if (want > 1) {
+            hchunk = (int)((s.G + want - 1) / want);
+            hsplit = (s.G + hchunk - 1) / hchunk;
+        }
     }
-    const size_t dsum_bytes = (rows * sizeof(float) + 255) & ~(size_t)255;
-    const size_t part_bytes = hsplit > 1 ? (size_t)hsplit * s.B * s.T * s.Hkv * 2 * s.D * sizeof(float) : 0;
-    void *scratch = NULL;
-    CUDA_CHECK(cudaMallocAsync(&scratch, dsum_bytes + part_bytes, be->stream));
-    float *dsum = (float *)scratch, *part = hsplit > 1 ? (float *)((char *)scratch + dsum_bytes) : NULL;
+    float *part = hsplit > 1 ? (float *)be->workspace : NULL;
+    float *dsum = (float *)dqkv;
 
     const bf16 *dO = (const bf16 *)dout, *x = (const bf16 *)qkv;
     const float *l = (const float *)lse;
     bf16 *dx = (bf16 *)dqkv;
     attention_dsum_kernel<<<ref_blocks((long long)rows), REF_WARPS * 32, 0, be->stream>>>(dsum, dO, (const bf16 *)out, s);
     CUDA_CHECK_LAUNCH();
+    /* dK/dV first: the dQ kernels overwrite the dsum they both read. */
     if (!fast) {
         attention_ref_dkv_kernel<<<ref_blocks((long long)s.B * s.Hkv * s.T), REF_WARPS * 32, 0, be->stream>>>(
             dx, dO, x, l, dsum, seg, s);
         CUDA_CHECK_LAUNCH();
         attention_ref_dq_kernel<<<ref_blocks((long long)rows), REF_WARPS * 32, 0, be->stream>>>(dx, dO, x, l, dsum, seg, s);
         CUDA_CHECK_LAUNCH();
-    } else {
-        if (s.D == 256) {
-            launch_dkv<256>(be, dx, part, dO, x, l, dsum, seg, s, hsplit, hchunk);
-            launch_dq<256, 32>(be, dx, dO, x, l, dsum, seg, s);
-        } else if (s.D == 128) {
-            launch_dkv<128>(be, dx, part, dO, x, l, dsum, seg, s, hsplit, hchunk);
-            launch_dq<128, 64>(be, dx, dO, x, l, dsum, seg, s);
-        } else {
-            launch_dkv<64>(be, dx, part, dO, x, l, dsum, seg, s, hsplit, hchunk);
-            launch_dq<64, 64>(be, dx, dO, x, l, dsum, seg, s);
-        }
-        if (hsplit > 1) {
-            attention_dkv_reduce_kernel<<<gt_grid_stride_blocks(be, (size_t)s.B * s.T * s.Hkv * s.D / 2, 256), 256, 0, be->stream>>>(
-                dx, part, s, hsplit);
-            CUDA_CHECK_LAUNCH();
-        }
+        return;
     }
-    CUDA_CHECK(cudaFreeAsync(scratch, be->stream));
+    if (s.D == 256) {
+        launch_dkv<256>(be, dx, part, dO, x, l, dsum, seg, s, hsplit, hchunk);
+        launch_dq<256, 32>(be, dx, dO, x, l, dsum, seg, s);
+    } else if (s.D == 128) {
+        launch_dkv<128>(be, dx, part, dO, x, l, dsum, seg, s, hsplit, hchunk);
+        launch_dq<128, 64>(be, dx, dO, x, l, dsum, seg, s);
+    } else {
+        launch_dkv<64>(be, dx, part, dO, x, l, dsum, seg, s, hsplit, hchunk);
+        launch_dq<64, 64>(be, dx, dO, x, l, dsum, seg, s);
+    }
+    if (hsplit > 1) {
+        attention_dkv_reduce_kernel<<<gt_grid_stride_blocks(be, (size_t)s.B * s.T * s.Hkv * s.D / 2, 256), 256, 0, be->stream>>>(
+            dx, part, s, hsplit);
+        CUDA_CHECK_LAUNCH();
+    }
 }
 
 extern "C" void gt_cuda_attention_ref_bwd(gt_backend *be, void *dqkv, const void *dout,

@@ -5,8 +5,8 @@
  * other ranks. Deterministic and sort-free: the block of the FIRST position holding a token id
  * sums, in position order, the rows of every position with that id and adds the sum to dwte once;
  * the blocks of later positions with the same id exit. No atomics, so the result is bit-identical
- * from run to run. Cost: each block scans the token ids (N int32, cached), which is cheap next to
- * the N x C gradient read. */
+ * from run to run. Cost: each block scans the token ids from its position on (N int32, in L1/L2)
+ * cooperatively, 256 at a time; the N x C gradient is read once. */
 #include "cuda_ops.cuh"
 #include "cuda_vec.cuh"
 
@@ -34,51 +34,70 @@ static __global__ void embed_fwd_kernel(bf16 *out, const int32_t *tok, const bf1
     }
 }
 
-/* Adds, into acc[0..w), scale * dout[m, c..c+w) of every position m >= n whose token is t,
- * in increasing m. w is GT_VEC (16-byte loads) or 1. */
-static __device__ __forceinline__ void sum_rows_of_token(float *acc, const bf16 *dout,
-                                                         const int32_t *tok, int t, float scale,
-                                                         int n, int N, int C, int c, int vec) {
-    for (int m = n; m < N; m++) {
-        if (__ldg(tok + m) != t) continue;
-        const bf16 *g = dout + (size_t)m * C + c;
-        if (vec) {
-            float f[GT_VEC];
-            gt_load8(g, f);
+#define BWD_THREADS 256 /* whole warps: the token scan uses warp ballots */
+
+/* acc[0..W) += scale * g[0..W), W = 8 (one 16-byte load) or 1. */
+template <int W>
+static __device__ __forceinline__ void add_scaled(float *acc, const bf16 *g, float scale) {
+    if (W == GT_VEC) {
+        float f[GT_VEC];
+        gt_load8(g, f);
 #pragma unroll
-            for (int j = 0; j < GT_VEC; j++) acc[j] += f[j] * scale;
-        } else {
-            acc[0] += __bfloat162float(*g) * scale;
-        }
+        for (int j = 0; j < GT_VEC; j++) acc[j] += f[j] * scale;
+    } else {
+        acc[0] += __bfloat162float(*g) * scale;
     }
 }
 
-/* One block per token position n (see the file comment for the scheme). */
+/* row[0..W) += acc[0..W) (fp32; two 16-byte accesses when W = 8). */
+template <int W> static __device__ __forceinline__ void add_to_row(float *row, const float *acc) {
+    if (W == GT_VEC) {
+        float4 *p = (float4 *)row;
+        float4 lo = p[0], hi = p[1];
+        lo.x += acc[0], lo.y += acc[1], lo.z += acc[2], lo.w += acc[3];
+        hi.x += acc[4], hi.y += acc[5], hi.z += acc[6], hi.w += acc[7];
+        p[0] = lo;
+        p[1] = hi;
+    } else {
+        row[0] += acc[0];
+    }
+}
+
+/* One block per token position n (see the file comment for the scheme). The positions m >= n
+ * holding the same token are found BWD_THREADS at a time: one token load per thread, a ballot per
+ * warp, the warps' hit masks in shared memory; every thread then walks the hits in increasing m
+ * and adds those rows of dout to its W columns. */
+template <int W>
 static __global__ void embed_bwd_kernel(float *dwte, const bf16 *dout, const int32_t *tok,
                                         float scale, int64_t vstart, int V, int N, int C,
-                                        int pad_id, int vec) {
-    int n = blockIdx.x;
-    int t = tok[n];
+                                        int pad_id) {
+    __shared__ uint32_t hits[BWD_THREADS / 32];
+    int n = blockIdx.x, t = tok[n], lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
     int64_t r = (int64_t)t - vstart;
     if (t == pad_id || r < 0 || r >= V) return; /* the same for the whole block */
     int seen = 0;
-    for (int m = threadIdx.x; m < n; m += blockDim.x) seen |= __ldg(tok + m) == t;
+    for (int m = threadIdx.x; m < n; m += BWD_THREADS) seen |= __ldg(tok + m) == t;
     if (__syncthreads_or(seen)) return; /* an earlier position owns this row */
     float *row = dwte + (size_t)r * C;
-    int width = vec ? GT_VEC : 1;
-    for (int c = threadIdx.x * width; c < C; c += blockDim.x * width) {
-        float acc[GT_VEC] = {0, 0, 0, 0, 0, 0, 0, 0};
-        sum_rows_of_token(acc, dout, tok, t, scale, n, N, C, c, vec);
-        if (vec) {
-            float4 *p = (float4 *)(row + c);
-            float4 lo = p[0], hi = p[1];
-            lo.x += acc[0], lo.y += acc[1], lo.z += acc[2], lo.w += acc[3];
-            hi.x += acc[4], hi.y += acc[5], hi.z += acc[6], hi.w += acc[7];
-            p[0] = lo;
-            p[1] = hi;
-        } else {
-            row[c] += acc[0];
+    for (int c0 = 0; c0 < C; c0 += BWD_THREADS * W) { /* one pass when C <= 2048 (W = 8) */
+        int c = c0 + threadIdx.x * W;
+        float acc[W];
+#pragma unroll
+        for (int j = 0; j < W; j++) acc[j] = 0.0f;
+        for (int base = n; base < N; base += BWD_THREADS) {
+            int m = base + threadIdx.x;
+            uint32_t mask = __ballot_sync(0xffffffffu, m < N && __ldg(tok + m) == t);
+            if (lane == 0) hits[warp] = mask;
+            __syncthreads();
+            if (c < C)
+                for (int w = 0; w < BWD_THREADS / 32; w++)
+                    for (uint32_t k = hits[w]; k; k &= k - 1) {
+                        int hit = base + w * 32 + __ffs((int)k) - 1;
+                        add_scaled<W>(acc, dout + (size_t)hit * C + c, scale);
+                    }
+            __syncthreads(); /* hits is rewritten by the next chunk */
         }
+        if (c < C) add_to_row<W>(row + c, acc);
     }
 }
 
@@ -103,9 +122,12 @@ extern "C" void gt_cuda_embed_bwd(gt_backend *be, void *dwte, const void *dout, 
                                   float scale, int64_t vstart, int V, int N, int C, int pad_id) {
     if (N <= 0 || C <= 0) return;
     GT_NVTX_PUSH("embed_bwd");
-    int vec = C % GT_VEC == 0 && gt_aligned16(dwte) && gt_aligned16(dout);
-    embed_bwd_kernel<<<N, row_threads(C, vec ? GT_VEC : 1), 0, be->stream>>>(
-        (float *)dwte, (const bf16 *)dout, tok, scale, vstart, V, N, C, pad_id, vec);
+    if (C % GT_VEC == 0 && gt_aligned16(dwte) && gt_aligned16(dout))
+        embed_bwd_kernel<GT_VEC><<<N, BWD_THREADS, 0, be->stream>>>(
+            (float *)dwte, (const bf16 *)dout, tok, scale, vstart, V, N, C, pad_id);
+    else
+        embed_bwd_kernel<1><<<N, BWD_THREADS, 0, be->stream>>>((float *)dwte, (const bf16 *)dout,
+                                                               tok, scale, vstart, V, N, C, pad_id);
     CUDA_CHECK_LAUNCH();
     GT_NVTX_POP();
 }

@@ -63,55 +63,115 @@ template <int W> static __device__ __forceinline__ void load_cols(const bf16 *p,
         f[0] = __bfloat162float(p[c]);
 }
 
-/* One block per group of rows (rows blockIdx.x, + gridDim.x, ...); each thread owns the same
- * columns in every row, so its share of the block's dw partial row (part[blockIdx.x, C]) is
- * private to it and needs no atomics. W columns per access: 8 (16-byte) or 1; a template so the
- * per-thread arrays stay in registers. */
+#define BWD_ROWS 4 /* rows a block takes at once: their loads are in flight together */
+
+/* Sums v[0..BWD_ROWS) over the block, in a fixed order; every thread gets the sums. */
+static __device__ __forceinline__ void block_sum_rows(float *v, float (*scratch)[32]) {
+    int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, nwarps = blockDim.x >> 5;
+#pragma unroll
+    for (int k = 0; k < BWD_ROWS; k++) v[k] = gt_warp_sum(v[k]);
+    __syncthreads(); /* the previous use of scratch is over */
+    if (lane == 0)
+#pragma unroll
+        for (int k = 0; k < BWD_ROWS; k++) scratch[k][warp] = v[k];
+    __syncthreads();
+#pragma unroll
+    for (int k = 0; k < BWD_ROWS; k++) v[k] = gt_warp_sum(lane < nwarps ? scratch[k][lane] : 0.0f);
+}
+
+/* Thread i owns columns [i*W, i*W + W) of every row (the host makes blockDim.x * W >= C), so it
+ * keeps (1 + w) and its dw partial in registers. A block takes BWD_ROWS consecutive rows at a time
+ * (row groups blockIdx.x, + gridDim.x, ...): loads x and dy of all of them, one block reduction
+ * for their dot products, then adds their dx. At the end its dw partial goes to
+ * part[blockIdx.x, C]. W = 8 (16-byte accesses) or 1; a template so the arrays stay in registers.
+ */
 template <int W>
 static __global__ void rmsnorm_bwd_kernel(bf16 *dx, float *part, const bf16 *dout, const bf16 *x,
                                           const bf16 *w, const float *rstd, float inv_c, int N,
                                           int C) {
-    __shared__ float scratch[32];
-    float *prow = part + (size_t)blockIdx.x * C;
-    for (int c = threadIdx.x * W; c < C; c += blockDim.x * W)
+    __shared__ float scratch[BWD_ROWS][32];
+    int c = threadIdx.x * W;
+    bool own = c < C;
+    float gam[W], dw[W];
 #pragma unroll
-        for (int j = 0; j < W; j++) prow[c + j] = 0.0f;
-    for (int n = blockIdx.x; n < N; n += gridDim.x) {
-        const bf16 *xr = x + (size_t)n * C, *gr = dout + (size_t)n * C;
-        bf16 *dxr = dx + (size_t)n * C;
-        float r = rstd[n], dot = 0.0f;
-        for (int c = threadIdx.x * W; c < C; c += blockDim.x * W) {
-            float fx[W], fg[W], fw[W];
-            load_cols<W>(xr, c, fx);
-            load_cols<W>(gr, c, fg);
-            load_cols<W>(w, c, fw);
+    for (int j = 0; j < W; j++) gam[j] = dw[j] = 0.0f;
+    if (own) load_cols<W>(w, c, gam);
 #pragma unroll
-            for (int j = 0; j < W; j++) {
-                float xhat = fx[j] * r;
-                dot += fg[j] * (1.0f + fw[j]) * xhat;
-                prow[c + j] += fg[j] * xhat;
+    for (int j = 0; j < W; j++) gam[j] += 1.0f;
+    for (int n0 = blockIdx.x * BWD_ROWS; n0 < N; n0 += gridDim.x * BWD_ROWS) {
+        float fx[BWD_ROWS][W], fg[BWD_ROWS][W], r[BWD_ROWS], dot[BWD_ROWS];
+#pragma unroll
+        for (int k = 0; k < BWD_ROWS; k++) {
+            int n = n0 + k;
+            r[k] = n < N ? rstd[n] : 0.0f;
+#pragma unroll
+            for (int j = 0; j < W; j++) fx[k][j] = fg[k][j] = 0.0f;
+            if (own && n < N) {
+                load_cols<W>(x + (size_t)n * C, c, fx[k]);
+                load_cols<W>(dout + (size_t)n * C, c, fg[k]);
             }
         }
-        float mean = gt_block_sum(dot, scratch) * inv_c;
-        for (int c = threadIdx.x * W; c < C; c += blockDim.x * W) {
-            float fx[W], fg[W], fw[W], fd[W];
-            load_cols<W>(xr, c, fx);
-            load_cols<W>(gr, c, fg);
-            load_cols<W>(w, c, fw);
+#pragma unroll
+        for (int k = 0; k < BWD_ROWS; k++) {
+            dot[k] = 0.0f;
+#pragma unroll
+            for (int j = 0; j < W; j++) {
+                float xhat = fx[k][j] * r[k];
+                dot[k] += fg[k][j] * gam[j] * xhat;
+                dw[j] += fg[k][j] * xhat;
+            }
+        }
+        block_sum_rows(dot, scratch);
+#pragma unroll
+        for (int k = 0; k < BWD_ROWS; k++) {
+            int n = n0 + k;
+            if (!own || n >= N) continue;
+            bf16 *dxr = dx + (size_t)n * C;
+            float fd[W], mean = dot[k] * inv_c;
             load_cols<W>(dxr, c, fd);
 #pragma unroll
-            for (int j = 0; j < W; j++) fd[j] += r * (fg[j] * (1.0f + fw[j]) - fx[j] * r * mean);
+            for (int j = 0; j < W; j++)
+                fd[j] += r[k] * (fg[k][j] * gam[j] - fx[k][j] * r[k] * mean);
             if (W == GT_VEC)
                 gt_store8(dxr + c, fd);
             else
                 dxr[c] = __float2bfloat16_rn(fd[0]);
         }
     }
+    if (own)
+#pragma unroll
+        for (int j = 0; j < W; j++) part[(size_t)blockIdx.x * C + c + j] = dw[j];
 }
 
-#define REDUCE_LANES 8 /* partial rows summed in parallel per column, then combined in order */
+/* Any C, any alignment: one column at a time, x and dy re-read for dx (from L1/L2). Same
+ * partial-row scheme; used only when the row is wider than a block's registers hold. */
+static __global__ void rmsnorm_bwd_wide_kernel(bf16 *dx, float *part, const bf16 *dout,
+                                               const bf16 *x, const bf16 *w, const float *rstd,
+                                               float inv_c, int N, int C) {
+    __shared__ float scratch[32];
+    float *prow = part + (size_t)blockIdx.x * C;
+    for (int c = threadIdx.x; c < C; c += blockDim.x) prow[c] = 0.0f;
+    for (int n = blockIdx.x; n < N; n += gridDim.x) {
+        const bf16 *xr = x + (size_t)n * C, *gr = dout + (size_t)n * C;
+        bf16 *dxr = dx + (size_t)n * C;
+        float r = rstd[n], dot = 0.0f;
+        for (int c = threadIdx.x; c < C; c += blockDim.x) {
+            float xhat = __bfloat162float(xr[c]) * r, g = __bfloat162float(gr[c]);
+            dot += g * (1.0f + __bfloat162float(w[c])) * xhat;
+            prow[c] += g * xhat;
+        }
+        float mean = gt_block_sum(dot, scratch) * inv_c;
+        for (int c = threadIdx.x; c < C; c += blockDim.x) {
+            float xv = __bfloat162float(xr[c]), g = __bfloat162float(gr[c]);
+            float d = r * (g * (1.0f + __bfloat162float(w[c])) - xv * r * mean);
+            dxr[c] = __float2bfloat16_rn(__bfloat162float(dxr[c]) + d);
+        }
+    }
+}
 
-/* dw[C] += sum over b of part[b, C], b = 0..G-1, in a fixed order. Block: 32 columns x 8 lanes. */
+#define REDUCE_LANES 32 /* partial rows summed in parallel per column, then combined in order */
+
+/* dw[C] += sum over b of part[b, C], b = 0..G-1, in a fixed order. Block: 32 columns x 32 lanes. */
 static __global__ void rmsnorm_dw_reduce_kernel(float *dw, const float *part, int G, int C) {
     __shared__ float s[REDUCE_LANES][33];
     int tx = threadIdx.x & 31, lane = threadIdx.x >> 5;
@@ -149,24 +209,26 @@ extern "C" void gt_cuda_rmsnorm_bwd(gt_backend *be, void *dx, void *dw, const vo
               gt_aligned16(w);
     int width = vec ? GT_VEC : 1;
     int threads = (C / width + 31) / 32 * 32;
-    threads = threads < 64 ? 64 : threads > 1024 ? 1024 : threads;
-    /* Enough blocks to fill the chip, no more partial rows than rows or than the workspace holds.
-     */
+    int wide = threads > 1024; /* the register-cached kernel needs one column group per thread */
+    /* One wave of blocks (the cached kernel holds 128 registers a thread: 2 blocks of 256 per SM),
+     * no more partial rows than row groups or than fit in the workspace. */
     size_t fit = be->workspace_bytes / ((size_t)C * sizeof(float));
-    int G = be->num_sms * 4;
-    if (G > N) G = N;
+    int G = be->num_sms * 2, groups = wide ? N : (N + BWD_ROWS - 1) / BWD_ROWS;
+    if (G > groups) G = groups;
     if ((size_t)G > fit) G = (int)fit;
     GT_ASSERT(G >= 1, "rmsnorm_bwd: C=%d too wide for the %zu-byte workspace", C,
               be->workspace_bytes);
     float *part = (float *)be->workspace;
-    if (vec)
+    const bf16 *dy16 = (const bf16 *)dout, *x16 = (const bf16 *)x, *w16 = (const bf16 *)w;
+    if (wide)
+        rmsnorm_bwd_wide_kernel<<<G, 1024, 0, be->stream>>>(
+            (bf16 *)dx, part, dy16, x16, w16, (const float *)rstd, 1.0f / (float)C, N, C);
+    else if (vec)
         rmsnorm_bwd_kernel<GT_VEC><<<G, threads, 0, be->stream>>>(
-            (bf16 *)dx, part, (const bf16 *)dout, (const bf16 *)x, (const bf16 *)w,
-            (const float *)rstd, 1.0f / (float)C, N, C);
+            (bf16 *)dx, part, dy16, x16, w16, (const float *)rstd, 1.0f / (float)C, N, C);
     else
         rmsnorm_bwd_kernel<1><<<G, threads, 0, be->stream>>>(
-            (bf16 *)dx, part, (const bf16 *)dout, (const bf16 *)x, (const bf16 *)w,
-            (const float *)rstd, 1.0f / (float)C, N, C);
+            (bf16 *)dx, part, dy16, x16, w16, (const float *)rstd, 1.0f / (float)C, N, C);
     CUDA_CHECK_LAUNCH();
     rmsnorm_dw_reduce_kernel<<<(C + 31) / 32, 32 * REDUCE_LANES, 0, be->stream>>>((float *)dw, part,
                                                                                   G, C);

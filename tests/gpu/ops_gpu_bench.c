@@ -32,6 +32,7 @@ enum {
 #define PEAK_BW 3.35e12   /* H100 SXM HBM3, bytes/s */
 #define PEAK_FLOPS 989e12 /* H100 SXM dense bf16 */
 #define POOL ((size_t)1 << 22)
+#define FLUSH_BYTES ((size_t)256 << 20) /* written before each timed run: evicts L2 (50 MB) */
 
 typedef enum {
     OP_COPY,
@@ -83,6 +84,7 @@ typedef struct {
     void *logits, *part, *clse, *loss;
     void *param, *master, *m, *v, *grad, *sumsq;
     void *copy_src, *copy_dst;
+    void *flush;
 } bench;
 
 typedef struct {
@@ -241,16 +243,17 @@ static void setup(bench *b, harness *h) {
     b->v = b->o->alloc(b->be, OPT_N * sizeof(float)); /* second moments must be >= 0: zeros */
     b->sumsq = buf(b, GT_STAT, 1);
     b->copy_src = buf(b, GT_ACT, COPY_BYTES / 2), b->copy_dst = b->o->alloc(b->be, COPY_BYTES);
+    b->flush = b->o->alloc(b->be, FLUSH_BYTES);
     b->o->sync(b->be);
 }
 
 static void teardown(bench *b) {
-    void *all[] = {b->tok,    b->tgt,   b->pos,    b->a,        b->b,       b->c,      b->wte,
-                   b->dwte,   b->nw,    b->rstd,   b->ndw,      b->qkv,     b->dqkv,   b->att,
-                   b->datt,   b->lse,   b->w_qkv,  b->dw_qkv,   b->w_o,     b->dw_o,   b->w_fc1,
-                   b->dw_fc1, b->w_fc2, b->dw_fc2, b->fa,       b->fda,     b->fh,     b->fdh,
-                   b->logits, b->part,  b->clse,   b->loss,     b->param,   b->master, b->m,
-                   b->v,      b->grad,  b->sumsq,  b->copy_src, b->copy_dst};
+    void *all[] = {b->tok,    b->tgt,   b->pos,    b->a,        b->b,        b->c,      b->wte,
+                   b->dwte,   b->nw,    b->rstd,   b->ndw,      b->qkv,      b->dqkv,   b->att,
+                   b->datt,   b->lse,   b->w_qkv,  b->dw_qkv,   b->w_o,      b->dw_o,   b->w_fc1,
+                   b->dw_fc1, b->w_fc2, b->dw_fc2, b->fa,       b->fda,      b->fh,     b->fdh,
+                   b->logits, b->part,  b->clse,   b->loss,     b->param,    b->master, b->m,
+                   b->v,      b->grad,  b->sumsq,  b->copy_src, b->copy_dst, b->flush};
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) b->o->release(b->be, all[i]);
     free(b->pool16);
     free(b->pool32);
@@ -261,7 +264,9 @@ static int cmp_float(const void *x, const void *y) {
     return (a > c) - (a < c);
 }
 
-/* Median milliseconds of REPS runs, each between two events on the backend's stream. */
+/* Median milliseconds of REPS runs, each between two events on the backend's stream and each
+ * after a write of FLUSH_BYTES, so no input is still in L2 from the run before (a [4096, 2048]
+ * bf16 tensor is 16 MiB: several of them would otherwise stay in the 50 MB L2). */
 static double time_op(bench *b, bench_op op) {
     cudaStream_t s = gt_cuda_stream(b->be);
     cudaEvent_t e0, e1;
@@ -270,6 +275,7 @@ static double time_op(bench *b, bench_op op) {
     CK(cudaEventCreate(&e1));
     for (int i = 0; i < WARMUP; i++) run_op(b, op);
     for (int i = 0; i < REPS; i++) {
+        CK(cudaMemsetAsync(b->flush, i & 0xff, FLUSH_BYTES, s));
         CK(cudaEventRecord(e0, s));
         run_op(b, op);
         CK(cudaEventRecord(e1, s));
@@ -285,8 +291,8 @@ static double time_op(bench *b, bench_op op) {
 int ops_gpu_bench(harness *h) {
     bench b;
     setup(&b, h);
-    printf("test_ops_gpu --bench: median of %d after %d warm-ups; roofline H100 SXM %.2f TB/s, "
-           "%.0f TFLOP/s bf16 dense\n",
+    printf("test_ops_gpu --bench: median of %d after %d warm-ups, L2 flushed before each; "
+           "roofline H100 SXM %.2f TB/s, %.0f TFLOP/s bf16 dense\n",
            REPS, WARMUP, PEAK_BW / 1e12, PEAK_FLOPS / 1e12);
     printf("%-24s %-30s %9s %9s %9s %7s\n", "op", "shape", "ms", "GB/s", "TFLOP/s", "%roof");
     for (int op = 0; op < OP_COUNT; op++) {

@@ -6,7 +6,9 @@
 #    the tests that did build)
 # 3. test_ops_gpu (every op against the CPU oracle), compute-sanitizer memcheck of its small-shape
 #    run, test_ops_gpu --bench
-# 4. unless --ops-only: every other tests/gpu/test_* executable and tests/gpu/test_*.sh script
+# 4. unless --ops-only: every other tests/gpu/test_* executable and tests/gpu/test_*.sh script;
+#    executables named test_gpu_tp* are multi-rank: run under mpirun -np 2 when the machine has 2 or
+#    more GPUs, otherwise reported as SKIP
 # Prints a summary table; exits non-zero if any step failed. Each step is limited to
 # GT_GPU_STEP_TIMEOUT seconds (default 600).
 set -uo pipefail
@@ -31,6 +33,13 @@ step() {
     secs+=($((SECONDS - t0)))
     echo "=== $name: exit $rc"
     return $rc
+}
+
+skip() {
+    names+=("$1")
+    codes+=(SKIP)
+    secs+=(0)
+    echo "=== $1: skipped ($2)"
 }
 
 # A test executable that failed to build is reported as missing (127), not silently skipped.
@@ -59,10 +68,20 @@ if [ -x build-gpu/tests/gpu/test_ops_gpu ]; then
 fi
 
 if [ "$ops_only" = 0 ]; then
+    ngpus=$(nvidia-smi -L 2>/dev/null | grep -c '^GPU')
     for exe in build-gpu/tests/gpu/test_*; do
         name=$(basename "$exe")
         [ -f "$exe" ] && [ -x "$exe" ] && [ "$name" != test_ops_gpu ] || continue
-        run_exe "$name"
+        case "$name" in
+        test_gpu_tp*)
+            if [ "$ngpus" -ge 2 ]; then
+                step "$name" mpirun --allow-run-as-root -x NCCL_NVLS_ENABLE -np 2 "$exe"
+            else
+                skip "$name" "needs 2 GPUs, this machine has $ngpus"
+            fi
+            ;;
+        *) run_exe "$name" ;;
+        esac
     done
     for script in tests/gpu/test_*.sh; do
         [ -f "$script" ] && step "$(basename "$script")" bash "$script"
@@ -75,7 +94,9 @@ printf '%-28s %6s %6s  %s\n' step exit secs result
 failed=0
 for i in "${!names[@]}"; do
     result=PASS
-    if [ "${codes[$i]}" != 0 ]; then
+    if [ "${codes[$i]}" = SKIP ]; then
+        result=SKIP
+    elif [ "${codes[$i]}" != 0 ]; then
         result=FAIL
         failed=1
     fi

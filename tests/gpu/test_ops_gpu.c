@@ -394,6 +394,75 @@ static void case_optimizer(harness *h, size_t n) {
     pair_free(h, &v);
 }
 
+/* ---- determinism: the reductions that avoid atomics give the same bits twice ---- */
+
+/* Runs `op` twice on the GPU from the same starting contents of p (saved first) and reports 0 when
+ * the results are bitwise equal, 1 otherwise. */
+typedef void (*gpu_op)(harness *h, void *ctx);
+static void check_repeatable(harness *h, const char *name, const char *shape, pair *p, gpu_op op,
+                             void *ctx) {
+    float *start = pair_get(h, p, 1);
+    op(h, ctx);
+    float *first = pair_get(h, p, 1);
+    h->gpu->upload(h->gbe, p->kind, p->g, start, p->n);
+    op(h, ctx);
+    float *second = pair_get(h, p, 1);
+    ops_report(h, name, shape, memcmp(first, second, p->n * sizeof(float)) ? 1.0 : 0.0, 0.0);
+    free(start);
+    free(first);
+    free(second);
+}
+
+typedef struct {
+    pair x, w, dy, dx, dw, rstd, g, out, dwte;
+    ipair tok;
+    int N, C, V;
+} det_ctx;
+
+static void det_embed(harness *h, void *c) {
+    det_ctx *d = c;
+    h->gpu->embed_bwd(h->gbe, d->dwte.g, d->dy.g, d->tok.g, 45.25f, 0, d->V, d->N, d->C, 0);
+}
+static void det_rmsnorm(harness *h, void *c) {
+    det_ctx *d = c;
+    h->gpu->rmsnorm_bwd(h->gbe, d->dx.g, d->dw.g, d->dy.g, d->x.g, d->w.g, d->rstd.g, d->N, d->C);
+}
+static void det_sumsq(harness *h, void *c) {
+    det_ctx *d = c;
+    h->gpu->grad_sumsq(h->gbe, d->out.g, d->g.g, d->g.n);
+}
+static void det_wgrad(harness *h, void *c) {
+    det_ctx *d = c;
+    h->gpu->matmul_bwd(h->gbe, NULL, d->dwte.g, d->dy.g, d->x.g, d->dwte.g, d->N, d->C, d->V);
+}
+
+static void case_determinism(harness *h, int N, int C, int V) {
+    char shape[64];
+    snprintf(shape, sizeof shape, "N=%d C=%d V=%d", N, C, V);
+    det_ctx d;
+    d.N = N, d.C = C, d.V = V;
+    int32_t *tok_h = make_tokens(h, N, 0, V);
+    d.tok = ipair_new(h, tok_h, (size_t)N);
+    d.x = pair_new(h, GT_ACT, (size_t)N * C), d.w = pair_new(h, GT_ACT, (size_t)C);
+    d.dy = pair_new(h, GT_ACT, (size_t)N * C), d.dx = pair_new(h, GT_ACT, (size_t)N * C);
+    d.dw = pair_new(h, GT_GRAD, (size_t)C), d.rstd = pair_new(h, GT_STAT, (size_t)N);
+    d.g = pair_new(h, GT_GRAD, (size_t)N * C), d.out = pair_new(h, GT_STAT, 1);
+    d.dwte = pair_new(h, GT_GRAD, (size_t)V * C);
+    pair *rnd[] = {&d.x, &d.w, &d.dy, &d.dx, &d.dw, &d.rstd, &d.g, &d.out, &d.dwte};
+    for (size_t i = 0; i < sizeof rnd / sizeof rnd[0]; i++) pair_fill(h, rnd[i], 0.1f, 1);
+    check_repeatable(h, "repeatable embed_bwd", shape, &d.dwte, det_embed, &d);
+    check_repeatable(h, "repeatable rmsnorm_bwd dw", shape, &d.dw, det_rmsnorm, &d);
+    check_repeatable(h, "repeatable grad_sumsq", shape, &d.out, det_sumsq, &d);
+    /* dW of a [N,C] x [N,V] product (W itself unused without dx): cuBLASLt's own determinism */
+    pair_free(h, &d.dy);
+    d.dy = pair_new(h, GT_ACT, (size_t)N * V);
+    pair_fill(h, &d.dy, -1, 1);
+    check_repeatable(h, "repeatable matmul_bwd dW", shape, &d.dwte, det_wgrad, &d);
+    for (size_t i = 0; i < sizeof rnd / sizeof rnd[0]; i++) pair_free(h, rnd[i]);
+    ipair_free(h, &d.tok);
+    free(tok_h);
+}
+
 /* ---- the suites ---- */
 
 static void run_shapes(harness *h, const shapes *s, int gemma) {
@@ -421,6 +490,7 @@ static void run_shapes(harness *h, const shapes *s, int gemma) {
     case_geglu(h, gemma ? 1024 : s->N, s->F, GT_GELU_ERF);
     case_ce(h, gemma ? 64 : s->N, s->V);
     case_optimizer(h, gemma ? ((size_t)1 << 22) + 3 : 1001);
+    if (gemma) case_determinism(h, s->N, s->C, 8192);
 }
 
 /* Shapes whose sizes are not multiples of 8: the scalar paths of the vectorized kernels. */
@@ -428,6 +498,7 @@ static void run_scalar_paths(harness *h) {
     printf("-- scalar paths (sizes not multiples of 8)\n");
     case_embedding(h, 37, 75, 300, 0);
     case_rmsnorm(h, 37, 75);
+    case_rmsnorm(h, 9, 1500); /* wider than one column group per thread */
     case_matmul(h, "odd", 37, 75, 41, 0);
 }
 

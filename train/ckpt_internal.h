@@ -1,0 +1,121 @@
+/* Internals of the checkpoint writer and reader (train/checkpoint.h), shared by train/ckpt_*.c. */
+#ifndef GT_CKPT_INTERNAL_H
+#define GT_CKPT_INTERNAL_H
+
+#include "checkpoint.h"
+
+/* ---- the catalog: every file and tensor of a checkpoint, computed from the config alone, so
+ * that it is the same on every rank (train/ckpt_catalog.c) ---- */
+
+/* What an entry holds for its HF tensor. */
+enum { CK_WEIGHT = 0, CK_MASTER, CK_EXP_AVG, CK_EXP_AVG_SQ, CK_KINDS };
+
+#define CK_NAME_LEN 128
+
+typedef struct {
+    char name[CK_NAME_LEN]; /* HF name, plus ".master" / ".exp_avg" / ".exp_avg_sq" */
+    gt_dtype dtype;
+    int file;               /* index into ck_catalog.files */
+    uint64_t offset;        /* absolute byte offset of the data in its file */
+} ck_entry;
+
+typedef struct {
+    char name[64];          /* file name inside the checkpoint directory */
+    void *header;           /* 8-byte length + padded JSON header (gt_st_header) */
+    size_t hbytes;
+    uint64_t size;          /* whole file */
+} ck_file;
+
+typedef struct {
+    int ntensors;           /* HF tensors: embedding, 9 per layer, final norm */
+    char (*tname)[96];      /* [ntensors] */
+    int64_t *rows, *cols;   /* [ntensors]: 2-D view (1-D tensors are [1, n]) */
+    int *ndim;              /* [ntensors] */
+    ck_entry *e;            /* [CK_KINDS * ntensors]: entry of kind k of tensor i at k*ntensors+i */
+    int has_state;          /* optimizer entries present */
+    ck_file *files;
+    int nfiles;
+    int model_files;        /* files[0, model_files) hold the weights; then optimizer.safetensors */
+} ck_catalog;
+
+/* Weights in wdtype, split into files of at most shard_bytes (a single tensor larger than that
+ * gets a file of its own); optimizer state in sdtype when sdtype >= 0 (else no optimizer file). */
+int ck_catalog_build(ck_catalog *c, const gt_config *cfg, gt_dtype wdtype, int sdtype,
+                     uint64_t shard_bytes, gt_err *err);
+void ck_catalog_free(ck_catalog *c);
+/* Index of HF tensor name in the catalog's order, or -1 when it is not a Gemma tensor. */
+int ck_tensor_index(const gt_config *cfg, const char *name);
+const ck_entry *ck_entry_of(const ck_catalog *c, int kind, int tensor);
+/* model.safetensors.index.json of a sharded catalog (malloc'ed), NULL for a single file. */
+char *ck_index_json(const ck_catalog *c);
+/* The file name for the weights: "model.safetensors" or "model-00001-of-00003.safetensors". */
+void ck_shard_name(char *buf, size_t len, int i, int n);
+extern const char *const ck_suffix[CK_KINDS];
+
+/* ---- files and directories (train/ckpt_fs.c) ---- */
+
+/* dir + "/" + name into buf; fails when it does not fit. */
+int ck_join(char *buf, size_t len, const char *dir, const char *name, gt_err *err);
+int ck_pwrite_all(int fd, const void *buf, size_t n, uint64_t off, const char *path, gt_err *err);
+int ck_pread_all(int fd, void *buf, size_t n, uint64_t off, const char *path, gt_err *err);
+/* Creates path with text (+ newline), fsyncs and closes it; removes it on failure. */
+int ck_write_text(const char *path, const char *text, gt_err *err);
+/* Reads a whole small file (malloc'ed, NUL-terminated). */
+int ck_read_text(const char *path, char **text, gt_err *err);
+int ck_fsync_dir(const char *dir, gt_err *err);
+/* mkdir -p */
+int ck_mkdirs(const char *path, gt_err *err);
+/* Removes a directory and everything under it; missing is fine. */
+int ck_remove_tree(const char *path, gt_err *err);
+/* Steps N of the RUN_DIR/checkpoint-N directories (exact name, no suffix), ascending. */
+int ck_list_steps(const char *run_dir, long long **steps, int *n, gt_err *err);
+/* Replaces RUN_DIR/latest by name, atomically (latest.tmp, fsync, rename, fsync RUN_DIR). */
+int ck_write_latest(const char *run_dir, const char *name, gt_err *err);
+/* Removes leftovers of interrupted saves: RUN_DIR/checkpoint-*.tmp and checkpoint-*.old. */
+void ck_remove_stale(const char *run_dir);
+/* "checkpoint-%06d" */
+void ck_dir_name(char *buf, size_t len, long long step);
+
+/* ---- the HF side of a directory (train/ckpt_hf.c) ---- */
+
+/* config.json (cfg with dtype = wdtype), generation_config.json, and the index of a sharded
+ * catalog, into dir; each fsync'ed. */
+int ck_write_hf_files(const gt_config *cfg, gt_dtype wdtype, const ck_catalog *c, const char *dir,
+                      gt_err *err);
+/* Creates every file of the catalog in dir with its header and final size (the data is written
+ * afterwards, by whichever process holds it); fsync'ed. */
+int ck_create_files(const ck_catalog *c, const char *dir, gt_err *err);
+/* Opens them for writing (fds[nfiles]); closes what it opened on failure. */
+int ck_open_files(const ck_catalog *c, const char *dir, int *fds, gt_err *err);
+/* fsyncs and closes fds[nfiles] (every one, even after a failure). */
+int ck_close_files(const ck_catalog *c, const char *dir, int *fds, gt_err *err);
+
+/* Every HF tensor of cfg is in dir's model safetensors with its shape (train/ckpt_find.c). */
+int ck_check_weights(const char *dir, const gt_config *cfg, gt_err *err);
+
+/* ---- trainer_state.json (train/ckpt_state.c) ---- */
+
+typedef struct {
+    char name[64];
+    uint64_t bytes;
+} ck_file_size;
+
+/* The JSON text (malloc'ed) of st, with the weights' dtype and the sizes of the catalog's files. */
+char *ck_state_json(const gt_ckpt_state *st, const ck_catalog *c, gt_dtype wdtype);
+/* Parses path into st (and, when files is not NULL, the recorded files into a malloc'ed array). */
+int ck_state_load(const char *path, gt_ckpt_state *st, ck_file_size **files, int *nfiles,
+                  gt_dtype *wdtype, gt_err *err);
+
+/* ---- this rank's slices (train/ckpt_write.c, train/ckpt_read.c) ---- */
+
+/* Writes the slices this rank owns into the catalog's files, open as fds[nfiles] in dir. */
+int ck_write_slices(gt_model *m, gt_optimizer *o, int tp_size, const ck_catalog *c,
+                    const char *dir, const int *fds, gt_err *err);
+/* Reads this rank's slices of the master weights (into the parameters and the master copy) and
+ * of the moments from dir/optimizer.safetensors. */
+int ck_read_slices(gt_model *m, gt_optimizer *o, const char *dir, gt_err *err);
+
+/* The dtype of the optimizer state of this model's backend (F32, or F64 on cpu64). */
+gt_dtype ck_state_dtype(const gt_model *m);
+
+#endif

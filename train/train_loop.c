@@ -1,0 +1,151 @@
+/* The whole training run on one rank: steps, evaluations, and on rank 0 the progress lines, the
+ * metrics file and the final model.
+ *
+ * Progress line (rank 0, every train.log_every steps, the first and the last):
+ *   step 12/200 | loss 3.4521 | lr 1.00e-03 | grad_norm 1.234 | 5021 tok/s | MFU 0.01% | mem 0.00 GiB | ETA 1m23s
+ * MFU as model/flops.h defines it, over the dense BF16 peak of every GPU of the job. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "export_hf.h"
+#include "trainer.h"
+#include "../model/flops.h"
+#ifdef GT_HAVE_CUDA
+#include "../kernels/cuda/cuda_backend.h"
+#endif
+
+#define GT_VERSION "gemmatron 0.1.0"
+
+typedef struct {
+    gt_metrics metrics;
+    int has_metrics;
+    int rank0;
+    double time_sum;  /* seconds of the steps after the first (which also warms up) */
+    long long timed;
+} run_state;
+
+static double mem_gib(const gt_trainer *t) {
+#ifdef GT_HAVE_CUDA
+    if (t->compute.is_cuda) return (double)gt_cuda_mem_in_use(t->compute.be) / (double)(1 << 30);
+#endif
+    (void)t;
+    return 0.0;
+}
+
+static void format_eta(double s, char *buf, size_t len) {
+    long long x = (long long)(s + 0.5);
+    if (x >= 3600) snprintf(buf, len, "%lldh%02lldm", x / 3600, x / 60 % 60);
+    else if (x >= 60) snprintf(buf, len, "%lldm%02llds", x / 60, x % 60);
+    else snprintf(buf, len, "%llds", x);
+}
+
+static void print_step(const gt_trainer *t, const gt_step_stats *st, const gt_train_row *row,
+                       const run_state *rs) {
+    double per = rs->timed ? rs->time_sum / (double)rs->timed : st->seconds;
+    char eta[32];
+    format_eta(per * (double)(t->rc->steps - st->step), eta, sizeof eta);
+    printf("step %lld/%lld | loss %.4f | lr %.3e | grad_norm %.3f | %.0f tok/s | MFU %.2f%% | mem %.2f GiB | ETA %s%s\n",
+           st->step, t->rc->steps, st->loss, st->lr, st->grad_norm, row->tokens_per_s, 100 * row->mfu,
+           row->gpu_mem_gib, eta, st->skipped ? " | SKIPPED (non-finite gradient or no target)" : "");
+    fflush(stdout);
+}
+
+static int open_metrics(gt_trainer *t, run_state *rs, gt_err *err) {
+    char path[4200], grid[64];
+    snprintf(path, sizeof path, "%s/metrics.h5", t->rc->run_dir);
+    snprintf(grid, sizeof grid, "dp=%d tp=%d", t->grid->dp, t->grid->tp);
+    char *yaml = gt_run_config_yaml(t->rc);
+    gt_metrics_info info = {yaml, grid, GT_VERSION, t->flops_per_token, t->rc->seq_len};
+    int rc = gt_metrics_open(&rs->metrics, path, &info, t->step, err);
+    free(yaml);
+    rs->has_metrics = rc == 0;
+    return rc;
+}
+
+static int record_step(gt_trainer *t, const gt_step_stats *st, run_state *rs, gt_err *err) {
+    if (st->step > 1) rs->time_sum += st->seconds, rs->timed++;
+    double tps = st->tokens / st->seconds;
+    int world = t->grid->dp * t->grid->tp;
+    gt_train_row row = {st->step, st->loss, st->lr, st->grad_norm, tps,
+                        tps * t->flops_per_token / (GT_PEAK_BF16_FLOPS * world), st->seconds, mem_gib(t)};
+    if (!rs->rank0) return 0;
+    int log = st->step % t->rc->log_every == 0 || st->step == 1 || st->step == t->rc->steps;
+    if (!t->rc->quiet && log) print_step(t, st, &row, rs);
+    return gt_metrics_append_train(&rs->metrics, &row, err);
+}
+
+static int evaluate(gt_trainer *t, run_state *rs, double *loss, int64_t *targets, gt_err *err) {
+    *loss = gt_trainer_eval(t, targets);
+    if (!rs->rank0) return 0;
+    if (!t->rc->quiet) {
+        printf("eval at step %lld: val_loss %.4f over %lld tokens\n", t->step, *loss, (long long)*targets);
+        fflush(stdout);
+    }
+    return gt_metrics_append_eval(&rs->metrics, t->step, *loss, err);
+}
+
+static void print_start(const gt_trainer *t) {
+    const gt_run_config *rc = t->rc;
+    double global = (double)rc->micro_batch * (double)rc->grad_accum * t->grid->dp;
+    printf("gemmatron train: %s (%s), %.3gM matmul params, on %s, dp=%d tp=%d\n",
+           rc->model_path ? rc->model_path : rc->model_config, rc->model_path ? "fine-tune" : "random init",
+           gt_matmul_params(&t->model.cfg) / 1e6, t->compute.ops->name, t->grid->dp, t->grid->tp);
+    printf("data: %lld sequences of %lld tokens per epoch from %d file(s); global batch %.0f sequences "
+           "= %.0f tokens per step; %lld steps\n",
+           (long long)t->train.nseq, rc->seq_len, t->train.nfiles, global, global * (double)rc->seq_len,
+           rc->steps);
+    printf("MFU = tokens/s x %.4g FLOP/token (6 x matmul params + causal attention) / (%.0f TFLOP/s "
+           "dense BF16 x %d GPUs)\n",
+           t->flops_per_token, GT_PEAK_BF16_FLOPS / 1e12, t->grid->dp * t->grid->tp);
+    fflush(stdout);
+}
+
+static int save_final(gt_trainer *t, const run_state *rs, gt_err *err) {
+    if (!t->rc->save_final) return 0;
+    if (t->grid->tp > 1) {
+        if (rs->rank0) printf("final model not written: tp=%d needs the checkpoint writer\n", t->grid->tp);
+        return 0;
+    }
+    if (t->grid->dp_rank != 0) return 0;
+    char dir[4200];
+    snprintf(dir, sizeof dir, "%s/final", t->rc->run_dir);
+    if (gt_export_hf(&t->model, dir, err)) return -1;
+    if (!t->rc->quiet) printf("final model: %s (HF checkpoint)\n", dir);
+    return 0;
+}
+
+static int run_steps(gt_trainer *t, run_state *rs, gt_err *err) {
+    const gt_run_config *rc = t->rc;
+    double total = 0, last_loss = NAN, eval_loss = NAN;
+    int64_t eval_targets = 0;
+    while (t->step < rc->steps) {
+        gt_step_stats st;
+        gt_trainer_step(t, &st);
+        total += st.seconds;
+        last_loss = st.loss;
+        if (record_step(t, &st, rs, err)) return -1;
+        int periodic = rc->eval_every > 0 && t->step % rc->eval_every == 0;
+        if (t->has_val && (periodic || t->step == rc->steps)) {
+            if (evaluate(t, rs, &eval_loss, &eval_targets, err)) return -1;
+        }
+    }
+    if (save_final(t, rs, err)) return -1;
+    if (!rs->rank0) return 0;
+    printf("done: %lld steps in %.1f s, %lld skipped, last train loss %.4f\n", t->step, total,
+           t->skipped, last_loss);
+    /* The same last line as `gemmatron eval`, for scripts. */
+    if (t->has_val) printf("eval_loss=%.6f tokens=%lld\n", eval_loss, (long long)eval_targets);
+    fflush(stdout);
+    return 0;
+}
+
+int gt_trainer_run(gt_trainer *t, gt_err *err) {
+    run_state rs = {0};
+    rs.rank0 = t->grid->world_rank == 0;
+    if (rs.rank0 && open_metrics(t, &rs, err)) return -1;
+    if (rs.rank0 && !t->rc->quiet) print_start(t);
+    int rc = run_steps(t, &rs, err);
+    if (rs.has_metrics) gt_metrics_close(&rs.metrics);
+    return rc;
+}

@@ -1,0 +1,193 @@
+/* Building the trainer of one rank and running one optimizer step or one evaluation. */
+#include "trainer.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <time.h>
+
+#include "../model/flops.h"
+
+static double now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+/* ---- building ---- */
+
+/* The model's config (prefixing the key that named it to the reader's message) and its weights. */
+static int build_model(gt_trainer *t, gt_err *err) {
+    const gt_run_config *rc = t->rc;
+    gt_grid *g = t->grid;
+    const char *key = rc->model_path ? "model.path" : "model.config";
+    const char *src = rc->model_path ? rc->model_path : rc->model_config;
+    gt_config cfg;
+    gt_err inner;
+    if (gt_config_load(&cfg, src, &inner) || gt_config_validate(&cfg, src, &inner)) {
+        return gt_fail(err, "%s: %s", key, inner.msg);
+    }
+    if (rc->seq_len > cfg.max_position_embeddings) {
+        return gt_fail(err, "data.seq_len: %lld is longer than the model's max_position_embeddings (%d)",
+                       rc->seq_len, cfg.max_position_embeddings);
+    }
+    if (gt_compute_open(&t->compute, rc->device, g->local_rank, err)) return -1;
+    if (gt_model_init(&t->model, &cfg, t->compute.ops, t->compute.be, g->tp_rank, g->tp, &inner)) {
+        return gt_fail(err, "parallel.tp: %s", inner.msg);
+    }
+    if (rc->model_path) {
+        if (gt_model_load_hf(&t->model, rc->model_path, &inner)) return gt_fail(err, "model.path: %s", inner.msg);
+    } else {
+        gt_model_init_random(&t->model, (uint64_t)rc->seed);
+    }
+    if (t->compute.is_cuda) gt_grid_use_nccl(g, gt_compute_stream(&t->compute));
+    gt_model_set_tp(&t->model, &g->tp_group);
+    gt_model_alloc_batch(&t->model, t->B, t->T);
+    return 0;
+}
+
+static int open_loader(gt_trainer *t, gt_loader *ld, const char *what, const gt_strlist *files,
+                       int shuffle, gt_err *err) {
+    gt_loader_config lc = {what,
+                           (const char *const *)files->v,
+                           files->n,
+                           (uint32_t)t->model.cfg.vocab_size,
+                           t->T,
+                           t->grid->dp_rank,
+                           t->grid->dp,
+                           t->rc->doc_masking,
+                           shuffle,
+                           (uint64_t)t->rc->shuffle_seed};
+    return gt_loader_open(ld, &lc, err);
+}
+
+static int build_data(gt_trainer *t, gt_err *err) {
+    const gt_run_config *rc = t->rc;
+    if (open_loader(t, &t->train, "data.train", &rc->data_train, rc->shuffle, err)) return -1;
+    if (rc->data_val.n == 0) return 0;
+    if (open_loader(t, &t->val, "data.val", &rc->data_val, 0, err)) return -1;
+    t->has_val = 1;
+    int64_t need = (int64_t)t->B * t->grid->dp;
+    if (t->val.nseq < need) {
+        return gt_fail(err, "data.val: %lld sequences of %d tokens, fewer than one evaluation batch "
+                            "(micro_batch %d x dp %d)",
+                       (long long)t->val.nseq, t->T, t->B, t->grid->dp);
+    }
+    return 0;
+}
+
+int gt_trainer_init(gt_trainer *t, const gt_run_config *rc, gt_grid *grid, gt_err *err) {
+    memset(t, 0, sizeof *t);
+    t->rc = rc;
+    t->grid = grid;
+    t->B = (int)rc->micro_batch;
+    t->T = (int)rc->seq_len;
+    t->accum = (int)rc->grad_accum;
+    if (rc->tp != grid->tp) {
+        return gt_fail(err, "parallel.tp: %lld, but the process grid was made with tp=%d", rc->tp, grid->tp);
+    }
+    if (build_model(t, err) || build_data(t, err)) {
+        gt_trainer_free(t);
+        return -1;
+    }
+    gt_adamw_config ac = {(float)rc->beta1, (float)rc->beta2, (float)rc->eps, (float)rc->weight_decay,
+                          (float)rc->clip};
+    gt_optimizer_init(&t->opt, &t->model, &ac);
+    gt_lr_kind kind = GT_LR_COSINE;
+    gt_lr_kind_parse(rc->schedule, &kind); /* the schema allows only the known names */
+    t->sched = (gt_lr_schedule){kind, rc->lr, rc->min_lr_ratio, rc->warmup_steps, rc->steps};
+    t->batch = gt_malloc((size_t)t->accum * 4 * (size_t)t->B * (size_t)t->T * sizeof(int32_t));
+    t->flops_per_token = gt_flops_per_token(&t->model.cfg, t->T);
+    return 0;
+}
+
+void gt_trainer_free(gt_trainer *t) {
+    free(t->batch);
+    gt_optimizer_free(&t->opt);
+    gt_model_free(&t->model);
+    gt_compute_close(&t->compute);
+    gt_loader_close(&t->train);
+    gt_loader_close(&t->val);
+    memset(t, 0, sizeof *t);
+}
+
+/* ---- one step ---- */
+
+/* Micro-batch k of the step's buffer: [4][B*T] = tokens, targets, positions, segments. */
+static int32_t *micro(gt_trainer *t, int k) { return t->batch + (size_t)k * 4 * (size_t)t->B * t->T; }
+
+/* Reads B sequences into buf; returns their targets. */
+static int64_t fill_micro(gt_loader *ld, int B, int T, int32_t *buf) {
+    size_t N = (size_t)B * T;
+    int64_t targets = 0;
+    for (int b = 0; b < B; b++) {
+        size_t o = (size_t)b * T;
+        targets += gt_loader_next(ld, buf + o, buf + N + o, buf + 2 * N + o, buf + 3 * N + o, NULL);
+    }
+    return targets;
+}
+
+static void upload_micro(gt_trainer *t, const int32_t *buf) {
+    size_t N = (size_t)t->B * t->T;
+    gt_model_set_batch(&t->model, buf, buf + N, buf + 2 * N, t->rc->doc_masking ? buf + 3 * N : NULL);
+}
+
+static double sum_dp(gt_trainer *t, double v) {
+    gt_allreduce_host(&t->grid->dp_group, &v, 1, GT_F64, GT_RED_SUM);
+    return v;
+}
+
+void gt_trainer_step(gt_trainer *t, gt_step_stats *st) {
+    double t0 = now();
+    gt_model *m = &t->model;
+    memset(st, 0, sizeof *st);
+    st->step = ++t->step;
+    st->lr = gt_lr_at(&t->sched, st->step);
+    st->tokens = (double)t->accum * t->B * t->T * t->grid->dp;
+    double targets = 0;
+    for (int k = 0; k < t->accum; k++) targets += (double)fill_micro(&t->train, t->B, t->T, micro(t, k));
+    targets = sum_dp(t, targets);
+    st->targets = (int64_t)targets;
+    if (targets == 0) {
+        /* Nothing to learn from (every token a prompt token): the data is consumed, no update. */
+        st->loss = st->grad_norm = NAN;
+        st->skipped = 1;
+        t->skipped++;
+        st->seconds = now() - t0;
+        return;
+    }
+    gt_model_zero_grads(m);
+    double loss = 0;
+    float dscale = (float)(1.0 / targets);
+    for (int k = 0; k < t->accum; k++) {
+        upload_micro(t, micro(t, k));
+        loss += gt_model_forward(m, 1, dscale, NULL);
+        gt_model_backward(m);
+    }
+    if (t->after_backward) t->after_backward(t, t->hook_user);
+    gt_model_reduce_grads(m, t->grid->dp > 1 ? &t->grid->dp_group : NULL);
+    double sumsq = gt_optimizer_grad_sumsq(&t->opt);
+    st->grad_norm = sqrt(sumsq);
+    st->skipped = gt_optimizer_step(&t->opt, (float)st->lr, sumsq);
+    t->skipped += st->skipped;
+    m->ops->sync(m->be);
+    st->loss = sum_dp(t, loss) / targets;
+    st->seconds = now() - t0;
+}
+
+double gt_trainer_eval(gt_trainer *t, int64_t *targets) {
+    *targets = 0;
+    if (!t->has_val) return NAN;
+    gt_loader_seek(&t->val, (gt_loader_pos){0, 0}, NULL); /* position 0 is always valid */
+    int64_t batches = t->val.nseq / ((int64_t)t->B * t->grid->dp);
+    if (batches > t->rc->eval_steps) batches = t->rc->eval_steps;
+    double sums[2] = {0, 0};
+    for (int64_t i = 0; i < batches; i++) {
+        sums[1] += (double)fill_micro(&t->val, t->B, t->T, t->batch);
+        upload_micro(t, t->batch);
+        sums[0] += gt_model_forward(&t->model, 0, 0.0f, NULL);
+    }
+    gt_allreduce_host(&t->grid->dp_group, sums, 2, GT_F64, GT_RED_SUM);
+    *targets = (int64_t)sums[1];
+    return sums[1] > 0 ? sums[0] / sums[1] : NAN;
+}
