@@ -136,6 +136,29 @@ typedef struct gt_ops {
      * p -= lr * (mhat / (sqrt(vhat) + eps) + wd * p). */
     void (*adamw)(gt_backend *be, void *param, void *master, void *m, void *v, const void *grad,
                   size_t n, const gt_adamw_args *args);
+
+    /* ---- FP8 (DESIGN.md §4; NULL where a backend has no FP8) ----
+     * FP8 buffers hold one byte per element (GT_E4M3 or GT_E5M2). Scales, inverse scales and amax
+     * histories are device float arrays of the model's gt_fp8 state.
+     * fp8_cast: out[rows,cols] = fp8(in * scale[0]) and/or out_t[cols,rows] = its transpose (either
+     *   may be NULL), rounding to nearest even and saturating; amax[0] = max(amax[0], max|in|)
+     *   (pre-scale). in is ACT. */
+    void (*fp8_cast)(gt_backend *be, void *out, void *out_t, const void *in, int rows, int cols,
+                     gt_dtype fmt, const float *scale, float *amax);
+    /* D[M,N] = (A[M,K] * a_scale_inv[0]) (B[N,K] * b_scale_inv[0])^T: both operands K-contiguous
+     * (the layout Hopper's FP8 tensor cores take). With out_grad, D is a GRAD buffer and the
+     * product is accumulated (+=); else D is ACT and overwritten. fast_accum: the forward GEMMs'
+     * faster, less exact accumulation (TransformerEngine's setting; off in backward GEMMs). */
+    void (*matmul_fp8)(gt_backend *be, void *d, int out_grad, const void *a, gt_dtype a_fmt,
+                       const float *a_scale_inv, const void *b, gt_dtype b_fmt,
+                       const float *b_scale_inv, int M, int N, int K, int fast_accum);
+    /* The delayed-scaling update (model/fp8_scaling.h) of tensors [first, first+n) of a state of
+     * `count` tensors: history[len][count] (slot 0 of every tensor contiguous, so one all-reduce
+     * covers them), scale/scale_inv/fp8_max[count]; reduced[count] (may be NULL) the all-reduced
+     * slot 0. algo: gt_amax_algo. One launch for all n tensors. */
+    void (*fp8_update)(gt_backend *be, float *history, float *scale, float *scale_inv,
+                       const float *fp8_max, const float *reduced, int first, int n, int count,
+                       int len, int algo, float margin);
 } gt_ops;
 
 /* Backends. Each create() returns the op table and fills *be with its state. */

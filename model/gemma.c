@@ -3,6 +3,7 @@
 #include <stdlib.h>
 
 #include "model.h"
+#include "fp8.h"
 #include "tp.h"
 
 #define PARAM(m, off) ((char *)(m)->params + (off) * (m)->ops->size[GT_ACT])
@@ -43,6 +44,7 @@ static void free_batch(gt_model *m) {
 
 void gt_model_free(gt_model *m) {
     if (!m->ops) return;
+    gt_model_fp8_free(m);
     free_batch(m);
     m->ops->release(m->be, m->params);
     m->ops->release(m->be, m->grads);
@@ -127,7 +129,7 @@ static float embed_scale(const gt_model *m) {
 
 static float attn_scale(const gt_model *m) { return (float)(1.0 / sqrt((double)m->lay.D)); }
 
-static void layer_forward(gt_model *m, int l, void *res_out) {
+static void layer_forward(gt_model *m, int l, void *res_out, int train) {
     const gt_ops *o = m->ops;
     gt_backend *be = m->be;
     const gt_layout *L = &m->lay;
@@ -138,16 +140,16 @@ static void layer_forward(gt_model *m, int l, void *res_out) {
     const int32_t *seg = m->has_seg ? m->seg : NULL;
 
     o->rmsnorm_fwd(be, a->ln1, a->rstd1, a->res, PARAM(m, w->ln1), eps, N, C);
-    o->matmul_fwd(be, a->qkv, a->ln1, PARAM(m, w->qkv), N, C, L->Q);
+    gt_linear_fwd(m, l, GT_GEMM_QKV, a->qkv, a->ln1, w->qkv, N, C, L->Q, train);
     o->rope_fwd(be, a->qkv, m->pos, (float)m->cfg.rope_theta, N, L->Hq, L->Hkv, L->D);
     o->attention_fwd(be, a->att, a->lse, a->qkv, seg, attn_scale(m), m->B, m->T, L->Hq, L->Hkv, L->D);
-    o->matmul_fwd(be, m->tmp, a->att, PARAM(m, w->o), N, HD, C);
+    gt_linear_fwd(m, l, GT_GEMM_O, m->tmp, a->att, w->o, N, HD, C, train);
     gt_model_tp_sum(m, m->tmp, (size_t)N * C, GT_ACT); /* row-parallel o_proj */
     o->add(be, a->res_mid, a->res, m->tmp, (size_t)N * C);
     o->rmsnorm_fwd(be, a->ln2, a->rstd2, a->res_mid, PARAM(m, w->ln2), eps, N, C);
-    o->matmul_fwd(be, a->fc1, a->ln2, PARAM(m, w->fc1), N, C, 2 * L->F);
+    gt_linear_fwd(m, l, GT_GEMM_FC1, a->fc1, a->ln2, w->fc1, N, C, 2 * L->F, train);
     o->geglu_fwd(be, a->h, a->fc1, m->cfg.act, N, L->F);
-    o->matmul_fwd(be, m->tmp, a->h, PARAM(m, w->fc2), N, L->F, C);
+    gt_linear_fwd(m, l, GT_GEMM_FC2, m->tmp, a->h, w->fc2, N, L->F, C, train);
     gt_model_tp_sum(m, m->tmp, (size_t)N * C, GT_ACT); /* row-parallel fc2 */
     o->add(be, res_out, a->res_mid, m->tmp, (size_t)N * C);
 }
@@ -187,7 +189,8 @@ double gt_model_forward(gt_model *m, int train, float dscale, float *logits_out)
     o->embed_fwd(m->be, m->acts[0].res, m->tokens, PARAM(m, L->wte), embed_scale(m), L->vstart, L->V,
                  N, C);
     gt_model_tp_sum(m, m->acts[0].res, (size_t)N * C, GT_ACT); /* vocab-parallel embedding */
-    for (int l = 0; l < L->L; l++) layer_forward(m, l, l + 1 < L->L ? m->acts[l + 1].res : m->res_final);
+    for (int l = 0; l < L->L; l++) layer_forward(m, l, l + 1 < L->L ? m->acts[l + 1].res : m->res_final, train);
+    if (train) gt_model_fp8_after_forward(m);
     o->rmsnorm_fwd(m->be, m->lnf, m->rstdf, m->res_final, PARAM(m, L->lnf), (float)m->cfg.rms_norm_eps,
                    N, C);
     return head_forward(m, train, dscale, logits_out);
@@ -204,18 +207,18 @@ static void layer_backward(gt_model *m, int l) {
     const int32_t *seg = m->has_seg ? m->seg : NULL;
 
     /* MLP: res_out = res_mid + fc2(geglu(fc1(ln2(res_mid)))) */
-    o->matmul_bwd(be, m->dsmall, GRAD(m, w->fc2), m->dres, a->h, PARAM(m, w->fc2), N, L->F, C);
+    gt_linear_bwd(m, l, GT_GEMM_FC2, m->dsmall, m->dres, a->h, w->fc2, N, L->F, C);
     o->geglu_bwd(be, m->dbig, m->dsmall, a->fc1, m->cfg.act, N, L->F);
-    o->matmul_bwd(be, m->tmp, GRAD(m, w->fc1), m->dbig, a->ln2, PARAM(m, w->fc1), N, C, 2 * L->F);
+    gt_linear_bwd(m, l, GT_GEMM_FC1, m->tmp, m->dbig, a->ln2, w->fc1, N, C, 2 * L->F);
     gt_model_tp_sum(m, m->tmp, (size_t)N * C, GT_ACT); /* column-parallel fc1: d(input) */
     o->rmsnorm_bwd(be, m->dres, GRAD(m, w->ln2), m->tmp, a->res_mid, PARAM(m, w->ln2), a->rstd2, N, C);
 
     /* Attention: res_mid = res + o(attn(rope(qkv(ln1(res))))) */
-    o->matmul_bwd(be, m->dsmall, GRAD(m, w->o), m->dres, a->att, PARAM(m, w->o), N, HD, C);
+    gt_linear_bwd(m, l, GT_GEMM_O, m->dsmall, m->dres, a->att, w->o, N, HD, C);
     o->attention_bwd(be, m->dbig, m->dsmall, a->qkv, a->att, a->lse, seg, attn_scale(m), m->B, m->T,
                      L->Hq, L->Hkv, L->D);
     o->rope_bwd(be, m->dbig, m->pos, (float)m->cfg.rope_theta, N, L->Hq, L->Hkv, L->D);
-    o->matmul_bwd(be, m->tmp, GRAD(m, w->qkv), m->dbig, a->ln1, PARAM(m, w->qkv), N, C, L->Q);
+    gt_linear_bwd(m, l, GT_GEMM_QKV, m->tmp, m->dbig, a->ln1, w->qkv, N, C, L->Q);
     gt_model_tp_sum(m, m->tmp, (size_t)N * C, GT_ACT); /* column-parallel qkv: d(input) */
     o->rmsnorm_bwd(be, m->dres, GRAD(m, w->ln1), m->tmp, a->res, PARAM(m, w->ln1), a->rstd1, N, C);
 }
@@ -231,4 +234,5 @@ void gt_model_backward(gt_model *m) {
     for (int l = L->L - 1; l >= 0; l--) layer_backward(m, l);
     o->embed_bwd(m->be, GRAD(m, L->wte), m->dres, m->tokens, embed_scale(m), L->vstart, L->V, N, C,
                  m->cfg.pad_token_id);
+    gt_model_fp8_after_backward(m);
 }

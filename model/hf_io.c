@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "fp8.h"
 #include "model.h"
 #include "safetensors.h"
 
@@ -38,6 +39,7 @@ int gt_model_load_hf(gt_model *m, const char *dir, gt_err *err) {
     free(buf);
     free(pieces);
     gt_st_close(&st);
+    gt_model_fp8_weights_changed(m);
     return rc;
 }
 
@@ -79,4 +81,5 @@ void gt_model_import_tensor(gt_model *m, int grads, const char *name, const floa
         free(blk);
     }
     free(pieces);
+    if (!grads) gt_model_fp8_weights_changed(m);
 }

@@ -9,6 +9,7 @@
 #include <math.h>
 #include <stdlib.h>
 
+#include "fp8.h"
 #include "model.h"
 
 static uint64_t mix(uint64_t z) { /* splitmix64's finalizer */
@@ -63,4 +64,5 @@ void gt_model_init_random(gt_model *m, uint64_t seed) {
         if (!strstr(pieces[i].name, "norm")) init_piece(m, &pieces[i], seed, buf, chunk);
     free(pieces);
     free(buf);
+    gt_model_fp8_weights_changed(m);
 }

@@ -46,6 +46,8 @@ typedef struct {
     void *dsmall;        /* [N, max(F, Hq*D, C)] */
     int has_seg;
 
+    struct gt_fp8 *fp8;   /* FP8 GEMM state (model/fp8.h), NULL: BF16 */
+
     /* tensor parallelism (NULL or size 1: none) */
     gt_group *tp;
     void *ce_part_local;  /* [ce_chunk, 3] STAT: this rank's partials before the all-gather */

@@ -1,5 +1,7 @@
 #include "optimizer.h"
 
+#include "../model/fp8.h"
+
 #include <math.h>
 #include <stdlib.h>
 
@@ -88,5 +90,6 @@ int gt_optimizer_step(gt_optimizer *o, float lr, double sumsq) {
                    o->master ? (char *)o->master + s->off * ga : NULL, (char *)o->mom + s->off * ga,
                    (char *)o->var + s->off * ga, (char *)m->grads + s->off * ga, s->count, &a);
     }
+    gt_model_fp8_weights_changed(m);
     return 0;
 }

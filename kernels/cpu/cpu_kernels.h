@@ -74,4 +74,14 @@ void CPU_FN(cpu_grad_sumsq)(gt_backend *be, void *out, const void *g, size_t n);
 void CPU_FN(cpu_adamw)(gt_backend *be, void *param, void *master, void *m, void *v,
                        const void *grad, size_t n, const gt_adamw_args *args);
 
+/* fp8.c */
+void CPU_FN(cpu_fp8_cast)(gt_backend *be, void *out, void *out_t, const void *in, int rows, int cols,
+                          gt_dtype fmt, const float *scale, float *amax);
+void CPU_FN(cpu_matmul_fp8)(gt_backend *be, void *d, int out_grad, const void *a, gt_dtype a_fmt,
+                            const float *a_scale_inv, const void *b, gt_dtype b_fmt,
+                            const float *b_scale_inv, int M, int N, int K, int fast_accum);
+void CPU_FN(cpu_fp8_update)(gt_backend *be, float *history, float *scale, float *scale_inv,
+                            const float *fp8_max, const float *reduced, int first, int n, int count,
+                            int len, int algo, float margin);
+
 #endif

@@ -35,6 +35,9 @@ static const gt_ops cpu_table = {
     .ce_backward = CPU_FN(cpu_ce_backward),
     .grad_sumsq = CPU_FN(cpu_grad_sumsq),
     .adamw = CPU_FN(cpu_adamw),
+    .fp8_cast = CPU_FN(cpu_fp8_cast),
+    .matmul_fp8 = CPU_FN(cpu_matmul_fp8),
+    .fp8_update = CPU_FN(cpu_fp8_update),
 };
 
 const gt_ops *CPU_OPS_GETTER(void) { return &cpu_table; }

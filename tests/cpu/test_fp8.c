@@ -9,7 +9,7 @@
 #include <stdlib.h>
 
 #include "../../kernels/fp8.h"
-#include "../../model/fp8_scaling.h"
+#include "../../kernels/fp8_scaling.h"
 #include "check.h"
 
 typedef struct {
@@ -93,53 +93,56 @@ static void check_format(gt_check *c, const format *f) {
 
 static int near(float a, float b) { return a == b || fabsf(a - b) <= 1e-6f * fabsf(b); }
 
+/* Two tensors, history length 3, stored [len][count]: slot i of tensor t at h[i * 2 + t]. */
+typedef struct {
+    float h[6], scale[2], scale_inv[2], max[2];
+} state2;
+
+static void upd(state2 *s, const float *reduced, int first, int n, gt_amax_algo algo, float margin, int len) {
+    gt_fp8_update_arrays(s->h, s->scale, s->scale_inv, s->max, reduced, first, n, 2, len, algo, margin);
+}
+
 static void check_scaling(gt_check *c) {
-    gt_fp8_state s;
-    gt_fp8_recipe max3 = {3, GT_AMAX_MAX, 0.0f}, recent = {3, GT_AMAX_MOST_RECENT, 1.0f};
-    gt_fp8_state_init(&s, 2, 3);
-    s.fp8_max[1] = 57344.0f;
-    /* step 1: tensor 0 saw amax 2 (local), reduced 4; tensor 1 was not cast (0): untouched */
-    s.history[0] = 2.0f;
+    state2 s = {{0}, {1, 1}, {1, 1}, {448.0f, 57344.0f}};
+#define H(t, i) s.h[(i) * 2 + (t)]
+    /* step 1: tensor 0 saw amax 2 locally, 4 after the all-reduce; tensor 1 was not cast: untouched */
+    H(0, 0) = 2.0f;
     float red[2] = {4.0f, 0.0f};
-    gt_fp8_update(&s, &max3, red, 0, 2);
-    gt_check_true(c, near(s.scale[0], 448.0f / 4) && s.history[0] == 0 && s.history[2] == 4.0f,
-                  "max: scale %g history [%g %g %g]", s.scale[0], s.history[0], s.history[1], s.history[2]);
-    gt_check_true(c, s.scale[1] == 1.0f && s.history[3] == 0, "untouched tensor changed");
-    /* step 2: amax 1 -> max over history still 4; step 3: amax 8; step 4: 1 (4 and 8 remain);
-     * step 5: 1 again (8 rolled off at wrap-around? history len 3 keeps [.., 8, 1] -> 8) */
+    upd(&s, red, 0, 2, GT_AMAX_MAX, 0, 3);
+    gt_check_true(c, near(s.scale[0], 448.0f / 4) && H(0, 0) == 0 && H(0, 2) == 4.0f,
+                  "max: scale %g history [%g %g %g]", s.scale[0], H(0, 0), H(0, 1), H(0, 2));
+    gt_check_true(c, s.scale[1] == 1.0f && H(1, 0) == 0 && H(1, 2) == 0, "untouched tensor changed");
+    /* the max over the window, until the 8 rolls out after three more updates */
     const float seq[] = {1.0f, 8.0f, 1.0f, 1.0f, 1.0f};
     const float want[] = {4.0f, 8.0f, 8.0f, 8.0f, 1.0f};
     for (int i = 0; i < 5; i++) {
-        s.history[0] = seq[i];
-        gt_fp8_update(&s, &max3, NULL, 0, 1);
+        H(0, 0) = seq[i];
+        upd(&s, NULL, 0, 1, GT_AMAX_MAX, 0, 3);
         gt_check_true(c, near(s.scale[0], 448.0f / want[i]), "max step %d: scale %g, want %g", i + 2,
                       s.scale[0], 448.0f / want[i]);
     }
-    /* inf and NaN keep the old scale but still roll into the history */
+    /* inf and NaN keep the old scale but roll into the history */
     float old = s.scale[0];
-    s.history[0] = INFINITY;
-    gt_fp8_update(&s, &max3, NULL, 0, 1);
-    gt_check_true(c, s.scale[0] == old && isinf(s.history[2]), "inf: scale %g", s.scale[0]);
-    s.history[0] = NAN;
-    gt_fp8_update(&s, &recent, NULL, 0, 1);
+    H(0, 0) = INFINITY;
+    upd(&s, NULL, 0, 1, GT_AMAX_MAX, 0, 3);
+    gt_check_true(c, s.scale[0] == old && isinf(H(0, 2)), "inf: scale %g", s.scale[0]);
+    H(0, 0) = NAN;
+    upd(&s, NULL, 0, 1, GT_AMAX_MOST_RECENT, 1.0f, 3);
     gt_check_true(c, s.scale[0] == old && near(s.scale_inv[0], 1.0f / old), "nan: scale %g", s.scale[0]);
-    /* most_recent with margin 1: E5M2 tensor, amax 7 -> 57344 / 2 / 7 */
-    s.history[3] = 7.0f;
-    gt_fp8_update(&s, &recent, NULL, 1, 1);
+    /* most_recent with margin 1 on the E5M2 tensor: 57344 / 2 / 7 */
+    H(1, 0) = 7.0f;
+    upd(&s, NULL, 1, 1, GT_AMAX_MOST_RECENT, 1.0f, 3);
     gt_check_true(c, near(s.scale[1], 57344.0f / 2 / 7) && near(s.scale_inv[1], 7 * 2 / 57344.0f),
                   "most_recent margin 1: scale %g", s.scale[1]);
     /* a tiny amax: the scale would be infinite in fp32 -> FLT_MAX */
-    s.history[3] = 1e-40f;
-    gt_fp8_update(&s, &recent, NULL, 1, 1);
+    H(1, 0) = 1e-40f;
+    upd(&s, NULL, 1, 1, GT_AMAX_MOST_RECENT, 0, 3);
     gt_check_true(c, s.scale[1] == FLT_MAX, "tiny amax: scale %g, want FLT_MAX", s.scale[1]);
-    gt_fp8_state_free(&s);
     /* history of length 1 (Megatron's setting) */
-    gt_fp8_recipe one = {1, GT_AMAX_MOST_RECENT, 0.0f};
-    gt_fp8_state_init(&s, 1, 1);
-    s.history[0] = 3.5f;
-    gt_fp8_update(&s, &one, NULL, 0, 1);
-    gt_check_true(c, near(s.scale[0], 128.0f) && s.history[0] == 0, "len 1: scale %g", s.scale[0]);
-    gt_fp8_state_free(&s);
+    state2 one = {{3.5f, 0}, {1, 1}, {1, 1}, {448.0f, 448.0f}};
+    gt_fp8_update_arrays(one.h, one.scale, one.scale_inv, one.max, NULL, 0, 2, 2, 1, GT_AMAX_MOST_RECENT, 0);
+    gt_check_true(c, near(one.scale[0], 128.0f) && one.h[0] == 0 && one.scale[1] == 1.0f, "len 1: scale %g", one.scale[0]);
+#undef H
 }
 
 int main(void) {
