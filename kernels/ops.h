@@ -128,6 +128,11 @@ typedef struct gt_ops {
     void (*ce_backward)(gt_backend *be, void *dlogits, const void *logits, const int32_t *target,
                         const void *lse, float dscale, int64_t vstart, int V, int N);
 
+    /* Weight gradients written by matmul_bwd and matmul_fp8 (their GRAD outputs) are accumulated,
+     * the default, or overwritten (accumulate = 0): the first micro-batch of a step overwrites, so
+     * the gradient buffer needs no zeroing pass. Other GRAD outputs always accumulate. */
+    void (*set_dw_accumulate)(gt_backend *be, int accumulate);
+
     /* ---- optimizer ---- */
     /* out[0] += sum of squares of g[n] (GRAD), accumulated in fp32 (fp64 on cpu64) into a STAT. */
     void (*grad_sumsq)(gt_backend *be, void *out, const void *g, size_t n);

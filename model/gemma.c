@@ -70,8 +70,11 @@ void gt_model_alloc_batch(gt_model *m, int B, int T) {
     m->B = B;
     m->T = T;
     m->N = (int)N;
-    /* Bound the logits chunk to ~64 MiB of ACT elements: never more than one chunk of logits. */
-    size_t chunk = ((size_t)64 << 20) / act / (size_t)L->V;
+    /* Logits exist one chunk of tokens at a time, at most ~1 GiB of ACT elements (2048 tokens of
+     * a 256k vocabulary in bf16): large enough that the lm_head GEMMs run at full speed and its
+     * FP32 weight gradient is read and written only a few times per micro-batch. */
+    size_t chunk = ((size_t)1 << 30) / act / (size_t)L->V;
+    if (chunk > 64) chunk -= chunk % 64;
     if (chunk < 1) chunk = 1;
     m->ce_chunk = (int)(chunk < N ? chunk : N);
     m->tokens = o->alloc(be, N * sizeof(int32_t));
@@ -117,8 +120,28 @@ void gt_model_set_batch(gt_model *m, const int32_t *tokens, const int32_t *targe
     if (seg) m->ops->upload_raw(m->be, m->seg, seg, bytes);
 }
 
+/* Lazy: the next training forward/backward overwrites the weight gradients instead of adding to
+ * them (ops set_dw_accumulate), which saves a pass over the whole FP32 gradient buffer; only the
+ * norm gradients, which are always accumulated, are zeroed here. Every other gradient is written
+ * by one GEMM per micro-batch (the embedding's first by the lm_head, then added to by the lookup). */
 void gt_model_zero_grads(gt_model *m) {
-    m->ops->zero(m->be, m->grads, m->lay.count * m->ops->size[GT_GRAD]);
+    const gt_ops *o = m->ops;
+    const gt_layout *L = &m->lay;
+    size_t g = o->size[GT_GRAD], C = (size_t)L->C;
+    if (!o->set_dw_accumulate) {
+        o->zero(m->be, m->grads, L->count * g);
+        return;
+    }
+    for (int l = 0; l < L->L; l++) {
+        o->zero(m->be, GRAD(m, L->layer[l].ln1), C * g);
+        o->zero(m->be, GRAD(m, L->layer[l].ln2), C * g);
+    }
+    o->zero(m->be, GRAD(m, L->lnf), C * g);
+    m->grads_fresh = 1;
+}
+
+static void dw_accumulate(gt_model *m, int on) {
+    if (m->ops->set_dw_accumulate) m->ops->set_dw_accumulate(m->be, on);
 }
 
 /* sqrt(hidden_size) rounded to the activation dtype, as HF's normalizer tensor is. */
@@ -160,20 +183,24 @@ static double head_forward(gt_model *m, int train, float dscale, float *logits_o
     gt_backend *be = m->be;
     const gt_layout *L = &m->lay;
     int C = L->C;
+    /* this rank's real vocabulary columns: the last rank's padding rows take no part */
+    int V = (int)(m->cfg.vocab_size - L->vstart < L->V ? m->cfg.vocab_size - L->vstart : L->V);
     o->zero(be, m->loss_sum, o->size[GT_STAT]);
     for (int n0 = 0; n0 < m->N; n0 += m->ce_chunk) {
         int n = m->N - n0 < m->ce_chunk ? m->N - n0 : m->ce_chunk;
         const void *x = ROWS(m, GT_ACT, m->lnf, n0, C);
         const int32_t *tgt = m->targets + n0;
-        o->matmul_fwd(be, m->logits, x, PARAM(m, L->wte), n, C, L->V);
-        if (logits_out) o->download(be, GT_ACT, logits_out + (size_t)n0 * L->V, m->logits, (size_t)n * L->V);
-        gt_model_ce_parts(m, m->logits, tgt, n);
+        o->matmul_fwd(be, m->logits, x, PARAM(m, L->wte), n, C, V);
+        if (logits_out) o->download(be, GT_ACT, logits_out + (size_t)n0 * V, m->logits, (size_t)n * V);
+        gt_model_ce_parts(m, m->logits, tgt, n, V);
         o->ce_finish(be, m->ce_lse, m->loss_sum, m->ce_parts, tgt, m->tp ? m->tp->size : 1, n);
         if (!train) continue;
-        o->ce_backward(be, m->logits, m->logits, tgt, m->ce_lse, dscale, L->vstart, L->V, n);
+        o->ce_backward(be, m->logits, m->logits, tgt, m->ce_lse, dscale, L->vstart, V, n);
+        dw_accumulate(m, !(m->grads_fresh && n0 == 0)); /* the first chunk writes d(wte) */
         o->matmul_bwd(be, ROWS(m, GT_ACT, m->dlnf, n0, C), GRAD(m, L->wte), m->logits, x,
-                      PARAM(m, L->wte), n, C, L->V);
+                      PARAM(m, L->wte), n, C, V);
     }
+    dw_accumulate(m, 1);
     /* Read the STAT element raw so that the float64 backend keeps its precision. */
     double loss64 = 0;
     float loss32 = 0;
@@ -228,11 +255,14 @@ void gt_model_backward(gt_model *m) {
     const gt_layout *L = &m->lay;
     int N = m->N, C = L->C;
     o->zero(m->be, m->dres, (size_t)N * C * o->size[GT_ACT]);
+    dw_accumulate(m, !m->grads_fresh);
     gt_model_tp_sum(m, m->dlnf, (size_t)N * C, GT_ACT); /* vocab-parallel lm_head: d(input) */
     o->rmsnorm_bwd(m->be, m->dres, GRAD(m, L->lnf), m->dlnf, m->res_final, PARAM(m, L->lnf), m->rstdf,
                    N, C);
     for (int l = L->L - 1; l >= 0; l--) layer_backward(m, l);
     o->embed_bwd(m->be, GRAD(m, L->wte), m->dres, m->tokens, embed_scale(m), L->vstart, L->V, N, C,
                  m->cfg.pad_token_id);
+    dw_accumulate(m, 1);
+    m->grads_fresh = 0;
     gt_model_fp8_after_backward(m);
 }

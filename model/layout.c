@@ -11,6 +11,8 @@ static const char *tp_problem(const gt_config *cfg, int tp) {
     int kv = cfg->num_key_value_heads;
     if (kv >= tp && kv % tp) return "num_key_value_heads is not divisible by tp";
     if (kv < tp && tp % kv) return "tp is not a multiple of num_key_value_heads";
+    int rows = (cfg->vocab_size + tp - 1) / tp;
+    if ((int64_t)rows * (tp - 1) >= cfg->vocab_size) return "vocab_size is too small to give every rank rows";
     return NULL;
 }
 

@@ -45,6 +45,7 @@ typedef struct {
     void *dbig;          /* [N, max(2F, Q, C, Hq*D)] */
     void *dsmall;        /* [N, max(F, Hq*D, C)] */
     int has_seg;
+    int grads_fresh; /* gradients zeroed lazily: the next micro-batch overwrites them */
 
     struct gt_fp8 *fp8;   /* FP8 GEMM state (model/fp8.h), NULL: BF16 */
 
@@ -86,7 +87,8 @@ void gt_model_set_batch(gt_model *m, const int32_t *tokens, const int32_t *targe
 /* Forward pass. Returns the sum of the next-token losses of the micro-batch's targets.
  * With train set, also runs the lm_head / cross-entropy backward with dloss = dscale per target
  * (1 / targets of the whole global batch), leaving gt_model_backward the rest.
- * logits_out (may be NULL): receives all [N, V] logits of this rank as float. */
+ * logits_out (may be NULL): receives all [N, V] logits of this rank as float, V = this rank's real
+ * vocabulary columns (its padding rows, if any, produce none). */
 double gt_model_forward(gt_model *m, int train, float dscale, float *logits_out);
 
 /* Backward pass after a training forward: accumulates into m->grads. */

@@ -24,14 +24,14 @@ void gt_model_tp_sum(gt_model *m, void *buf, size_t n, gt_kind kind) {
     if (tp_active(m)) gt_allreduce(m->tp, buf, n, gt_kind_dtype(m, kind), GT_RED_SUM);
 }
 
-void gt_model_ce_parts(gt_model *m, const void *logits, const int32_t *target, int n) {
+void gt_model_ce_parts(gt_model *m, const void *logits, const int32_t *target, int n, int V) {
     const gt_layout *L = &m->lay;
     if (!tp_active(m)) {
-        m->ops->ce_partial(m->be, m->ce_parts, logits, target, L->vstart, L->V, n);
+        m->ops->ce_partial(m->be, m->ce_parts, logits, target, L->vstart, V, n);
         return;
     }
     if (!m->ce_part_local) m->ce_part_local = m->ops->alloc(m->be, (size_t)m->ce_chunk * 3 * m->ops->size[GT_STAT]);
-    m->ops->ce_partial(m->be, m->ce_part_local, logits, target, L->vstart, L->V, n);
+    m->ops->ce_partial(m->be, m->ce_part_local, logits, target, L->vstart, V, n);
     gt_allgather(m->tp, m->ce_part_local, m->ce_parts, (size_t)n * 3, gt_kind_dtype(m, GT_STAT));
 }
 

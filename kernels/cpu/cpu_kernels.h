@@ -8,6 +8,14 @@
 #include "cpu_real.h"
 #include "kernels/ops.h"
 
+/* The CPU backends' state: only the weight-gradient write mode (ops.h set_dw_accumulate). */
+struct gt_backend {
+    int dw_overwrite;
+};
+
+/* matmul.c */
+void CPU_FN(cpu_set_dw_accumulate)(gt_backend *be, int accumulate);
+
 /* memory.c */
 void *CPU_FN(cpu_alloc)(gt_backend *be, size_t bytes);
 void CPU_FN(cpu_release)(gt_backend *be, void *p);

@@ -38,17 +38,12 @@ static const gt_ops cpu_table = {
     .fp8_cast = CPU_FN(cpu_fp8_cast),
     .matmul_fp8 = CPU_FN(cpu_matmul_fp8),
     .fp8_update = CPU_FN(cpu_fp8_update),
+    .set_dw_accumulate = CPU_FN(cpu_set_dw_accumulate),
 };
 
 const gt_ops *CPU_OPS_GETTER(void) { return &cpu_table; }
 
 #if GT_CPU_REAL_BITS == 32
-/* The CPU backends keep no state (no streams, no handles); the struct exists so that callers get a
- * distinct non-NULL handle to pass around like any other backend's. */
-struct gt_backend {
-    int unused;
-};
-
 gt_backend *gt_cpu_backend_create(void) { return gt_calloc(1, sizeof(gt_backend)); }
 
 void gt_cpu_backend_destroy(gt_backend *be) { free(be); }

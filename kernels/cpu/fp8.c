@@ -31,7 +31,6 @@ void CPU_FN(cpu_fp8_cast)(gt_backend *be, void *out, void *out_t, const void *in
 void CPU_FN(cpu_matmul_fp8)(gt_backend *be, void *d, int out_grad, const void *a, gt_dtype a_fmt,
                             const float *a_scale_inv, const void *b, gt_dtype b_fmt,
                             const float *b_scale_inv, int M, int N, int K, int fast_accum) {
-    (void)be;
     (void)fast_accum;
     const uint8_t *A = a, *B = b;
     real *D = d;
@@ -45,7 +44,7 @@ void CPU_FN(cpu_matmul_fp8)(gt_backend *be, void *d, int out_grad, const void *a
             double sum = 0;
             for (int k = 0; k < K; k++) sum += (double)arow[k] * brow[k];
             real v = (real)(sum * s);
-            if (out_grad) D[(size_t)m * N + n] += v;
+            if (out_grad && !be->dw_overwrite) D[(size_t)m * N + n] += v;
             else D[(size_t)m * N + n] = v;
         }
     }

@@ -25,6 +25,7 @@
     } while (0)
 
 typedef struct gt_gemm_cache gt_gemm_cache; /* kernels/cuda/gemm.cu */
+typedef struct gt_fp8_gemm_cache gt_fp8_gemm_cache; /* kernels/cuda/fp8_gemm.cu */
 
 struct gt_backend {
     int device;
@@ -34,6 +35,9 @@ struct gt_backend {
     void *workspace; /* cuBLASLt workspace */
     size_t workspace_bytes;
     gt_gemm_cache *gemm; /* descriptors and heuristic results per GEMM shape */
+    int dw_overwrite;    /* weight gradients overwritten instead of accumulated (set_dw_accumulate) */
+    gt_fp8_gemm_cache *fp8_gemm; /* the same for FP8 GEMMs: made on first use, freed by
+                                    gt_cuda_fp8_release() (kernels/cuda/fp8_cuda.h) */
 };
 
 /* Attention (kernels/cuda/attention.cu), with the signatures of gt_ops.attention_fwd/bwd. */

@@ -62,7 +62,19 @@ extern "C" void gt_cuda_ce_backward(gt_backend *be, void *dlogits, const void *l
 
 /* optimizer.cu */
 extern "C" void gt_cuda_grad_sumsq(gt_backend *be, void *out, const void *g, size_t n);
+extern "C" void gt_cuda_set_dw_accumulate(gt_backend *be, int accumulate);
 extern "C" void gt_cuda_adamw(gt_backend *be, void *param, void *master, void *m, void *v,
                               const void *grad, size_t n, const gt_adamw_args *args);
+
+/* fp8_cast.cu, fp8_gemm.cu, fp8_update.cu (more FP8 entry points: fp8_cuda.h) */
+extern "C" void gt_cuda_fp8_cast(gt_backend *be, void *out, void *out_t, const void *in, int rows,
+                                 int cols, gt_dtype fmt, const float *scale, float *amax);
+extern "C" void gt_cuda_matmul_fp8(gt_backend *be, void *d, int out_grad, const void *a,
+                                   gt_dtype a_fmt, const float *a_scale_inv, const void *b,
+                                   gt_dtype b_fmt, const float *b_scale_inv, int M, int N, int K,
+                                   int fast_accum);
+extern "C" void gt_cuda_fp8_update(gt_backend *be, float *history, float *scale, float *scale_inv,
+                                   const float *fp8_max, const float *reduced, int first, int n,
+                                   int count, int len, int algo, float margin);
 
 #endif

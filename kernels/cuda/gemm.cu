@@ -264,7 +264,7 @@ static void matmul_wgrad(gt_backend *be, void *dw, const void *dy, const void *x
     g.ldc = IC;
     g.type_c = g.type_d = CUDA_R_32F;
     g.alpha = 1.0f;
-    g.beta = 1.0f;
+    g.beta = be->dw_overwrite ? 0.0f : 1.0f;
     gemm_run(be, &g);
 }
 
@@ -281,3 +281,5 @@ extern "C" void gt_cuda_matmul_bwd(gt_backend *be, void *dx, void *dw, const voi
     if (OC > 0) matmul_wgrad(be, dw, dy, x, N, IC, OC);
     GT_NVTX_POP();
 }
+
+extern "C" void gt_cuda_set_dw_accumulate(gt_backend *be, int accumulate) { be->dw_overwrite = !accumulate; }
