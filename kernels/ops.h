@@ -133,6 +133,13 @@ typedef struct gt_ops {
      * the gradient buffer needs no zeroing pass. Other GRAD outputs always accumulate. */
     void (*set_dw_accumulate)(gt_backend *be, int accumulate);
 
+    /* ---- initialization ----
+     * dst[r, c] (ACT, [rows, cols]) = gt_normal_at(key, (row0 + r) * full_cols + col0 + c, std)
+     * (kernels/normal_hash.h): the block at (row0, col0) of a full tensor of full_cols columns;
+     * row zero_row of the full tensor (if in the block; -1: none) is zero. */
+    void (*init_normal)(gt_backend *be, void *dst, int64_t rows, int64_t cols, int64_t full_cols,
+                        int64_t row0, int64_t col0, uint64_t key, float std, int64_t zero_row);
+
     /* ---- optimizer ---- */
     /* out[0] += sum of squares of g[n] (GRAD), accumulated in fp32 (fp64 on cpu64) into a STAT. */
     void (*grad_sumsq)(gt_backend *be, void *out, const void *g, size_t n);

@@ -14,3 +14,8 @@ $SUDO apt-get install -y -qq --no-install-recommends \
 /usr/bin/python3 -c "import tokenizers" 2>/dev/null ||
     $SUDO /usr/bin/python3 -m pip install -q --break-system-packages tokenizers 2>/dev/null ||
     echo "install-deps: could not install the Python package tokenizers (optional)" >&2
+# The Python `safetensors` package reads checkpoints and exports back in the tests (not packaged by
+# Debian). --no-deps: it needs nothing else, and Debian's numpy must stay (h5py is built against it).
+/usr/bin/python3 -c "import safetensors" 2>/dev/null ||
+    $SUDO /usr/bin/python3 -m pip install -q --no-deps --break-system-packages safetensors ||
+    $SUDO /usr/bin/python3 -m pip install -q --no-deps safetensors

@@ -208,6 +208,7 @@ static int run_bench(const bench_args *a, gt_grid *g, gt_err *err) {
     if (lead)
         printf("gemmatron bench: %s (%s), B=%d T=%d per replica, tp=%d dp=%d on %s [%s]\n", a->model,
                loaded ? "weights" : "random init", B, T, g->tp, g->dp, c.ops->name, dev);
+    fflush(stdout);
     gt_watchdog_arm(g->wd, 1);
     for (int i = 0; i < a->warmup; i++) train_step(&m, &opt, dscale, dp);
     double *t = gt_malloc((size_t)a->steps * sizeof *t), loss = 0;

@@ -7,16 +7,19 @@
 
 #include "ckpt_internal.h"
 
-/* All ranks learn whether any failed; a failure anywhere becomes the lowest failing rank's message
- * on every rank. Plain MPI rather than the grid's collectives: a large checkpoint may take longer
- * than the communication watchdog allows while the other ranks wait here. */
-static int agree(gt_grid *g, int rc, gt_err *err) {
+int ck_agree(gt_grid *g, int rc, gt_err *err) {
     if (g->world.size <= 1 || g->world.mpi == MPI_COMM_NULL) return rc ? -1 : 0;
     int bad = rc ? g->world.size - g->world.rank : 0;
     MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, &bad, 1, MPI_INT, MPI_MAX, g->world.mpi));
     if (!bad) return 0;
     MPI_CHECK(MPI_Bcast(err->msg, (int)sizeof err->msg, MPI_CHAR, g->world.size - bad, g->world.mpi));
     return -1;
+}
+
+void ck_bcast_text(gt_grid *g, char *buf, size_t len) {
+    if (g->world.size <= 1 || g->world.mpi == MPI_COMM_NULL) return;
+    GT_ASSERT(len <= 0x7fffffff, "broadcast of %zu bytes", len);
+    MPI_CHECK(MPI_Bcast(buf, (int)len, MPI_CHAR, 0, g->world.mpi));
 }
 
 typedef struct {
@@ -124,14 +127,14 @@ int gt_checkpoint_save(gt_model *m, gt_optimizer *o, gt_grid *g, const gt_ckpt_s
                                             opt->shard_bytes, err) == 0;
     if (rc == 0 && !built) rc = -1;
     if (rc == 0 && rank0) rc = prepare(opt, &p, &c, err);
-    rc = agree(g, rc, err);
+    rc = ck_agree(g, rc, err);
     if (rc == 0 && g->dp_rank == 0) rc = write_slices(m, o, g, &p, &c, err);
-    rc = agree(g, rc, err);
+    rc = ck_agree(g, rc, err);
     if (rc == 0 && rank0) rc = seal(m, st, opt, &p, &c, err);
     if (rc == 0 && rank0) prune(opt->run_dir, opt->keep, st->step);
     /* Every rank is done writing: a failed checkpoint's directory can go. */
     if (rank0 && built) ck_remove_tree(p.tmp, NULL);
-    rc = agree(g, rc, err);
+    rc = ck_agree(g, rc, err);
     if (built) ck_catalog_free(&c);
     if (rc == 0 && path) snprintf(path, GT_CKPT_PATH, "%s", p.final);
     return rc;
@@ -179,7 +182,7 @@ int gt_checkpoint_load(gt_model *m, gt_optimizer *o, gt_grid *g, const char *dir
         o->step = st->opt_step;
         o->skipped = st->opt_skipped;
     }
-    rc = agree(g, rc, err);
+    rc = ck_agree(g, rc, err);
     if (rc) gt_ckpt_state_free(st);
     return rc;
 }

@@ -40,8 +40,8 @@
 
 #define GT_CKPT_FORMAT "gemmatron-checkpoint"
 #define GT_CKPT_VERSION 1
-/* Default size above which model weights are split into several safetensors files (as HF). */
-#define GT_CKPT_SHARD_BYTES ((uint64_t)5 << 30)
+/* Default size above which model weights are split into several safetensors files (HF: "5GB"). */
+#define GT_CKPT_SHARD_BYTES ((uint64_t)5000000000)
 /* Size of the path buffers of this API. */
 #define GT_CKPT_PATH 4200
 
@@ -68,8 +68,8 @@ typedef struct {
     uint64_t shard_bytes;  /* split model weights above this size; 0: GT_CKPT_SHARD_BYTES */
 } gt_ckpt_options;
 
-/* Writes RUN_DIR/checkpoint-%06d (step = st->step) as described above. st is needed on rank 0
- * only (other ranks may pass the same). On success, path (if not NULL, GT_CKPT_PATH bytes) receives
+/* Writes RUN_DIR/checkpoint-%06d (step = st->step) as described above. Every rank passes the same
+ * st->step; the rest of st is read on rank 0 only. On success, path (if not NULL, GT_CKPT_PATH bytes) receives
  * the checkpoint's directory on every rank. */
 int gt_checkpoint_save(gt_model *m, gt_optimizer *o, gt_grid *g, const gt_ckpt_state *st,
                        const gt_ckpt_options *opt, char *path, gt_err *err);

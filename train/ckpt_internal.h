@@ -4,6 +4,15 @@
 
 #include "checkpoint.h"
 
+/* ---- agreement across the grid (train/checkpoint.c) ---- */
+
+/* All ranks learn whether any failed (rc != 0); a failure anywhere becomes the lowest failing
+ * rank's message on every rank, and -1. Plain MPI rather than the grid's collectives: a large
+ * checkpoint may take longer than the communication watchdog allows while the others wait. */
+int ck_agree(gt_grid *g, int rc, gt_err *err);
+/* buf[len] of world rank 0 to every rank. */
+void ck_bcast_text(gt_grid *g, char *buf, size_t len);
+
 /* ---- the catalog: every file and tensor of a checkpoint, computed from the config alone, so
  * that it is the same on every rank (train/ckpt_catalog.c) ---- */
 

@@ -182,7 +182,10 @@ static int parse_sections(reader *r, json_t *root, gt_ckpt_state *st, gt_dtype *
         return gt_fail(r->err, "%s: weights_dtype '%s' is not BF16 or F32", r->path, json_string_value(wd));
     if (wdtype) *wdtype = dt;
     json_t *rc = json_object_get(root, "run_config");
-    if (json_is_string(rc)) st->run_config = strdup(json_string_value(rc));
+    if (json_is_string(rc)) {
+        st->run_config = strdup(json_string_value(rc));
+        GT_ASSERT(st->run_config, "out of host memory");
+    }
     return 0;
 }
 

@@ -5,6 +5,7 @@
 
 #include <hdf5.h>
 #include <stdio.h>
+#include <time.h>
 #include <stdlib.h>
 #include <unistd.h>
 
@@ -236,14 +237,25 @@ static int write_attrs(gt_metrics *m, const gt_metrics_info *info, gt_err *err) 
     return put_attr(m, "seq_len", H5T_NATIVE_LLONG, &info->seq_len, err);
 }
 
-static int metrics_open(gt_metrics *m, const gt_metrics_info *info, long long resume_step, gt_err *err) {
+static int metrics_open(gt_metrics *m, const gt_metrics_info *info, long long resume_step, char *aside,
+                        size_t aside_len, gt_err *err) {
     int64_t fapl = 0;
     int rc = -1;
     /* SWMR needs the latest file format. */
     H5_SET(fapl, H5Pcreate(H5P_FILE_ACCESS));
     H5_GO(H5Pset_libver_bounds(fapl, H5F_LIBVER_LATEST, H5F_LIBVER_LATEST));
     int fresh = access(m->path, F_OK) != 0;
-    if (fresh ? create_file(m, fapl, err) : open_file(m, fapl, resume_step, err)) goto out;
+    if (!fresh && open_file(m, fapl, resume_step, err)) {
+        /* A process that died while writing leaves the file marked open for SWMR writing: set it
+         * aside, start a new file, and copy over the rows an SWMR reader can still see. */
+        snprintf(aside, aside_len, "%s.crashed-%ld", m->path, (long)time(NULL));
+        for (int i = 0; i < GT_METRICS_TRAIN_COLS; i++) close_id(&m->train[i]);
+        for (int i = 0; i < 2; i++) close_id(&m->eval[i]);
+        close_id(&m->file);
+        if (rename(m->path, aside) != 0) goto out;
+        fresh = 1;
+    }
+    if (fresh && create_file(m, fapl, err)) goto out;
     if (write_attrs(m, info, err)) goto out;
     /* From here on no object may be created; readers may open the file. */
     H5_GO(H5Fstart_swmr_write(m->file));
@@ -252,6 +264,8 @@ out:
     close_id(&fapl);
     return rc;
 }
+
+static void salvage(gt_metrics *m, const char *aside, long long resume_step);
 
 /* HDF5 prints its error stack on every failure unless told not to; the message made from it is
  * enough, so the public calls run with that printing off (and restore it on return). */
@@ -262,7 +276,11 @@ int gt_metrics_open(gt_metrics *m, const char *path, const gt_metrics_info *info
         return gt_fail(err, "%s: path too long", path);
     }
     int rc = -1;
-    H5E_BEGIN_TRY { rc = metrics_open(m, info, resume_step, err); }
+    char aside[sizeof m->path + 32] = "";
+    H5E_BEGIN_TRY {
+        rc = metrics_open(m, info, resume_step, aside, sizeof aside, err);
+        if (rc == 0 && aside[0]) salvage(m, aside, resume_step);
+    }
     H5E_END_TRY;
     if (rc != 0) gt_metrics_close(m);
     return rc;
@@ -324,4 +342,72 @@ void gt_metrics_close(gt_metrics *m) {
     for (int i = 0; i < GT_METRICS_TRAIN_COLS; i++) close_id(&m->train[i]);
     for (int i = 0; i < 2; i++) close_id(&m->eval[i]);
     close_id(&m->file);
+}
+
+/* ---- recovery after a crash ---- */
+
+/* Reads column `name` of the crashed file (n rows) as doubles. */
+static int read_column(gt_metrics *old, const char *name, uint64_t n, double *out, gt_err *err) {
+    int64_t ds = 0, space = 0, mem = 0;
+    hsize_t count = n, zero = 0;
+    int rc = -1;
+    gt_metrics *m = old;
+    H5_SET(ds, H5Dopen2(old->file, name, H5P_DEFAULT));
+    H5_SET(space, H5Dget_space(ds));
+    H5_GO(H5Sselect_hyperslab(space, H5S_SELECT_SET, &zero, NULL, &count, NULL));
+    H5_SET(mem, H5Screate_simple(1, &count, NULL));
+    H5_GO(H5Dread(ds, H5T_NATIVE_DOUBLE, mem, space, H5P_DEFAULT, out));
+    rc = 0;
+out:
+    close_id(&mem);
+    close_id(&space);
+    close_id(&ds);
+    return rc;
+}
+
+/* Copies the rows of group (train or eval) with step <= resume_step from the crashed file. */
+static int copy_rows(gt_metrics *m, gt_metrics *old, int train, long long resume_step, gt_err *err) {
+    const char *group = train ? "/train" : "/eval";
+    const char *const *names = train ? train_names : eval_names;
+    int ncols = train ? GT_METRICS_TRAIN_COLS : 2;
+    int64_t ids[GT_METRICS_TRAIN_COLS] = {0};
+    uint64_t rows;
+    int rc = open_columns(old, group, names, ncols, ids, &rows, err);
+    for (int i = 0; i < ncols; i++) close_id(&ids[i]);
+    if (rc) return -1;
+    double *cols = gt_malloc((rows ? rows : 1) * (size_t)ncols * sizeof(double));
+    char name[64];
+    for (int i = 0; i < ncols && rc == 0; i++) {
+        snprintf(name, sizeof name, "%s/%s", group, names[i]);
+        rc = read_column(old, name, rows, cols + (size_t)i * rows, err);
+    }
+    for (uint64_t r = 0; r < rows && rc == 0; r++) {
+        long long step = (long long)cols[r];
+        if (step > resume_step) break;
+        if (train) {
+            gt_train_row row = {step,           cols[rows + r],     cols[2 * rows + r], cols[3 * rows + r],
+                                cols[4 * rows + r], cols[5 * rows + r], cols[6 * rows + r], cols[7 * rows + r]};
+            rc = gt_metrics_append_train(m, &row, err);
+        } else {
+            rc = gt_metrics_append_eval(m, step, cols[rows + r], err);
+        }
+    }
+    free(cols);
+    return rc;
+}
+
+static void salvage(gt_metrics *m, const char *aside, long long resume_step) {
+    gt_metrics old;
+    gt_err err;
+    memset(&old, 0, sizeof old);
+    snprintf(old.path, sizeof old.path, "%s", aside);
+    int64_t fapl = H5Pcreate(H5P_FILE_ACCESS);
+    if (fapl >= 0) H5Pset_libver_bounds(fapl, H5F_LIBVER_LATEST, H5F_LIBVER_LATEST);
+    old.file = H5Fopen(aside, H5F_ACC_RDONLY | H5F_ACC_SWMR_READ, fapl);
+    int ok = old.file >= 0 && copy_rows(m, &old, 1, resume_step, &err) == 0 && copy_rows(m, &old, 0, resume_step, &err) == 0;
+    close_id(&old.file);
+    close_id(&fapl);
+    fprintf(stderr, "gemmatron: warning: %s was left open by a process that died; %s (%llu rows); the old file is %s\n",
+            m->path, ok ? "its rows were copied into a new one" : "a new one was started", (unsigned long long)m->ntrain,
+            aside);
 }

@@ -4,7 +4,8 @@
 
 static const char *const names[GT_PROF_COUNT] = {
     "matmul fwd", "matmul bwd", "attention fwd", "attention bwd", "rmsnorm fwd", "rmsnorm bwd",
-    "rope", "geglu fwd", "geglu bwd", "embedding", "cross-entropy", "add", "optimizer", "memory"};
+    "rope", "geglu fwd", "geglu bwd", "embedding", "cross-entropy", "add", "optimizer", "memory",
+    "fp8 cast/scale"};
 
 const char *gt_op_profile_name(int op) { return op >= 0 && op < GT_PROF_COUNT ? names[op] : "?"; }
 
@@ -90,6 +91,26 @@ static void p_adamw(gt_backend *be, void *p, void *ms, void *m, void *v, const v
     TIMED(GT_PROF_OPTIM, adamw(ib, p, ms, m, v, g, n, a));
 }
 
+static void p_set_dw(gt_backend *be, int accumulate) { INNER(be)->set_dw_accumulate(IBE(be), accumulate); }
+static void p_init_normal(gt_backend *be, void *d, int64_t r, int64_t c, int64_t fc, int64_t r0, int64_t c0, uint64_t key,
+                          float std, int64_t zr) {
+    TIMED(GT_PROF_MEMORY, init_normal(ib, d, r, c, fc, r0, c0, key, std, zr));
+}
+static void p_fp8_cast(gt_backend *be, void *out, void *out_t, const void *in, int rows, int cols, gt_dtype fmt,
+                       const float *scale, float *amax) {
+    TIMED(GT_PROF_FP8_CAST, fp8_cast(ib, out, out_t, in, rows, cols, fmt, scale, amax));
+}
+static void p_matmul_fp8(gt_backend *be, void *d, int out_grad, const void *a, gt_dtype af, const float *as,
+                         const void *b, gt_dtype bf, const float *bs, int M, int N, int K, int fast) {
+    TIMED(out_grad ? GT_PROF_MATMUL_BWD : GT_PROF_MATMUL_FWD, matmul_fp8(ib, d, out_grad, a, af, as, b, bf, bs, M, N, K, fast));
+}
+static void p_fp8_update(gt_backend *be, float *h, float *s, float *si, const float *mx, const float *red, int first,
+                         int n, int count, int len, int algo, float margin) {
+    TIMED(GT_PROF_FP8_CAST, fp8_update(ib, h, s, si, mx, red, first, n, count, len, algo, margin));
+}
+
+/* Every entry that takes a backend must be wrapped: an inner op called with the profile as its
+ * backend would read the profile's memory as its own state. */
 void gt_op_profile_init(gt_op_profile *p, const gt_ops *inner, gt_backend *inner_be) {
     memset(p, 0, sizeof *p);
     p->inner = inner;
@@ -106,4 +127,9 @@ void gt_op_profile_init(gt_op_profile *p, const gt_ops *inner, gt_backend *inner
     o->attention_bwd = p_att_bwd, o->geglu_fwd = p_geglu_fwd, o->geglu_bwd = p_geglu_bwd;
     o->ce_partial = p_ce_partial, o->ce_finish = p_ce_finish, o->ce_backward = p_ce_backward;
     o->grad_sumsq = p_sumsq, o->adamw = p_adamw;
+    o->set_dw_accumulate = inner->set_dw_accumulate ? p_set_dw : NULL;
+    o->init_normal = inner->init_normal ? p_init_normal : NULL;
+    o->fp8_cast = inner->fp8_cast ? p_fp8_cast : NULL;
+    o->matmul_fp8 = inner->matmul_fp8 ? p_matmul_fp8 : NULL;
+    o->fp8_update = inner->fp8_update ? p_fp8_update : NULL;
 }

@@ -67,11 +67,21 @@ static const rc_field schema[] = {
     {"train.save_final", RC_BOOL, OFF(save_final), "true", 0, 0, 0, 0, 0, NULL,
      "write the trained model as an HF checkpoint to RUN_DIR/final"},
     {"run_dir", RC_STR, OFF(run_dir), "null", 0, 0, 0, 0, 1, NULL,
-     "run directory: config.yaml, metrics.h5, final/ (also --run-dir DIR)"},
+     "run directory: config.yaml, metrics.h5, checkpoint-N/, latest, final/ (also --run-dir DIR)"},
     {"device", RC_ENUM, OFF(device), "auto", 0, 0, 0, 0, 0, "auto|cpu|cpu64|cuda",
      "compute backend; auto: cuda when a GPU is visible, else cpu"},
     {"parallel.tp", RC_INT, OFF(tp), "1", 1, 1024, 0, 0, 0, NULL,
      "tensor-parallel ranks per model replica (processes = tp x dp)"},
+    {"checkpoint.every", RC_INT, OFF(ckpt_every), "0", 0, BIG, 0, 0, 0, NULL,
+     "write RUN_DIR/checkpoint-N every N steps; 0: only after the last step (and on SIGTERM/SIGUSR1)"},
+    {"checkpoint.keep", RC_INT, OFF(ckpt_keep), "3", 0, BIG, 0, 0, 0, NULL,
+     "complete checkpoints kept (older ones deleted once a new one is complete); 0: all"},
+    {"checkpoint.dtype", RC_ENUM, OFF(ckpt_dtype), "bf16", 0, 0, 0, 0, 0, "bf16|fp32",
+     "dtype of the weights in model.safetensors (optimizer.safetensors: FP32 master weights, moments)"},
+    {"checkpoint.max_shard_bytes", RC_INT, OFF(ckpt_max_shard_bytes), "5000000000", 1, BIG, 0, 0, 0, NULL,
+     "split the weights into model-0000i-of-0000n.safetensors + index above this size (HF's 5GB)"},
+    {"checkpoint.resume", RC_BOOL, OFF(ckpt_resume), "true", 0, 0, 0, 0, 0, NULL,
+     "resume from RUN_DIR's newest complete checkpoint when there is one (also: train --resume)"},
 };
 
 const rc_field *gt_rc_fields(int *count) {

@@ -37,6 +37,10 @@ typedef struct {
     int quiet;
     long long seed;
     int save_final;
+    /* checkpoint (train/trainer_ckpt.h) */
+    long long ckpt_every, ckpt_keep, ckpt_max_shard_bytes;
+    char *ckpt_dtype;      /* "bf16" or "fp32" */
+    int ckpt_resume;
     /* top level */
     char *run_dir;
     char *device;          /* "auto", "cpu", "cpu64" or "cuda" */

@@ -10,6 +10,7 @@
 
 #include "export_hf.h"
 #include "trainer.h"
+#include "trainer_ckpt.h"
 #include "../model/flops.h"
 #ifdef GT_HAVE_CUDA
 #include "../kernels/cuda/cuda_backend.h"
@@ -103,15 +104,11 @@ static void print_start(const gt_trainer *t) {
 
 static int save_final(gt_trainer *t, const run_state *rs, gt_err *err) {
     if (!t->rc->save_final) return 0;
-    if (t->grid->tp > 1) {
-        if (rs->rank0) printf("final model not written: tp=%d needs the checkpoint writer\n", t->grid->tp);
-        return 0;
-    }
-    if (t->grid->dp_rank != 0) return 0;
     char dir[4200];
     snprintf(dir, sizeof dir, "%s/final", t->rc->run_dir);
-    if (gt_export_hf(&t->model, dir, err)) return -1;
-    if (!t->rc->quiet) printf("final model: %s (HF checkpoint)\n", dir);
+    gt_dtype dt = t->model.cfg.dtype == GT_BF16 || t->model.cfg.dtype == GT_F16 ? t->model.cfg.dtype : GT_F32;
+    if (gt_export_hf(&t->model, t->grid, dir, dt, err)) return -1;
+    if (rs->rank0 && !t->rc->quiet) printf("final model: %s (HF checkpoint)\n", dir);
     return 0;
 }
 
@@ -129,6 +126,9 @@ static int run_steps(gt_trainer *t, run_state *rs, gt_err *err) {
         if (t->has_val && (periodic || t->step == rc->steps)) {
             if (evaluate(t, rs, &eval_loss, &eval_targets, err)) return -1;
         }
+        int stop = 0;
+        if (gt_trainer_after_step(t, &stop, err)) return -1;
+        if (stop) return 1; /* checkpoint written after a stop signal: the job is to be requeued */
     }
     if (save_final(t, rs, err)) return -1;
     if (!rs->rank0) return 0;

@@ -16,6 +16,10 @@ struct gt_backend {
 /* matmul.c */
 void CPU_FN(cpu_set_dw_accumulate)(gt_backend *be, int accumulate);
 
+/* init.c */
+void CPU_FN(cpu_init_normal)(gt_backend *be, void *dst, int64_t rows, int64_t cols, int64_t full_cols,
+                             int64_t row0, int64_t col0, uint64_t key, float std, int64_t zero_row);
+
 /* memory.c */
 void *CPU_FN(cpu_alloc)(gt_backend *be, size_t bytes);
 void CPU_FN(cpu_release)(gt_backend *be, void *p);

@@ -39,6 +39,7 @@ static const gt_ops cpu_table = {
     .matmul_fp8 = CPU_FN(cpu_matmul_fp8),
     .fp8_update = CPU_FN(cpu_fp8_update),
     .set_dw_accumulate = CPU_FN(cpu_set_dw_accumulate),
+    .init_normal = CPU_FN(cpu_init_normal),
 };
 
 const gt_ops *CPU_OPS_GETTER(void) { return &cpu_table; }

@@ -10,7 +10,7 @@
  *    is exported (gt_cuda_attention_ref_fwd/bwd) as a second reference for tests/gpu.
  *  - the fast path for D = 64, 128, 256, flash-attention-2 style: bf16 tensor-core mma.sync
  *    m16n8k16 with fp32 accumulators, tiles in shared memory loaded by cp.async one step ahead
- *    (double buffers), 16-byte chunks XOR-swizzled by row so ldmatrix is free of bank conflicts,
+ *    (double buffers), rows padded by 16 bytes so ldmatrix is free of bank conflicts,
  *    online softmax in the exp2 domain, causal tiles skipped, heaviest blocks scheduled first.
  *
  * Backward, without atomics (deterministic: the same inputs give bitwise the same dqkv):
@@ -49,9 +49,9 @@ static __host__ __device__ __forceinline__ int k_col(attn_shape s, int g) {
 }
 
 /* dsum of (b, h, t) is parked in dqkv, in the first 4 bytes of dq's own slot (row b T + t, head h;
- * 4-byte aligned as ld and D are even): the dsum kernel writes it, the dK/dV and dQ kernels read it,
- * and dq overwrites it; a dQ kernel reads a row's dsum before the same warp or block writes that
- * row's dq, with a barrier in between. The index is in floats from (float *)dqkv. */
+ * 4-byte aligned as ld and D are even): the dsum kernel writes it, the dK/dV and dQ kernels read
+ * it, and dq overwrites it; a dQ kernel reads a row's dsum before the same warp or block writes
+ * that row's dq, with a barrier in between. The index is in floats from (float *)dqkv. */
 static __host__ __device__ __forceinline__ size_t dsum_at(attn_shape s, int b, int h, int t) {
     return (((size_t)b * s.T + t) * s.ld + q_col(s, h)) / 2;
 }
@@ -64,7 +64,8 @@ static __host__ __device__ __forceinline__ size_t dsum_at(attn_shape s, int b, i
 #define REF_PER_LANE 8
 
 /* Loads one head row (D elements) as floats, zero beyond D. */
-static __device__ __forceinline__ void ref_load(float r[REF_PER_LANE], const bf16 *p, int D, int lane) {
+static __device__ __forceinline__ void ref_load(float r[REF_PER_LANE], const bf16 *p, int D,
+                                                int lane) {
 #pragma unroll
     for (int c = 0; c < REF_PER_LANE; c++) {
         const int d = lane + 32 * c;
@@ -197,7 +198,8 @@ __global__ void attention_ref_dkv_kernel(bf16 *dqkv, const bf16 *dout, const bf1
 
 /* dsum[dsum_at(b, h, t)] = sum_d dout * out of that head row (both bf16); one warp per row.
  * Shared by both paths. D is even, so bf16 pairs are 4-byte aligned. */
-__global__ void attention_dsum_kernel(float *dsum, const bf16 *dout, const bf16 *out, attn_shape s) {
+__global__ void attention_dsum_kernel(float *dsum, const bf16 *dout, const bf16 *out,
+                                      attn_shape s) {
     const int lane = threadIdx.x & 31;
     const int row = blockIdx.x * REF_WARPS + (threadIdx.x >> 5);
     if (row >= s.B * s.Hq * s.T) return;
@@ -274,10 +276,10 @@ static __device__ __forceinline__ uint32_t pack_bf16(float lo, float hi) {
 }
 
 /* Shared-memory tiles are row-major with RB = 2 cols + 16 bytes per row: the 16-byte pad shifts
- * each row by one bank group, so the 8 rows of an ldmatrix matrix (same chunk, consecutive rows) and
- * the fragment stores of a warp hit 32 distinct banks, and every fragment address is a lane's base
- * plus a compile-time offset (no per-block address registers). */
-#define TILE_RB(cols) ((cols) * 2 + 16)
+ * each row by one bank group, so the 8 rows of an ldmatrix matrix (same chunk, consecutive rows)
+ * and the fragment stores of a warp hit 32 distinct banks, and every fragment address is a lane's
+ * base plus a compile-time offset (no per-block address registers). */
+#define TILE_RB(cols) ((cols)*2 + 16)
 #define PT_RB TILE_RB(64) /* the 64 x 64 P^T and dS^T tiles of the dK/dV kernel */
 
 /* Byte offset of 16-byte chunk c of row r. */
@@ -287,7 +289,7 @@ static __device__ __forceinline__ uint32_t toff(int r, int c) {
 }
 
 /* cp.async of a ROWS x D bf16 tile: rows t0 .. t0+ROWS-1 of a sequence whose row 0 is at g0
- * (row stride ld elements), rows >= T zero-filled, into shared memory at dst (swizzled). */
+ * (row stride ld elements), rows >= T zero-filled, into shared memory at dst (padded rows). */
 template <int ROWS, int D>
 static __device__ __forceinline__ void load_tile(uint32_t dst, const bf16 *g0, int ld, int t0,
                                                  int T, int tid) {
@@ -327,13 +329,14 @@ static __device__ __forceinline__ uint32_t blk(uint32_t tile, uint32_t lanepart,
 #define FA_BR 128 /* query rows of a forward / dQ block: 16 per warp */
 
 /* Whether key `col` is visible to query `row` (row < T holds for every row that is stored). */
-static __device__ __forceinline__ bool visible(int row, int col, int T, const int32_t *sg, int srow) {
+static __device__ __forceinline__ bool visible(int row, int col, int T, const int32_t *sg,
+                                               int srow) {
     return col <= row && (!sg || (row < T && sg[col] == srow));
 }
 
 /* ======================================================================================
  * Forward: a block per (128-query tile, b, h), 8 warps of 16 query rows; K/V tiles of BC keys.
- * Shared memory: Q [128][D], K [2][BC][D], V [2][BC][D] (bf16, swizzled).
+ * Shared memory: Q [128][D], K [2][BC][D], V [2][BC][D] (bf16, rows padded, TILE_RB).
  * ====================================================================================== */
 template <int D, int BC>
 __global__ void __launch_bounds__(FA_THREADS, 1)
@@ -391,7 +394,8 @@ __global__ void __launch_bounds__(FA_THREADS, 1)
             if (ks + 1 < KS) {
                 ldsm4(fa[cur ^ 1], blk<RB>(sQ, la, warp * 16, 2 * ks + 2));
 #pragma unroll
-                for (int j = 0; j < NB / 2; j++) ldsm4(fb[cur ^ 1][j], blk<RB>(tK, lb, j * 16, 2 * ks + 2));
+                for (int j = 0; j < NB / 2; j++)
+                    ldsm4(fb[cur ^ 1][j], blk<RB>(tK, lb, j * 16, 2 * ks + 2));
             }
 #pragma unroll
             for (int j = 0; j < NB / 2; j++) {
@@ -453,7 +457,8 @@ __global__ void __launch_bounds__(FA_THREADS, 1)
             const int cur = j & 1;
             if (j + 1 < DB / 2) {
 #pragma unroll
-                for (int kk = 0; kk < BC / 16; kk++) ldsm4t(fv[cur ^ 1][kk], blk<RB>(tV, lc, kk * 16, 2 * j + 2));
+                for (int kk = 0; kk < BC / 16; kk++)
+                    ldsm4t(fv[cur ^ 1][kk], blk<RB>(tV, lc, kk * 16, 2 * j + 2));
             }
 #pragma unroll
             for (int kk = 0; kk < BC / 16; kk++) {
@@ -474,12 +479,16 @@ __global__ void __launch_bounds__(FA_THREADS, 1)
             lse[((size_t)b * s.Hq + h) * T + row] = mrow[r] * ATTN_LN2 + logf(lrow[r]);
     }
     /* Stage O (bf16) in this warp's own Q rows, which no other warp reads, then store 16 bytes
-     * per lane along the rows. */
+     * per lane along the rows. The first __syncwarp orders the warp's last ldmatrix reads of
+     * those rows before any lane's write. */
     const int gr = warp * 16 + (lane >> 2);
+    __syncwarp();
 #pragma unroll
     for (int j = 0; j < DB; j++) {
-        *(uint32_t *)(smem + toff<RB>(gr, j) + (lane & 3) * 4) = pack_bf16(o[j][0] * inv[0], o[j][1] * inv[0]);
-        *(uint32_t *)(smem + toff<RB>(gr + 8, j) + (lane & 3) * 4) = pack_bf16(o[j][2] * inv[1], o[j][3] * inv[1]);
+        *(uint32_t *)(smem + toff<RB>(gr, j) + (lane & 3) * 4) =
+            pack_bf16(o[j][0] * inv[0], o[j][1] * inv[0]);
+        *(uint32_t *)(smem + toff<RB>(gr + 8, j) + (lane & 3) * 4) =
+            pack_bf16(o[j][2] * inv[1], o[j][3] * inv[1]);
     }
     __syncwarp();
     bf16 *og = out + (size_t)b * T * s.Hq * D + (size_t)h * D;
@@ -487,7 +496,8 @@ __global__ void __launch_bounds__(FA_THREADS, 1)
     for (int k = 0; k < 16 * CH / 32; k++) {
         const int idx = lane + 32 * k, r = idx / CH, c = idx % CH, t = wrow + r;
         if (t < T)
-            *(uint4 *)(og + (size_t)t * s.Hq * D + c * 8) = *(const uint4 *)(smem + toff<RB>(warp * 16 + r, c));
+            *(uint4 *)(og + (size_t)t * s.Hq * D + c * 8) =
+                *(const uint4 *)(smem + toff<RB>(warp * 16 + r, c));
     }
 }
 
@@ -524,8 +534,10 @@ __global__ void __launch_bounds__(FA_THREADS, 1)
     const int seg0 = sg && r0 < T ? sg[r0] : 0, seg1 = sg && r1 < T ? sg[r1] : 0;
     const size_t st = ((size_t)b * s.Hq + h) * T;
     /* Rows past T: lse 0 and dsum 0 keep their (never stored) values finite. */
-    const float l2[2] = {r0 < T ? lse[st + r0] * ATTN_LOG2E : 0.0f, r1 < T ? lse[st + r1] * ATTN_LOG2E : 0.0f};
-    const float di[2] = {r0 < T ? dsum[dsum_at(s, b, h, r0)] : 0.0f, r1 < T ? dsum[dsum_at(s, b, h, r1)] : 0.0f};
+    const float l2[2] = {r0 < T ? lse[st + r0] * ATTN_LOG2E : 0.0f,
+                         r1 < T ? lse[st + r1] * ATTN_LOG2E : 0.0f};
+    const float di[2] = {r0 < T ? dsum[dsum_at(s, b, h, r0)] : 0.0f,
+                         r1 < T ? dsum[dsum_at(s, b, h, r1)] : 0.0f};
     float dq[DB][4];
 #pragma unroll
     for (int j = 0; j < DB; j++) dq[j][0] = dq[j][1] = dq[j][2] = dq[j][3] = 0.0f;
@@ -601,7 +613,8 @@ __global__ void __launch_bounds__(FA_THREADS, 1)
             const int cur = j & 1;
             if (j + 1 < DB / 2) {
 #pragma unroll
-                for (int kk = 0; kk < BC / 16; kk++) ldsm4t(fb[cur ^ 1][kk], blk<RB>(tK, lc, kk * 16, 2 * j + 2));
+                for (int kk = 0; kk < BC / 16; kk++)
+                    ldsm4t(fb[cur ^ 1][kk], blk<RB>(tK, lc, kk * 16, 2 * j + 2));
             }
 #pragma unroll
             for (int kk = 0; kk < BC / 16; kk++) {
@@ -611,11 +624,15 @@ __global__ void __launch_bounds__(FA_THREADS, 1)
         }
     }
 
+    /* Stage dQ like the forward stages O: in this warp's own Q rows, after its last reads. */
     const int gr = warp * 16 + (lane >> 2);
+    __syncwarp();
 #pragma unroll
     for (int j = 0; j < DB; j++) {
-        *(uint32_t *)(smem + toff<RB>(gr, j) + (lane & 3) * 4) = pack_bf16(dq[j][0] * s.scale, dq[j][1] * s.scale);
-        *(uint32_t *)(smem + toff<RB>(gr + 8, j) + (lane & 3) * 4) = pack_bf16(dq[j][2] * s.scale, dq[j][3] * s.scale);
+        *(uint32_t *)(smem + toff<RB>(gr, j) + (lane & 3) * 4) =
+            pack_bf16(dq[j][0] * s.scale, dq[j][1] * s.scale);
+        *(uint32_t *)(smem + toff<RB>(gr + 8, j) + (lane & 3) * 4) =
+            pack_bf16(dq[j][2] * s.scale, dq[j][3] * s.scale);
     }
     __syncwarp();
     bf16 *qg = dqkv + (size_t)b * T * s.ld + q_col(s, h);
@@ -623,7 +640,8 @@ __global__ void __launch_bounds__(FA_THREADS, 1)
     for (int k = 0; k < 16 * CH / 32; k++) {
         const int idx = lane + 32 * k, r = idx / CH, c = idx % CH, t = wrow + r;
         if (t < T)
-            *(uint4 *)(qg + (size_t)t * s.ld + c * 8) = *(const uint4 *)(smem + toff<RB>(warp * 16 + r, c));
+            *(uint4 *)(qg + (size_t)t * s.ld + c * 8) =
+                *(const uint4 *)(smem + toff<RB>(warp * 16 + r, c));
     }
 }
 
@@ -640,10 +658,9 @@ __global__ void __launch_bounds__(FA_THREADS, 1)
  * o0g: row 0 of the sequence, head column), and lse, dsum of those rows (l0, d0: row 0; dsum rows
  * ldd floats apart). */
 template <int D>
-static __device__ __forceinline__ void dkv_prefetch(unsigned char *smem, int buf, const bf16 *q0g,
-                                                    const bf16 *o0g, const float *l0,
-                                                    const float *d0, int ldq, int ldo, int ldd,
-                                                    int q0, int T, int tid) {
+static __device__ __forceinline__ void
+dkv_prefetch(unsigned char *smem, int buf, const bf16 *q0g, const bf16 *o0g, const float *l0,
+             const float *d0, int ldq, int ldo, int ldd, int q0, int T, int tid) {
     constexpr int TB = KV_TILE * TILE_RB(D), PB = KV_TILE * PT_RB;
     const uint32_t sQ = smem_u32(smem) + 2 * TB, sO = sQ + 2 * TB;
     float *sL = (float *)(smem + 6 * TB + 2 * PB), *sD = sL + 2 * KV_TILE;
@@ -685,8 +702,9 @@ __global__ void __launch_bounds__(FA_THREADS, 1)
 
     load_tile<KV_TILE, D>(sK, base + k_col(s, g), s.ld, n0, T, tid);
     load_tile<KV_TILE, D>(sV, base + k_col(s, g) + D, s.ld, n0, T, tid);
-    dkv_prefetch<D>(smem, 0, base + q_col(s, h0), dbase + (size_t)h0 * D, lse + lbase + (size_t)h0 * T,
-                    dsum + dsum_at(s, b, h0, 0), s.ld, s.Hq * D, s.ld / 2, nt * KV_TILE, T, tid);
+    dkv_prefetch<D>(smem, 0, base + q_col(s, h0), dbase + (size_t)h0 * D,
+                    lse + lbase + (size_t)h0 * T, dsum + dsum_at(s, b, h0, 0), s.ld, s.Hq * D,
+                    s.ld / 2, nt * KV_TILE, T, tid);
 
     const int kg = warp & 3, half = warp >> 2;
     const int k0 = n0 + kg * 16 + (lane >> 2), k1 = k0 + 8; /* this thread's keys */
@@ -704,8 +722,8 @@ __global__ void __launch_bounds__(FA_THREADS, 1)
             /* step it+1: head h0 + (it+1) / qtiles, query tile nt + (it+1) % qtiles */
             const int h = h0 + (it + 1) / qtiles, qn = (nt + (it + 1) % qtiles) * KV_TILE;
             dkv_prefetch<D>(smem, buf ^ 1, base + q_col(s, h), dbase + (size_t)h * D,
-                            lse + lbase + (size_t)h * T, dsum + dsum_at(s, b, h, 0), s.ld,
-                            s.Hq * D, s.ld / 2, qn, T, tid);
+                            lse + lbase + (size_t)h * T, dsum + dsum_at(s, b, h, 0), s.ld, s.Hq * D,
+                            s.ld / 2, qn, T, tid);
         }
         const uint32_t tQ = sQ + buf * TB, tO = sO + buf * TB;
 
@@ -755,10 +773,14 @@ __global__ void __launch_bounds__(FA_THREADS, 1)
                 ds[e] = p[e] * (dpt[j][e] - Ds[qc]);
             }
             const int chunk = half * 4 + j, r = kg * 16 + (lane >> 2);
-            *(uint32_t *)(smem + 6 * TB + toff<PT_RB>(r, chunk) + (lane & 3) * 4) = pack_bf16(p[0], p[1]);
-            *(uint32_t *)(smem + 6 * TB + toff<PT_RB>(r + 8, chunk) + (lane & 3) * 4) = pack_bf16(p[2], p[3]);
-            *(uint32_t *)(smem + 6 * TB + PB + toff<PT_RB>(r, chunk) + (lane & 3) * 4) = pack_bf16(ds[0], ds[1]);
-            *(uint32_t *)(smem + 6 * TB + PB + toff<PT_RB>(r + 8, chunk) + (lane & 3) * 4) = pack_bf16(ds[2], ds[3]);
+            *(uint32_t *)(smem + 6 * TB + toff<PT_RB>(r, chunk) + (lane & 3) * 4) =
+                pack_bf16(p[0], p[1]);
+            *(uint32_t *)(smem + 6 * TB + toff<PT_RB>(r + 8, chunk) + (lane & 3) * 4) =
+                pack_bf16(p[2], p[3]);
+            *(uint32_t *)(smem + 6 * TB + PB + toff<PT_RB>(r, chunk) + (lane & 3) * 4) =
+                pack_bf16(ds[0], ds[1]);
+            *(uint32_t *)(smem + 6 * TB + PB + toff<PT_RB>(r + 8, chunk) + (lane & 3) * 4) =
+                pack_bf16(ds[2], ds[3]);
         }
         __syncthreads();
 
@@ -802,11 +824,13 @@ __global__ void __launch_bounds__(FA_THREADS, 1)
         for (int j = 0; j < HB; j++) {
             const int col = half * (D / 2) + j * 8 + 2 * (lane & 3);
             if (k0 < T) {
-                *(float2 *)(pp + (size_t)k0 * rs + col) = make_float2(dk[j][0] * s.scale, dk[j][1] * s.scale);
+                *(float2 *)(pp + (size_t)k0 * rs + col) =
+                    make_float2(dk[j][0] * s.scale, dk[j][1] * s.scale);
                 *(float2 *)(pp + (size_t)k0 * rs + D + col) = make_float2(dv[j][0], dv[j][1]);
             }
             if (k1 < T) {
-                *(float2 *)(pp + (size_t)k1 * rs + col) = make_float2(dk[j][2] * s.scale, dk[j][3] * s.scale);
+                *(float2 *)(pp + (size_t)k1 * rs + col) =
+                    make_float2(dk[j][2] * s.scale, dk[j][3] * s.scale);
                 *(float2 *)(pp + (size_t)k1 * rs + D + col) = make_float2(dv[j][2], dv[j][3]);
             }
         }
@@ -817,10 +841,14 @@ __global__ void __launch_bounds__(FA_THREADS, 1)
 #pragma unroll
     for (int j = 0; j < HB; j++) {
         const int chunk = half * (CH / 2) + j;
-        *(uint32_t *)(smem + toff<RB>(kr, chunk) + (lane & 3) * 4) = pack_bf16(dk[j][0] * s.scale, dk[j][1] * s.scale);
-        *(uint32_t *)(smem + toff<RB>(kr + 8, chunk) + (lane & 3) * 4) = pack_bf16(dk[j][2] * s.scale, dk[j][3] * s.scale);
-        *(uint32_t *)(smem + TB + toff<RB>(kr, chunk) + (lane & 3) * 4) = pack_bf16(dv[j][0], dv[j][1]);
-        *(uint32_t *)(smem + TB + toff<RB>(kr + 8, chunk) + (lane & 3) * 4) = pack_bf16(dv[j][2], dv[j][3]);
+        *(uint32_t *)(smem + toff<RB>(kr, chunk) + (lane & 3) * 4) =
+            pack_bf16(dk[j][0] * s.scale, dk[j][1] * s.scale);
+        *(uint32_t *)(smem + toff<RB>(kr + 8, chunk) + (lane & 3) * 4) =
+            pack_bf16(dk[j][2] * s.scale, dk[j][3] * s.scale);
+        *(uint32_t *)(smem + TB + toff<RB>(kr, chunk) + (lane & 3) * 4) =
+            pack_bf16(dv[j][0], dv[j][1]);
+        *(uint32_t *)(smem + TB + toff<RB>(kr + 8, chunk) + (lane & 3) * 4) =
+            pack_bf16(dv[j][2], dv[j][3]);
     }
     __syncthreads();
     bf16 *kdst = dqkv + (size_t)b * T * s.ld + k_col(s, g);
@@ -836,7 +864,8 @@ __global__ void __launch_bounds__(FA_THREADS, 1)
 }
 
 /* dK, dV = sum over the hsplit partials (fixed order), rounded to bf16 into the fused layout. */
-__global__ void attention_dkv_reduce_kernel(bf16 *dqkv, const float *part, attn_shape s, int hsplit) {
+__global__ void attention_dkv_reduce_kernel(bf16 *dqkv, const float *part, attn_shape s,
+                                            int hsplit) {
     const size_t rs = (size_t)s.Hkv * 2 * s.D, per = (size_t)s.B * s.T * rs, n4 = per / 4;
     for (size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x; i < n4;
          i += (size_t)gridDim.x * blockDim.x) {
@@ -880,15 +909,18 @@ static attn_shape make_shape(float scale, int B, int T, int Hq, int Hkv, int D) 
 
 static int fast_dim(int D) { return D == 64 || D == 128 || D == 256; }
 
-static unsigned ref_blocks(long long rows) { return (unsigned)((rows + REF_WARPS - 1) / REF_WARPS); }
+static unsigned ref_blocks(long long rows) {
+    return (unsigned)((rows + REF_WARPS - 1) / REF_WARPS);
+}
 
-/* Sets the kernel's dynamic shared-memory limit (needed above 48 KiB) and checks the device has it. */
+/* Raises the kernel's dynamic shared-memory limit (needed above 48 KiB), if the device allows. */
 static void set_smem(gt_backend *be, const void *kernel, size_t bytes) {
     int optin = 0;
     CUDA_CHECK(cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, be->device));
     GT_ASSERT(bytes <= (size_t)optin, "attention: %zu bytes of shared memory needed, device has %d",
               bytes, optin);
-    CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)bytes));
+    CUDA_CHECK(
+        cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)bytes));
 }
 
 template <int D, int BC>
@@ -897,7 +929,8 @@ static void launch_fwd(gt_backend *be, bf16 *out, float *lse, const bf16 *qkv, c
     const size_t smem = (size_t)(FA_BR + 4 * BC) * TILE_RB(D);
     set_smem(be, (const void *)attention_fwd_kernel<D, BC>, smem);
     const int n_m = (s.T + FA_BR - 1) / FA_BR;
-    attention_fwd_kernel<D, BC><<<n_m * s.B * s.Hq, FA_THREADS, smem, be->stream>>>(out, lse, qkv, seg, s, n_m);
+    attention_fwd_kernel<D, BC>
+        <<<n_m * s.B * s.Hq, FA_THREADS, smem, be->stream>>>(out, lse, qkv, seg, s, n_m);
     CUDA_CHECK_LAUNCH();
 }
 
@@ -907,7 +940,8 @@ static void launch_dq(gt_backend *be, bf16 *dqkv, const bf16 *dout, const bf16 *
     const size_t smem = (size_t)(2 * FA_BR + 4 * BC) * TILE_RB(D);
     set_smem(be, (const void *)attention_dq_kernel<D, BC>, smem);
     const int n_m = (s.T + FA_BR - 1) / FA_BR;
-    attention_dq_kernel<D, BC><<<n_m * s.B * s.Hq, FA_THREADS, smem, be->stream>>>(dqkv, dout, qkv, lse, dsum, seg, s, n_m);
+    attention_dq_kernel<D, BC><<<n_m * s.B * s.Hq, FA_THREADS, smem, be->stream>>>(
+        dqkv, dout, qkv, lse, dsum, seg, s, n_m);
     CUDA_CHECK_LAUNCH();
 }
 
@@ -925,8 +959,8 @@ static void launch_dkv(gt_backend *be, bf16 *dqkv, float *part, const bf16 *dout
 
 static void ref_fwd(gt_backend *be, void *out, void *lse, const void *qkv, const int32_t *seg,
                     attn_shape s) {
-    attention_ref_fwd_kernel<<<ref_blocks((long long)s.B * s.Hq * s.T), REF_WARPS * 32, 0, be->stream>>>(
-        (bf16 *)out, (float *)lse, (const bf16 *)qkv, seg, s);
+    attention_ref_fwd_kernel<<<ref_blocks((long long)s.B * s.Hq * s.T), REF_WARPS * 32, 0,
+                               be->stream>>>((bf16 *)out, (float *)lse, (const bf16 *)qkv, seg, s);
     CUDA_CHECK_LAUNCH();
 }
 
@@ -987,14 +1021,16 @@ static void attention_bwd(gt_backend *be, void *dqkv, const void *dout, const vo
     const bf16 *dO = (const bf16 *)dout, *x = (const bf16 *)qkv;
     const float *l = (const float *)lse;
     bf16 *dx = (bf16 *)dqkv;
-    attention_dsum_kernel<<<ref_blocks((long long)rows), REF_WARPS * 32, 0, be->stream>>>(dsum, dO, (const bf16 *)out, s);
+    attention_dsum_kernel<<<ref_blocks((long long)rows), REF_WARPS * 32, 0, be->stream>>>(
+        dsum, dO, (const bf16 *)out, s);
     CUDA_CHECK_LAUNCH();
     /* dK/dV first: the dQ kernels overwrite the dsum they both read. */
     if (!fast) {
-        attention_ref_dkv_kernel<<<ref_blocks((long long)s.B * s.Hkv * s.T), REF_WARPS * 32, 0, be->stream>>>(
-            dx, dO, x, l, dsum, seg, s);
+        attention_ref_dkv_kernel<<<ref_blocks((long long)s.B * s.Hkv * s.T), REF_WARPS * 32, 0,
+                                   be->stream>>>(dx, dO, x, l, dsum, seg, s);
         CUDA_CHECK_LAUNCH();
-        attention_ref_dq_kernel<<<ref_blocks((long long)rows), REF_WARPS * 32, 0, be->stream>>>(dx, dO, x, l, dsum, seg, s);
+        attention_ref_dq_kernel<<<ref_blocks((long long)rows), REF_WARPS * 32, 0, be->stream>>>(
+            dx, dO, x, l, dsum, seg, s);
         CUDA_CHECK_LAUNCH();
         return;
     }
@@ -1009,8 +1045,8 @@ static void attention_bwd(gt_backend *be, void *dqkv, const void *dout, const vo
         launch_dq<64, 64>(be, dx, dO, x, l, dsum, seg, s);
     }
     if (hsplit > 1) {
-        attention_dkv_reduce_kernel<<<gt_grid_stride_blocks(be, (size_t)s.B * s.T * s.Hkv * s.D / 2, 256), 256, 0, be->stream>>>(
-            dx, part, s, hsplit);
+        const unsigned blocks = gt_grid_stride_blocks(be, (size_t)s.B * s.T * s.Hkv * s.D / 2, 256);
+        attention_dkv_reduce_kernel<<<blocks, 256, 0, be->stream>>>(dx, part, s, hsplit);
         CUDA_CHECK_LAUNCH();
     }
 }

@@ -162,6 +162,7 @@ static gt_ops make_table(void) {
     t.grad_sumsq = gt_cuda_grad_sumsq;
     t.adamw = gt_cuda_adamw;
     t.set_dw_accumulate = gt_cuda_set_dw_accumulate;
+    t.init_normal = gt_cuda_init_normal;
     t.fp8_cast = gt_cuda_fp8_cast;
     t.matmul_fp8 = gt_cuda_matmul_fp8;
     t.fp8_update = gt_cuda_fp8_update;

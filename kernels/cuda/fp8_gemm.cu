@@ -25,10 +25,10 @@
 
 /* Everything a plan depends on; made from a zeroed struct so memcmp sees no padding junk. */
 typedef struct {
-    int32_t m, n, k;           /* ours: D[m, n], contraction k */
-    int32_t a_fmt, b_fmt;      /* gt_dtype of our A and B */
+    int32_t m, n, k; /* ours: D[m, n], contraction k */
+    int32_t a_fmt, b_fmt; /* gt_dtype of our A and B */
     int32_t out_grad, fast_accum;
-    int32_t align[3];          /* bytes (1..256) our A, B and D are aligned to */
+    int32_t align[3]; /* bytes (1..256) our A, B and D are aligned to */
 } fp8_key;
 
 typedef struct {
@@ -59,7 +59,9 @@ extern "C" void gt_cuda_fp8_release(gt_backend *be) {
     be->fp8_gemm = NULL;
 }
 
-static cudaDataType_t fp8_type(gt_dtype f) { return f == GT_E5M2 ? CUDA_R_8F_E5M2 : CUDA_R_8F_E4M3; }
+static cudaDataType_t fp8_type(gt_dtype f) {
+    return f == GT_E5M2 ? CUDA_R_8F_E5M2 : CUDA_R_8F_E4M3;
+}
 
 /* Largest power of two (at most 256) dividing the address. */
 static int32_t alignment(const void *p) {
@@ -100,17 +102,19 @@ static void build_plan(gt_backend *be, fp8_plan *p, const fp8_key *key) {
     p->key = *key;
     CUBLAS_CHECK(cublasLtMatmulDescCreate(&p->desc, CUBLAS_COMPUTE_32F, CUDA_R_32F));
     cublasOperation_t ta = CUBLAS_OP_T, tb = CUBLAS_OP_N;
-    CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(p->desc, CUBLASLT_MATMUL_DESC_TRANSA, &ta, sizeof ta));
-    CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(p->desc, CUBLASLT_MATMUL_DESC_TRANSB, &tb, sizeof tb));
+    CUBLAS_CHECK(
+        cublasLtMatmulDescSetAttribute(p->desc, CUBLASLT_MATMUL_DESC_TRANSA, &ta, sizeof ta));
+    CUBLAS_CHECK(
+        cublasLtMatmulDescSetAttribute(p->desc, CUBLASLT_MATMUL_DESC_TRANSB, &tb, sizeof tb));
     int8_t fast = key->fast_accum ? 1 : 0;
     CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(p->desc, CUBLASLT_MATMUL_DESC_FAST_ACCUM, &fast,
                                                 sizeof fast));
     /* Stored shapes, column-major: our B as [K, N] (ld K), our A as [K, M] (ld K), D as [N, M]. */
     cudaDataType_t out = key->out_grad ? CUDA_R_32F : CUDA_R_16BF;
-    CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&p->la, fp8_type((gt_dtype)key->b_fmt), key->k, key->n,
-                                            key->k));
-    CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&p->lb, fp8_type((gt_dtype)key->a_fmt), key->k, key->m,
-                                            key->k));
+    CUBLAS_CHECK(
+        cublasLtMatrixLayoutCreate(&p->la, fp8_type((gt_dtype)key->b_fmt), key->k, key->n, key->k));
+    CUBLAS_CHECK(
+        cublasLtMatrixLayoutCreate(&p->lb, fp8_type((gt_dtype)key->a_fmt), key->k, key->m, key->k));
     CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&p->lc, out, key->n, key->m, key->n));
     CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&p->ld, out, key->n, key->m, key->n));
     choose_algo(be, p);
@@ -145,7 +149,8 @@ extern "C" void gt_cuda_matmul_fp8(gt_backend *be, void *d, int out_grad, const 
               "matmul_fp8: E5M2 x E5M2 has no Hopper FP8 kernel (one operand must be E4M3)");
     if (M <= 0 || N <= 0) return;
     if (K <= 0) { /* an empty sum: nothing to add, or a zero product */
-        if (!out_grad) CUDA_CHECK(cudaMemsetAsync(d, 0, (size_t)M * N * sizeof(__nv_bfloat16), be->stream));
+        if (!out_grad)
+            CUDA_CHECK(cudaMemsetAsync(d, 0, (size_t)M * N * sizeof(__nv_bfloat16), be->stream));
         return;
     }
     /* cuBLASLt's FP8 kernels need 16-element leading dimensions: K for both operands, N for D. */
@@ -174,12 +179,13 @@ extern "C" void gt_cuda_matmul_fp8(gt_backend *be, void *d, int out_grad, const 
                                                 &a_scale_inv, sizeof a_scale_inv));
     /* weight gradients accumulate unless the step's first micro-batch overwrites (set_dw_accumulate) */
     const float alpha = 1.0f, beta = (out_grad && !be->dw_overwrite) ? 1.0f : 0.0f;
-    cublasStatus_t st = cublasLtMatmul(be->lt, p->desc, &alpha, b, p->la, a, p->lb, &beta, d, p->lc,
-                                       d, p->ld, &p->algo, be->workspace, be->workspace_bytes,
-                                       be->stream);
+    cublasStatus_t st =
+        cublasLtMatmul(be->lt, p->desc, &alpha, b, p->la, a, p->lb, &beta, d, p->lc, d, p->ld,
+                       &p->algo, be->workspace, be->workspace_bytes, be->stream);
     if (st != CUBLAS_STATUS_SUCCESS)
-        GT_DIE("cublasLtMatmul FP8 D[%d,%d] = A[%d,%d] (%s) B[%d,%d]^T (%s), %s out: status %d (%s)",
-               M, N, M, K, gt_dtype_name(a_fmt), N, K, gt_dtype_name(b_fmt), out_grad ? "fp32 +=" : "bf16",
-               (int)st, cublasLtGetStatusString(st));
+        GT_DIE(
+            "cublasLtMatmul FP8 D[%d,%d] = A[%d,%d] (%s) B[%d,%d]^T (%s), %s out: status %d (%s)",
+            M, N, M, K, gt_dtype_name(a_fmt), N, K, gt_dtype_name(b_fmt),
+            out_grad ? "fp32 +=" : "bf16", (int)st, cublasLtGetStatusString(st));
     GT_NVTX_POP();
 }

@@ -278,6 +278,7 @@ static void test_cpu64(ctx *x) {
     gt_err err;
     gt_check_true(c, !gt_checkpoint_load(&b.m, &b.o, &x->grid, pth(x, p, "c64/checkpoint-000001"), &st, &err), "%s",
                   err.msg);
+    gt_ckpt_state_free(&st);
     size_t n = a.m.lay.count;
     float *fa = gt_malloc(n * 4);
     double *db = gt_malloc(n * 8);
@@ -291,6 +292,7 @@ static void test_cpu64(ctx *x) {
     h_open(&d, "tests/fixtures/gqa", gt_cpu64_ops(), 0, 1, 0);
     gt_check_true(c, !gt_checkpoint_load(&d.m, &d.o, &x->grid, pth(x, p, "c64/checkpoint-000002"), &st, &err), "%s",
                   err.msg);
+    gt_ckpt_state_free(&st);
     gt_check_true(c, h_same(&b, &d) && h_step(&b, 3) == h_step(&d, 3), "cpu64 resume is not bitwise");
     printf("ok   cpu -> cpu64 widened exactly; cpu64 F64 state bitwise\n");
     free(fa);

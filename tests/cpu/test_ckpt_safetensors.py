@@ -3,6 +3,7 @@
     every tensor has the fixture's name and shape, fp32 values are the fixture's exactly, bf16
     values are their round-to-nearest-even bf16; the index (when sharded) matches the files;
     config.json and generation_config.json are those of an HF Gemma model;
+  - export errors (an existing output directory, a missing source, a wrong dtype): one line, exit 1;
   - a training checkpoint (gemmatron train with checkpoint.every): model.safetensors holds every HF
     tensor in bf16, exactly the rounding of optimizer.safetensors' NAME.master (F32), which also has
     NAME.exp_avg and NAME.exp_avg_sq of the same shape (exp_avg_sq >= 0); trainer_state.json lists
@@ -133,11 +134,88 @@ def test_exports(binary, tmp):
                 check_index(out, f"export {fx} sharded")
 
 
+def test_export_errors(binary, tmp):
+    out = os.path.join(tmp, "exists")
+    os.makedirs(out)
+    cases = [(["--checkpoint", "tests/fixtures/gqa", "--out", out], "already exists"),
+             (["--checkpoint", os.path.join(tmp, "nothing"), "--out", os.path.join(tmp, "x")], "config.json: cannot open"),
+             (["--checkpoint", "tests/fixtures/gqa", "--out", os.path.join(tmp, "y"), "--dtype", "int8"], "expected bf16 or fp32"),
+             (["--checkpoint", "tests/fixtures/gqa"], "--out HF_DIR are required")]
+    for args, want in cases:
+        r = subprocess.run([binary, "export", *args], capture_output=True, text=True)
+        check(r.returncode == 1 and want in r.stderr and len(r.stderr.strip().splitlines()) == 1 and
+              not os.path.exists(os.path.join(tmp, "x")) and not os.path.exists(os.path.join(tmp, "y")),
+              f"export {' '.join(args[-2:])}: exit 1, one line: {r.stderr.strip()}")
+
+
+def hf_names(cfg):
+    layer = ["input_layernorm", "self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.o_proj",
+             "post_attention_layernorm", "mlp.gate_proj", "mlp.up_proj", "mlp.down_proj"]
+    names = {"model.embed_tokens.weight", "model.norm.weight"}
+    for i in range(cfg["num_hidden_layers"]):
+        names |= {f"model.layers.{i}.{x}.weight" for x in layer}
+    return names
+
+
+def check_checkpoint(binary, ck, tmp, what):
+    """A training checkpoint read with safetensors: names, dtypes, shapes, weights = bf16(master),
+    moments, trainer_state.json file sizes, and gemmatron's exports of it."""
+    with open(os.path.join(ck, "config.json")) as f:
+        names = hf_names(json.load(f))
+    weights = read_dir(ck)
+    opt = read_file(os.path.join(ck, "optimizer.safetensors"))
+    check(set(weights) == names and all(w[0] == "BF16" for w in weights.values()),
+          f"{what}: model weights: the {len(names)} HF names, BF16")
+    want_opt = {n + s for n in names for s in (".master", ".exp_avg", ".exp_avg_sq")}
+    check(set(opt) == want_opt and all(t[0] == "F32" for t in opt.values()) and
+          all(opt[n + s][1] == weights[n][1] for n in names for s in (".master", ".exp_avg", ".exp_avg_sq")),
+          f"{what}: optimizer.safetensors: master, exp_avg, exp_avg_sq of every tensor, F32, same shapes")
+    check(all(np.array_equal(weights[n][2], bf16_round(opt[n + ".master"][2])) for n in names),
+          f"{what}: every BF16 weight is the rounding of its FP32 master weight")
+    check(all((opt[n + ".exp_avg_sq"][2] >= 0).all() and np.isfinite(opt[n + ".exp_avg"][2]).all() for n in names)
+          and any(np.abs(opt[n + ".exp_avg"][2]).max() > 0 for n in names),
+          f"{what}: moments finite, exp_avg_sq >= 0, not all zero")
+    with open(os.path.join(ck, "trainer_state.json")) as f:
+        state = json.load(f)
+    check(all(os.path.getsize(os.path.join(ck, x["name"])) == x["bytes"] for x in state["files"]) and
+          {x["name"] for x in state["files"]} == {os.path.basename(p) for p in model_files(ck)} |
+          {"optimizer.safetensors"}, f"{what}: trainer_state.json lists every file with its size")
+    out32, out16 = os.path.join(tmp, what + "-fp32"), os.path.join(tmp, what + "-default")
+    ok = export(binary, ck, out32, "--dtype", "fp32") and export(binary, ck, out16)
+    e32, e16 = (read_dir(out32), read_dir(out16)) if ok else ({}, {})
+    check(ok and all(np.array_equal(e32[n][2], opt[n + ".master"][2]) and e32[n][0] == "F32" for n in names),
+          f"{what}: export --dtype fp32 = the master weights exactly")
+    check(ok and all(np.array_equal(e16[n][2], weights[n][2]) and e16[n][0] == "BF16" for n in names),
+          f"{what}: export (default: the checkpoint's BF16) = the checkpoint's weights")
+    check_hf_dir(out16, "bfloat16", f"{what} export")
+
+
+def test_training_checkpoint(binary, tmp):
+    run = os.path.join(tmp, "run")
+    cmd = [binary, "train", "--config", "configs/tiny-cpu.yaml", "--run-dir", run, "--set", "data.seq_len=64",
+           "--set", "data.micro_batch=2", "--set", "data.grad_accum=1", "--set", "train.steps=3", "--set",
+           "train.eval_every=0", "--set", "checkpoint.every=2", "--set", "checkpoint.max_shard_bytes=40000",
+           "--set", "train.quiet=true", "--set", "train.save_final=false", "--set", "optim.warmup_steps=1"]
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    if r.returncode != 0:
+        check(False, "train: " + r.stderr.strip())
+        return
+    check(r.returncode == 0 and sorted(x for x in os.listdir(run) if x.startswith("checkpoint")) ==
+          ["checkpoint-000002", "checkpoint-000003"], f"train 3 steps, checkpoint.every=2: checkpoints 2 and 3 "
+          f"({r.stderr.strip()})")
+    for step in (2, 3):
+        ck = os.path.join(run, "checkpoint-%06d" % step)
+        check_index(ck, f"checkpoint {step}")
+        check_checkpoint(binary, ck, tmp, f"checkpoint-{step}")
+
+
 def main():
     binary = sys.argv[1]
     tmp = tempfile.mkdtemp(prefix="gt-st-")
     try:
         test_exports(binary, tmp)
+        test_export_errors(binary, tmp)
+        test_training_checkpoint(binary, tmp)
     finally:
         if not FAILS:
             shutil.rmtree(tmp, ignore_errors=True)

@@ -144,7 +144,8 @@ def test_plot(run):
 
 
 def test_rerun(binary, run):
-    p = train(binary, run, "--set", "train.steps=5", "--set", "train.quiet=true", "--set", "train.save_final=false")
+    p = train(binary, run, "--set", "train.steps=5", "--set", "train.quiet=true", "--set", "train.save_final=false",
+              "--set", "checkpoint.resume=false")
     check(p.returncode == 0 and not re.search(r"^step ", p.stdout, re.M) and "eval_loss=" in p.stdout,
           f"quiet run: no progress lines, a final eval line ({p.stdout.strip()[-200:]})")
     with open_swmr(os.path.join(run, "metrics.h5")) as f:

@@ -113,12 +113,12 @@ void ipair_free(harness *h, ipair *p) {
 }
 
 void ops_report_header(void) {
-    printf("%-24s %-34s %11s %9s  %s\n", "op", "shape", "rel_err", "tol", "result");
+    printf("%-26s %-40s %11s %9s  %s\n", "op", "shape", "rel_err", "tol", "result");
 }
 
 void ops_report(harness *h, const char *op, const char *shape, double err, double tol) {
     int ok = err <= tol; /* NaN fails */
-    printf("%-24s %-34s %11.3e %9.1e  %s\n", op, shape, err, tol, ok ? "PASS" : "FAIL");
+    printf("%-26s %-40s %11.3e %9.1e  %s\n", op, shape, err, tol, ok ? "PASS" : "FAIL");
     fflush(stdout);
     if (ok)
         h->passed++;

@@ -4,18 +4,19 @@
  *   test_gpu_attention --bench   TFLOP/s of the public (fast) path, Gemma shapes
  *   test_gpu_attention --small   only the cases with T <= 65 (quick; for compute-sanitizer)
  *
- * Every case draws fresh random qkv, dout and (optionally) segment ids, rounded to bf16, so both sides
- * see the same inputs. The reference is the "cpu64" backend (float64) where the CPU can afford it, and
- * for the large Gemma shapes the GPU's own simple fp32 path (gt_cuda_attention_ref_*, one warp per
- * row, itself checked against cpu64 on the small cases). The backward is checked in isolation: both
- * sides get the reference's out (rounded to bf16) and lse.
+ * Every case draws fresh random qkv, dout and (optionally) segment ids, rounded to bf16, so both
+ * sides see the same inputs. The reference is the "cpu64" backend (float64) where the CPU can
+ * afford it, and for the large Gemma shapes the GPU's own simple fp32 path
+ * (gt_cuda_attention_ref_*, one warp per row, itself checked against cpu64 on the small cases). The
+ * backward is checked in isolation: both sides get the reference's out (rounded to bf16) and lse.
  *
  * Errors are ||gpu - ref|| / ||ref|| over out, lse, dq, dk, dv separately. Tolerances: 1e-2 for the
  * bf16 outputs (out, dq, dk, dv: P and dS are rounded to bf16 for the tensor cores, ~3e-3 expected)
- * and 1e-3 for lse (fp32). Outputs are poisoned (NaN) before each call, so an unwritten element fails.
- * The backward is run twice and must give bitwise the same dqkv (it uses no atomics).
+ * and 1e-3 for lse (fp32). Outputs are poisoned (NaN) before each call, so an unwritten element
+ * fails. The backward is run twice and must give bitwise the same dqkv (it uses no atomics).
  *
- * FLOPs convention (as FlashAttention reports): causal forward = 4 B Hq T^2 D / 2, backward = 2.5x. */
+ * FLOPs convention (as FlashAttention reports): causal forward = 4 B Hq T^2 D / 2, backward = 2.5x.
+ */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -192,9 +193,11 @@ static void check_path(ctx *c, const tcase *k, bufs *d, const refs *r, float sca
     poison(c, d->out, no * 2);
     poison(c, d->lse, nl * 4);
     if (ref_path)
-        gt_cuda_attention_ref_fwd(c->gbe, d->out, d->lse, d->qkv, seg, scale, k->B, k->T, k->Hq, k->Hkv, k->D);
+        gt_cuda_attention_ref_fwd(c->gbe, d->out, d->lse, d->qkv, seg, scale, k->B, k->T, k->Hq,
+                                  k->Hkv, k->D);
     else
-        c->gpu->attention_fwd(c->gbe, d->out, d->lse, d->qkv, seg, scale, k->B, k->T, k->Hq, k->Hkv, k->D);
+        c->gpu->attention_fwd(c->gbe, d->out, d->lse, d->qkv, seg, scale, k->B, k->T, k->Hq, k->Hkv,
+                              k->D);
     float *out = from_dev(c, GT_ACT, d->out, no), *lse = from_dev(c, GT_STAT, d->lse, nl);
     const double e_out = gt_rel_err_f(out, r->out, no), e_lse = gt_rel_err_f(lse, r->lse, nl);
 
@@ -207,8 +210,8 @@ static void check_path(ctx *c, const tcase *k, bufs *d, const refs *r, float sca
             gt_cuda_attention_ref_bwd(c->gbe, d->dqkv, d->dout, d->qkv, d->out_in, d->lse_in, seg,
                                       scale, k->B, k->T, k->Hq, k->Hkv, k->D);
         else
-            c->gpu->attention_bwd(c->gbe, d->dqkv, d->dout, d->qkv, d->out_in, d->lse_in, seg, scale,
-                                  k->B, k->T, k->Hq, k->Hkv, k->D);
+            c->gpu->attention_bwd(c->gbe, d->dqkv, d->dout, d->qkv, d->out_in, d->lse_in, seg,
+                                  scale, k->B, k->T, k->Hq, k->Hkv, k->D);
         c->gpu->download_raw(c->gbe, rep ? second : first, d->dqkv, nq * 2);
     }
     const int same = memcmp(first, second, nq * 2) == 0;
@@ -289,14 +292,12 @@ static int correctness(ctx *c, int small) {
                     run_case(c, &k);
                 }
     static const tcase extra[] = {
-        {1, 65, 4, 1, 72, 1, 1},        /* another head dim without a fast path */
-        {1, 700, 6, 2, 128, 1, 1},      /* G = 3: head splits of the dK/dV kernel */
-        {2, 2048, 2, 1, 64, 1, 1},      /* T = 2048 against cpu64 */
-        {2, 2048, 2, 2, 128, 0, 1},
-        {2, 2048, 8, 1, 256, 0, 0},     /* Gemma-2B attention */
-        {2, 2048, 8, 1, 256, 1, 0},
-        {2, 2048, 16, 16, 256, 0, 0},   /* Gemma-7B attention */
-        {2, 4096, 8, 4, 128, 1, 0},     /* G = 2 with no head split: heads looped in one block */
+        {1, 65, 4, 1, 72, 1, 1},   /* another head dim without a fast path */
+        {1, 700, 6, 2, 128, 1, 1}, /* G = 3: head splits of the dK/dV kernel */
+        {2, 2048, 2, 1, 64, 1, 1}, /* T = 2048 against cpu64 */
+        {2, 2048, 2, 2, 128, 0, 1}, {2, 2048, 8, 1, 256, 0, 0},   /* Gemma-2B attention */
+        {2, 2048, 8, 1, 256, 1, 0}, {2, 2048, 16, 16, 256, 0, 0}, /* Gemma-7B attention */
+        {2, 4096, 8, 4, 128, 1, 0}, /* G = 2 with no head split: heads looped in one block */
         {1, 8192, 8, 1, 256, 0, 0},
     };
     for (size_t i = 0; i < sizeof extra / sizeof extra[0] && !small; i++) run_case(c, &extra[i]);
@@ -323,10 +324,11 @@ static float time_ms(ctx *c, int what, const tcase *k, bufs *d, float scale) {
     for (int i = 0; i < WARM + REPS; i++) {
         if (i >= WARM) CK(cudaEventRecord(e0[i - WARM], st));
         if (what != 1)
-            c->gpu->attention_fwd(c->gbe, d->out, d->lse, d->qkv, NULL, scale, k->B, k->T, k->Hq, k->Hkv, k->D);
+            c->gpu->attention_fwd(c->gbe, d->out, d->lse, d->qkv, NULL, scale, k->B, k->T, k->Hq,
+                                  k->Hkv, k->D);
         if (what != 0)
-            c->gpu->attention_bwd(c->gbe, d->dqkv, d->dout, d->qkv, d->out, d->lse, NULL, scale, k->B,
-                                  k->T, k->Hq, k->Hkv, k->D);
+            c->gpu->attention_bwd(c->gbe, d->dqkv, d->dout, d->qkv, d->out, d->lse, NULL, scale,
+                                  k->B, k->T, k->Hq, k->Hkv, k->D);
         if (i >= WARM) CK(cudaEventRecord(e1[i - WARM], st));
     }
     CK(cudaStreamSynchronize(st));
@@ -341,7 +343,7 @@ static float time_ms(ctx *c, int what, const tcase *k, bufs *d, float scale) {
 
 static int bench(ctx *c) {
     static const tcase shapes[] = {
-        {2, 2048, 8, 1, 256, 0, 0},   /* Gemma-2B */
+        {2, 2048, 8, 1, 256, 0, 0}, /* Gemma-2B */
         {1, 8192, 8, 1, 256, 0, 0},
         {2, 2048, 16, 16, 256, 0, 0}, /* Gemma-7B */
         {2, 2048, 16, 16, 128, 0, 0},

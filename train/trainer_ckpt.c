@@ -1,0 +1,142 @@
+/* Checkpointing a training run: what of the trainer goes into a checkpoint, what comes back on
+ * resume, when checkpoints are written, and stop signals (trainer_ckpt.h). */
+#include "trainer_ckpt.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include "ckpt_internal.h"
+#include "signals.h"
+
+static double now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static void fill_state(const gt_trainer *t, gt_ckpt_state *st) {
+    const gt_run_config *rc = t->rc;
+    memset(st, 0, sizeof *st);
+    st->step = t->step;
+    st->skipped = t->skipped;
+    st->opt_step = t->opt.step;
+    st->opt_skipped = t->opt.skipped;
+    st->data_pos = gt_loader_tell(&t->train);
+    /* Every sequence of the stream consumed so far, by all dp ranks. */
+    st->tokens_seen = ((double)st->data_pos.epoch * (double)t->train.nseq + (double)st->data_pos.index) * t->T;
+    st->seq_len = t->T;
+    st->seed = rc->seed;
+    st->shuffle_seed = rc->shuffle_seed;
+    st->shuffle = rc->shuffle;
+    st->sched = t->sched;
+    st->tp = t->grid->tp;
+    st->dp = t->grid->dp;
+    st->run_config = gt_run_config_yaml(rc);
+}
+
+int gt_trainer_checkpoint(gt_trainer *t, gt_err *err) {
+    const gt_run_config *rc = t->rc;
+    double t0 = now();
+    gt_ckpt_state st;
+    fill_state(t, &st);
+    gt_ckpt_options opt = {rc->run_dir, strcmp(rc->ckpt_dtype, "fp32") ? GT_BF16 : GT_F32, (int)rc->ckpt_keep,
+                           (uint64_t)rc->ckpt_max_shard_bytes};
+    char path[GT_CKPT_PATH];
+    int r = gt_checkpoint_save(&t->model, &t->opt, t->grid, &st, &opt, path, err);
+    gt_ckpt_state_free(&st);
+    if (r == 0 && t->grid->world_rank == 0 && !rc->quiet) {
+        printf("checkpoint: %s (%.1f s)\n", path, now() - t0);
+        fflush(stdout);
+    }
+    return r;
+}
+
+/* The data position counts sequences of seq_len tokens in one order: only the same data setup
+ * gives it the same meaning. */
+static int check_compatible(const gt_trainer *t, const gt_ckpt_state *st, const char *dir, gt_err *err) {
+    const gt_run_config *rc = t->rc;
+    if (st->seq_len != t->T)
+        return gt_fail(err, "data.seq_len: %d, but checkpoint %s was trained with %lld (its data position "
+                            "counts sequences of that length)", t->T, dir, st->seq_len);
+    if (st->shuffle != rc->shuffle || (rc->shuffle && st->shuffle_seed != rc->shuffle_seed))
+        return gt_fail(err, "data.shuffle/shuffle_seed: %s/%lld, but checkpoint %s was trained with %s/%lld",
+                       rc->shuffle ? "true" : "false", rc->shuffle_seed, dir, st->shuffle ? "true" : "false",
+                       st->shuffle_seed);
+    if (st->step > rc->steps)
+        return gt_fail(err, "train.steps: %lld, but checkpoint %s is at step %lld already", rc->steps, dir, st->step);
+    return 0;
+}
+
+int gt_trainer_resume(gt_trainer *t, const char *dir, gt_err *err) {
+    gt_ckpt_state st;
+    if (gt_checkpoint_load(&t->model, &t->opt, t->grid, dir, &st, err)) return -1;
+    int r = check_compatible(t, &st, dir, err);
+    if (r == 0) r = gt_loader_seek(&t->train, st.data_pos, err);
+    if (r == 0) {
+        t->step = st.step;
+        t->skipped = st.skipped;
+    }
+    if (r == 0 && t->grid->world_rank == 0 && !t->rc->quiet) {
+        printf("resumed from %s: step %lld, %.0f tokens seen, written by tp=%d dp=%d, now tp=%d dp=%d\n", dir, st.step,
+               st.tokens_seen, st.tp, st.dp, t->grid->tp, t->grid->dp);
+        const gt_lr_schedule *a = &st.sched, *b = &t->sched;
+        if (a->kind != b->kind || a->lr != b->lr || a->min_lr_ratio != b->min_lr_ratio || a->warmup != b->warmup ||
+            a->steps != b->steps)
+            printf("note: the LR schedule differs from the checkpoint's (peak %g, warmup %lld, %lld steps); the run "
+                   "config's applies from step %lld on\n", a->lr, a->warmup, a->steps, st.step + 1);
+        fflush(stdout);
+    }
+    gt_ckpt_state_free(&st);
+    return r;
+}
+
+static int is_checkpoint_dir(const char *dir) {
+    char p[GT_CKPT_PATH];
+    struct stat sb;
+    return ck_join(p, sizeof p, dir, "trainer_state.json", NULL) == 0 && stat(p, &sb) == 0;
+}
+
+/* Rank 0 picks the checkpoint (warnings printed once); everyone gets it. Returns 1 found, 0 none. */
+static int pick(gt_trainer *t, const char *from, char *path, gt_err *err) {
+    int found = 0;
+    if (t->grid->world_rank == 0) {
+        const char *run_dir = from ? from : t->rc->run_dir;
+        if (from && is_checkpoint_dir(from)) {
+            found = snprintf(path, GT_CKPT_PATH, "%s", from) < GT_CKPT_PATH ? 1 : gt_fail(err, "%s: path too long", from);
+        } else {
+            found = gt_checkpoint_find_latest(run_dir, path, GT_CKPT_PATH, stderr, err);
+            if (found == 0 && from) found = gt_fail(err, "--resume %s: no checkpoint there to resume from", from);
+        }
+    }
+    if (ck_agree(t->grid, found < 0, err)) return -1;
+    ck_bcast_text(t->grid, path, GT_CKPT_PATH);
+    int f = found;
+    if (t->grid->world.size > 1) MPI_CHECK(MPI_Bcast(&f, 1, MPI_INT, 0, t->grid->world.mpi));
+    return f;
+}
+
+int gt_trainer_start(gt_trainer *t, const char *from, gt_err *err) {
+    if (!from && !t->rc->ckpt_resume) return 0;
+    char path[GT_CKPT_PATH] = "";
+    int found = pick(t, from, path, err);
+    if (found <= 0) return found;
+    return gt_trainer_resume(t, path, err);
+}
+
+int gt_trainer_after_step(gt_trainer *t, int *stop, gt_err *err) {
+    const gt_run_config *rc = t->rc;
+    /* A signal may reach some ranks only (or at different steps): they agree on it here. */
+    int32_t sig = gt_signals_pending();
+    gt_allreduce_host(&t->grid->world, &sig, 1, GT_I32, GT_RED_MAX);
+    *stop = sig != 0 && t->step < rc->steps; /* after the last step the run ends normally anyway */
+    int due = *stop || t->step == rc->steps || (rc->ckpt_every > 0 && t->step % rc->ckpt_every == 0);
+    if (due && gt_trainer_checkpoint(t, err)) return -1;
+    if (*stop && t->grid->world_rank == 0) {
+        printf("stopped by signal %d after step %lld: checkpoint written; exit %d (run the same command again to "
+               "resume)\n", (int)sig, t->step, GT_EXIT_PREEMPTED);
+        fflush(stdout);
+    }
+    return 0;
+}
