@@ -37,8 +37,9 @@ static double timing_start(gt_group *g) {
     return now();
 }
 
-static void timing_stop(gt_group *g, double t0) {
+static void timing_stop(gt_group *g, double t0, double bus_bytes) {
     if (!g->timed) return;
+    g->bus_bytes += bus_bytes;
 #ifdef GT_HAVE_NCCL
     if (g->nccl) gt_nccl_sync(g);
 #endif
@@ -118,23 +119,23 @@ void gt_allreduce_host(gt_group *g, void *buf, size_t n, gt_dtype t, gt_red op) 
 void gt_allreduce(gt_group *g, void *buf, size_t n, gt_dtype t, gt_red op) {
     double t0 = timing_start(g);
     allreduce_impl(g, buf, n, t, op);
-    timing_stop(g, t0);
+    timing_stop(g, t0, 2.0 * (g->size - 1) / g->size * (double)(n * gt_dtype_size(t)));
 }
 
 void gt_allgather(gt_group *g, const void *send, void *recv, size_t n, gt_dtype t) {
     double t0 = timing_start(g);
     allgather_impl(g, send, recv, n, t);
-    timing_stop(g, t0);
+    timing_stop(g, t0, (double)(g->size - 1) * (double)(n * gt_dtype_size(t)));
 }
 
 void gt_reduce_scatter(gt_group *g, const void *send, void *recv, size_t n, gt_dtype t, gt_red op) {
     double t0 = timing_start(g);
     reduce_scatter_impl(g, send, recv, n, t, op);
-    timing_stop(g, t0);
+    timing_stop(g, t0, (double)(g->size - 1) * (double)(n * gt_dtype_size(t)));
 }
 
 void gt_broadcast(gt_group *g, void *buf, size_t n, gt_dtype t, int root) {
     double t0 = timing_start(g);
     broadcast_impl(g, buf, n, t, root);
-    timing_stop(g, t0);
+    timing_stop(g, t0, (double)(n * gt_dtype_size(t)));
 }

@@ -24,8 +24,9 @@ typedef struct gt_group {
     void *stream;      /* cudaStream_t the NCCL collectives are queued on */
     gt_watchdog *wd;   /* may be NULL */
     long calls;        /* collectives issued, for messages */
-    int timed;         /* when set, each collective runs synchronously and adds its time here: */
-    double seconds;
+    int timed;         /* when set, each collective runs synchronously and adds its time and */
+    double seconds;    /* its bus bytes (NCCL's convention: all-reduce moves 2(n-1)/n of the */
+    double bus_bytes;  /* buffer per rank, all-gather and reduce-scatter (n-1)/n) here */
 } gt_group;
 
 /* In place: buf[n] = reduction over the group's ranks. */

@@ -137,14 +137,14 @@ static void print_profile(gt_model *m, gt_optimizer *opt, float dscale, gt_group
     m->be = (gt_backend *)&prof;
     gt_group *groups[2] = {m->tp, dp};
     for (int k = 0; k < 2; k++)
-        if (groups[k]) groups[k]->timed = 1, groups[k]->seconds = 0;
+        if (groups[k]) groups[k]->timed = 1, groups[k]->seconds = 0, groups[k]->bus_bytes = 0;
     train_step(m, opt, dscale, dp);
     m->ops = ops;
     m->be = be;
-    double total = 0, comm = 0;
+    double total = 0, comm = 0, bus = 0;
     for (int i = 0; i < GT_PROF_COUNT; i++) total += prof.seconds[i];
     for (int k = 0; k < 2; k++)
-        if (groups[k]) comm += groups[k]->seconds, groups[k]->timed = 0;
+        if (groups[k]) comm += groups[k]->seconds, bus += groups[k]->bus_bytes, groups[k]->timed = 0;
     total += comm;
     printf("%-15s %6s %9s %6s %14s %11s\n", "op class", "calls", "ms/step", "share", "achieved", "roofline ms");
     for (int i = 0; i < GT_PROF_COUNT; i++) {
@@ -157,7 +157,9 @@ static void print_profile(gt_model *m, gt_optimizer *opt, float dscale, gt_group
         printf("%-15s %6ld %9.2f %5.1f%% %14s %11.2f\n", gt_op_profile_name(i), prof.calls[i], 1e3 * s,
                100 * s / total, rate, 1e3 * roof);
     }
-    if (comm > 0) printf("%-15s %6s %9.2f %5.1f%%\n", "communication", "", 1e3 * comm, 100 * comm / total);
+    if (comm > 0)
+        printf("%-15s %6s %9.2f %5.1f%% %9.0f GB/s bus\n", "communication", "", 1e3 * comm, 100 * comm / total,
+               bus / comm / 1e9);
     printf("profiled step %.2f ms (synchronized per op) vs %.2f ms unprofiled\n", 1e3 * total, 1e3 * step_s);
 }
 

@@ -139,7 +139,7 @@ static __global__ void cast_generic_kernel(uint8_t *out, uint8_t *out_t, const b
 #define AMAX_UNROLL 4 /* groups a thread has in flight at once */
 
 /* amax only. W = 8: 16-byte loads (in aligned, n % 8 == 0); W = 1 otherwise. Each grid-stride
- * step issues AMAX_UNROLL loads before using any (a read-only stream needs many bytes in flight). */
+ * step issues AMAX_UNROLL loads before using any (a read-only stream needs bytes in flight). */
 template <int W> static __global__ void amax_kernel(const bf16 *in, size_t n, float *amax) {
     const size_t groups = n / W, stride = (size_t)gridDim.x * blockDim.x;
     float m = 0.0f;
@@ -230,7 +230,7 @@ static __global__ void convert_kernel(uint8_t *out, const float *in, size_t n) {
         out[i] = gt_fp8x1<F>(in[i]);
 }
 
-/* Pairs through the same x2 instruction the cast kernels use (gt_fp8x4), so the test exercises it. */
+/* Pairs through the x2 instruction the cast kernels use (gt_fp8x4), so the test exercises it. */
 template <__nv_fp8_interpretation_t F>
 static __global__ void convert4_kernel(uint32_t *out, const float4 *in, size_t n4) {
     const size_t stride = (size_t)gridDim.x * blockDim.x;

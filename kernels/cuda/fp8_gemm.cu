@@ -9,7 +9,8 @@
  * B scale our a_scale_inv (CUBLASLT_MATMUL_DESC_{A,B}_SCALE_POINTER, device fp32 scalars: the
  * product is multiplied by both, so they are the inverse scales the operands were cast with).
  *
- * Model calls (N = tokens, Gemma-2B: qkv 2048->2560, o 2048->2048, fc1 2048->32768, fc2 16384->2048):
+ * Model calls (N = tokens; Gemma-2B: qkv 2048->2560, o 2048->2048, fc1 2048->32768,
+ * fc2 16384->2048):
  *   fprop  y[N,OC]    = x8[N,IC]    . W8[OC,IC]^T    E4M3 x E4M3, bf16 out, fast accumulation
  *   dgrad  dx[N,IC]   = dy8[N,OC]   . W8T[IC,OC]^T   E5M2 x E4M3, bf16 out
  *   wgrad  dW[OC,IC] += dy8T[OC,N]  . x8T[IC,N]^T    E5M2 x E4M3, fp32 out, beta 1 (C = D)

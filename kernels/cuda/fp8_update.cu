@@ -1,6 +1,6 @@
 /* fp8_update (kernels/ops.h): TransformerEngine's delayed-scaling update of tensors
- * [first, first + n) of a state of `count`, in one launch. The semantics are kernels/fp8_scaling.c's,
- * exactly (and the test compares bit for bit):
+ * [first, first + n) of a state of `count`, in one launch. The semantics are those of
+ * kernels/fp8_scaling.c, exactly (the test compares bit for bit):
  *   last = reduced[t] if reduced and reduced[t] != 0, else history[0][t]; last == 0: skip t
  *   amax = max(old[1..len-1], last) (fmaxf: NaN ignored), or last for most_recent
  *   roll: new[i] = old[i+1], new[len-1] = last, new[0] = 0
@@ -13,7 +13,8 @@
  * loads old[i+1] for its 8 slots i of the chunk (all loads in flight together), a barrier, then
  * stores them to slot i. The roll is in place and needs no second buffer: chunk c reads slots up to
  * its end + 1 before the barrier, and slot (end + 1) is only written by chunk c + 1, after the
- * next barrier. Gemma-2B (L = 18): forward update 144 tensors -> 18 blocks; len 1024 -> 4 chunks. */
+ * next barrier. Gemma-2B (L = 18): the forward update's 144 tensors -> 18 blocks; len 1024 -> 4
+ * chunks. */
 #include <float.h>
 #include <math.h>
 
