@@ -102,7 +102,8 @@ static void p_fp8_cast(gt_backend *be, void *out, void *out_t, const void *in, i
 }
 static void p_matmul_fp8(gt_backend *be, void *d, int out_grad, const void *a, gt_dtype af, const float *as,
                          const void *b, gt_dtype bf, const float *bs, int M, int N, int K, int fast) {
-    TIMED(out_grad ? GT_PROF_MATMUL_BWD : GT_PROF_MATMUL_FWD, matmul_fp8(ib, d, out_grad, a, af, as, b, bf, bs, M, N, K, fast));
+    /* the forward GEMMs are the ones with fast accumulation */
+    TIMED(fast ? GT_PROF_MATMUL_FWD : GT_PROF_MATMUL_BWD, matmul_fp8(ib, d, out_grad, a, af, as, b, bf, bs, M, N, K, fast));
 }
 static void p_fp8_update(gt_backend *be, float *h, float *s, float *si, const float *mx, const float *red, int first,
                          int n, int count, int len, int algo, float margin) {
