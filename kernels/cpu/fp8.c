@@ -20,7 +20,7 @@ void CPU_FN(cpu_fp8_cast)(gt_backend *be, void *out, void *out_t, const void *in
     for (int r = 0; r < rows; r++)
         for (int c = 0; c < cols; c++) {
             float v = (float)x[(size_t)r * cols + c]; /* the GPU casts from fp32 */
-            m = fmaxf(m, fabsf(v));
+            if (fabsf(v) > m) m = fabsf(v); /* NaNs ignored, as the GPU's max does */
             uint8_t q = encode(v * scale[0], fmt);
             if (o) o[(size_t)r * cols + c] = q;
             if (ot) ot[(size_t)c * rows + r] = q;

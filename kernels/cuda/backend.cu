@@ -7,6 +7,7 @@
 
 #include "cuda_ops.cuh"
 #include "cuda_stream.h"
+#include "fp8_cuda.h"
 
 /* cuBLASLt workspace; also lent, between GEMMs, as scratch to reduction kernels on the same stream.
  */
@@ -44,6 +45,7 @@ extern "C" void gt_cuda_backend_destroy(gt_backend *be) {
     if (!be) return;
     CUDA_CHECK(cudaStreamSynchronize(be->stream));
     gt_gemm_cache_destroy(be->gemm);
+    gt_cuda_fp8_release(be);
     CUDA_CHECK(cudaFree(be->workspace));
     CUBLAS_CHECK(cublasLtDestroy(be->lt));
     CUDA_CHECK(cudaStreamDestroy(be->stream));
