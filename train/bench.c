@@ -218,9 +218,11 @@ static int run_bench(const bench_args *a, gt_grid *g, gt_err *err) {
                loaded ? "weights" : "random init", B, T, g->tp, g->dp, c.ops->name, dev, a->fp8 ? " FP8" : " BF16");
     fflush(stdout);
     gt_watchdog_arm(g->wd, 1);
-    if (a->fp8) { /* one BF16 step that only records amaxes, so FP8 starts from calibrated scales */
+    if (a->fp8) { /* one BF16 forward and backward that only record amaxes: calibrated scales */
         gt_model_fp8_calibrate(&m, 1);
-        train_step(&m, &opt, dscale, dp);
+        gt_model_zero_grads(&m);
+        gt_model_forward(&m, 1, dscale, NULL);
+        gt_model_backward(&m);
         gt_model_fp8_calibrate(&m, 0);
     }
     for (int i = 0; i < a->warmup; i++) train_step(&m, &opt, dscale, dp);
