@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Renders RUN_DIR/metrics.h5 (train/metrics.h) to a PNG: training and validation loss, learning
-rate, throughput (tokens/s and MFU), gradient norm, and FP8 amax/scale histories when /fp8 holds
-any. Works while the run is still writing the file (HDF5 SWMR).
+rate, throughput (tokens/s and MFU), gradient norm, and for FP8 runs the amaxes and scales of
+/fp8 per operand kind (input, weight, grad_output). Works while the run is still writing the file (HDF5 SWMR).
 
   python3 scripts/plot_metrics.py RUN_DIR/metrics.h5 [-o metrics.png]
 
@@ -26,10 +26,13 @@ def load(path):
         train = {k: column("train", k, nt) for k in f["train"]}
         evals = {k: column("eval", k, ne) for k in f["eval"]}
         fp8 = {}
-        if "fp8" in f:
-            for name, ds in f["fp8"].items():
-                if hasattr(ds, "shape") and ds.shape and ds.shape[0] > 0:
-                    fp8[name] = ds[:]
+        if "fp8" in f and "step" in f["fp8"]:
+            g = f["fp8"]
+            g["step"].refresh()
+            rows = len(g["step"])
+            if rows:
+                fp8 = {k: column("fp8", k, rows) for k in ("step", "amax", "scale")}
+                fp8["tensors"] = [x.decode() if isinstance(x, bytes) else str(x) for x in g.attrs["tensors"]]
         title = f"{path}  ({f.attrs.get('grid', '')})"
     return train, evals, fp8, title
 
@@ -59,15 +62,28 @@ def plot(train, evals, fp8, title, out):
     ax[1][1].plot(step, train["grad_norm"])
     ax[1][1].set(title="gradient norm (before clipping)", xlabel="step", yscale="log")
     if fp8:
-        for i, kind in enumerate(("amax", "scale")):
-            for name, v in fp8.items():
-                if kind in name:
-                    ax[2][i].plot(v.reshape(len(v), -1).max(axis=1), label=name, lw=0.8)
-            ax[2][i].set(title=f"FP8 {kind}", xlabel="record", yscale="log")
+        plot_fp8(ax[2], fp8)
     fig.suptitle(title)
     fig.tight_layout()
     fig.savefig(out, dpi=110)
-    print(f"{out}: {len(step)} steps, {len(evals['step'])} evaluations")
+    extra = f", FP8 amax/scale of {len(fp8['tensors'])} tensors" if fp8 else ""
+    print(f"{out}: {len(step)} steps, {len(evals['step'])} evaluations{extra}")
+
+
+def plot_fp8(axes, fp8):
+    """amax and scale per operand kind (input, weight, grad_output): the median over every layer and
+    GEMM as a line, their range as a band, so that the panels stay readable for any model size."""
+    import numpy as np
+    step = fp8["step"]
+    for ax, kind in zip(axes, ("amax", "scale")):
+        values = fp8[kind]
+        for operand in ("input", "weight", "grad_output"):
+            cols = [i for i, n in enumerate(fp8["tensors"]) if n.endswith("." + operand)]
+            v = values[:, cols]
+            line, = ax.plot(step, np.median(v, axis=1), lw=1, label=operand)
+            ax.fill_between(step, v.min(axis=1), v.max(axis=1), color=line.get_color(), alpha=0.2)
+        ax.set(title=f"FP8 {kind} (median, min-max over layers and GEMMs)", xlabel="step", yscale="log")
+        ax.legend()
 
 
 def main(argv):

@@ -54,6 +54,8 @@ static int write_slices(gt_model *m, gt_optimizer *o, gt_grid *g, const ck_paths
     int rc = ck_open_files(c, p->tmp, fds, err);
     if (rc == 0) {
         rc = ck_write_slices(m, o, g->tp, c, p->tmp, fds, err);
+        /* The FP8 state is the same on every rank: one writes it. */
+        if (rc == 0 && c->fp8_file >= 0 && g->world_rank == 0) rc = ck_write_fp8(m, c, fds, p->tmp, err);
         gt_err cerr;
         if (ck_close_files(c, p->tmp, fds, &cerr) && rc == 0) {
             *err = cerr;
@@ -126,6 +128,7 @@ int gt_checkpoint_save(gt_model *m, gt_optimizer *o, gt_grid *g, const gt_ckpt_s
     int built = rc == 0 && ck_catalog_build(&c, &m->cfg, opt->dtype, o ? (int)ck_state_dtype(m) : -1,
                                             opt->shard_bytes, err) == 0;
     if (rc == 0 && !built) rc = -1;
+    if (rc == 0 && m->fp8) rc = ck_catalog_add_fp8(&c, m->fp8, err);
     if (rc == 0 && rank0) rc = prepare(opt, &p, &c, err);
     rc = ck_agree(g, rc, err);
     if (rc == 0 && g->dp_rank == 0) rc = write_slices(m, o, g, &p, &c, err);
@@ -177,7 +180,10 @@ int gt_checkpoint_load(gt_model *m, gt_optimizer *o, gt_grid *g, const char *dir
     if (rc == 0) rc = same_model(dir, &m->cfg, err);
     if (rc == 0) rc = ck_join(path, sizeof path, dir, "trainer_state.json", err);
     if (rc == 0) rc = ck_state_load(path, st, NULL, NULL, NULL, err);
+    if (rc == 0 && m->fp8 && st->fp8.present) rc = ck_read_fp8(m, dir, &st->fp8, err);
     if (rc == 0) rc = ck_read_slices(m, o, dir, err);
+    /* New weights: the FP8 copies are recast (and their amaxes recorded) by the next training forward. */
+    if (rc == 0) gt_model_fp8_weights_changed(m);
     if (rc == 0) {
         o->step = st->opt_step;
         o->skipped = st->opt_skipped;

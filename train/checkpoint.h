@@ -8,7 +8,8 @@
  *   optimizer.safetensors                 NAME.master, NAME.exp_avg, NAME.exp_avg_sq for every HF
  *                                         tensor NAME: AdamW's FP32 master weights and moments (F64
  *                                         on the cpu64 backend, whose state is double)
- *   fp8_state.safetensors                 only when FP8 state exists (not implemented yet)
+ *   fp8_state.safetensors                 only when the model trains in FP8: its delayed-scaling
+ *                                         state (train/ckpt_fp8.c), written by rank 0
  *   trainer_state.json                    step, tokens, data position, seeds, schedule, grid,
  *                                         optimizer counters, file sizes, the resolved run config
  * RUN_DIR/latest                          "checkpoint-000500": the newest complete checkpoint
@@ -35,6 +36,7 @@
 
 #include "../comm/grid.h"
 #include "../data/loader.h"
+#include "../kernels/fp8_scaling.h"
 #include "lr_schedule.h"
 #include "optimizer.h"
 
@@ -44,6 +46,15 @@
 #define GT_CKPT_SHARD_BYTES ((uint64_t)5000000000)
 /* Size of the path buffers of this API. */
 #define GT_CKPT_PATH 4200
+
+/* The FP8 state a checkpoint holds, as trainer_state.json's "fp8" object describes it. */
+typedef struct {
+    int present;           /* 0: the run that wrote it did not train in FP8 (no fp8_state.safetensors) */
+    int count;             /* FP8 tensors (12 per layer) */
+    int history_len;
+    gt_amax_algo algo;
+    double margin;
+} gt_ckpt_fp8;
 
 /* Everything outside the tensors that a resumed run needs, as stored in trainer_state.json. */
 typedef struct {
@@ -59,6 +70,7 @@ typedef struct {
     gt_lr_schedule sched;      /* the schedule the steps so far ran under */
     int tp, dp;                /* the grid that wrote the checkpoint */
     char *run_config;          /* the resolved run config as YAML (NULL: none); owned */
+    gt_ckpt_fp8 fp8;           /* filled by a load; a save describes the model's own FP8 state */
 } gt_ckpt_state;
 
 typedef struct {
@@ -77,7 +89,10 @@ int gt_checkpoint_save(gt_model *m, gt_optimizer *o, gt_grid *g, const gt_ckpt_s
 /* Restores a checkpoint directory into a model and optimizer built for this rank (any tp/dp):
  * parameters (from the FP32 master copy), master weights, moments, and the optimizer's counters;
  * st receives trainer_state.json (free with gt_ckpt_state_free). Checks first that the checkpoint
- * is complete and of the same model (config.json against m->cfg), and every tensor's shape. */
+ * is complete and of the same model (config.json against m->cfg), and every tensor's shape.
+ * FP8: when both the model (m->fp8) and the checkpoint (st->fp8.present) have FP8 state, it is
+ * restored (histories of another length are an error naming both lengths); otherwise the model's
+ * FP8 state is left as it is and the caller tells the two other cases apart from st->fp8. */
 int gt_checkpoint_load(gt_model *m, gt_optimizer *o, gt_grid *g, const char *dir,
                        gt_ckpt_state *st, gt_err *err);
 

@@ -107,6 +107,7 @@ static void fill_tensors(ck_catalog *c, const gt_config *cfg) {
 int ck_catalog_build(ck_catalog *c, const gt_config *cfg, gt_dtype wdtype, int sdtype,
                      uint64_t shard_bytes, gt_err *err) {
     memset(c, 0, sizeof *c);
+    c->fp8_file = -1;
     fill_tensors(c, cfg);
     int *first = gt_calloc((size_t)c->ntensors + 1, sizeof *first);
     int nshards = plan_shards(c, wdtype, shard_bytes ? shard_bytes : GT_CKPT_SHARD_BYTES, first);
@@ -137,9 +138,7 @@ int ck_catalog_build(ck_catalog *c, const gt_config *cfg, gt_dtype wdtype, int s
         }
         rc = finish_file(c, nshards, ents, n, err);
     }
-    /* FP8 (DESIGN.md §4): when the model holds delayed-scaling state (amax histories, scales per
-     * layer and GEMM operand), it becomes one more file here, fp8_state.safetensors, with entries
-     * "model.layers.N.<gemm>.<operand>.{amax_history,scale}"; there is no FP8 state yet, so no file. */
+    /* FP8 state, when the model has it, is one more file: ck_catalog_add_fp8 (train/ckpt_fp8.c). */
     free(ents);
     free(first);
     if (rc) ck_catalog_free(c);

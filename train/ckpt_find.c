@@ -69,12 +69,16 @@ int gt_checkpoint_validate(const char *dir, gt_err *err) {
     if (stat(path, &sb) != 0)
         return gt_fail(err, "%s: no trainer_state.json: not a gemmatron checkpoint, or an incomplete one", dir);
     if (ck_state_load(path, &st, &files, &nfiles, &wdtype, err)) return -1;
+    gt_ckpt_fp8 fp8 = st.fp8;
     gt_ckpt_state_free(&st);
     gt_config cfg;
     ck_catalog c;
     int rc = check_sizes(dir, files, nfiles, err);
     if (rc == 0 && !has_file(files, nfiles, "optimizer.safetensors"))
         rc = gt_fail(err, "%s/trainer_state.json: lists no optimizer.safetensors", dir);
+    if (rc == 0 && fp8.present && !has_file(files, nfiles, CK_FP8_FILE))
+        rc = gt_fail(err, "%s/trainer_state.json: describes FP8 state but lists no %s", dir, CK_FP8_FILE);
+    if (rc == 0 && fp8.present) rc = ck_check_fp8(dir, &fp8, err);
     if (rc == 0) rc = ck_join(path, sizeof path, dir, "config.json", err);
     if (rc == 0) rc = gt_config_load(&cfg, path, err);
     if (rc == 0) rc = gt_config_validate(&cfg, path, err);

@@ -2,6 +2,7 @@
 #ifndef GT_CKPT_INTERNAL_H
 #define GT_CKPT_INTERNAL_H
 
+#include "../model/fp8.h"
 #include "checkpoint.h"
 
 /* ---- agreement across the grid (train/checkpoint.c) ---- */
@@ -20,6 +21,11 @@ void ck_bcast_text(gt_grid *g, char *buf, size_t len);
 enum { CK_WEIGHT = 0, CK_MASTER, CK_EXP_AVG, CK_EXP_AVG_SQ, CK_KINDS };
 
 #define CK_NAME_LEN 128
+
+/* fp8_state.safetensors (train/ckpt_fp8.c): amax_history [len, count], scale, scale_inv, fp8_max
+ * [count] (F32), recipe.amax_compute_algo [1] (I32: 0 max, 1 most_recent), recipe.margin [1] (F32). */
+enum { CK_FP8_HISTORY = 0, CK_FP8_SCALE, CK_FP8_SCALE_INV, CK_FP8_MAX, CK_FP8_ALGO, CK_FP8_MARGIN, CK_FP8_TENSORS };
+#define CK_FP8_FILE "fp8_state.safetensors"
 
 typedef struct {
     char name[CK_NAME_LEN]; /* HF name, plus ".master" / ".exp_avg" / ".exp_avg_sq" */
@@ -45,6 +51,9 @@ typedef struct {
     ck_file *files;
     int nfiles;
     int model_files;        /* files[0, model_files) hold the weights; then optimizer.safetensors */
+    int fp8_file;           /* index of fp8_state.safetensors in files, -1: none (ck_catalog_add_fp8) */
+    gt_ckpt_fp8 fp8;        /* what that file holds */
+    uint64_t fp8_off[CK_FP8_TENSORS]; /* absolute offsets of its tensors, in ck_fp8_tensor order */
 } ck_catalog;
 
 /* Weights in wdtype, split into files of at most shard_bytes (a single tensor larger than that
@@ -101,6 +110,21 @@ int ck_close_files(const ck_catalog *c, const char *dir, int *fds, gt_err *err);
 
 /* Every HF tensor of cfg is in dir's model safetensors with its shape (train/ckpt_find.c). */
 int ck_check_weights(const char *dir, const gt_config *cfg, gt_err *err);
+
+/* ---- fp8_state.safetensors (train/ckpt_fp8.c) ---- */
+
+/* Adds fp8_state.safetensors for the model's FP8 state f (every rank: the catalog stays the same
+ * everywhere) as the last file of the catalog. */
+int ck_catalog_add_fp8(ck_catalog *c, const gt_fp8 *f, gt_err *err);
+/* Rank 0: the model's FP8 state into the catalog's fp8 file, open as fds[c->fp8_file] in dir. */
+int ck_write_fp8(gt_model *m, const ck_catalog *c, const int *fds, const char *dir, gt_err *err);
+/* dir's fp8_state.safetensors has the tensors, dtypes and shapes that info describes. */
+int ck_check_fp8(const char *dir, const gt_ckpt_fp8 *info, gt_err *err);
+/* Restores dir's FP8 state (described by info) into the model's; refuses another history length
+ * or tensor count, naming both. */
+int ck_read_fp8(gt_model *m, const char *dir, const gt_ckpt_fp8 *info, gt_err *err);
+/* "max" or "most_recent" */
+const char *ck_fp8_algo_name(gt_amax_algo a);
 
 /* ---- trainer_state.json (train/ckpt_state.c) ---- */
 

@@ -9,7 +9,8 @@
  *  "optimizer": {"name": "adamw", "step": 500, "skipped": 0, "state_dtype": "F32"},
  *  "grid": {"tp": 2, "dp": 4},
  *  "weights_dtype": "BF16",
- *  "fp8": null,
+ *  "fp8": {"file": "fp8_state.safetensors", "tensors": 24, "history_len": 1024, "algo": "max",
+ *          "margin": 0.0},                  (null when the run did not train in FP8)
  *  "files": [{"name": "model.safetensors", "bytes": 123}, ...],
  *  "run_config": "<the resolved run config, YAML>"}
  *
@@ -33,6 +34,13 @@ static json_t *schedule_json(const gt_ckpt_state *st) {
     return json_pack("{s:s, s:f, s:f, s:I, s:I, s:f}", "kind", kind_name[s->kind], "lr", s->lr, "min_lr_ratio",
                      s->min_lr_ratio, "warmup_steps", (json_int_t)s->warmup, "steps", (json_int_t)s->steps,
                      "lr_at_step", st->step > 0 ? gt_lr_at(s, st->step) : 0.0);
+}
+
+static json_t *fp8_json(const ck_catalog *c) {
+    if (c->fp8_file < 0) return json_null();
+    const gt_ckpt_fp8 *f = &c->fp8;
+    return json_pack("{s:s, s:i, s:i, s:s, s:f}", "file", CK_FP8_FILE, "tensors", f->count, "history_len",
+                     f->history_len, "algo", ck_fp8_algo_name(f->algo), "margin", f->margin);
 }
 
 static json_t *files_json(const ck_catalog *c) {
@@ -60,7 +68,7 @@ char *ck_state_json(const gt_ckpt_state *st, const ck_catalog *c, gt_dtype wdtyp
                                                   "skipped", st->opt_skipped, "state_dtype", sdt));
     json_object_set_new(o, "grid", json_pack("{s:i, s:i}", "tp", st->tp, "dp", st->dp));
     json_object_set_new(o, "weights_dtype", json_string(gt_dtype_name(wdtype)));
-    json_object_set_new(o, "fp8", json_null()); /* no FP8 state yet: see ck_catalog_build */
+    json_object_set_new(o, "fp8", fp8_json(c));
     json_object_set_new(o, "files", files_json(c));
     json_object_set_new(o, "run_config", st->run_config ? json_string(st->run_config) : json_null());
     char *text = json_dumps(o, JSON_INDENT(2) | JSON_REAL_PRECISION(17));
@@ -158,6 +166,28 @@ static int parse_header(reader *r, json_t *root) {
     return 0;
 }
 
+/* "fp8": absent or null (no FP8 state), or the object fp8_json writes. */
+static int parse_fp8(reader *r, json_t *root, gt_ckpt_fp8 *f) {
+    memset(f, 0, sizeof *f);
+    json_t *o = json_object_get(root, "fp8"), *file, *algo;
+    if (!o || json_is_null(o)) return 0;
+    if (!json_is_object(o)) return gt_fail(r->err, "%s: fp8 is neither an object nor null", r->path);
+    if (!(file = member(r, o, "fp8", "file", 's')) || get_int(r, o, "fp8", "tensors", &f->count) ||
+        get_int(r, o, "fp8", "history_len", &f->history_len) || !(algo = member(r, o, "fp8", "algo", 's')) ||
+        get_real(r, o, "fp8", "margin", &f->margin))
+        return -1;
+    if (strcmp(json_string_value(file), CK_FP8_FILE))
+        return gt_fail(r->err, "%s: fp8.file is '%s', expected \"%s\"", r->path, json_string_value(file), CK_FP8_FILE);
+    const char *a = json_string_value(algo);
+    if (strcmp(a, "max") && strcmp(a, "most_recent"))
+        return gt_fail(r->err, "%s: fp8.algo '%s' is not max or most_recent", r->path, a);
+    if (f->count < 1 || f->history_len < 1)
+        return gt_fail(r->err, "%s: fp8: %d tensors with histories of length %d", r->path, f->count, f->history_len);
+    f->algo = strcmp(a, "max") ? GT_AMAX_MOST_RECENT : GT_AMAX_MAX;
+    f->present = 1;
+    return 0;
+}
+
 static int parse_sections(reader *r, json_t *root, gt_ckpt_state *st, gt_dtype *wdtype) {
     json_t *d, *rng, *sch, *opt, *grid, *wd;
     long long epoch, index;
@@ -181,6 +211,7 @@ static int parse_sections(reader *r, json_t *root, gt_ckpt_state *st, gt_dtype *
     if (gt_dtype_parse(json_string_value(wd), &dt) || (dt != GT_BF16 && dt != GT_F32))
         return gt_fail(r->err, "%s: weights_dtype '%s' is not BF16 or F32", r->path, json_string_value(wd));
     if (wdtype) *wdtype = dt;
+    if (parse_fp8(r, root, &st->fp8)) return -1;
     json_t *rc = json_object_get(root, "run_config");
     if (json_is_string(rc)) {
         st->run_config = strdup(json_string_value(rc));

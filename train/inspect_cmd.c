@@ -4,10 +4,12 @@
 #include "inspect_cmd.h"
 
 #include <dirent.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/stat.h>
 
+#include "../model/fp8_state.h"
 #include "../model/safetensors.h"
 #include "ckpt_internal.h"
 
@@ -70,7 +72,59 @@ static void print_files(const char *dir) {
         }
         free(names[i]);
     }
-    printf("  fp8 state: %s\n", is_file(dir, "fp8_state.safetensors") ? "fp8_state.safetensors" : "none (no FP8 training)");
+}
+
+/* Scales of the file's FP8 state: the smallest and largest, and of which tensors. */
+static void print_scales(const gt_st *st, const gt_st_tensor *sc, int count) {
+    float *s = gt_malloc((size_t)count * sizeof *s);
+    gt_err e;
+    if (gt_st_read_f32(st, sc, 0, 1, 0, count, s, &e)) {
+        printf("  fp8 scales: UNREADABLE: %s\n", e.msg);
+        free(s);
+        return;
+    }
+    int lo = 0, hi = 0;
+    for (int t = 1; t < count; t++) {
+        if (s[t] < s[lo]) lo = t;
+        if (s[t] > s[hi]) hi = t;
+    }
+    char nlo[GT_FP8_NAME_LEN], nhi[GT_FP8_NAME_LEN];
+    gt_fp8_tensor_name(count / 12, lo, nlo, sizeof nlo);
+    gt_fp8_tensor_name(count / 12, hi, nhi, sizeof nhi);
+    printf("  fp8 scales: min %.6g (%s), max %.6g (%s)\n", s[lo], nlo, s[hi], nhi);
+    free(s);
+}
+
+/* The FP8 delayed-scaling state (train/ckpt_fp8.c): tensors, history length, recipe, scales. */
+static void print_fp8(const char *dir) {
+    char path[GT_CKPT_PATH];
+    gt_st st;
+    gt_err e;
+    if (!is_file(dir, CK_FP8_FILE)) {
+        printf("  fp8 state: none (not trained in FP8)\n");
+        return;
+    }
+    if (ck_join(path, sizeof path, dir, CK_FP8_FILE, &e) || gt_st_open(&st, path, &e)) {
+        printf("  fp8 state: UNREADABLE: %s\n", e.msg);
+        return;
+    }
+    const gt_st_tensor *h = gt_st_find(&st, "amax_history"), *sc = gt_st_find(&st, "scale");
+    const gt_st_tensor *al = gt_st_find(&st, "recipe.amax_compute_algo"), *mg = gt_st_find(&st, "recipe.margin");
+    int32_t algo = -1;
+    float margin = NAN;
+    if (!h || h->ndim != 2 || !sc || sc->ndim != 1 || sc->shape[0] != h->shape[1] || h->shape[1] % 12 ||
+        !al || al->dtype != GT_I32 || al->numel != 1 || !mg || mg->dtype != GT_F32 || mg->numel != 1 ||
+        gt_st_read_raw(&st, al, &algo, &e) || gt_st_read_raw(&st, mg, &margin, &e)) {
+        printf("  fp8 state: UNREADABLE: %s lacks amax_history [len, 12 L], scale or the recipe\n", path);
+        gt_st_close(&st);
+        return;
+    }
+    int count = (int)h->shape[1];
+    printf("  fp8 state: %d tensors (%d layers x 4 GEMMs x input/weight/grad_output), amax history length %lld, "
+           "algo %s, margin %g\n", count, count / 12, (long long)h->shape[0],
+           algo == 0 ? "max" : algo == 1 ? "most_recent" : "unknown", margin);
+    print_scales(&st, sc, count);
+    gt_st_close(&st);
 }
 
 static void print_state(const gt_ckpt_state *s, gt_dtype wd) {
@@ -106,6 +160,7 @@ static int inspect_model_dir(const char *dir) {
         gt_ckpt_state_free(&st);
     }
     print_files(dir);
+    print_fp8(dir);
     int bad = ckpt ? gt_checkpoint_validate(dir, &e) : ck_check_weights(dir, &cfg, &e);
     const char *what = ckpt ? " (resumable; loads in transformers as it is)" : " (every tensor present with its shape)";
     printf("%s%s\n", bad ? "INCOMPLETE: " : "complete", bad ? e.msg : what);

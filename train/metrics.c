@@ -1,13 +1,15 @@
-/* metrics.h5 over HDF5's C API. Every call goes through H5_DO, which silences HDF5's own stack
- * printout for that call only and turns a failure into one line: file, call, source line, and the
+/* metrics.h5 over HDF5's C API: /train, /eval, the attributes, crash recovery (/fp8 is in
+ * train/metrics_fp8.c). Every call goes through H5_SET or H5_GO (train/metrics_h5.h) with HDF5's
+ * own stack printout silenced, and a failure becomes one line: file, call, source line, and the
  * innermost reason from HDF5's error stack. */
 #include "metrics.h"
 
-#include <hdf5.h>
 #include <stdio.h>
 #include <time.h>
 #include <stdlib.h>
 #include <unistd.h>
+
+#include "metrics_h5.h"
 
 _Static_assert(sizeof(hid_t) == sizeof(int64_t), "hid_t is stored as int64_t");
 
@@ -22,30 +24,16 @@ static herr_t first_reason(unsigned n, const H5E_error2_t *e, void *data) {
     return 0;
 }
 
-static int h5_fail(const gt_metrics *m, gt_err *err, const char *call, int line) {
+int mh5_fail(const gt_metrics *m, gt_err *err, const char *call, const char *file, int line) {
     char reason[256] = "";
     H5Ewalk2(H5E_DEFAULT, H5E_WALK_UPWARD, first_reason, reason);
     H5Eclear2(H5E_DEFAULT);
     int name = (int)strcspn(call, "(");
-    return gt_fail(err, "%s: HDF5 %.*s failed (%s:%d)%s%s", m->path, name, call, __FILE__, line,
+    return gt_fail(err, "%s: HDF5 %.*s failed (%s:%d)%s%s", m->path, name, call, file, line,
                    reason[0] ? ": " : "", reason);
 }
 
-/* In a function with `int rc = -1` and a cleanup label `out`: var = call (a hid_t), or the message
- * and a jump to out. H5_GO does the same for a call that returns a status. */
-#define H5_SET(var, call)                                                                          \
-    if (((var) = (int64_t)(call)) < 0) {                                                           \
-        rc = h5_fail(m, err, #call, __LINE__);                                                     \
-        goto out;                                                                                  \
-    }
-#define H5_GO(call)                                                                                \
-    if ((int64_t)(call) < 0) {                                                                     \
-        rc = h5_fail(m, err, #call, __LINE__);                                                     \
-        goto out;                                                                                  \
-    }
-
-/* Closes an id of any kind if it is open. */
-static void close_id(int64_t *id) {
+void mh5_close(int64_t *id) {
     if (*id <= 0) return;
     H5E_BEGIN_TRY {
         switch (H5Iget_type(*id)) {
@@ -76,8 +64,8 @@ static int create_column(gt_metrics *m, int64_t group, const char *name, hid_t t
     H5_SET(*ds, H5Dcreate2(group, name, type, space, H5P_DEFAULT, dcpl, H5P_DEFAULT));
     rc = 0;
 out:
-    close_id(&space);
-    close_id(&dcpl);
+    mh5_close(&space);
+    mh5_close(&dcpl);
     return rc;
 }
 
@@ -91,7 +79,7 @@ static int create_group(gt_metrics *m, const char *name, const char *const *cols
         rc = create_column(m, g, cols[i], i == 0 ? H5T_STD_I64LE : H5T_IEEE_F64LE, &ids[i], err);
     }
 out:
-    close_id(&g);
+    mh5_close(&g);
     return rc;
 }
 
@@ -104,7 +92,7 @@ static int create_file(gt_metrics *m, int64_t fapl, gt_err *err) {
     H5_SET(fp8, H5Gcreate2(m->file, "/fp8", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT));
     rc = 0;
 out:
-    close_id(&fp8);
+    mh5_close(&fp8);
     return rc;
 }
 
@@ -122,7 +110,7 @@ static int column_rows(gt_metrics *m, int64_t ds, const char *name, uint64_t *ro
     *rows = n;
     rc = 0;
 out:
-    close_id(&space);
+    mh5_close(&space);
     return rc;
 }
 
@@ -144,7 +132,7 @@ out:
 }
 
 /* Rows to keep: those before the first step > resume_step (steps increase down the column). */
-static int rows_to_keep(gt_metrics *m, int64_t step_ds, uint64_t rows, long long resume_step,
+int mh5_rows_to_keep(gt_metrics *m, int64_t step_ds, uint64_t rows, long long resume_step,
                         uint64_t *keep, gt_err *err) {
     *keep = rows;
     if (rows == 0) return 0;
@@ -164,8 +152,8 @@ static int rows_to_keep(gt_metrics *m, int64_t step_ds, uint64_t rows, long long
     }
     rc = 0;
 out:
-    close_id(&space);
-    close_id(&mem);
+    mh5_close(&space);
+    mh5_close(&mem);
     free(steps);
     return rc;
 }
@@ -174,7 +162,7 @@ static int truncate_columns(gt_metrics *m, int64_t *ids, int ncols, uint64_t *ro
                             long long resume_step, gt_err *err) {
     uint64_t keep;
     int rc = -1;
-    if (rows_to_keep(m, ids[0], *rows, resume_step, &keep, err)) return -1;
+    if (mh5_rows_to_keep(m, ids[0], *rows, resume_step, &keep, err)) return -1;
     hsize_t n = keep;
     for (int i = 0; i < ncols; i++) H5_GO(H5Dset_extent(ids[i], &n));
     *rows = keep;
@@ -209,8 +197,8 @@ static int put_attr(gt_metrics *m, const char *name, hid_t type, const void *val
     H5_GO(H5Awrite(attr, type, value));
     rc = 0;
 out:
-    close_id(&attr);
-    close_id(&space);
+    mh5_close(&attr);
+    mh5_close(&space);
     return rc;
 }
 
@@ -222,7 +210,7 @@ static int put_string(gt_metrics *m, const char *name, const char *value, gt_err
     H5_GO(H5Tset_cset(type, H5T_CSET_UTF8));
     rc = put_attr(m, name, type, &value, err);
 out:
-    close_id(&type);
+    mh5_close(&type);
     return rc;
 }
 
@@ -249,19 +237,20 @@ static int metrics_open(gt_metrics *m, const gt_metrics_info *info, long long re
         /* A process that died while writing leaves the file marked open for SWMR writing: set it
          * aside, start a new file, and copy over the rows an SWMR reader can still see. */
         snprintf(aside, aside_len, "%s.crashed-%ld", m->path, (long)time(NULL));
-        for (int i = 0; i < GT_METRICS_TRAIN_COLS; i++) close_id(&m->train[i]);
-        for (int i = 0; i < 2; i++) close_id(&m->eval[i]);
-        close_id(&m->file);
+        for (int i = 0; i < GT_METRICS_TRAIN_COLS; i++) mh5_close(&m->train[i]);
+        for (int i = 0; i < 2; i++) mh5_close(&m->eval[i]);
+        mh5_close(&m->file);
         if (rename(m->path, aside) != 0) goto out;
         fresh = 1;
     }
     if (fresh && create_file(m, fapl, err)) goto out;
+    if (mh5_fp8_prepare(m, info->fp8, resume_step, err)) goto out;
     if (write_attrs(m, info, err)) goto out;
     /* From here on no object may be created; readers may open the file. */
     H5_GO(H5Fstart_swmr_write(m->file));
     rc = 0;
 out:
-    close_id(&fapl);
+    mh5_close(&fapl);
     return rc;
 }
 
@@ -300,8 +289,8 @@ static int append(gt_metrics *m, int64_t ds, uint64_t row, hid_t type, const voi
     H5_GO(H5Dflush(ds));
     rc = 0;
 out:
-    close_id(&space);
-    close_id(&mem);
+    mh5_close(&space);
+    mh5_close(&mem);
     return rc;
 }
 
@@ -339,9 +328,10 @@ int gt_metrics_append_eval(gt_metrics *m, long long step, double loss, gt_err *e
 }
 
 void gt_metrics_close(gt_metrics *m) {
-    for (int i = 0; i < GT_METRICS_TRAIN_COLS; i++) close_id(&m->train[i]);
-    for (int i = 0; i < 2; i++) close_id(&m->eval[i]);
-    close_id(&m->file);
+    mh5_fp8_close(m);
+    for (int i = 0; i < GT_METRICS_TRAIN_COLS; i++) mh5_close(&m->train[i]);
+    for (int i = 0; i < 2; i++) mh5_close(&m->eval[i]);
+    mh5_close(&m->file);
 }
 
 /* ---- recovery after a crash ---- */
@@ -359,9 +349,9 @@ static int read_column(gt_metrics *old, const char *name, uint64_t n, double *ou
     H5_GO(H5Dread(ds, H5T_NATIVE_DOUBLE, mem, space, H5P_DEFAULT, out));
     rc = 0;
 out:
-    close_id(&mem);
-    close_id(&space);
-    close_id(&ds);
+    mh5_close(&mem);
+    mh5_close(&space);
+    mh5_close(&ds);
     return rc;
 }
 
@@ -373,7 +363,7 @@ static int copy_rows(gt_metrics *m, gt_metrics *old, int train, long long resume
     int64_t ids[GT_METRICS_TRAIN_COLS] = {0};
     uint64_t rows;
     int rc = open_columns(old, group, names, ncols, ids, &rows, err);
-    for (int i = 0; i < ncols; i++) close_id(&ids[i]);
+    for (int i = 0; i < ncols; i++) mh5_close(&ids[i]);
     if (rc) return -1;
     double *cols = gt_malloc((rows ? rows : 1) * (size_t)ncols * sizeof(double));
     char name[64];
@@ -404,9 +394,10 @@ static void salvage(gt_metrics *m, const char *aside, long long resume_step) {
     int64_t fapl = H5Pcreate(H5P_FILE_ACCESS);
     if (fapl >= 0) H5Pset_libver_bounds(fapl, H5F_LIBVER_LATEST, H5F_LIBVER_LATEST);
     old.file = H5Fopen(aside, H5F_ACC_RDONLY | H5F_ACC_SWMR_READ, fapl);
-    int ok = old.file >= 0 && copy_rows(m, &old, 1, resume_step, &err) == 0 && copy_rows(m, &old, 0, resume_step, &err) == 0;
-    close_id(&old.file);
-    close_id(&fapl);
+    int ok = old.file >= 0 && copy_rows(m, &old, 1, resume_step, &err) == 0 && copy_rows(m, &old, 0, resume_step, &err) == 0 &&
+             (!m->fp8_count || mh5_fp8_salvage(m, &old, resume_step, &err) == 0);
+    mh5_close(&old.file);
+    mh5_close(&fapl);
     fprintf(stderr, "gemmatron: warning: %s was left open by a process that died; %s (%llu rows); the old file is %s\n",
             m->path, ok ? "its rows were copied into a new one" : "a new one was started", (unsigned long long)m->ntrain,
             aside);

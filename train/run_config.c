@@ -82,6 +82,19 @@ static const rc_field schema[] = {
      "split the weights into model-0000i-of-0000n.safetensors + index above this size (HF's 5GB)"},
     {"checkpoint.resume", RC_BOOL, OFF(ckpt_resume), "true", 0, 0, 0, 0, 0, NULL,
      "resume from RUN_DIR's newest complete checkpoint when there is one (also: train --resume)"},
+    {"fp8.enabled", RC_BOOL, OFF(fp8_enabled), "false", 0, 0, 0, 0, 0, NULL,
+     "QKV, o_proj, fc1 and fc2 GEMMs in FP8 (E4M3 forward, E5M2 gradients) with delayed scaling"},
+    {"fp8.history_len", RC_INT, OFF(fp8_history_len), "1024", 1, 65536, 0, 0, 0, NULL,
+     "amax history length per FP8 tensor (Megatron: 1 with most_recent)"},
+    {"fp8.algo", RC_ENUM, OFF(fp8_algo), "max", 0, 0, 0, 0, 0, "max|most_recent",
+     "amax behind each scale: the max over the history, or the newest amax"},
+    {"fp8.margin", RC_REAL, OFF(fp8_margin), "0.0", 0, 32, 0, 0, 0, NULL,
+     "scale = fp8_max / amax / 2^margin"},
+    {"fp8.calibration_steps", RC_INT, OFF(fp8_calibration_steps), "0", 0, BIG, 0, 0, 0, NULL,
+     "BF16 forward+backward passes over this many steps' batches that only record amaxes and set the "
+     "scales before FP8 training starts (not counted as steps; the data position is rewound after them)"},
+    {"fp8.log_every", RC_INT, OFF(fp8_log_every), "10", 0, BIG, 0, 0, 0, NULL,
+     "append each FP8 tensor's newest amax and its scale to metrics.h5 /fp8 every N steps; 0: never"},
 };
 
 const rc_field *gt_rc_fields(int *count) {

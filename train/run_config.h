@@ -41,6 +41,12 @@ typedef struct {
     long long ckpt_every, ckpt_keep, ckpt_max_shard_bytes;
     char *ckpt_dtype;      /* "bf16" or "fp32" */
     int ckpt_resume;
+    /* fp8 (DESIGN.md §4; train/trainer_fp8.c) */
+    int fp8_enabled;
+    long long fp8_history_len;
+    char *fp8_algo;        /* "max" or "most_recent" */
+    double fp8_margin;
+    long long fp8_calibration_steps, fp8_log_every;
     /* top level */
     char *run_dir;
     char *device;          /* "auto", "cpu", "cpu64" or "cuda" */

@@ -11,6 +11,7 @@
 #include "export_hf.h"
 #include "trainer.h"
 #include "trainer_ckpt.h"
+#include "trainer_fp8.h"
 #include "../model/flops.h"
 #ifdef GT_HAVE_CUDA
 #include "../kernels/cuda/cuda_backend.h"
@@ -57,8 +58,10 @@ static int open_metrics(gt_trainer *t, run_state *rs, gt_err *err) {
     snprintf(path, sizeof path, "%s/metrics.h5", t->rc->run_dir);
     snprintf(grid, sizeof grid, "dp=%d tp=%d", t->grid->dp, t->grid->tp);
     char *yaml = gt_run_config_yaml(t->rc);
-    gt_metrics_info info = {yaml, grid, GT_VERSION, t->flops_per_token, t->rc->seq_len};
+    gt_metrics_fp8_info fp8;
+    gt_metrics_info info = {yaml, grid, GT_VERSION, t->flops_per_token, t->rc->seq_len, gt_trainer_fp8_info(t, &fp8)};
     int rc = gt_metrics_open(&rs->metrics, path, &info, t->step, err);
+    if (info.fp8) gt_trainer_fp8_info_free(&fp8);
     free(yaml);
     rs->has_metrics = rc == 0;
     return rc;
@@ -73,6 +76,7 @@ static int record_step(gt_trainer *t, const gt_step_stats *st, run_state *rs, gt
     if (!rs->rank0) return 0;
     int log = st->step % t->rc->log_every == 0 || st->step == 1 || st->step == t->rc->steps;
     if (!t->rc->quiet && log) print_step(t, st, &row, rs);
+    if (gt_trainer_fp8_record(t, &rs->metrics, err)) return -1;
     return gt_metrics_append_train(&rs->metrics, &row, err);
 }
 
@@ -99,6 +103,7 @@ static void print_start(const gt_trainer *t) {
     printf("MFU = tokens/s x %.4g FLOP/token (6 x matmul params + causal attention) / (%.0f TFLOP/s "
            "dense BF16 x %d GPUs)\n",
            t->flops_per_token, GT_PEAK_BF16_FLOPS / 1e12, t->grid->dp * t->grid->tp);
+    gt_trainer_fp8_print(t);
     fflush(stdout);
 }
 
@@ -145,7 +150,8 @@ int gt_trainer_run(gt_trainer *t, gt_err *err) {
     rs.rank0 = t->grid->world_rank == 0;
     if (rs.rank0 && open_metrics(t, &rs, err)) return -1;
     if (rs.rank0 && !t->rc->quiet) print_start(t);
-    int rc = run_steps(t, &rs, err);
+    int rc = t->fp8_fresh ? gt_trainer_fp8_calibrate(t, err) : 0;
+    if (rc == 0) rc = run_steps(t, &rs, err);
     if (rs.has_metrics) gt_metrics_close(&rs.metrics);
     return rc;
 }

@@ -7,6 +7,8 @@
 #include <time.h>
 
 #include "../model/flops.h"
+#include "../model/fp8.h"
+#include "trainer_fp8.h"
 
 static double now(void) {
     struct timespec ts;
@@ -43,7 +45,7 @@ static int build_model(gt_trainer *t, gt_err *err) {
     if (t->compute.is_cuda) gt_grid_use_nccl(g, gt_compute_stream(&t->compute));
     gt_model_set_tp(&t->model, &g->tp_group);
     gt_model_alloc_batch(&t->model, t->B, t->T);
-    return 0;
+    return rc->fp8_enabled ? gt_trainer_fp8_enable(t, err) : 0;
 }
 
 static int open_loader(gt_trainer *t, gt_loader *ld, const char *what, const gt_strlist *files,
@@ -137,6 +139,27 @@ static double sum_dp(gt_trainer *t, double v) {
     return v;
 }
 
+/* Reads every micro-batch of one step; returns the targets of the global batch (all dp ranks). */
+static double read_step(gt_trainer *t) {
+    double targets = 0;
+    for (int k = 0; k < t->accum; k++) targets += (double)fill_micro(&t->train, t->B, t->T, micro(t, k));
+    return sum_dp(t, targets);
+}
+
+/* Forward and backward of every micro-batch read by read_step; returns this rank's loss sum. */
+static double forward_backward(gt_trainer *t, double targets) {
+    gt_model *m = &t->model;
+    double loss = 0;
+    float dscale = (float)(1.0 / targets);
+    gt_model_zero_grads(m);
+    for (int k = 0; k < t->accum; k++) {
+        upload_micro(t, micro(t, k));
+        loss += gt_model_forward(m, 1, dscale, NULL);
+        gt_model_backward(m);
+    }
+    return loss;
+}
+
 void gt_trainer_step(gt_trainer *t, gt_step_stats *st) {
     double t0 = now();
     gt_model *m = &t->model;
@@ -144,9 +167,7 @@ void gt_trainer_step(gt_trainer *t, gt_step_stats *st) {
     st->step = ++t->step;
     st->lr = gt_lr_at(&t->sched, st->step);
     st->tokens = (double)t->accum * t->B * t->T * t->grid->dp;
-    double targets = 0;
-    for (int k = 0; k < t->accum; k++) targets += (double)fill_micro(&t->train, t->B, t->T, micro(t, k));
-    targets = sum_dp(t, targets);
+    double targets = read_step(t);
     st->targets = (int64_t)targets;
     if (targets == 0) {
         /* Nothing to learn from (every token a prompt token): the data is consumed, no update. */
@@ -156,14 +177,7 @@ void gt_trainer_step(gt_trainer *t, gt_step_stats *st) {
         st->seconds = now() - t0;
         return;
     }
-    gt_model_zero_grads(m);
-    double loss = 0;
-    float dscale = (float)(1.0 / targets);
-    for (int k = 0; k < t->accum; k++) {
-        upload_micro(t, micro(t, k));
-        loss += gt_model_forward(m, 1, dscale, NULL);
-        gt_model_backward(m);
-    }
+    double loss = forward_backward(t, targets);
     if (t->after_backward) t->after_backward(t, t->hook_user);
     gt_model_reduce_grads(m, t->grid->dp > 1 ? &t->grid->dp_group : NULL);
     double sumsq = gt_optimizer_grad_sumsq(&t->opt);
@@ -188,6 +202,35 @@ double gt_trainer_eval(gt_trainer *t, int64_t *targets) {
         sums[0] += gt_model_forward(&t->model, 0, 0.0f, NULL);
     }
     gt_allreduce_host(&t->grid->dp_group, sums, 2, GT_F64, GT_RED_SUM);
+    /* An evaluation forward that found the FP8 weights stale cast them without recording their
+     * amax (evaluation updates no scale); the next training forward must cast them again and record
+     * it, as it would have without the evaluation: else the weight scales lag a step, and a resume
+     * from a checkpoint written after an evaluation would not continue bitwise. */
+    gt_model_fp8_weights_changed(&t->model);
     *targets = (int64_t)sums[1];
     return sums[1] > 0 ? sums[0] / sums[1] : NAN;
+}
+
+int gt_trainer_fp8_calibrate(gt_trainer *t, gt_err *err) {
+    gt_model *m = &t->model;
+    long long steps = t->rc->fp8_calibration_steps;
+    t->fp8_fresh = 0;
+    if (!m->fp8 || steps == 0) return 0;
+    gt_loader_pos start = gt_loader_tell(&t->train);
+    gt_model_fp8_calibrate(m, 1);
+    for (long long s = 0; s < steps; s++) {
+        double targets = read_step(t);
+        /* With no target the backward has nothing to carry: its gradient amaxes would be 0. */
+        if (targets > 0) forward_backward(t, targets);
+    }
+    gt_model_fp8_calibrate(m, 0);
+    gt_model_zero_grads(m);
+    m->ops->sync(m->be);
+    if (gt_loader_seek(&t->train, start, err)) return -1;
+    if (t->grid->world_rank == 0 && !t->rc->quiet) {
+        printf("fp8: scales calibrated on the batches of %lld step(s) (BF16 forward+backward recording amaxes; no "
+               "update, not counted as steps, data position rewound)\n", steps);
+        fflush(stdout);
+    }
+    return 0;
 }

@@ -53,6 +53,7 @@ struct gt_trainer {
     long long step;          /* steps taken */
     long long skipped;       /* steps skipped (non-finite gradient, or no target) */
     double flops_per_token;
+    int fp8_fresh;           /* FP8 state at its initial values: calibrate before the first step */
     gt_trainer_hook after_backward;
     void *hook_user;
 };
@@ -68,10 +69,17 @@ void gt_trainer_step(gt_trainer *t, gt_step_stats *st);
  * ones (the loader restarts); *targets gets their count over all dp ranks. */
 double gt_trainer_eval(gt_trainer *t, int64_t *targets);
 
-/* The whole run from step t->step + 1 to train.steps: steps, evaluations, progress lines and
- * metrics.h5 (rank 0; rows after t->step are dropped), the final model. To resume, the checkpoint
- * code restores the weights and optimizer state, t->step, t->skipped and the training loader's
- * position (gt_loader_seek on t->train with the saved gt_loader_pos) before calling this. */
+/* FP8 calibration (fp8.calibration_steps): the batches of that many steps from the current data
+ * position run forward and backward with BF16 GEMMs that only record amaxes, updating the scales
+ * as a training step would; then the loader is rewound, so that training sees the same data as
+ * without calibration. Not a step: no weight update, t->step unchanged. Clears t->fp8_fresh. */
+int gt_trainer_fp8_calibrate(gt_trainer *t, gt_err *err);
+
+/* The whole run from step t->step + 1 to train.steps: FP8 calibration when t->fp8_fresh, steps,
+ * evaluations, progress lines and metrics.h5 (rank 0; rows after t->step are dropped), the final
+ * model. To resume, the checkpoint code restores the weights, optimizer and FP8 state, t->step,
+ * t->skipped and the training loader's position (gt_loader_seek on t->train with the saved
+ * gt_loader_pos) before calling this. */
 int gt_trainer_run(gt_trainer *t, gt_err *err);
 
 #endif

@@ -69,6 +69,26 @@ static int check_compatible(const gt_trainer *t, const gt_ckpt_state *st, const 
     return 0;
 }
 
+/* The three ways FP8 state and a checkpoint meet: both FP8 (restored by the load), a BF16
+ * checkpoint resumed in FP8 (fresh state, calibrated before the first step), and an FP8 checkpoint
+ * resumed in BF16 (its state is not used). */
+static void resume_fp8(gt_trainer *t, const gt_ckpt_fp8 *had, const char *dir) {
+    const gt_fp8 *f = t->model.fp8;
+    if (f && had->present) t->fp8_fresh = 0;
+    if (t->grid->world_rank != 0 || t->rc->quiet) return;
+    if (f && had->present) {
+        printf("fp8: state restored from %s (%d tensors, amax history %d)\n", dir, had->count, had->history_len);
+        if (had->algo != f->recipe.algo || (float)had->margin != f->recipe.margin)
+            printf("note: the FP8 recipe differs from the checkpoint's (algo %s, margin %g); the run config's applies "
+                   "from now on\n", ck_fp8_algo_name(had->algo), had->margin);
+    } else if (f) {
+        printf("note: %s holds no FP8 state: FP8 starts from fresh scales (after %lld calibration step(s))\n", dir,
+               t->rc->fp8_calibration_steps);
+    } else if (had->present) {
+        printf("note: %s holds FP8 state (%s); fp8.enabled is false, so it is ignored\n", dir, CK_FP8_FILE);
+    }
+}
+
 int gt_trainer_resume(gt_trainer *t, const char *dir, gt_err *err) {
     gt_ckpt_state st;
     if (gt_checkpoint_load(&t->model, &t->opt, t->grid, dir, &st, err)) return -1;
@@ -86,8 +106,9 @@ int gt_trainer_resume(gt_trainer *t, const char *dir, gt_err *err) {
             a->steps != b->steps)
             printf("note: the LR schedule differs from the checkpoint's (peak %g, warmup %lld, %lld steps); the run "
                    "config's applies from step %lld on\n", a->lr, a->warmup, a->steps, st.step + 1);
-        fflush(stdout);
     }
+    if (r == 0) resume_fp8(t, &st.fp8, dir);
+    if (t->grid->world_rank == 0) fflush(stdout);
     gt_ckpt_state_free(&st);
     return r;
 }

@@ -45,6 +45,8 @@ struct gt_fp8_gemm_cache {
 };
 
 extern "C" void gt_cuda_fp8_release(gt_backend *be) {
+    if (be->fp8_sinv) CUDA_CHECK(cudaFree(be->fp8_sinv));
+    be->fp8_sinv = NULL;
     gt_fp8_gemm_cache *cache = be->fp8_gemm;
     if (!cache) return;
     for (int i = 0; i < cache->count; i++) {
@@ -139,6 +141,17 @@ static fp8_plan *find_plan(gt_backend *be, const fp8_key *key) {
     return p;
 }
 
+/* A scale pointer into the middle of a float array (the model's per-tensor scale_inv) is moved to
+ * a 16-byte aligned slot of the backend first, in stream order: cuBLASLt's FP8 kernels are not
+ * promised to accept any 4-byte aligned scale pointer. */
+static const float *aligned_scale(gt_backend *be, const float *s, int slot) {
+    if (((uintptr_t)s & 15u) == 0) return s;
+    if (!be->fp8_sinv) CUDA_CHECK(cudaMalloc((void **)&be->fp8_sinv, 8 * sizeof(float)));
+    float *dst = be->fp8_sinv + 4 * slot;
+    CUDA_CHECK(cudaMemcpyAsync(dst, s, sizeof(float), cudaMemcpyDeviceToDevice, be->stream));
+    return dst;
+}
+
 extern "C" void gt_cuda_matmul_fp8(gt_backend *be, void *d, int out_grad, const void *a,
                                    gt_dtype a_fmt, const float *a_scale_inv, const void *b,
                                    gt_dtype b_fmt, const float *b_scale_inv, int M, int N, int K,
@@ -173,6 +186,8 @@ extern "C" void gt_cuda_matmul_fp8(gt_backend *be, void *d, int out_grad, const 
     key.align[1] = alignment(b);
     key.align[2] = alignment(d);
     fp8_plan *p = find_plan(be, &key);
+    b_scale_inv = aligned_scale(be, b_scale_inv, 0);
+    a_scale_inv = aligned_scale(be, a_scale_inv, 1);
     /* cuBLASLt's A is our B: its A scale is b_scale_inv */
     CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(p->desc, CUBLASLT_MATMUL_DESC_A_SCALE_POINTER,
                                                 &b_scale_inv, sizeof b_scale_inv));

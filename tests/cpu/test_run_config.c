@@ -1,7 +1,8 @@
 /* The run config (train/run_config.h): configs/tiny-cpu.yaml loads to the values written in it;
  * --set overrides parse like the file; every kind of bad input (unknown key, wrong type, impossible
  * value, duplicate key, YAML syntax, malformed --set, inconsistent keys) fails with one message
- * naming the source and the key; and the resolved YAML loads back to the same config. */
+ * naming the source and the key; and the resolved YAML loads back to the same config; the fp8
+ * section's defaults and the FP8 variant of the Gemma-2B config. */
 #include <glob.h>
 #include <math.h>
 #include <stdio.h>
@@ -137,6 +138,14 @@ static void test_errors(tctx *t) {
     set_error(t, "optim.eps=0", "optim.eps: 0 is outside", "(0, 1]");
     set_error(t, "device=tpu", "device: 'tpu' is not one of", "auto|cpu|cpu64|cuda");
     set_error(t, "data.val=[a, [b]]", "data.val: expected a list of plain values", "data.val");
+    file_error(t, "fp8:\n  history: 3\n", "unknown key 'fp8.history'", "fp8 has: enabled, history_len, algo, margin");
+    file_error(t, "fp8:\n  enabled: maybe\n", "fp8.enabled: expected true or false", "line 2");
+    file_error(t, "fp8:\n  margin: -1\n", "fp8.margin: -1 is outside", "[0, 32]");
+    set_error(t, "fp8.history_len=0", "fp8.history_len: 0 is outside", "[1, 65536]");
+    set_error(t, "fp8.history_len=1.5", "fp8.history_len: expected an integer", "'1.5'");
+    set_error(t, "fp8.algo=mean", "fp8.algo: 'mean' is not one of", "max|most_recent");
+    set_error(t, "fp8.calibration_steps=-2", "fp8.calibration_steps: -2 is not allowed", ">= 0");
+    set_error(t, "fp8.log_every=-1", "fp8.log_every: -1 is not allowed", ">= 0");
     const char *neither[] = {"data.train=x.bin", "run_dir=r"};
     validate_error(t, neither, 2, "model.path / model.config");
     const char *no_data[] = {"model.path=a", "run_dir=r"};
@@ -147,6 +156,39 @@ static void test_errors(tctx *t) {
     validate_error(t, no_val, 4, "train.eval_every");
     const char *warm[] = {"model.path=a", "data.train=x", "run_dir=r", "train.steps=10", "optim.warmup_steps=11"};
     validate_error(t, warm, 5, "optim.warmup_steps");
+}
+
+/* The fp8 section: its defaults (FP8 off, TransformerEngine's recipe), and the FP8 variant of the
+ * Gemma-2B config, which is the BF16 one with FP8 on. */
+static void test_fp8(tctx *t) {
+    gt_run_config rc, base;
+    gt_err err;
+    gt_run_config_defaults(&rc);
+    gt_check_true(&t->c, !rc.fp8_enabled && rc.fp8_history_len == 1024 && !strcmp(rc.fp8_algo, "max") &&
+                             rc.fp8_margin == 0.0 && rc.fp8_calibration_steps == 0 && rc.fp8_log_every == 10,
+                  "fp8 defaults: enabled %d history_len %lld algo %s margin %g calibration %lld log_every %lld",
+                  rc.fp8_enabled, rc.fp8_history_len, rc.fp8_algo, rc.fp8_margin, rc.fp8_calibration_steps,
+                  rc.fp8_log_every);
+    gt_run_config_free(&rc);
+    gt_run_config_defaults(&rc);
+    gt_run_config_defaults(&base);
+    int ok = gt_run_config_load_file(&rc, "configs/gemma-2b-1gpu-fp8.yaml", &err) == 0 &&
+             gt_run_config_load_file(&base, "configs/gemma-2b-1gpu.yaml", &err) == 0;
+    gt_check_true(&t->c, ok, "gemma-2b-1gpu-fp8.yaml: %s", ok ? "" : err.msg);
+    gt_check_true(&t->c, ok && rc.fp8_enabled && rc.fp8_history_len == 1024 && !strcmp(rc.fp8_algo, "max") &&
+                             rc.fp8_calibration_steps == 10 && rc.fp8_log_every == 10,
+                  "gemma-2b-1gpu-fp8.yaml: fp8 on, history 1024, max, 10 calibration steps");
+    gt_check_true(&t->c, ok && rc.seq_len == base.seq_len && rc.micro_batch == base.micro_batch &&
+                             rc.grad_accum == base.grad_accum && rc.lr == base.lr && rc.steps == base.steps &&
+                             !base.fp8_enabled && strcmp(rc.run_dir, base.run_dir),
+                  "gemma-2b-1gpu-fp8.yaml is gemma-2b-1gpu.yaml with FP8 and its own run_dir");
+    gt_check_true(&t->c, gt_run_config_override(&rc, "fp8.algo=most_recent", &err) == 0 &&
+                             gt_run_config_override(&rc, "fp8.history_len=1", &err) == 0 &&
+                             gt_run_config_override(&rc, "fp8.margin=1.5", &err) == 0 && rc.fp8_history_len == 1 &&
+                             !strcmp(rc.fp8_algo, "most_recent") && rc.fp8_margin == 1.5,
+                  "--set fp8.algo=most_recent fp8.history_len=1 fp8.margin=1.5 (Megatron's recipe): %s", err.msg);
+    gt_run_config_free(&rc);
+    gt_run_config_free(&base);
 }
 
 /* Every bundled run config loads and validates (their data and models are checked at run time). */
@@ -174,6 +216,7 @@ int main(void) {
     test_bundled(&t);
     test_round_trip(&t);
     test_errors(&t);
+    test_fp8(&t);
     unlink(t.path);
     return gt_check_done(&t.c, "run_config");
 }

@@ -1,0 +1,63 @@
+/* FP8 in the trainer (train/trainer_fp8.h). */
+#include "trainer_fp8.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "../model/fp8_state.h"
+
+int gt_trainer_fp8_enable(gt_trainer *t, gt_err *err) {
+    const gt_run_config *rc = t->rc;
+    gt_model *m = &t->model;
+    if (!m->ops->fp8_cast || !m->ops->matmul_fp8 || !m->ops->fp8_update)
+        return gt_fail(err, "fp8.enabled: the %s backend has no FP8 ops", m->ops->name);
+    gt_fp8_recipe r = {(int)rc->fp8_history_len, strcmp(rc->fp8_algo, "max") ? GT_AMAX_MOST_RECENT : GT_AMAX_MAX,
+                       (float)rc->fp8_margin};
+    /* The wrong group here made a Megatron run diverge: every rank that casts a piece of a tensor
+     * (tp) or sees other data (dp) must agree on its scale. */
+    gt_model_enable_fp8(m, &r, t->grid->world_size > 1 ? &t->grid->world : NULL);
+    t->fp8_fresh = 1;
+    return 0;
+}
+
+const gt_metrics_fp8_info *gt_trainer_fp8_info(const gt_trainer *t, gt_metrics_fp8_info *info) {
+    const gt_fp8 *f = t->model.fp8;
+    if (!f) return NULL;
+    size_t n = (size_t)f->count;
+    /* One block: the pointers, then the names they point to. */
+    char **names = gt_malloc(n * (sizeof(char *) + GT_FP8_NAME_LEN));
+    char *text = (char *)(names + n);
+    for (size_t i = 0; i < n; i++) {
+        names[i] = text + i * GT_FP8_NAME_LEN;
+        gt_fp8_tensor_name(t->model.lay.L, (int)i, names[i], GT_FP8_NAME_LEN);
+    }
+    *info = (gt_metrics_fp8_info){f->count, (const char *const *)names, f->len, t->rc->fp8_algo, f->recipe.margin};
+    return info;
+}
+
+void gt_trainer_fp8_info_free(gt_metrics_fp8_info *info) {
+    free((void *)info->names);
+    info->names = NULL;
+}
+
+int gt_trainer_fp8_record(gt_trainer *t, gt_metrics *metrics, gt_err *err) {
+    const gt_fp8 *f = t->model.fp8;
+    long long every = t->rc->fp8_log_every;
+    if (!f || every == 0 || t->step % every) return 0;
+    float *amax = gt_malloc(2 * (size_t)f->count * sizeof *amax), *scale = amax + f->count;
+    gt_fp8_download_latest(&t->model, amax, scale);
+    int rc = gt_metrics_append_fp8(metrics, t->step, amax, scale, err);
+    free(amax);
+    return rc;
+}
+
+void gt_trainer_fp8_print(const gt_trainer *t) {
+    const gt_fp8 *f = t->model.fp8;
+    if (!f) return;
+    char start[96];
+    if (t->fp8_fresh) snprintf(start, sizeof start, "fresh scales, %lld calibration step(s)", t->rc->fp8_calibration_steps);
+    else snprintf(start, sizeof start, "state from the checkpoint");
+    printf("fp8: QKV, o_proj, fc1, fc2 GEMMs in FP8 (E4M3 forward, E5M2 gradients; lm_head and embedding BF16), "
+           "delayed scaling of %d tensors: history %d, algo %s, margin %g; %s\n",
+           f->count, f->len, t->rc->fp8_algo, f->recipe.margin, start);
+}
