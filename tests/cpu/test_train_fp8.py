@@ -86,7 +86,7 @@ def latest(run_dir):
 
 def test_train(binary, tmp):
     run, ref = os.path.join(tmp, "fp8"), os.path.join(tmp, "bf16")
-    common = ["--set", "train.steps=30", "--set", "checkpoint.every=30"]
+    common = ["--set", "train.steps=20", "--set", "checkpoint.every=20"]
     p = train(binary, run, *common, *FP8, "--set", "fp8.history_len=16", "--set", "fp8.calibration_steps=2",
               "--set", "fp8.log_every=5")
     check(p.returncode == 0 and "fp8: scales calibrated on the batches of 2 step(s)" in p.stdout and
@@ -105,20 +105,20 @@ def test_train(binary, tmp):
 
     with h5py.File(os.path.join(run, "metrics.h5"), "r") as f:
         g = f["fp8"]
-        check(sorted(g.keys()) == ["amax", "scale", "step"] and g["amax"].shape == (6, 24) and
-              g["scale"].shape == (6, 24) and g["amax"].dtype == np.float32 and g["step"].dtype == np.int64 and
+        check(sorted(g.keys()) == ["amax", "scale", "step"] and g["amax"].shape == (4, 24) and
+              g["scale"].shape == (4, 24) and g["amax"].dtype == np.float32 and g["step"].dtype == np.int64 and
               g["amax"].maxshape == (None, 24) and g["amax"].chunks is not None,
-              f"/fp8: step [6], amax and scale [6, 24] float32, extendible, chunked ({g['amax'].shape})")
+              f"/fp8: step [4], amax and scale [4, 24] float32, extendible, chunked ({g['amax'].shape})")
         names = [x.decode() if isinstance(x, bytes) else x for x in g.attrs["tensors"]]
         check(names == NAMES and g.attrs["history_len"] == 16 and g.attrs["algo"] == "max" and g.attrs["margin"] == 0,
               f"/fp8 attributes: tensors {names[0]} ... {names[-1]}, history_len, algo, margin")
-    check(list(step) == [5, 10, 15, 20, 25, 30], f"/fp8/step every fp8.log_every=5 steps: {list(step)}")
+    check(list(step) == [5, 10, 15, 20], f"/fp8/step every fp8.log_every=5 steps: {list(step)}")
     check(bool(np.all(np.isfinite(scale)) and np.all(scale > 0) and np.all(amax > 0)),
           "every amax and scale finite and positive")
     check(bool(np.all(scale * amax <= FP8_MAX * (1 + 1e-6))) and bool(np.any(scale * amax > 0.999 * FP8_MAX)),
           "scale = fp8_max / (the window's max amax >= the newest amax), reached for some tensor")
 
-    ck = os.path.join(run, "checkpoint-000030")
+    ck = os.path.join(run, "checkpoint-000020")
     st = read_safetensors(os.path.join(ck, "fp8_state.safetensors"))
     check(st["amax_history"].shape == (16, 24) and np.array_equal(st["scale"], scale[-1]) and
           np.array_equal(st["amax_history"][15], amax[-1]) and np.array_equal(st["fp8_max"], FP8_MAX) and
