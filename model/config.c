@@ -2,6 +2,7 @@
  * renamed keys are read in both spellings (transformers 5: rope_parameters.rope_theta and dtype;
  * transformers 4: rope_theta and torch_dtype). Every wrong value names the file and the key. */
 #include "config.h"
+#include "json_util.h"
 
 #include <errno.h>
 #include <jansson.h>
@@ -29,19 +30,6 @@ typedef struct {
     gt_err *err;
 } cfg_src;
 
-static const char *json_kind(const json_t *j) {
-    switch (json_typeof(j)) {
-    case JSON_OBJECT: return "an object";
-    case JSON_ARRAY: return "an array";
-    case JSON_STRING: return "a string";
-    case JSON_INTEGER: return "an integer";
-    case JSON_REAL: return "a real number";
-    case JSON_TRUE:
-    case JSON_FALSE: return "a boolean";
-    default: return "null";
-    }
-}
-
 /* The value of key, or NULL if absent or JSON null (both mean "use the default"). */
 static const json_t *present(const json_t *obj, const char *key) {
     const json_t *v = json_object_get(obj, key);
@@ -49,7 +37,7 @@ static const json_t *present(const json_t *obj, const char *key) {
 }
 
 static int wrong_type(const cfg_src *s, const char *key, const char *want, const json_t *v) {
-    return gt_fail(s->err, "%s: '%s' must be %s, not %s", s->path, key, want, json_kind(v));
+    return gt_fail(s->err, "%s: '%s' must be %s, not %s", s->path, key, want, gt_json_kind(v));
 }
 
 static int missing(const cfg_src *s, const char *key) {
@@ -257,7 +245,7 @@ int gt_config_load(gt_config *cfg, const char *path, gt_err *err) {
         goto done;
     }
     if (!json_is_object(root)) {
-        gt_fail(err, "%s: is %s, not a JSON object", file, json_kind(root));
+        gt_fail(err, "%s: is %s, not a JSON object", file, gt_json_kind(root));
         goto done;
     }
     s.root = root;

@@ -43,27 +43,9 @@ int gt_model_load_hf(gt_model *m, const char *dir, gt_err *err) {
     return rc;
 }
 
-void gt_model_export_tensor(const gt_model *m, int grads, const char *name, float *full) {
-    int np;
-    gt_piece *pieces = gt_layout_pieces(&m->lay, &m->cfg, &np);
-    gt_kind kind = grads ? GT_GRAD : GT_ACT;
-    const char *base = grads ? m->grads : m->params;
-    for (int i = 0; i < np; i++) {
-        const gt_piece *p = &pieces[i];
-        if (strcmp(p->name, name)) continue;
-        int64_t rows, cols;
-        int ndim;
-        if (gt_hf_tensor_dims(&m->cfg, p->name, &rows, &cols, &ndim)) GT_DIE("no HF shape for %s", name);
-        float *blk = gt_malloc((size_t)(p->nrows * p->ncols) * sizeof(float));
-        m->ops->download(m->be, kind, blk, base + p->dst * m->ops->size[kind], (size_t)(p->nrows * p->ncols));
-        for (int64_t r = 0; r < p->nrows; r++)
-            memcpy(full + (p->row0 + r) * cols + p->col0, blk + r * p->ncols, (size_t)p->ncols * sizeof(float));
-        free(blk);
-    }
-    free(pieces);
-}
-
-void gt_model_import_tensor(gt_model *m, int grads, const char *name, const float *full) {
+/* Moves the blocks of HF tensor `name` that this rank holds between the full host tensor and the
+ * rank's parameters (grads = 0) or gradients (grads = 1): to_full = 1 exports, 0 imports. */
+static void transfer_tensor(const gt_model *m, int grads, const char *name, float *full, int to_full) {
     int np;
     gt_piece *pieces = gt_layout_pieces(&m->lay, &m->cfg, &np);
     gt_kind kind = grads ? GT_GRAD : GT_ACT;
@@ -74,12 +56,26 @@ void gt_model_import_tensor(gt_model *m, int grads, const char *name, const floa
         int64_t rows, cols;
         int ndim;
         if (gt_hf_tensor_dims(&m->cfg, p->name, &rows, &cols, &ndim)) GT_DIE("no HF shape for %s", name);
-        float *blk = gt_malloc((size_t)(p->nrows * p->ncols) * sizeof(float));
-        for (int64_t r = 0; r < p->nrows; r++)
-            memcpy(blk + r * p->ncols, full + (p->row0 + r) * cols + p->col0, (size_t)p->ncols * sizeof(float));
-        m->ops->upload(m->be, kind, base + p->dst * m->ops->size[kind], blk, (size_t)(p->nrows * p->ncols));
+        size_t n = (size_t)(p->nrows * p->ncols), row_bytes = (size_t)p->ncols * sizeof(float);
+        float *blk = gt_malloc(n * sizeof(float));
+        char *dev = base + p->dst * m->ops->size[kind];
+        if (to_full) m->ops->download(m->be, kind, blk, dev, n);
+        for (int64_t r = 0; r < p->nrows; r++) {
+            float *f = full + (p->row0 + r) * cols + p->col0, *b = blk + r * p->ncols;
+            if (to_full) memcpy(f, b, row_bytes);
+            else memcpy(b, f, row_bytes);
+        }
+        if (!to_full) m->ops->upload(m->be, kind, dev, blk, n);
         free(blk);
     }
     free(pieces);
+}
+
+void gt_model_export_tensor(const gt_model *m, int grads, const char *name, float *full) {
+    transfer_tensor(m, grads, name, full, 1);
+}
+
+void gt_model_import_tensor(gt_model *m, int grads, const char *name, const float *full) {
+    transfer_tensor(m, grads, name, (float *)full, 0);
     if (!grads) gt_model_fp8_weights_changed(m);
 }

@@ -6,6 +6,7 @@
  *                      and the file ends exactly at 8+N+last end.
  * Anything else is rejected with one line naming the file, the tensor and the problem. */
 #include "safetensors_internal.h"
+#include "json_util.h"
 
 #include <errno.h>
 #include <jansson.h>
@@ -41,24 +42,11 @@ static uint64_t le64(const unsigned char *b) {
     return v;
 }
 
-static const char *json_kind(const json_t *j) {
-    switch (json_typeof(j)) {
-    case JSON_OBJECT: return "an object";
-    case JSON_ARRAY: return "an array";
-    case JSON_STRING: return "a string";
-    case JSON_INTEGER: return "an integer";
-    case JSON_REAL: return "a real number";
-    case JSON_TRUE:
-    case JSON_FALSE: return "a boolean";
-    default: return "null";
-    }
-}
-
 /* shape: array of at most GT_ST_MAX_DIMS non-negative integers whose product fits in int64. */
 static int parse_shape(const json_t *js, gt_st_tensor *t, const char *path, gt_err *err) {
     if (!json_is_array(js))
         return gt_fail(err, "%s: tensor '%s': shape is %s, not an array", path, t->name,
-                       json_kind(js));
+                       gt_json_kind(js));
     size_t nd = json_array_size(js);
     if (nd > GT_ST_MAX_DIMS)
         return gt_fail(err, "%s: tensor '%s': shape has %zu dimensions, at most %d are supported",
@@ -97,7 +85,7 @@ static int parse_offsets(const json_t *js, st_span *sp, const char *path, const 
 static int parse_dtype(const json_t *js, gt_st_tensor *t, const char *path, gt_err *err) {
     if (!json_is_string(js))
         return gt_fail(err, "%s: tensor '%s': dtype is %s, not a string", path, t->name,
-                       json_kind(js));
+                       gt_json_kind(js));
     if (gt_dtype_parse(json_string_value(js), &t->dtype) != 0)
         return gt_fail(err, "%s: tensor '%s': unknown dtype '%s' (supported: F32, F64, BF16, F16, "
                        "I32, I64, F8_E4M3, F8_E5M2)", path, t->name, json_string_value(js));
@@ -109,7 +97,7 @@ static int parse_entry(const json_t *obj, gt_st_tensor *t, st_span *sp, const ch
                        gt_err *err) {
     if (!json_is_object(obj))
         return gt_fail(err, "%s: tensor '%s': entry is %s, not an object", path, t->name,
-                       json_kind(obj));
+                       gt_json_kind(obj));
     const char *key;
     const json_t *v;
     json_object_foreach((json_t *)obj, key, v) {
@@ -140,13 +128,13 @@ static int parse_entry(const json_t *obj, gt_st_tensor *t, st_span *sp, const ch
 
 static int check_metadata(const json_t *md, const char *path, gt_err *err) {
     if (!json_is_object(md))
-        return gt_fail(err, "%s: __metadata__ is %s, not an object", path, json_kind(md));
+        return gt_fail(err, "%s: __metadata__ is %s, not an object", path, gt_json_kind(md));
     const char *key;
     const json_t *v;
     json_object_foreach((json_t *)md, key, v) {
         if (!json_is_string(v))
             return gt_fail(err, "%s: __metadata__ value of '%s' is %s, not a string", path, key,
-                           json_kind(v));
+                           gt_json_kind(v));
     }
     return 0;
 }
@@ -261,7 +249,7 @@ static int parse_header_json(gt_st *st, int file, const char *text, uint64_t hle
     int rc = -1;
     st_span *sp = NULL;
     if (!json_is_object(root)) {
-        gt_fail(err, "%s: header is %s, not a JSON object", f->path, json_kind(root));
+        gt_fail(err, "%s: header is %s, not a JSON object", f->path, gt_json_kind(root));
         goto done;
     }
     size_t cap = json_object_size(root);

@@ -14,6 +14,7 @@
 #include "../../kernels/cuda/cuda_stream.h"
 #include "../../train/optimizer.h"
 #include "../cpu/check.h"
+#include "../cpu/tp_compare.h"
 
 static void copy_weights(gt_model *dst, gt_model *src) {
     int np;
@@ -29,32 +30,6 @@ static void copy_weights(gt_model *dst, gt_model *src) {
         free(full);
     }
     free(pc);
-}
-
-/* Worst relative error of the tp model's gathered gradients against the reference. */
-static double grad_error(gt_model *ref, gt_model *m, gt_group *tp, char *worst, size_t len) {
-    int np;
-    gt_piece *pc = gt_layout_pieces(&ref->lay, &ref->cfg, &np);
-    double w = 0;
-    for (int i = 0; i < np; i++) {
-        if (i > 0 && !strcmp(pc[i].name, pc[i - 1].name)) continue;
-        int64_t r, c;
-        int nd;
-        gt_hf_tensor_dims(&ref->cfg, pc[i].name, &r, &c, &nd);
-        size_t n = (size_t)(r * c);
-        float *want = gt_calloc(n, 4), *got = gt_calloc(n, 4), *cover = gt_calloc(n, 4);
-        gt_model_export_tensor(ref, 1, pc[i].name, want);
-        gt_model_export_tensor(m, 1, pc[i].name, got);
-        for (size_t k = 0; k < n; k++) cover[k] = got[k] != 0.0f;
-        gt_allreduce_host(tp, got, n, GT_F32, GT_RED_SUM);
-        gt_allreduce_host(tp, cover, n, GT_F32, GT_RED_SUM);
-        for (size_t k = 0; k < n; k++) got[k] /= cover[k] > 0 ? cover[k] : 1.0f;
-        double e = gt_rel_err_f(got, want, n);
-        if (!(e <= w)) w = e, snprintf(worst, len, "%s", pc[i].name);
-        free(want), free(got), free(cover);
-    }
-    free(pc);
-    return w;
 }
 
 static void batch(int N, int T, int vocab, unsigned seed, int32_t *tok, int32_t *tgt, int32_t *pos) {
@@ -100,7 +75,7 @@ static void run(gt_check *c, gt_grid *g, gt_backend *be, const char *name, const
     for (int s = 0; s < steps; s++) {
         batch(N, T, cfg->vocab_size, 1000u + (unsigned)s, tok, tgt, pos);
         double a = step(&ref, tok, tgt, pos, B * (T - 1)), b = step(&m, tok, tgt, pos, B * (T - 1));
-        if (s == 0) gerr = grad_error(&ref, &m, &g->tp_group, wn, sizeof wn), l0[0] = a, l0[1] = b;
+        if (s == 0) gerr = gt_test_tp_grad_error(&ref, &m, &g->tp_group, wn, sizeof wn), l0[0] = a, l0[1] = b;
         l1[0] = a, l1[1] = b;
         double e = fabs(a - b) / a;
         if (!(e <= worst)) worst = e;

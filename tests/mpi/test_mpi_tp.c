@@ -10,6 +10,7 @@
 #include "../../comm/grid.h"
 #include "../../train/optimizer.h"
 #include "../cpu/check.h"
+#include "../cpu/tp_compare.h"
 
 enum { B = 4, T = 11, N = B * T };
 
@@ -82,34 +83,6 @@ static double step(gt_model *m, const batch *bt, gt_group *dp) {
     return loss / bt->count;
 }
 
-/* Worst relative error over all HF tensors of the gathered TP gradients against the reference. */
-static double grad_error(gt_model *ref, gt_model *m, gt_group *tp, char *worst_name, size_t len) {
-    int np;
-    gt_piece *pc = gt_layout_pieces(&ref->lay, &ref->cfg, &np);
-    double worst = 0;
-    for (int i = 0; i < np; i++) {
-        if (i > 0 && !strcmp(pc[i].name, pc[i - 1].name)) continue;
-        int64_t r, c;
-        int nd;
-        gt_hf_tensor_dims(&ref->cfg, pc[i].name, &r, &c, &nd);
-        size_t n = (size_t)(r * c);
-        float *want = gt_calloc(n, 4), *got = gt_calloc(n, 4), *cover = gt_calloc(n, 4);
-        gt_model_export_tensor(ref, 1, pc[i].name, want);
-        gt_model_export_tensor(m, 1, pc[i].name, got);
-        /* Replicated elements (norms, shared K/V heads) are held, equal, by several ranks: the
-         * sum over ranks divided by the number of non-zero holders gathers every tensor. */
-        for (size_t k = 0; k < n; k++) cover[k] = got[k] != 0.0f;
-        gt_allreduce(tp, got, n, GT_F32, GT_RED_SUM);
-        gt_allreduce(tp, cover, n, GT_F32, GT_RED_SUM);
-        for (size_t k = 0; k < n; k++) got[k] /= cover[k] > 0 ? cover[k] : 1.0f;
-        double e = gt_rel_err_f(got, want, n);
-        if (!(e <= worst)) worst = e, snprintf(worst_name, len, "%s", pc[i].name);
-        free(want), free(got), free(cover);
-    }
-    free(pc);
-    return worst;
-}
-
 static void run_layout(gt_check *c, gt_grid *g, const char *fixture) {
     char dir[128], what[200];
     snprintf(dir, sizeof dir, "tests/fixtures/%s", fixture);
@@ -125,7 +98,7 @@ static void run_layout(gt_check *c, gt_grid *g, const char *fixture) {
     gt_group *dp = g->dp > 1 ? &g->dp_group : NULL;
     double lr = step(&ref, &bt, NULL), lm = step(&m, &bt, dp);
     char wn[96] = "";
-    double ge = grad_error(&ref, &m, &g->tp_group, wn, sizeof wn);
+    double ge = gt_test_tp_grad_error(&ref, &m, &g->tp_group, wn, sizeof wn);
     double nr = gt_model_grad_sumsq(&ref), nm = gt_model_grad_sumsq(&m);
     gt_adamw_config ac = {0.9f, 0.95f, 1e-8f, 0.1f, 0.5f};
     gt_optimizer orf, om;
