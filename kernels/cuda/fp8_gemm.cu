@@ -22,6 +22,7 @@
 #include <stdlib.h>
 
 #include "cuda_ops.cuh"
+#include "lt_plan.cuh"
 #include "fp8_cuda.h"
 
 /* Everything a plan depends on; made from a zeroed struct so memcmp sees no padding junk. */
@@ -51,11 +52,7 @@ extern "C" void gt_cuda_fp8_release(gt_backend *be) {
     if (!cache) return;
     for (int i = 0; i < cache->count; i++) {
         fp8_plan *p = &cache->plans[i];
-        CUBLAS_CHECK(cublasLtMatrixLayoutDestroy(p->la));
-        CUBLAS_CHECK(cublasLtMatrixLayoutDestroy(p->lb));
-        CUBLAS_CHECK(cublasLtMatrixLayoutDestroy(p->lc));
-        CUBLAS_CHECK(cublasLtMatrixLayoutDestroy(p->ld));
-        CUBLAS_CHECK(cublasLtMatmulDescDestroy(p->desc));
+        gt_lt_destroy(p->desc, p->la, p->lb, p->lc, p->ld);
     }
     free(cache->plans);
     free(cache);
@@ -66,13 +63,6 @@ static cudaDataType_t fp8_type(gt_dtype f) {
     return f == GT_E5M2 ? CUDA_R_8F_E5M2 : CUDA_R_8F_E4M3;
 }
 
-/* Largest power of two (at most 256) dividing the address. */
-static int32_t alignment(const void *p) {
-    uintptr_t u = (uintptr_t)p;
-    int32_t a = 1;
-    while (a < 256 && (u & (uintptr_t)(2 * a - 1)) == 0) a *= 2;
-    return a;
-}
 
 static void choose_algo(gt_backend *be, fp8_plan *p) {
     cublasLtMatmulPreference_t pref;
@@ -182,9 +172,9 @@ extern "C" void gt_cuda_matmul_fp8(gt_backend *be, void *d, int out_grad, const 
     key.b_fmt = (int32_t)b_fmt;
     key.out_grad = out_grad ? 1 : 0;
     key.fast_accum = fast_accum ? 1 : 0;
-    key.align[0] = alignment(a);
-    key.align[1] = alignment(b);
-    key.align[2] = alignment(d);
+    key.align[0] = gt_lt_alignment(a);
+    key.align[1] = gt_lt_alignment(b);
+    key.align[2] = gt_lt_alignment(d);
     fp8_plan *p = find_plan(be, &key);
     b_scale_inv = aligned_scale(be, b_scale_inv, 0);
     a_scale_inv = aligned_scale(be, a_scale_inv, 1);

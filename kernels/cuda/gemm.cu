@@ -14,6 +14,7 @@
 #include <stdlib.h>
 
 #include "cuda_ops.cuh"
+#include "lt_plan.cuh"
 
 /* The GEMM in cuBLASLt's column-major terms: D[m,n] = alpha op(A)[m,k] op(B)[k,n] + beta C[m,n],
  * C and D share ldc (they may be the same buffer). */
@@ -63,24 +64,12 @@ extern "C" void gt_gemm_cache_destroy(gt_gemm_cache *cache) {
     if (!cache) return;
     for (int i = 0; i < cache->count; i++) {
         gemm_plan *p = &cache->plans[i];
-        CUBLAS_CHECK(cublasLtMatrixLayoutDestroy(p->la));
-        CUBLAS_CHECK(cublasLtMatrixLayoutDestroy(p->lb));
-        CUBLAS_CHECK(cublasLtMatrixLayoutDestroy(p->lc));
-        CUBLAS_CHECK(cublasLtMatrixLayoutDestroy(p->ld));
-        CUBLAS_CHECK(cublasLtMatmulDescDestroy(p->desc));
+        gt_lt_destroy(p->desc, p->la, p->lb, p->lc, p->ld);
     }
     free(cache->plans);
     free(cache);
 }
 
-/* Largest power of two (at most 256) dividing the address: cuBLASLt kernels may assume up to 256.
- */
-static int32_t pointer_alignment(const void *p) {
-    uintptr_t u = (uintptr_t)p;
-    int32_t a = 1;
-    while (a < 256 && (u & (uintptr_t)(2 * a - 1)) == 0) a *= 2;
-    return a;
-}
 
 static gemm_key make_key(const gemm_args *g) {
     gemm_key k;
@@ -98,10 +87,10 @@ static gemm_key make_key(const gemm_args *g) {
     k.type_c = (int32_t)g->type_c;
     k.type_d = (int32_t)g->type_d;
     k.fast_accum = g->fast_accum;
-    k.align[0] = pointer_alignment(g->a);
-    k.align[1] = pointer_alignment(g->b);
-    k.align[2] = pointer_alignment(g->c);
-    k.align[3] = pointer_alignment(g->d);
+    k.align[0] = gt_lt_alignment(g->a);
+    k.align[1] = gt_lt_alignment(g->b);
+    k.align[2] = gt_lt_alignment(g->c);
+    k.align[3] = gt_lt_alignment(g->d);
     return k;
 }
 

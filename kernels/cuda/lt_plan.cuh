@@ -1,0 +1,28 @@
+/* What the BF16 (gemm.cu) and FP8 (fp8_gemm.cu) cuBLASLt wrappers share: the handles of one cached
+ * GEMM plan's release, and the pointer alignment that is part of a plan's key. */
+#ifndef GT_LT_PLAN_CUH
+#define GT_LT_PLAN_CUH
+
+#include <stdint.h>
+
+#include "cuda_common.cuh"
+
+static inline void gt_lt_destroy(cublasLtMatmulDesc_t desc, cublasLtMatrixLayout_t la,
+                                 cublasLtMatrixLayout_t lb, cublasLtMatrixLayout_t lc,
+                                 cublasLtMatrixLayout_t ld) {
+    CUBLAS_CHECK(cublasLtMatrixLayoutDestroy(la));
+    CUBLAS_CHECK(cublasLtMatrixLayoutDestroy(lb));
+    CUBLAS_CHECK(cublasLtMatrixLayoutDestroy(lc));
+    CUBLAS_CHECK(cublasLtMatrixLayoutDestroy(ld));
+    CUBLAS_CHECK(cublasLtMatmulDescDestroy(desc));
+}
+
+/* Largest power of two (at most 256) dividing the address: cuBLASLt kernels may assume up to 256. */
+static inline int32_t gt_lt_alignment(const void *p) {
+    uintptr_t u = (uintptr_t)p;
+    int32_t a = 1;
+    while (a < 256 && (u & (uintptr_t)(2 * a - 1)) == 0) a *= 2;
+    return a;
+}
+
+#endif
