@@ -17,7 +17,9 @@
  * this rank. A weight W of a linear layer is [out, in] (HF layout): y = x W^T.
  *
  * Conventions for backward ops: an input gradient is overwritten unless its comment says "+=";
- * a parameter gradient (GRAD kind) is always accumulated (+=), so micro-batches accumulate. */
+ * a parameter gradient (GRAD kind) is accumulated (+=), so micro-batches accumulate — except that
+ * the weight gradients of matmul_bwd and matmul_fp8 are overwritten while set_dw_accumulate(0) is
+ * in force (the first micro-batch of a step, which then needs no zeroing pass). */
 #ifndef GT_OPS_H
 #define GT_OPS_H
 
