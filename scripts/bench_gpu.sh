@@ -20,6 +20,10 @@ for mode in eager compile autocast; do
     python3 scripts/bench_hf.py --config "$model/config.json" --mode "$mode" --batch 2 --seq 2048 \
         2>&1 | grep -E '^hf |Error' | tail -2
 done
+echo "=== longer sequences (B=1, T=8192)"
+$bin bench --model "$model" --batch 1 --seq 8192 --steps 5 --warmup 2 | grep step_ms
+python3 scripts/bench_hf.py --config "$model/config.json" --mode compile --batch 1 --seq 8192 --steps 5 \
+    2>&1 | grep -E '^hf |Error' | tail -2
 echo "=== 200 steps on one batch: BF16 vs FP8 final loss"
 $bin bench --model "$model" --batch 2 --seq 2048 --steps 200 --warmup 0 | grep step_ms
 $bin bench --model "$model" --batch 2 --seq 2048 --steps 200 --warmup 0 --fp8 | grep step_ms

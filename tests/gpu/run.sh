@@ -5,6 +5,7 @@
 # 2. builds in build-gpu with -DGT_CUDA_ARCH=90a (make -k: a broken unrelated target does not stop
 #    the tests that did build)
 # 3. test_ops_gpu (every op against the CPU oracle), compute-sanitizer memcheck of its small-shape
+#    run and of whole small training steps (BF16, FP8),
 #    run, test_ops_gpu --bench
 # 4. unless --ops-only: every other tests/gpu/test_* executable and tests/gpu/test_*.sh script;
 #    executables named test_gpu_tp* are multi-rank: run under mpirun -np 2 when the machine has 2 or
@@ -65,6 +66,14 @@ if [ -x build-gpu/tests/gpu/test_ops_gpu ]; then
     step memcheck compute-sanitizer --tool memcheck --error-exitcode 1 \
         build-gpu/tests/gpu/test_ops_gpu --small
     step bench build-gpu/tests/gpu/test_ops_gpu --bench
+fi
+# A whole small training step (forward, backward, gradient norm, AdamW), BF16 and FP8, under
+# compute-sanitizer's memcheck.
+if [ -x build-gpu/gemmatron ]; then
+    step memcheck_step compute-sanitizer --tool memcheck --error-exitcode 1 \
+        build-gpu/gemmatron bench --model tests/fixtures/gqa --batch 2 --seq 64 --steps 2 --warmup 0
+    step memcheck_step_fp8 compute-sanitizer --tool memcheck --error-exitcode 1 \
+        build-gpu/gemmatron bench --model tests/fixtures/gqa --batch 2 --seq 64 --steps 2 --warmup 0 --fp8
 fi
 
 if [ "$ops_only" = 0 ]; then
