@@ -5,8 +5,7 @@
 # 2. builds in build-gpu with -DGT_CUDA_ARCH=90a (make -k: a broken unrelated target does not stop
 #    the tests that did build)
 # 3. test_ops_gpu (every op against the CPU oracle), compute-sanitizer memcheck of its small-shape
-#    run and of whole small training steps (BF16, FP8),
-#    run, test_ops_gpu --bench
+#    run and of whole small training steps (BF16, FP8), test_ops_gpu --bench
 # 4. unless --ops-only: every other tests/gpu/test_* executable and tests/gpu/test_*.sh script;
 #    executables named test_gpu_tp* are multi-rank: run under mpirun -np 2 when the machine has 2 or
 #    more GPUs, otherwise reported as SKIP
