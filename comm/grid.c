@@ -99,6 +99,9 @@ void gt_grid_use_nccl(gt_grid *g, void *cuda_stream) {
 }
 
 void gt_grid_free(gt_grid *g) {
+    gt_group_release(&g->tp_group);
+    gt_group_release(&g->dp_group);
+    gt_group_release(&g->world);
 #ifdef GT_HAVE_NCCL
     gt_nccl_group_free(&g->tp_group);
     gt_nccl_group_free(&g->dp_group);

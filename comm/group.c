@@ -1,5 +1,6 @@
 #include "group.h"
 
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -138,4 +139,45 @@ void gt_broadcast(gt_group *g, void *buf, size_t n, gt_dtype t, int root) {
     double t0 = timing_start(g);
     broadcast_impl(g, buf, n, t, root);
     timing_stop(g, t0, (double)(n * gt_dtype_size(t)));
+}
+
+void gt_allreduce_start(gt_group *g, void *buf, size_t n, gt_dtype t) {
+    if (g->size == 1 || n == 0) return;
+    gt_watchdog_enter(g->wd, g->name, "all-reduce(sum), overlapped", n, ++g->calls);
+#ifdef GT_HAVE_NCCL
+    if (g->nccl) {
+        gt_nccl_allreduce_start(g, buf, n, t);
+        return;
+    }
+#endif
+    GT_ASSERT(!too_big(n), "all-reduce of %zu elements exceeds MPI's count", n);
+    if (g->npending == g->cap_pending) {
+        g->cap_pending = g->cap_pending ? 2 * g->cap_pending : 64;
+        MPI_Request *r = realloc(g->pending, (size_t)g->cap_pending * sizeof *r);
+        if (!r) GT_DIE("out of host memory");
+        g->pending = r;
+    }
+    MPI_CHECK(MPI_Iallreduce(MPI_IN_PLACE, buf, (int)n, mpi_type(t), MPI_SUM, g->mpi, &g->pending[g->npending++]));
+}
+
+void gt_group_wait(gt_group *g) {
+#ifdef GT_HAVE_NCCL
+    if (g->nccl) {
+        gt_nccl_wait(g);
+        return;
+    }
+#endif
+    if (!g->npending) return;
+    MPI_CHECK(MPI_Waitall(g->npending, g->pending, MPI_STATUSES_IGNORE));
+    g->npending = 0;
+    gt_watchdog_leave(g->wd);
+}
+
+void gt_group_release(gt_group *g) {
+#ifdef GT_HAVE_NCCL
+    gt_nccl_release_stream(g);
+#endif
+    free(g->pending);
+    g->pending = NULL;
+    g->npending = g->cap_pending = 0;
 }

@@ -24,6 +24,10 @@ typedef struct gt_group {
     void *stream;      /* cudaStream_t the NCCL collectives are queued on */
     gt_watchdog *wd;   /* may be NULL */
     long calls;        /* collectives issued, for messages */
+    void *comm_stream; /* NCCL: the stream non-blocking all-reduces run on, made on first use */
+    void *comm_events; /* NCCL: two cudaEvent_t ordering it against `stream` */
+    MPI_Request *pending; /* MPI: non-blocking all-reduces not yet waited for */
+    int npending, cap_pending;
     int timed;         /* when set, each collective runs synchronously and adds its time and */
     double seconds;    /* its bus bytes (NCCL's convention: all-reduce moves 2(n-1)/n of the */
     double bus_bytes;  /* buffer per rank, all-gather and reduce-scatter (n-1)/n) here */
@@ -36,6 +40,15 @@ void gt_allgather(gt_group *g, const void *send, void *recv, size_t n, gt_dtype 
 /* recv[n] = reduction of the rank's block of send[size * n] over the group. */
 void gt_reduce_scatter(gt_group *g, const void *send, void *recv, size_t n, gt_dtype t, gt_red op);
 void gt_broadcast(gt_group *g, void *buf, size_t n, gt_dtype t, int root);
+/* Non-blocking in-place sum of buf[n] over the group: it starts after the work queued so far and
+ * overlaps what is queued after it; gt_group_wait makes later work wait for every started one.
+ * NCCL: on the group's own stream, ordered by events; MPI: MPI_Iallreduce. buf must not be touched
+ * until the wait. */
+void gt_allreduce_start(gt_group *g, void *buf, size_t n, gt_dtype t);
+void gt_group_wait(gt_group *g);
+/* Releases the group's stream, events and request list (the communicators are the grid's). */
+void gt_group_release(gt_group *g);
+
 /* All-reduce of host memory over MPI, whatever the group's device collectives are (loss sums,
  * token counts, flags). */
 void gt_allreduce_host(gt_group *g, void *buf, size_t n, gt_dtype t, gt_red op);

@@ -1,6 +1,8 @@
 /* NCCL collectives on the CUDA backend's stream. */
 #include "nccl_ops.h"
 
+#include <stdlib.h>
+
 #include <cuda_runtime.h>
 #include <nccl.h>
 
@@ -61,4 +63,45 @@ void gt_nccl_reduce_scatter(gt_group *g, const void *send, void *recv, size_t n,
 
 void gt_nccl_broadcast(gt_group *g, void *buf, size_t n, gt_dtype t, int root) {
     NCCL_CHECK(ncclBroadcast(buf, buf, n, nccl_type(t), root, (ncclComm_t)g->nccl, (cudaStream_t)g->stream));
+}
+
+#define CUDA_OK(call)                                                                              \
+    do {                                                                                           \
+        cudaError_t e_ = (call);                                                                   \
+        if (e_ != cudaSuccess) gt_die(__FILE__, __LINE__, "%s: %s", #call, cudaGetErrorString(e_)); \
+    } while (0)
+
+/* events[0]: compute -> comm (the buffer is ready); events[1]: comm -> compute (reduced). */
+void gt_nccl_allreduce_start(gt_group *g, void *buf, size_t n, gt_dtype t) {
+    if (!g->comm_stream) {
+        cudaStream_t s;
+        cudaEvent_t *ev = gt_calloc(2, sizeof *ev);
+        CUDA_OK(cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking));
+        CUDA_OK(cudaEventCreateWithFlags(&ev[0], cudaEventDisableTiming));
+        CUDA_OK(cudaEventCreateWithFlags(&ev[1], cudaEventDisableTiming));
+        g->comm_stream = s;
+        g->comm_events = ev;
+    }
+    cudaEvent_t *ev = g->comm_events;
+    CUDA_OK(cudaEventRecord(ev[0], (cudaStream_t)g->stream));
+    CUDA_OK(cudaStreamWaitEvent((cudaStream_t)g->comm_stream, ev[0], 0));
+    NCCL_CHECK(ncclAllReduce(buf, buf, n, nccl_type(t), ncclSum, (ncclComm_t)g->nccl, (cudaStream_t)g->comm_stream));
+}
+
+void gt_nccl_wait(gt_group *g) {
+    if (!g->comm_stream) return;
+    cudaEvent_t *ev = g->comm_events;
+    CUDA_OK(cudaEventRecord(ev[1], (cudaStream_t)g->comm_stream));
+    CUDA_OK(cudaStreamWaitEvent((cudaStream_t)g->stream, ev[1], 0));
+}
+
+void gt_nccl_release_stream(gt_group *g) {
+    if (!g->comm_stream) return;
+    cudaEvent_t *ev = g->comm_events;
+    CUDA_OK(cudaStreamSynchronize((cudaStream_t)g->comm_stream));
+    CUDA_OK(cudaEventDestroy(ev[0]));
+    CUDA_OK(cudaEventDestroy(ev[1]));
+    CUDA_OK(cudaStreamDestroy((cudaStream_t)g->comm_stream));
+    free(ev);
+    g->comm_stream = g->comm_events = NULL;
 }

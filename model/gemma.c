@@ -259,10 +259,17 @@ void gt_model_backward(gt_model *m) {
     gt_model_tp_sum(m, m->dlnf, (size_t)N * C, GT_ACT); /* vocab-parallel lm_head: d(input) */
     o->rmsnorm_bwd(m->be, m->dres, GRAD(m, L->lnf), m->dlnf, m->res_final, PARAM(m, L->lnf), m->rstdf,
                    N, C);
-    for (int l = L->L - 1; l >= 0; l--) layer_backward(m, l);
+    for (int l = L->L - 1; l >= 0; l--) {
+        layer_backward(m, l);
+        size_t end = l + 1 < L->L ? L->layer[l + 1].ln1 : L->lnf;
+        gt_model_dp_start(m, L->layer[l].ln1, end - L->layer[l].ln1); /* layer l's gradients are final */
+    }
     o->embed_bwd(m->be, GRAD(m, L->wte), m->dres, m->tokens, embed_scale(m), L->vstart, L->V, N, C,
                  m->cfg.pad_token_id);
     dw_accumulate(m, 1);
     m->grads_fresh = 0;
+    gt_model_dp_start(m, L->wte, L->layer[0].ln1 - L->wte); /* the tied embedding */
+    gt_model_dp_start(m, L->lnf, L->count - L->lnf);        /* the final norm */
+    m->dp_overlap = NULL;
     gt_model_fp8_after_backward(m);
 }

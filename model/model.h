@@ -54,6 +54,8 @@ typedef struct {
     void *ce_part_local;  /* [ce_chunk, 3] STAT: this rank's partials before the all-gather */
     void *kv_sum;         /* [kv_heads, 2, D, C] GRAD: replicated K/V gradients being summed */
     void *sumsq;          /* [3] STAT: squared gradient norms by replication class */
+    gt_group *dp_overlap; /* set for a step's last backward: reduce gradients over dp as it goes */
+    gt_group *dp_started; /* the group that backward started reductions on; reduce_grads waits */
 } gt_model;
 
 /* Allocates parameters (zero) and gradients for rank tp_rank of tp_size. */
@@ -99,8 +101,14 @@ void gt_model_zero_grads(gt_model *m);
 /* Makes the model tensor-parallel over group tp (whose size must equal the layout's tp_size). */
 void gt_model_set_tp(gt_model *m, gt_group *tp);
 
-/* Once per optimizer step, after all micro-batches: sums the gradients of K/V heads replicated
- * across tp ranks (num_kv_heads < tp), then all-reduces every gradient over dp (NULL: no dp). */
+/* Before the last micro-batch's backward of a step: that backward starts the dp all-reduce of each
+ * layer's gradients as soon as the layer is done (on NCCL, on its own stream, overlapping the
+ * layers still to come); gt_model_reduce_grads then only waits for them. */
+void gt_model_overlap_dp(gt_model *m, gt_group *dp);
+
+/* Once per optimizer step, after all micro-batches: all-reduces every gradient over dp (NULL: no
+ * dp; already started by an overlapped backward: waits for it), then sums the gradients of K/V heads
+ * replicated across tp ranks (num_kv_heads < tp). */
 void gt_model_reduce_grads(gt_model *m, gt_group *dp);
 
 /* Squared L2 norm of the whole model's gradient, each parameter counted once across tp ranks

@@ -57,10 +57,23 @@ static void sum_replicated_kv(gt_model *m) {
     }
 }
 
+void gt_model_overlap_dp(gt_model *m, gt_group *dp) { m->dp_overlap = dp && dp->size > 1 ? dp : NULL; }
+
+/* During an overlapped backward: starts the dp sum of gradient elements [off, off + n). */
+void gt_model_dp_start(gt_model *m, size_t off, size_t n) {
+    if (!m->dp_overlap) return;
+    gt_allreduce_start(m->dp_overlap, (char *)m->grads + off * m->ops->size[GT_GRAD], n, gt_kind_dtype(m, GT_GRAD));
+    m->dp_started = m->dp_overlap;
+}
+
 void gt_model_reduce_grads(gt_model *m, gt_group *dp) {
-    sum_replicated_kv(m);
-    if (dp && dp->size > 1)
+    if (m->dp_started) {
+        gt_group_wait(m->dp_started);
+        m->dp_started = NULL;
+    } else if (dp && dp->size > 1) {
         gt_allreduce(dp, m->grads, m->lay.count, gt_kind_dtype(m, GT_GRAD), GT_RED_SUM);
+    }
+    sum_replicated_kv(m); /* a sum too: its order with the dp sum does not matter */
 }
 
 /* Replication class of a piece: 0 = sharded (counted once), 1 = replicated on every tp rank

@@ -10,6 +10,8 @@ gt_dtype gt_kind_dtype(const gt_model *m, gt_kind kind);
 void gt_model_tp_sum(gt_model *m, void *buf, size_t n, gt_kind kind);
 /* Cross-entropy partials of the current chunk of n tokens: computes this rank's part and gathers
  * every rank's into m->ce_parts [tp, n, 3]. */
+/* Overlapped backward: starts the dp sum of gradient elements [off, off + n) (no-op otherwise). */
+void gt_model_dp_start(gt_model *m, size_t off, size_t n);
 void gt_model_ce_parts(gt_model *m, const void *logits, const int32_t *target, int n, int V);
 
 #endif

@@ -155,6 +155,9 @@ static double forward_backward(gt_trainer *t, double targets) {
     for (int k = 0; k < t->accum; k++) {
         upload_micro(t, micro(t, k));
         loss += gt_model_forward(m, 1, dscale, NULL);
+        /* the last backward reduces each layer's gradients over dp as soon as they are final
+         * (not with a test hook, which edits the gradients after the backward) */
+        if (k == t->accum - 1 && t->grid->dp > 1 && !t->after_backward) gt_model_overlap_dp(m, &t->grid->dp_group);
         gt_model_backward(m);
     }
     return loss;

@@ -77,6 +77,7 @@ static void feed(gt_model *m, const batch *bt, int dp_rank, int dp) {
 static double step(gt_model *m, const batch *bt, gt_group *dp) {
     gt_model_zero_grads(m);
     double loss = gt_model_forward(m, 1, 1.0f / (float)bt->count, NULL);
+    gt_model_overlap_dp(m, dp); /* dp sums started layer by layer during the backward */
     gt_model_backward(m);
     gt_model_reduce_grads(m, dp);
     if (dp) gt_allreduce(dp, &loss, 1, GT_F64, GT_RED_SUM);
