@@ -125,6 +125,7 @@ void gt_model_set_batch(gt_model *m, const int32_t *tokens, const int32_t *targe
  * norm gradients, which are always accumulated, are zeroed here. Every other gradient is written
  * by one GEMM per micro-batch (the embedding's first by the lm_head, then added to by the lookup). */
 void gt_model_zero_grads(gt_model *m) {
+    gt_model_dp_finish(m);
     const gt_ops *o = m->ops;
     const gt_layout *L = &m->lay;
     size_t g = o->size[GT_GRAD], C = (size_t)L->C;
@@ -210,6 +211,7 @@ static double head_forward(gt_model *m, int train, float dscale, float *logits_o
 }
 
 double gt_model_forward(gt_model *m, int train, float dscale, float *logits_out) {
+    if (train) gt_model_dp_finish(m); /* the lm_head writes d(wte) */
     const gt_ops *o = m->ops;
     const gt_layout *L = &m->lay;
     int N = m->N, C = L->C;

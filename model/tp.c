@@ -66,10 +66,15 @@ void gt_model_dp_start(gt_model *m, size_t off, size_t n) {
     m->dp_started = m->dp_overlap;
 }
 
+void gt_model_dp_finish(gt_model *m) {
+    if (!m->dp_started) return;
+    gt_group_wait(m->dp_started);
+    m->dp_started = NULL;
+}
+
 void gt_model_reduce_grads(gt_model *m, gt_group *dp) {
     if (m->dp_started) {
-        gt_group_wait(m->dp_started);
-        m->dp_started = NULL;
+        gt_model_dp_finish(m);
     } else if (dp && dp->size > 1) {
         gt_allreduce(dp, m->grads, m->lay.count, gt_kind_dtype(m, GT_GRAD), GT_RED_SUM);
     }

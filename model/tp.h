@@ -12,6 +12,9 @@ void gt_model_tp_sum(gt_model *m, void *buf, size_t n, gt_kind kind);
  * every rank's into m->ce_parts [tp, n, 3]. */
 /* Overlapped backward: starts the dp sum of gradient elements [off, off + n) (no-op otherwise). */
 void gt_model_dp_start(gt_model *m, size_t off, size_t n);
+/* Waits for dp sums an overlapped backward started and nobody reduced yet: before the gradients
+ * are written again they must be done with them. */
+void gt_model_dp_finish(gt_model *m);
 void gt_model_ce_parts(gt_model *m, const void *logits, const int32_t *target, int n, int V);
 
 #endif

@@ -146,8 +146,10 @@ static double read_step(gt_trainer *t) {
     return sum_dp(t, targets);
 }
 
-/* Forward and backward of every micro-batch read by read_step; returns this rank's loss sum. */
-static double forward_backward(gt_trainer *t, double targets) {
+/* Forward and backward of every micro-batch read by read_step; returns this rank's loss sum.
+ * overlap: a training step, whose gradients gt_model_reduce_grads sums over dp next — its last
+ * backward starts those sums layer by layer. */
+static double forward_backward(gt_trainer *t, double targets, int overlap) {
     gt_model *m = &t->model;
     double loss = 0;
     float dscale = (float)(1.0 / targets);
@@ -157,7 +159,8 @@ static double forward_backward(gt_trainer *t, double targets) {
         loss += gt_model_forward(m, 1, dscale, NULL);
         /* the last backward reduces each layer's gradients over dp as soon as they are final
          * (not with a test hook, which edits the gradients after the backward) */
-        if (k == t->accum - 1 && t->grid->dp > 1 && !t->after_backward) gt_model_overlap_dp(m, &t->grid->dp_group);
+        if (overlap && k == t->accum - 1 && t->grid->dp > 1 && !t->after_backward)
+            gt_model_overlap_dp(m, &t->grid->dp_group);
         gt_model_backward(m);
     }
     return loss;
@@ -180,7 +183,7 @@ void gt_trainer_step(gt_trainer *t, gt_step_stats *st) {
         st->seconds = now() - t0;
         return;
     }
-    double loss = forward_backward(t, targets);
+    double loss = forward_backward(t, targets, 1);
     if (t->after_backward) t->after_backward(t, t->hook_user);
     gt_model_reduce_grads(m, t->grid->dp > 1 ? &t->grid->dp_group : NULL);
     double sumsq = gt_optimizer_grad_sumsq(&t->opt);
@@ -224,7 +227,7 @@ int gt_trainer_fp8_calibrate(gt_trainer *t, gt_err *err) {
     for (long long s = 0; s < steps; s++) {
         double targets = read_step(t);
         /* With no target the backward has nothing to carry: its gradient amaxes would be 0. */
-        if (targets > 0) forward_backward(t, targets);
+        if (targets > 0) forward_backward(t, targets, 0);
     }
     gt_model_fp8_calibrate(m, 0);
     gt_model_zero_grads(m);
