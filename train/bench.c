@@ -84,6 +84,7 @@ static int has_weights(const char *dir) {
 static double train_step(gt_model *m, gt_optimizer *opt, float dscale, gt_group *dp) {
     gt_model_zero_grads(m);
     double loss = gt_model_forward(m, 1, dscale, NULL);
+    gt_model_overlap_dp(m, dp); /* dp sums start layer by layer during the backward */
     gt_model_backward(m);
     gt_model_reduce_grads(m, dp);
     gt_optimizer_step(opt, 1e-5f, gt_optimizer_grad_sumsq(opt));
