@@ -118,13 +118,7 @@ static fp8_plan *find_plan(gt_backend *be, const fp8_key *key) {
     gt_fp8_gemm_cache *cache = be->fp8_gemm;
     for (int i = 0; i < cache->count; i++)
         if (memcmp(&cache->plans[i].key, key, sizeof *key) == 0) return &cache->plans[i];
-    if (cache->count == cache->cap) {
-        int cap = cache->cap ? 2 * cache->cap : 32;
-        fp8_plan *grown = (fp8_plan *)realloc(cache->plans, (size_t)cap * sizeof *grown);
-        if (!grown) GT_DIE("out of host memory growing the FP8 GEMM plan cache to %d plans", cap);
-        cache->plans = grown;
-        cache->cap = cap;
-    }
+    cache->plans = (fp8_plan *)gt_lt_reserve(cache->plans, cache->count, &cache->cap, sizeof *cache->plans, "FP8 GEMM");
     fp8_plan *p = &cache->plans[cache->count];
     build_plan(be, p, key);
     cache->count++; /* only now: a plan that failed above never enters the cache */

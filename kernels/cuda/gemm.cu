@@ -132,13 +132,7 @@ static void choose_algo(gt_backend *be, gemm_plan *p) {
 
 static gemm_plan *build_plan(gt_backend *be, const gemm_args *g, const gemm_key *key) {
     gt_gemm_cache *cache = be->gemm;
-    if (cache->count == cache->cap) {
-        int cap = cache->cap ? 2 * cache->cap : 32;
-        gemm_plan *grown = (gemm_plan *)realloc(cache->plans, (size_t)cap * sizeof *grown);
-        if (!grown) GT_DIE("out of host memory growing the GEMM plan cache to %d plans", cap);
-        cache->plans = grown;
-        cache->cap = cap;
-    }
+    cache->plans = (gemm_plan *)gt_lt_reserve(cache->plans, cache->count, &cache->cap, sizeof *cache->plans, "GEMM");
     gemm_plan *p = &cache->plans[cache->count];
     p->key = *key;
     CUBLAS_CHECK(cublasLtMatmulDescCreate(&p->desc, CUBLAS_COMPUTE_32F, CUDA_R_32F));

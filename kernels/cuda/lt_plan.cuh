@@ -4,6 +4,7 @@
 #define GT_LT_PLAN_CUH
 
 #include <stdint.h>
+#include <stdlib.h>
 
 #include "cuda_common.cuh"
 
@@ -15,6 +16,16 @@ static inline void gt_lt_destroy(cublasLtMatmulDesc_t desc, cublasLtMatrixLayout
     CUBLAS_CHECK(cublasLtMatrixLayoutDestroy(lc));
     CUBLAS_CHECK(cublasLtMatrixLayoutDestroy(ld));
     CUBLAS_CHECK(cublasLtMatmulDescDestroy(desc));
+}
+
+/* Room for one more plan in a cache of *count of *cap plans of `size` bytes (doubling, from 32). */
+static inline void *gt_lt_reserve(void *plans, int count, int *cap, size_t size, const char *what) {
+    if (count < *cap) return plans;
+    int grown_cap = *cap ? 2 * *cap : 32;
+    void *grown = realloc(plans, (size_t)grown_cap * size);
+    if (!grown) GT_DIE("out of host memory growing the %s plan cache to %d plans", what, grown_cap);
+    *cap = grown_cap;
+    return grown;
 }
 
 /* Largest power of two (at most 256) dividing the address: cuBLASLt kernels may assume up to 256. */

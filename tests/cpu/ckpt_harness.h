@@ -5,6 +5,7 @@
 #ifndef GT_TEST_CKPT_HARNESS_H
 #define GT_TEST_CKPT_HARNESS_H
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -122,6 +123,35 @@ static int h_same(const harness *a, const harness *b) {
         free(y);
     }
     return same;
+}
+
+/* Largest difference between dir's weights and the parameters (rounded to bf16 when bf16). */
+static double h_weights_error(const harness *h, const char *dir, int bf16) {
+    gt_st st;
+    gt_err err;
+    GT_ASSERT(!gt_st_open(&st, dir, &err), "%s", err.msg);
+    int np;
+    gt_piece *pc = gt_layout_pieces(&h->m.lay, &h->m.cfg, &np);
+    double worst = 0;
+    for (int i = 0; i < np; i++) {
+        int64_t r, c;
+        int nd;
+        gt_hf_tensor_dims(&h->m.cfg, pc[i].name, &r, &c, &nd);
+        float *want = gt_calloc((size_t)(r * c), 4), *got = gt_calloc((size_t)(r * c), 4);
+        gt_model_export_tensor(&h->m, 0, pc[i].name, want);
+        const gt_st_tensor *t = gt_st_find(&st, pc[i].name);
+        GT_ASSERT(t && t->dtype == (bf16 ? GT_BF16 : GT_F32), "%s: missing or wrong dtype", pc[i].name);
+        GT_ASSERT(!gt_st_read_f32(&st, t, 0, r, 0, c, got, &err), "%s", err.msg);
+        for (int64_t k = 0; k < r * c; k++) {
+            double d = fabs(got[k] - (bf16 ? gt_round_bf16(want[k]) : want[k]));
+            if (d > worst) worst = d;
+        }
+        free(want);
+        free(got);
+    }
+    free(pc);
+    gt_st_close(&st);
+    return worst;
 }
 
 #endif

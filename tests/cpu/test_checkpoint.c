@@ -59,35 +59,6 @@ static void save(ctx *x, harness *h, const char *run, long long step, gt_dtype d
     GT_ASSERT(!gt_checkpoint_save(&h->m, &h->o, &x->grid, &st, &opt, NULL, &err), "save: %s", err.msg);
 }
 
-/* Largest difference between dir's weights and the parameters (rounded to bf16 when bf16). */
-static double weights_error(const harness *h, const char *dir, int bf16) {
-    gt_st st;
-    gt_err err;
-    GT_ASSERT(!gt_st_open(&st, dir, &err), "%s", err.msg);
-    int np;
-    gt_piece *pc = gt_layout_pieces(&h->m.lay, &h->m.cfg, &np);
-    double worst = 0;
-    for (int i = 0; i < np; i++) {
-        int64_t r, c;
-        int nd;
-        gt_hf_tensor_dims(&h->m.cfg, pc[i].name, &r, &c, &nd);
-        float *want = gt_calloc((size_t)(r * c), 4), *got = gt_calloc((size_t)(r * c), 4);
-        gt_model_export_tensor(&h->m, 0, pc[i].name, want);
-        const gt_st_tensor *t = gt_st_find(&st, pc[i].name);
-        GT_ASSERT(t && t->dtype == (bf16 ? GT_BF16 : GT_F32), "%s: missing or wrong dtype", pc[i].name);
-        GT_ASSERT(!gt_st_read_f32(&st, t, 0, r, 0, c, got, &err), "%s", err.msg);
-        for (int64_t k = 0; k < r * c; k++) {
-            double d = fabs(got[k] - (bf16 ? gt_round_bf16(want[k]) : want[k]));
-            if (d > worst) worst = d;
-        }
-        free(want);
-        free(got);
-    }
-    free(pc);
-    gt_st_close(&st);
-    return worst;
-}
-
 static void test_roundtrip(ctx *x) {
     gt_check *c = &x->c;
     harness a, b;
@@ -107,7 +78,7 @@ static void test_roundtrip(ctx *x) {
         gt_check_true(c, exists(pth(x, p, "rt/checkpoint-000003/%s", files[i])), "%s missing", p);
     gt_check_true(c, !exists(pth(x, p, "rt/checkpoint-000003.tmp")), "tmp dir left");
     gt_check_true(c, !exists(pth(x, p, "rt/checkpoint-000003/fp8_state.safetensors")), "fp8 state without FP8");
-    gt_check_true(c, weights_error(&a, dir, 1) == 0, "BF16 weights are not the rounded parameters");
+    gt_check_true(c, h_weights_error(&a, dir, 1) == 0, "BF16 weights are not the rounded parameters");
     gt_config cfg;
     GT_ASSERT(!gt_config_load(&cfg, dir, &err), "%s", err.msg);
     gt_check_true(c, cfg.dtype == GT_BF16 && cfg.hidden_size == 64, "config.json: dtype %d", (int)cfg.dtype);
@@ -145,7 +116,7 @@ static void test_f32_sharded(ctx *x) {
                          exists(pth(x, p, "sh/checkpoint-000001/model-00002-of-00014.safetensors")) &&
                          !exists(pth(x, p, "sh/checkpoint-000001/model.safetensors")),
                   "sharded checkpoint without an index, or not 14 files of <= 20000 bytes (a larger tensor alone)");
-    gt_check_true(c, weights_error(&a, dir, 0) == 0, "F32 sharded weights differ from the parameters");
+    gt_check_true(c, h_weights_error(&a, dir, 0) == 0, "F32 sharded weights differ from the parameters");
     /* The checkpoint is an HF directory: the HF loader reads it as it is. */
     h_open(&b, "tests/fixtures/mqa", gt_cpu_ops(), 0, 1, 0);
     gt_err err;

@@ -93,31 +93,6 @@ static int slices_equal(const harness *a, const void *ba, const harness *c, cons
     return same;
 }
 
-/* Largest |stored bf16 - round_bf16(param)| over every weight of a tp=1 model. */
-static double bf16_error(const harness *h, const char *dir) {
-    gt_st st;
-    gt_err err;
-    GT_ASSERT(!gt_st_open(&st, dir, &err), "%s", err.msg);
-    int np;
-    gt_piece *pc = gt_layout_pieces(&h->m.lay, &h->m.cfg, &np);
-    double worst = 0;
-    for (int i = 0; i < np; i++) {
-        int64_t r, c;
-        int nd;
-        gt_hf_tensor_dims(&h->m.cfg, pc[i].name, &r, &c, &nd);
-        float *want = gt_calloc((size_t)(r * c), 4), *got = gt_calloc((size_t)(r * c), 4);
-        gt_model_export_tensor(&h->m, 0, pc[i].name, want);
-        GT_ASSERT(!gt_st_read_f32(&st, gt_st_find(&st, pc[i].name), 0, r, 0, c, got, &err), "%s", err.msg);
-        for (int64_t k = 0; k < r * c; k++)
-            if (fabs(got[k] - gt_round_bf16(want[k])) > worst) worst = fabs(got[k] - gt_round_bf16(want[k]));
-        free(want);
-        free(got);
-    }
-    free(pc);
-    gt_st_close(&st);
-    return worst;
-}
-
 /* Loads checkpoint ck into a fresh harness on grid g (tp rank g->tp_rank of g->tp). */
 static void load_into(harness *h, const char *fixture_dir, gt_grid *g, const char *ck) {
     gt_ckpt_state got;
@@ -158,7 +133,7 @@ static void run_layout(ctx *x, gt_grid *g, const char *fixture) {
     load_into(&b, dir, g, ck);
     check(x, h_same(&a, &b), "%s tp=%d dp=%d: reloaded state bitwise equal", fixture, g->tp, g->dp);
     load_into(&c, dir, x->g1, ck);
-    check(x, bf16_error(&c, ck) == 0, "%s tp=%d dp=%d: model.safetensors = BF16 of the master weights", fixture,
+    check(x, h_weights_error(&c, ck, 1) == 0, "%s tp=%d dp=%d: model.safetensors = BF16 of the master weights", fixture,
           g->tp, g->dp);
     check(x, c.o.step == 3 && slices_equal(&a, a.m.params, &c, c.m.params) && slices_equal(&a, a.o.mom, &c, c.o.mom) &&
                  slices_equal(&a, a.o.var, &c, c.o.var),
