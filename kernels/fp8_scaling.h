@@ -27,6 +27,7 @@ typedef struct {
     int history_len; /* default 1024 (Megatron: 1 with most_recent) */
     gt_amax_algo algo;
     float margin;
+    int lm_head; /* the lm_head GEMMs in FP8 too (default 0: BF16, as TransformerEngine users keep it) */
 } gt_fp8_recipe;
 
 /* Updates tensors [first, first + n) of `count`; reduced[count] may be NULL. */

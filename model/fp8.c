@@ -7,16 +7,29 @@
 #define PARAM(m, off) ((char *)(m)->params + (off) * (m)->ops->size[GT_ACT])
 #define GRAD(m, off) ((char *)(m)->grads + (off) * (m)->ops->size[GT_GRAD])
 
-static int t_in(const gt_model *m, int l, int g) { (void)m; return (l * GT_GEMMS + g) * 2; }
-static int t_w(const gt_model *m, int l, int g) { (void)m; return (l * GT_GEMMS + g) * 2 + 1; }
-static int t_grad(const gt_model *m, int l, int g) { return 8 * m->lay.L + l * GT_GEMMS + g; }
+/* GEMM slot s = l * GT_GEMMS + g; the lm_head, when in FP8, is slot 4 L. Tensors: forward 2s (input)
+ * and 2s + 1 (weight), gradient 2 S + s, for S slots (model/fp8.h). */
+static int t_in(int s) { return 2 * s; }
+static int t_w(int s) { return 2 * s + 1; }
+static int t_grad(const gt_fp8 *f, int s) { return 2 * f->slots + s; }
 
-/* Input and output widths of GEMM g, and its weight's offset in layer l. */
-static void gemm_dims(const gt_model *m, int l, int g, int *ic, int *oc, size_t *w_off) {
+/* The lm_head's real vocabulary columns on this rank: the last rank's padding rows take no part. */
+int gt_model_head_vocab(const gt_model *m) {
     const gt_layout *L = &m->lay;
-    const gt_layer_offsets *w = &L->layer[l];
+    int64_t v = m->cfg.vocab_size - L->vstart;
+    return (int)(v < L->V ? v : L->V);
+}
+
+/* Input and output widths of the GEMM in slot s, and its weight's offset. */
+static void gemm_dims(const gt_model *m, int s, int *ic, int *oc, size_t *w_off) {
+    const gt_layout *L = &m->lay;
     int C = L->C, HD = L->Hq * L->D;
-    switch (g) {
+    if (s == GT_GEMMS * L->L) {
+        *ic = C, *oc = gt_model_head_vocab(m), *w_off = L->wte;
+        return;
+    }
+    const gt_layer_offsets *w = &L->layer[s / GT_GEMMS];
+    switch (s % GT_GEMMS) {
     case GT_GEMM_QKV: *ic = C, *oc = L->Q, *w_off = w->qkv; break;
     case GT_GEMM_O: *ic = HD, *oc = C, *w_off = w->o; break;
     case GT_GEMM_FC1: *ic = C, *oc = 2 * L->F, *w_off = w->fc1; break;
@@ -39,9 +52,10 @@ void gt_model_enable_fp8(gt_model *m, const gt_fp8_recipe *r, gt_group *amax_gro
     GT_ASSERT(m->ops->fp8_cast && m->ops->matmul_fp8 && m->ops->fp8_update,
               "backend %s has no FP8 ops", m->ops->name);
     gt_fp8 *f = gt_calloc(1, sizeof *f);
-    int L = m->lay.L, n = GT_GEMMS * L;
+    int S = GT_GEMMS * m->lay.L + (r->lm_head ? 1 : 0);
     f->recipe = *r;
-    f->count = 12 * L;
+    f->slots = S;
+    f->count = 3 * S;
     f->len = r->history_len;
     f->amax_group = amax_group;
     f->history = alloc_floats(m, (size_t)f->len * f->count);
@@ -50,31 +64,30 @@ void gt_model_enable_fp8(gt_model *m, const gt_fp8_recipe *r, gt_group *amax_gro
     f->fp8_max = alloc_floats(m, (size_t)f->count);
     f->reduced = alloc_floats(m, (size_t)f->count);
     f->eval_amax = alloc_floats(m, 1);
-    f->w_sinv = alloc_floats(m, 8 * (size_t)L);
-    f->x_sinv = alloc_floats(m, 8 * (size_t)L);
+    f->w_sinv = alloc_floats(m, 2 * (size_t)S);
+    f->x_sinv = alloc_floats(m, 2 * (size_t)S);
     fill(m, f->scale, 1.0f, (size_t)f->count);
     fill(m, f->scale_inv, 1.0f, (size_t)f->count);
-    fill(m, f->fp8_max, 448.0f, 8 * (size_t)L);
-    fill(m, f->fp8_max + 8 * L, 57344.0f, 4 * (size_t)L);
-    f->w8 = gt_calloc((size_t)n, sizeof(void *));
-    f->w8t = gt_calloc((size_t)n, sizeof(void *));
-    f->x8t = gt_calloc((size_t)n, sizeof(void *));
-    f->fp8_used = gt_calloc((size_t)n, sizeof(int));
-    for (int l = 0; l < L; l++)
-        for (int g = 0; g < GT_GEMMS; g++) {
-            int ic, oc;
-            size_t off;
-            gemm_dims(m, l, g, &ic, &oc, &off);
-            f->w8[l * GT_GEMMS + g] = m->ops->alloc(m->be, (size_t)ic * oc);
-            f->w8t[l * GT_GEMMS + g] = m->ops->alloc(m->be, (size_t)ic * oc);
-        }
+    fill(m, f->fp8_max, 448.0f, 2 * (size_t)S);
+    fill(m, f->fp8_max + 2 * S, 57344.0f, (size_t)S);
+    f->w8 = gt_calloc((size_t)S, sizeof(void *));
+    f->w8t = gt_calloc((size_t)S, sizeof(void *));
+    f->x8t = gt_calloc((size_t)S, sizeof(void *));
+    f->fp8_used = gt_calloc((size_t)S, sizeof(int));
+    for (int s = 0; s < S; s++) {
+        int ic, oc;
+        size_t off;
+        gemm_dims(m, s, &ic, &oc, &off);
+        f->w8[s] = m->ops->alloc(m->be, (size_t)ic * oc);
+        f->w8t[s] = m->ops->alloc(m->be, (size_t)ic * oc);
+    }
     f->weights_stale = 1;
     m->fp8 = f;
 }
 
 static void free_acts(gt_model *m) {
     gt_fp8 *f = m->fp8;
-    for (int i = 0; i < GT_GEMMS * m->lay.L; i++) m->ops->release(m->be, f->x8t[i]), f->x8t[i] = NULL;
+    for (int s = 0; s < f->slots; s++) m->ops->release(m->be, f->x8t[s]), f->x8t[s] = NULL;
     m->ops->release(m->be, f->x8);
     m->ops->release(m->be, f->dy8);
     m->ops->release(m->be, f->dy8t);
@@ -86,7 +99,7 @@ void gt_model_fp8_free(gt_model *m) {
     gt_fp8 *f = m->fp8;
     if (!f) return;
     free_acts(m);
-    for (int i = 0; i < GT_GEMMS * m->lay.L; i++) m->ops->release(m->be, f->w8[i]), m->ops->release(m->be, f->w8t[i]);
+    for (int s = 0; s < f->slots; s++) m->ops->release(m->be, f->w8[s]), m->ops->release(m->be, f->w8t[s]);
     float *bufs[] = {f->history, f->scale, f->scale_inv, f->fp8_max, f->reduced, f->eval_amax, f->w_sinv, f->x_sinv};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) m->ops->release(m->be, bufs[i]);
     free(f->w8), free(f->w8t), free(f->x8t), free(f->fp8_used);
@@ -99,22 +112,25 @@ void gt_model_fp8_weights_changed(gt_model *m) {
     if (m->fp8) m->fp8->weights_stale = 1;
 }
 
-/* The largest activation of any GEMM: scratch for x8, dy8 and dy8T; x8T per GEMM. */
+/* Scratch for x8, dy8 and dy8T: the largest operand of any GEMM, where the lm_head's is one chunk
+ * of tokens times the vocabulary ([ce_chunk, V]); x8T per GEMM for the N tokens of a micro-batch. */
 static void size_acts(gt_model *m, int N) {
     gt_fp8 *f = m->fp8;
     if (f->n_tokens == N) return;
     free_acts(m);
     size_t widest = 0;
-    for (int g = 0; g < GT_GEMMS; g++) {
+    for (int s = 0; s < f->slots; s++) {
         int ic, oc;
         size_t off;
-        gemm_dims(m, 0, g, &ic, &oc, &off);
-        widest = (size_t)(ic > oc ? ic : oc) > widest ? (size_t)(ic > oc ? ic : oc) : widest;
-        for (int l = 0; l < m->lay.L; l++) f->x8t[l * GT_GEMMS + g] = m->ops->alloc(m->be, (size_t)N * ic);
+        gemm_dims(m, s, &ic, &oc, &off);
+        size_t rows = s < GT_GEMMS * m->lay.L ? (size_t)N : (size_t)m->ce_chunk;
+        size_t big = rows * (size_t)(ic > oc ? ic : oc);
+        widest = big > widest ? big : widest;
+        f->x8t[s] = m->ops->alloc(m->be, (size_t)N * ic);
     }
-    f->x8 = m->ops->alloc(m->be, (size_t)N * widest);
-    f->dy8 = m->ops->alloc(m->be, (size_t)N * widest);
-    f->dy8t = m->ops->alloc(m->be, (size_t)N * widest);
+    f->x8 = m->ops->alloc(m->be, widest);
+    f->dy8 = m->ops->alloc(m->be, widest);
+    f->dy8t = m->ops->alloc(m->be, widest);
     f->n_tokens = N;
 }
 
@@ -122,59 +138,85 @@ static void size_acts(gt_model *m, int N) {
  * and keeps the scale_inv they were cast with. */
 static void cast_weights(gt_model *m, int train) {
     gt_fp8 *f = m->fp8;
-    for (int l = 0; l < m->lay.L; l++)
-        for (int g = 0; g < GT_GEMMS; g++) {
-            int ic, oc, t = t_w(m, l, g);
-            size_t off;
-            gemm_dims(m, l, g, &ic, &oc, &off);
-            m->ops->fp8_cast(m->be, f->w8[l * GT_GEMMS + g], f->w8t[l * GT_GEMMS + g], PARAM(m, off), oc, ic,
-                             GT_E4M3, f->scale + t, train ? f->history + t : f->eval_amax);
-        }
-    m->ops->copy(m->be, f->w_sinv, f->scale_inv, 8 * (size_t)m->lay.L * sizeof(float));
+    for (int s = 0; s < f->slots; s++) {
+        int ic, oc, t = t_w(s);
+        size_t off;
+        gemm_dims(m, s, &ic, &oc, &off);
+        m->ops->fp8_cast(m->be, f->w8[s], f->w8t[s], PARAM(m, off), oc, ic, GT_E4M3, f->scale + t,
+                         train ? f->history + t : f->eval_amax);
+    }
+    m->ops->copy(m->be, f->w_sinv, f->scale_inv, 2 * (size_t)f->slots * sizeof(float));
     f->weights_stale = 0;
+}
+
+static int slot_of(const gt_model *m, int l, int g) { return l * GT_GEMMS + g; }
+
+int gt_linear_fp8_input(gt_model *m, int l, int g, int N, int train, gt_fp8_target *dst) {
+    gt_fp8 *f = m->fp8;
+    int s = slot_of(m, l, g), ic, oc;
+    size_t off;
+    if (!f || f->calibrating || s >= f->slots) return 0;
+    gemm_dims(m, s, &ic, &oc, &off);
+    if (!fp8_shape_ok(N, ic, oc)) return 0;
+    size_acts(m, N);
+    *dst = (gt_fp8_target){f->x8, train ? f->x8t[s] : NULL, f->scale + t_in(s),
+                           train ? f->history + t_in(s) : f->eval_amax};
+    return 1;
+}
+
+int gt_linear_fp8_grad(gt_model *m, int l, int g, gt_fp8_target *dst) {
+    gt_fp8 *f = m->fp8;
+    int s = slot_of(m, l, g);
+    if (!f || s >= f->slots || !f->fp8_used[s]) return 0;
+    *dst = (gt_fp8_target){f->dy8, f->dy8t, f->scale + t_grad(f, s), f->history + t_grad(f, s)};
+    return 1;
 }
 
 void gt_linear_fwd(gt_model *m, int l, int g, void *y, const void *x, size_t w_off, int N, int IC,
                    int OC, int train) {
     gt_fp8 *f = m->fp8;
     const gt_ops *o = m->ops;
-    int use = f && !f->calibrating && fp8_shape_ok(N, IC, OC);
-    if (f) f->fp8_used[l * GT_GEMMS + g] = use;
+    int s = slot_of(m, l, g);
+    gt_fp8_target in;
+    int use = gt_linear_fp8_input(m, l, g, N, train, &in);
+    if (f && s < f->slots) f->fp8_used[s] = use;
     if (!use) {
-        if (f && f->calibrating && train) { /* amax only */
-            o->fp8_cast(m->be, NULL, NULL, x, N, IC, GT_E4M3, f->scale + t_in(m, l, g), f->history + t_in(m, l, g));
-            o->fp8_cast(m->be, NULL, NULL, PARAM(m, w_off), OC, IC, GT_E4M3, f->scale + t_w(m, l, g),
-                        f->history + t_w(m, l, g));
+        GT_ASSERT(x, "GEMM %d of layer %d runs in BF16 but its input was only cast to FP8", g, l);
+        if (f && f->calibrating && train && s < f->slots) { /* amax only */
+            o->fp8_cast(m->be, NULL, NULL, x, N, IC, GT_E4M3, f->scale + t_in(s), f->history + t_in(s));
+            o->fp8_cast(m->be, NULL, NULL, PARAM(m, w_off), OC, IC, GT_E4M3, f->scale + t_w(s),
+                        f->history + t_w(s));
         }
         o->matmul_fwd(m->be, y, x, PARAM(m, w_off), N, IC, OC);
         return;
     }
-    size_acts(m, N);
     if (f->weights_stale) cast_weights(m, train);
-    int ti = t_in(m, l, g), tw = t_w(m, l, g);
-    o->fp8_cast(m->be, f->x8, train ? f->x8t[l * GT_GEMMS + g] : NULL, x, N, IC, GT_E4M3, f->scale + ti,
-                train ? f->history + ti : f->eval_amax);
-    o->matmul_fp8(m->be, y, 0, f->x8, GT_E4M3, f->scale_inv + ti, f->w8[l * GT_GEMMS + g], GT_E4M3,
-                  f->w_sinv + tw, N, OC, IC, 1);
+    if (x) o->fp8_cast(m->be, in.x8, in.x8t, x, N, IC, GT_E4M3, in.scale, in.amax);
+    o->matmul_fp8(m->be, y, 0, f->x8, GT_E4M3, f->scale_inv + t_in(s), f->w8[s], GT_E4M3,
+                  f->w_sinv + t_w(s), N, OC, IC, 1);
 }
 
 void gt_linear_bwd(gt_model *m, int l, int g, void *dx, const void *dy, const void *x, size_t w_off,
                    int N, int IC, int OC) {
     gt_fp8 *f = m->fp8;
     const gt_ops *o = m->ops;
-    if (!f || !f->fp8_used[l * GT_GEMMS + g]) {
-        if (f && f->calibrating)
-            o->fp8_cast(m->be, NULL, NULL, dy, N, OC, GT_E5M2, f->scale + t_grad(m, l, g), f->history + t_grad(m, l, g));
+    int s = slot_of(m, l, g);
+    gt_fp8_target gr;
+    if (!gt_linear_fp8_grad(m, l, g, &gr)) {
+        GT_ASSERT(dy, "GEMM %d of layer %d runs in BF16 but its gradient was only cast to FP8", g, l);
+        if (f && f->calibrating && s < f->slots)
+            o->fp8_cast(m->be, NULL, NULL, dy, N, OC, GT_E5M2, f->scale + t_grad(f, s),
+                        f->history + t_grad(f, s));
         o->matmul_bwd(m->be, dx, GRAD(m, w_off), dy, x, PARAM(m, w_off), N, IC, OC);
         return;
     }
-    int tg = t_grad(m, l, g), ti = t_in(m, l, g), tw = t_w(m, l, g);
-    o->fp8_cast(m->be, f->dy8, f->dy8t, dy, N, OC, GT_E5M2, f->scale + tg, f->history + tg);
+    int tg = t_grad(f, s), ti = t_in(s), tw = t_w(s);
+    if (dy) o->fp8_cast(m->be, gr.x8, gr.x8t, dy, N, OC, GT_E5M2, gr.scale, gr.amax);
     if (dx)
-        o->matmul_fp8(m->be, dx, 0, f->dy8, GT_E5M2, f->scale_inv + tg, f->w8t[l * GT_GEMMS + g], GT_E4M3,
+        o->matmul_fp8(m->be, dx, 0, f->dy8, GT_E5M2, f->scale_inv + tg, f->w8t[s], GT_E4M3,
                       f->w_sinv + tw, N, IC, OC, 0);
-    o->matmul_fp8(m->be, GRAD(m, w_off), 1, f->dy8t, GT_E5M2, f->scale_inv + tg, f->x8t[l * GT_GEMMS + g],
-                  GT_E4M3, f->x_sinv + ti, OC, IC, N, 0);
+    o->matmul_fp8(m->be, GRAD(m, w_off), 1, f->dy8t, GT_E5M2, f->scale_inv + tg, f->x8t[s], GT_E4M3,
+                  f->x_sinv + ti, OC, IC, N, 0);
 }
 
 /* All-reduces (MAX over tp x dp) slot 0 of tensors [first, first+n), then updates them. */
@@ -190,14 +232,17 @@ static void update(gt_model *m, int first, int n) {
                        f->len, (int)f->recipe.algo, f->recipe.margin);
 }
 
-void gt_model_fp8_after_forward(gt_model *m) {
+void gt_model_fp8_before_forward(gt_model *m) {
     gt_fp8 *f = m->fp8;
-    if (!f) return;
-    /* the backward's weight gradients use the inputs' FP8 copies with the scales they were cast with */
-    m->ops->copy(m->be, f->x_sinv, f->scale_inv, 8 * (size_t)m->lay.L * sizeof(float));
-    update(m, 0, 8 * m->lay.L);
+    /* the backward's weight gradients use the inputs' FP8 copies with the scales they are cast with
+     * now; the scales change after the forward */
+    if (f) m->ops->copy(m->be, f->x_sinv, f->scale_inv, 2 * (size_t)f->slots * sizeof(float));
+}
+
+void gt_model_fp8_after_forward(gt_model *m) {
+    if (m->fp8) update(m, 0, 2 * m->fp8->slots);
 }
 
 void gt_model_fp8_after_backward(gt_model *m) {
-    if (m->fp8) update(m, 8 * m->lay.L, 4 * m->lay.L);
+    if (m->fp8) update(m, 2 * m->fp8->slots, m->fp8->slots);
 }

@@ -1,10 +1,14 @@
 /* FP8 training of the model's four GEMMs per layer (QKV, o_proj, fc1, fc2) with TransformerEngine's
- * delayed scaling (DESIGN.md §4; kernels/fp8_scaling.h). lm_head and the embedding stay BF16.
+ * delayed scaling (DESIGN.md §4; kernels/fp8_scaling.h), and optionally of the lm_head
+ * (recipe.lm_head). The embedding lookup stays BF16.
  *
- * Scaling tensors, count = 12 L, ordered so that forward and gradient tensors are contiguous:
- *   forward  t = (l*4 + g)*2 + 0   GEMM g's input       E4M3
- *            t = (l*4 + g)*2 + 1   GEMM g's weight      E4M3
- *   gradient t = 8L + l*4 + g      GEMM g's grad_output E5M2
+ * GEMM slots s = l*4 + g (g: enum below); the lm_head is slot 4 L, called as GEMM 0 of "layer L".
+ * S slots (4 L, or 4 L + 1 with the lm_head), count = 3 S scaling tensors, ordered so that forward
+ * and gradient tensors are contiguous:
+ *   forward  t = 2 s       GEMM s's input        E4M3
+ *            t = 2 s + 1   GEMM s's weight       E4M3
+ *   gradient t = 2 S + s   GEMM s's grad_output  E5M2
+ * (without the lm_head: the layers' inputs and weights 0..8L-1, their gradients 8L..12L-1).
  * Per GEMM: W8 [OC, IC] and W8T [IC, OC] (cast once after each optimizer step), the input's
  * transposed FP8 copy x8T [IC, N] kept for the weight gradient, and scratch for x8, dy8, dy8T.
  * A GEMM whose sizes are not multiples of 16 (cuBLASLt's FP8 requirement) runs in BF16. */
@@ -18,17 +22,17 @@ enum { GT_GEMM_QKV = 0, GT_GEMM_O, GT_GEMM_FC1, GT_GEMM_FC2, GT_GEMMS };
 
 typedef struct gt_fp8 {
     gt_fp8_recipe recipe;
-    int count, len;
+    int slots, count, len; /* S GEMM slots, 3 S tensors, history length */
     float *history;   /* [len][count] device */
     float *scale, *scale_inv, *fp8_max; /* [count] device */
     float *reduced;   /* [count] device: all-reduced slot 0 */
     float *eval_amax; /* [1] device: where casts outside training record (ignored) */
-    float *w_sinv;    /* [8L] scale_inv as of the weights' cast (weight entries used) */
-    float *x_sinv;    /* [8L] scale_inv as of the last forward (input entries used by backward) */
-    int *fp8_used;    /* [L*4] the last forward ran GEMM (l, g) in FP8 */
+    float *w_sinv;    /* [2S] scale_inv as of the weights' cast (weight entries used) */
+    float *x_sinv;    /* [2S] scale_inv as of the training forward (input entries used by backward) */
+    int *fp8_used;    /* [S] the last forward ran GEMM s in FP8 */
     gt_group *amax_group; /* tp x dp: the MAX reduction of amaxes (NULL: one process) */
-    void **w8, **w8t;     /* [L*4] FP8 weights and their transposes */
-    void **x8t;           /* [L*4] inputs' transposed FP8 copies, [IC, N] */
+    void **w8, **w8t;     /* [S] FP8 weights and their transposes */
+    void **x8t;           /* [S] inputs' transposed FP8 copies, [IC, N] */
     void *x8, *dy8, *dy8t; /* scratch, largest GEMM */
     int weights_stale;    /* cast the weights before the next forward */
     int calibrating;      /* BF16 GEMMs that only record amaxes */
@@ -43,14 +47,34 @@ void gt_model_fp8_calibrate(gt_model *m, int on);
 /* The parameters changed (an optimizer step, a load): recast the FP8 weights before use. */
 void gt_model_fp8_weights_changed(gt_model *m);
 
+/* Where a fused cast writes an FP8 operand: out [rows, cols], out_t [cols, rows] (NULL: not
+ * needed), with scale[0], recording the pre-scale amax into amax[0]. */
+typedef struct {
+    void *x8, *x8t;
+    const float *scale;
+    float *amax;
+} gt_fp8_target;
+
+/* 1 when GEMM g of layer l will run in FP8 for N tokens, with *dst where its input's FP8 copies go:
+ * the op producing the input may write them itself (a fused cast) and pass x = NULL to
+ * gt_linear_fwd. 0: the GEMM runs in BF16 (FP8 off, calibrating, or a shape FP8 cannot take). */
+int gt_linear_fp8_input(gt_model *m, int l, int g, int N, int train, gt_fp8_target *dst);
+/* The same for the gradient of the GEMM's output in the backward (E5M2, dy8 and dy8T): 1 when the
+ * last forward ran it in FP8; then dy = NULL to gt_linear_bwd means the caller cast it. */
+int gt_linear_fp8_grad(gt_model *m, int l, int g, gt_fp8_target *dst);
+
 /* y[N,OC] = x[N,IC] W^T of GEMM g of layer l, in FP8 when enabled and possible. train: record the
- * input's amax and keep x8T for the backward. */
+ * input's amax and keep x8T for the backward. x NULL: already cast (gt_linear_fp8_input). */
 void gt_linear_fwd(gt_model *m, int l, int g, void *y, const void *x, size_t w_off, int N, int IC,
                    int OC, int train);
-/* dx (may be NULL) and dW += of the same GEMM. */
+/* dx (may be NULL) and dW += of the same GEMM; dy NULL: already cast (gt_linear_fp8_grad). */
 void gt_linear_bwd(gt_model *m, int l, int g, void *dx, const void *dy, const void *x, size_t w_off,
                    int N, int IC, int OC);
-/* The scale updates after a training forward (forward tensors) or backward (gradient tensors). */
+/* The lm_head's vocabulary columns on this rank without the tp padding (its GEMM's OC). */
+int gt_model_head_vocab(const gt_model *m);
+/* Before a training forward: keep the scales its input casts use for the backward. After a training
+ * forward (forward tensors) or backward (gradient tensors): the scale updates. */
+void gt_model_fp8_before_forward(gt_model *m);
 void gt_model_fp8_after_forward(gt_model *m);
 void gt_model_fp8_after_backward(gt_model *m);
 

@@ -6,15 +6,12 @@
 
 static const char *const gemm_name[GT_GEMMS] = {"qkv", "o_proj", "fc1", "fc2"};
 
-void gt_fp8_tensor_name(int layers, int t, char *buf, size_t len) {
-    int fwd = 8 * layers;
-    if (t < fwd) {
-        int lg = t / 2;
-        snprintf(buf, len, "layers.%d.%s.%s", lg / GT_GEMMS, gemm_name[lg % GT_GEMMS], t % 2 ? "weight" : "input");
-    } else {
-        int lg = t - fwd;
-        snprintf(buf, len, "layers.%d.%s.grad_output", lg / GT_GEMMS, gemm_name[lg % GT_GEMMS]);
-    }
+void gt_fp8_tensor_name(int count, int t, char *buf, size_t len) {
+    int slots = count / 3, layer_slots = slots - slots % GT_GEMMS;
+    int s = t < 2 * slots ? t / 2 : t - 2 * slots;
+    const char *operand = t >= 2 * slots ? "grad_output" : t % 2 ? "weight" : "input";
+    if (s >= layer_slots) snprintf(buf, len, "lm_head.%s", operand);
+    else snprintf(buf, len, "layers.%d.%s.%s", s / GT_GEMMS, gemm_name[s % GT_GEMMS], operand);
 }
 
 void gt_fp8_host_alloc(const gt_model *m, gt_fp8_host *h) {

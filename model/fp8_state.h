@@ -5,10 +5,11 @@
  * it does not depend on tp (every amax is that of the full tensor), so one copy describes the run
  * on any layout.
  *
- * Tensor names follow the order of model/fp8.h, "layers.<l>.<gemm>.<operand>":
+ * Tensor names follow the order of model/fp8.h, "layers.<l>.<gemm>.<operand>" or "lm_head.<operand>":
  *   gemm     qkv, o_proj, fc1, fc2
  *   operand  input, weight (E4M3, forward), grad_output (E5M2, backward)
- * e.g. "layers.0.qkv.input" is tensor 0 and "layers.0.qkv.grad_output" tensor 8 L. */
+ * e.g. "layers.0.qkv.input" is tensor 0 and, without the lm_head, "layers.0.qkv.grad_output" is
+ * tensor 8 L. */
 #ifndef GT_MODEL_FP8_STATE_H
 #define GT_MODEL_FP8_STATE_H
 
@@ -25,8 +26,8 @@ typedef struct {
     float *history, *scale, *scale_inv, *fp8_max;
 } gt_fp8_host;
 
-/* Name of tensor t of a model with `layers` layers (count = 12 layers). */
-void gt_fp8_tensor_name(int layers, int t, char *buf, size_t len);
+/* Name of tensor t of a state of `count` tensors (12 L, or 12 L + 3 with the lm_head). */
+void gt_fp8_tensor_name(int count, int t, char *buf, size_t len);
 
 /* Allocates h for the model's state (len, count, recipe) without copying anything. */
 void gt_fp8_host_alloc(const gt_model *m, gt_fp8_host *h);

@@ -185,21 +185,20 @@ static double head_forward(gt_model *m, int train, float dscale, float *logits_o
     const gt_layout *L = &m->lay;
     int C = L->C;
     /* this rank's real vocabulary columns: the last rank's padding rows take no part */
-    int V = (int)(m->cfg.vocab_size - L->vstart < L->V ? m->cfg.vocab_size - L->vstart : L->V);
+    int V = gt_model_head_vocab(m);
     o->zero(be, m->loss_sum, o->size[GT_STAT]);
     for (int n0 = 0; n0 < m->N; n0 += m->ce_chunk) {
         int n = m->N - n0 < m->ce_chunk ? m->N - n0 : m->ce_chunk;
         const void *x = ROWS(m, GT_ACT, m->lnf, n0, C);
         const int32_t *tgt = m->targets + n0;
-        o->matmul_fwd(be, m->logits, x, PARAM(m, L->wte), n, C, V);
+        gt_linear_fwd(m, L->L, 0, m->logits, x, L->wte, n, C, V, train);
         if (logits_out) o->download(be, GT_ACT, logits_out + (size_t)n0 * V, m->logits, (size_t)n * V);
         gt_model_ce_parts(m, m->logits, tgt, n, V);
         o->ce_finish(be, m->ce_lse, m->loss_sum, m->ce_parts, tgt, m->tp ? m->tp->size : 1, n);
         if (!train) continue;
         o->ce_backward(be, m->logits, m->logits, tgt, m->ce_lse, dscale, L->vstart, V, n);
         dw_accumulate(m, !(m->grads_fresh && n0 == 0)); /* the first chunk writes d(wte) */
-        o->matmul_bwd(be, ROWS(m, GT_ACT, m->dlnf, n0, C), GRAD(m, L->wte), m->logits, x,
-                      PARAM(m, L->wte), n, C, V);
+        gt_linear_bwd(m, L->L, 0, ROWS(m, GT_ACT, m->dlnf, n0, C), m->logits, x, L->wte, n, C, V);
     }
     dw_accumulate(m, 1);
     /* Read the STAT element raw so that the float64 backend keeps its precision. */
@@ -218,11 +217,13 @@ double gt_model_forward(gt_model *m, int train, float dscale, float *logits_out)
     o->embed_fwd(m->be, m->acts[0].res, m->tokens, PARAM(m, L->wte), embed_scale(m), L->vstart, L->V,
                  N, C);
     gt_model_tp_sum(m, m->acts[0].res, (size_t)N * C, GT_ACT); /* vocab-parallel embedding */
+    if (train) gt_model_fp8_before_forward(m);
     for (int l = 0; l < L->L; l++) layer_forward(m, l, l + 1 < L->L ? m->acts[l + 1].res : m->res_final, train);
-    if (train) gt_model_fp8_after_forward(m);
     o->rmsnorm_fwd(m->be, m->lnf, m->rstdf, m->res_final, PARAM(m, L->lnf), (float)m->cfg.rms_norm_eps,
                    N, C);
-    return head_forward(m, train, dscale, logits_out);
+    double loss = head_forward(m, train, dscale, logits_out);
+    if (train) gt_model_fp8_after_forward(m); /* the lm_head's backward ran with the forward's scales */
+    return loss;
 }
 
 /* On entry m->dres = dloss/d(output residual of layer l); on exit = dloss/d(input residual). */

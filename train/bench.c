@@ -1,5 +1,5 @@
 /* gemmatron bench --model DIR [--batch B] [--seq T] [--steps S] [--warmup W] [--tp N] [--device D]
- *                 [--fp8] [--profile]
+ *                 [--fp8] [--fp8-lm-head] [--profile]
  *
  * Times complete training steps of the model in DIR (its config.json; its safetensors weights if
  * present, else HF's random initialization) on random tokens: forward, lm_head and cross-entropy,
@@ -7,7 +7,8 @@
  * (model/flops.h), device memory in use, and with --profile a breakdown of one step by op class
  * against each class's roofline. Under mpirun: tensor parallel over --tp ranks, data parallel over
  * the rest; B is the micro-batch of each dp replica; tokens/s counts the whole job. --fp8: the four
- * GEMMs of every layer in FP8 with delayed scaling (history 1024, "max"), after one calibration step. */
+ * GEMMs of every layer in FP8 with delayed scaling (history 1024, "max"), after one calibration step;
+ * --fp8-lm-head: the lm_head GEMMs too (implies --fp8). */
 #include "bench.h"
 
 #include <math.h>
@@ -30,7 +31,7 @@
 
 typedef struct {
     const char *model, *device;
-    int batch, seq, steps, warmup, profile, tp, fp8;
+    int batch, seq, steps, warmup, profile, tp, fp8, fp8_head;
 } bench_args;
 
 static int parse_int(const char *k, const char *v, int min, int *out, gt_err *err) {
@@ -42,11 +43,12 @@ static int parse_int(const char *k, const char *v, int min, int *out, gt_err *er
 }
 
 static int parse_args(bench_args *a, int argc, char **argv, gt_err *err) {
-    *a = (bench_args){NULL, "auto", 2, 2048, 10, 3, 0, 1, 0};
+    *a = (bench_args){NULL, "auto", 2, 2048, 10, 3, 0, 1, 0, 0};
     for (int i = 0; i < argc; i++) {
         const char *k = argv[i];
-        if (!strcmp(k, "--profile") || !strcmp(k, "--fp8")) {
-            *(!strcmp(k, "--fp8") ? &a->fp8 : &a->profile) = 1;
+        if (!strcmp(k, "--profile") || !strcmp(k, "--fp8") || !strcmp(k, "--fp8-lm-head")) {
+            if (!strcmp(k, "--profile")) a->profile = 1;
+            else a->fp8 = 1, a->fp8_head |= !strcmp(k, "--fp8-lm-head");
             continue;
         }
         if (i + 1 >= argc) return gt_fail(err, "bench: option %s needs a value", k);
@@ -188,7 +190,7 @@ static int run_bench(const bench_args *a, gt_grid *g, gt_err *err) {
     int B = a->batch, T = a->seq, N = B * T;
     gt_model_alloc_batch(&m, B, T);
     if (a->fp8) {
-        gt_fp8_recipe recipe = {1024, GT_AMAX_MAX, 0.0f};
+        gt_fp8_recipe recipe = {1024, GT_AMAX_MAX, 0.0f, a->fp8_head};
         gt_model_enable_fp8(&m, &recipe, g->world_size > 1 ? &g->world : NULL);
     }
     gt_adamw_config ac = {0.9f, 0.95f, 1e-8f, 0.1f, 1.0f};
@@ -216,7 +218,7 @@ static int run_bench(const bench_args *a, gt_grid *g, gt_err *err) {
     int lead = g->world_rank == 0;
     if (lead)
         printf("gemmatron bench: %s (%s), B=%d T=%d per replica, tp=%d dp=%d on %s [%s]%s\n", a->model,
-               loaded ? "weights" : "random init", B, T, g->tp, g->dp, c.ops->name, dev, a->fp8 ? " FP8" : " BF16");
+               loaded ? "weights" : "random init", B, T, g->tp, g->dp, c.ops->name, dev, a->fp8_head ? " FP8 (lm_head too)" : a->fp8 ? " FP8" : " BF16");
     fflush(stdout);
     gt_watchdog_arm(g->wd, 1);
     if (a->fp8) { /* one BF16 forward and backward that only record amaxes: calibrated scales */

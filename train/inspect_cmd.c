@@ -89,8 +89,8 @@ static void print_scales(const gt_st *st, const gt_st_tensor *sc, int count) {
         if (s[t] > s[hi]) hi = t;
     }
     char nlo[GT_FP8_NAME_LEN], nhi[GT_FP8_NAME_LEN];
-    gt_fp8_tensor_name(count / 12, lo, nlo, sizeof nlo);
-    gt_fp8_tensor_name(count / 12, hi, nhi, sizeof nhi);
+    gt_fp8_tensor_name(count, lo, nlo, sizeof nlo);
+    gt_fp8_tensor_name(count, hi, nhi, sizeof nhi);
     printf("  fp8 scales: min %.6g (%s), max %.6g (%s)\n", s[lo], nlo, s[hi], nhi);
     free(s);
 }

@@ -84,6 +84,9 @@ static const rc_field schema[] = {
      "resume from RUN_DIR's newest complete checkpoint when there is one (also: train --resume)"},
     {"fp8.enabled", RC_BOOL, OFF(fp8_enabled), "false", 0, 0, 0, 0, 0, NULL,
      "QKV, o_proj, fc1 and fc2 GEMMs in FP8 (E4M3 forward, E5M2 gradients) with delayed scaling"},
+    {"fp8.lm_head", RC_BOOL, OFF(fp8_lm_head), "false", 0, 0, 0, 0, 0, NULL,
+     "the lm_head GEMMs (a fifth of Gemma's FLOPs at a 256k vocabulary) in FP8 too; its weight is tied to "
+     "the embedding, whose lookup stays BF16"},
     {"fp8.history_len", RC_INT, OFF(fp8_history_len), "1024", 1, 65536, 0, 0, 0, NULL,
      "amax history length per FP8 tensor (Megatron: 1 with most_recent)"},
     {"fp8.algo", RC_ENUM, OFF(fp8_algo), "max", 0, 0, 0, 0, 0, "max|most_recent",

@@ -42,7 +42,7 @@ typedef struct {
     char *ckpt_dtype;      /* "bf16" or "fp32" */
     int ckpt_resume;
     /* fp8 (DESIGN.md §4; train/trainer_fp8.c) */
-    int fp8_enabled;
+    int fp8_enabled, fp8_lm_head;
     long long fp8_history_len;
     char *fp8_algo;        /* "max" or "most_recent" */
     double fp8_margin;

@@ -12,7 +12,7 @@ int gt_trainer_fp8_enable(gt_trainer *t, gt_err *err) {
     if (!m->ops->fp8_cast || !m->ops->matmul_fp8 || !m->ops->fp8_update)
         return gt_fail(err, "fp8.enabled: the %s backend has no FP8 ops", m->ops->name);
     gt_fp8_recipe r = {(int)rc->fp8_history_len, strcmp(rc->fp8_algo, "max") ? GT_AMAX_MOST_RECENT : GT_AMAX_MAX,
-                       (float)rc->fp8_margin};
+                       (float)rc->fp8_margin, rc->fp8_lm_head};
     /* The wrong group here made a Megatron run diverge: every rank that casts a piece of a tensor
      * (tp) or sees other data (dp) must agree on its scale. */
     gt_model_enable_fp8(m, &r, t->grid->world_size > 1 ? &t->grid->world : NULL);
@@ -29,7 +29,7 @@ const gt_metrics_fp8_info *gt_trainer_fp8_info(const gt_trainer *t, gt_metrics_f
     char *text = (char *)(names + n);
     for (size_t i = 0; i < n; i++) {
         names[i] = text + i * GT_FP8_NAME_LEN;
-        gt_fp8_tensor_name(t->model.lay.L, (int)i, names[i], GT_FP8_NAME_LEN);
+        gt_fp8_tensor_name(f->count, (int)i, names[i], GT_FP8_NAME_LEN);
     }
     *info = (gt_metrics_fp8_info){f->count, (const char *const *)names, f->len, t->rc->fp8_algo, f->recipe.margin};
     return info;
@@ -57,7 +57,8 @@ void gt_trainer_fp8_print(const gt_trainer *t) {
     char start[96];
     if (t->fp8_fresh) snprintf(start, sizeof start, "fresh scales, %lld calibration step(s)", t->rc->fp8_calibration_steps);
     else snprintf(start, sizeof start, "state from the checkpoint");
-    printf("fp8: QKV, o_proj, fc1, fc2 GEMMs in FP8 (E4M3 forward, E5M2 gradients; lm_head and embedding BF16), "
+    printf("fp8: QKV, o_proj, fc1, fc2%s GEMMs in FP8 (E4M3 forward, E5M2 gradients; %s BF16), "
            "delayed scaling of %d tensors: history %d, algo %s, margin %g; %s\n",
+           f->recipe.lm_head ? ", lm_head" : "", f->recipe.lm_head ? "embedding lookup" : "lm_head and embedding",
            f->count, f->len, t->rc->fp8_algo, f->recipe.margin, start);
 }

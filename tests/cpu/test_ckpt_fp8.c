@@ -38,7 +38,7 @@ static void rig_open(rig *r, int len) {
               "%s", e.msg);
     gt_model_alloc_batch(&r->m, B, T);
     if (len) {
-        gt_fp8_recipe rec = {len, GT_AMAX_MAX, 0.5f};
+        gt_fp8_recipe rec = {len, GT_AMAX_MAX, 0.5f, 0};
         gt_model_enable_fp8(&r->m, &rec, NULL);
     }
     gt_adamw_config ac = {0.9f, 0.95f, 1e-8f, 0.0f, 1.0f};

@@ -2,12 +2,15 @@
  * "max") trained 40 AdamW steps on random batches stays close to the same model without FP8 (first
  * loss within 2%, mean of the last 10 losses within 5%, both falling), the scales move off 1 and
  * stay finite, and calibration (BF16 forwards that only record amaxes) sets every scale from the
- * data before FP8 starts. */
+ * data before FP8 starts. The same with the lm_head in FP8 too (fp8.lm_head): 3 more tensors, named
+ * lm_head.*, and the same closeness to BF16. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "../../model/fp8.h"
+#include "../../model/fp8_state.h"
 #include "../../train/optimizer.h"
 #include "check.h"
 
@@ -23,7 +26,7 @@ static void batch(int step, int vocab, int32_t *tok, int32_t *tgt, int32_t *pos)
     for (int i = 0; i < N; i++) tgt[i] = (i % T) + 1 < T ? tok[i + 1] : -1;
 }
 
-static void run(gt_model *m, double *loss, int fp8) {
+static void run(gt_model *m, double *loss) {
     gt_adamw_config ac = {0.9f, 0.95f, 1e-8f, 0.0f, 1.0f};
     gt_optimizer opt;
     gt_optimizer_init(&opt, m, &ac);
@@ -37,8 +40,70 @@ static void run(gt_model *m, double *loss, int fp8) {
         gt_model_backward(m);
         gt_optimizer_step(&opt, 2e-3f, gt_optimizer_grad_sumsq(&opt));
     }
-    (void)fp8;
     gt_optimizer_free(&opt);
+}
+
+/* Calibrates and trains an FP8 copy of the fixture (lm_head in FP8 or not) and compares it with the
+ * BF16 losses lr. */
+static void check_fp8(gt_check *c, const gt_config *cfg, gt_backend *be, int head, const double *lr) {
+    gt_err e;
+    gt_model m;
+    GT_ASSERT(!gt_model_init(&m, cfg, gt_cpu_ops(), be, 0, 1, &e) && !gt_model_load_hf(&m, "tests/fixtures/gqa", &e),
+              "%s", e.msg);
+    gt_fp8_recipe r = {16, GT_AMAX_MAX, 0.0f, head};
+    gt_model_enable_fp8(&m, &r, NULL);
+    const gt_fp8 *f = m.fp8;
+    char name[GT_FP8_NAME_LEN], what[160];
+    gt_fp8_tensor_name(f->count, f->count - 1, name, sizeof name);
+    gt_check_true(c, f->count == 12 * cfg->num_hidden_layers + 3 * head, "lm_head=%d: %d FP8 tensors", head, f->count);
+    char want[GT_FP8_NAME_LEN];
+    snprintf(want, sizeof want, "layers.%d.fc2.grad_output", cfg->num_hidden_layers - 1);
+    gt_check_true(c, !strcmp(name, head ? "lm_head.grad_output" : want), "lm_head=%d: last tensor named %s", head, name);
+
+    /* calibration: two BF16 forwards that record amaxes, then the scales reflect the data */
+    int32_t tok[N], tgt[N], pos[N];
+    gt_model_alloc_batch(&m, B, T);
+    gt_model_fp8_calibrate(&m, 1);
+    for (int s = 0; s < 2; s++) {
+        batch(100 + s, cfg->vocab_size, tok, tgt, pos);
+        gt_model_set_batch(&m, tok, tgt, pos, NULL);
+        gt_model_zero_grads(&m);
+        gt_model_forward(&m, 1, 1.0f, NULL);
+        gt_model_backward(&m);
+    }
+    gt_model_fp8_calibrate(&m, 0);
+    gt_model_zero_grads(&m);
+    int moved = 0, finite = 1;
+    for (int t = 0; t < f->count; t++) moved += f->scale[t] != 1.0f, finite &= isfinite(f->scale[t]) && f->scale[t] > 0;
+    gt_check_true(c, moved == f->count && finite, "lm_head=%d: calibration set %d of %d scales (finite %d)", head,
+                  moved, f->count, finite);
+    /* the input scale of layer 0's QKV GEMM: 448 / max|ln1| over both batches */
+    gt_check_true(c, f->scale[0] > 1.0f && f->scale[0] < 448.0f, "qkv input scale %g", f->scale[0]);
+
+    double lf[STEPS];
+    run(&m, lf);
+    /* Single steps differ by the FP8 noise the trajectory picks up; the loss level must not. */
+    double worst = 0, mf = 0, mr = 0;
+    for (int s = 0; s < STEPS; s++) worst = fmax(worst, fabs(lf[s] - lr[s]) / lr[s]);
+    for (int s = STEPS - 10; s < STEPS; s++) mf += lf[s] / 10, mr += lr[s] / 10;
+    for (int s = 0; s < STEPS; s += 8) printf("lm_head=%d step %2d: bf16 %.4f fp8 %.4f\n", head, s, lr[s], lf[s]);
+    snprintf(what, sizeof what, "lm_head=%d: FP8 vs BF16 first loss (%.4f vs %.4f)", head, lf[0], lr[0]);
+    gt_check_rel(c, fabs(lf[0] - lr[0]) / lr[0], 2e-2, what);
+    snprintf(what, sizeof what, "lm_head=%d: FP8 vs BF16 mean of the last 10 of %d steps (%.3f vs %.3f)", head, STEPS,
+             mf, mr);
+    gt_check_rel(c, fabs(mf - mr) / mr, 5e-2, what);
+    gt_check_true(c, mf < 0.85 * lf[0], "FP8 loss did not fall: %.3f -> %.3f", lf[0], mf);
+    gt_check_true(c, worst > 0, "FP8 run identical to BF16: FP8 GEMMs not used");
+    if (head) /* the lm_head's tensors were used: amaxes recorded, scales moved */
+        for (int t = 0; t < 3; t++) {
+            int k = t < 2 ? 2 * (f->slots - 1) + t : f->count - 1;
+            gt_check_true(c, f->scale[k] != 1.0f && f->history[k + (size_t)(f->len - 1) * f->count] > 0,
+                          "lm_head tensor %d: scale %g", k, f->scale[k]);
+        }
+    finite = 1;
+    for (int t = 0; t < f->count; t++) finite &= isfinite(f->scale[t]) && f->scale[t] > 0;
+    gt_check_true(c, finite, "a scale became non-finite");
+    gt_model_free(&m);
 }
 
 int main(void) {
@@ -47,53 +112,13 @@ int main(void) {
     gt_config cfg;
     GT_ASSERT(!gt_config_load(&cfg, "tests/fixtures/gqa", &e), "%s", e.msg);
     gt_backend *be = gt_cpu_backend_create();
-    gt_model ref, m;
-    GT_ASSERT(!gt_model_init(&ref, &cfg, gt_cpu_ops(), be, 0, 1, &e) && !gt_model_load_hf(&ref, "tests/fixtures/gqa", &e) &&
-                  !gt_model_init(&m, &cfg, gt_cpu_ops(), be, 0, 1, &e) && !gt_model_load_hf(&m, "tests/fixtures/gqa", &e),
+    gt_model ref;
+    GT_ASSERT(!gt_model_init(&ref, &cfg, gt_cpu_ops(), be, 0, 1, &e) && !gt_model_load_hf(&ref, "tests/fixtures/gqa", &e),
               "%s", e.msg);
-    gt_fp8_recipe r = {16, GT_AMAX_MAX, 0.0f};
-    gt_model_enable_fp8(&m, &r, NULL);
-
-    /* calibration: two BF16 forwards that record amaxes, then the scales reflect the data */
-    int32_t tok[N], tgt[N], pos[N];
-    gt_model_alloc_batch(&m, B, T);
-    gt_model_fp8_calibrate(&m, 1);
-    for (int s = 0; s < 2; s++) {
-        batch(100 + s, cfg.vocab_size, tok, tgt, pos);
-        gt_model_set_batch(&m, tok, tgt, pos, NULL);
-        gt_model_zero_grads(&m);
-        gt_model_forward(&m, 1, 1.0f, NULL);
-        gt_model_backward(&m);
-    }
-    gt_model_fp8_calibrate(&m, 0);
-    gt_model_zero_grads(&m);
-    const gt_fp8 *f = m.fp8;
-    int moved = 0, finite = 1;
-    for (int t = 0; t < f->count; t++) moved += f->scale[t] != 1.0f, finite &= isfinite(f->scale[t]) && f->scale[t] > 0;
-    gt_check_true(&c, moved == f->count && finite, "calibration set %d of %d scales (finite %d)", moved, f->count, finite);
-    /* the input scale of layer 0's QKV GEMM: 448 / max|ln1| over both batches */
-    gt_check_true(&c, f->scale[0] > 1.0f && f->scale[0] < 448.0f, "qkv input scale %g", f->scale[0]);
-
-    double lr[STEPS], lf[STEPS];
-    run(&ref, lr, 0);
-    run(&m, lf, 1);
-    /* Single steps differ by the FP8 noise the trajectory picks up; the loss level must not. */
-    double worst = 0, mf = 0, mr = 0;
-    for (int s = 0; s < STEPS; s++) worst = fmax(worst, fabs(lf[s] - lr[s]) / lr[s]);
-    for (int s = STEPS - 10; s < STEPS; s++) mf += lf[s] / 10, mr += lr[s] / 10;
-    for (int s = 0; s < STEPS; s += 8) printf("step %2d: bf16 %.4f fp8 %.4f\n", s, lr[s], lf[s]);
-    char what[160];
-    snprintf(what, sizeof what, "FP8 vs BF16 first loss (%.4f vs %.4f)", lf[0], lr[0]);
-    gt_check_rel(&c, fabs(lf[0] - lr[0]) / lr[0], 2e-2, what);
-    snprintf(what, sizeof what, "FP8 vs BF16 mean of the last 10 of %d steps (%.3f vs %.3f)", STEPS, mf, mr);
-    gt_check_rel(&c, fabs(mf - mr) / mr, 5e-2, what);
-    gt_check_true(&c, mf < 0.85 * lf[0], "FP8 loss did not fall: %.3f -> %.3f", lf[0], mf);
-    gt_check_true(&c, worst > 0, "FP8 run identical to BF16: FP8 GEMMs not used");
-    finite = 1;
-    for (int t = 0; t < f->count; t++) finite &= isfinite(f->scale[t]) && f->scale[t] > 0;
-    gt_check_true(&c, finite, "a scale became non-finite");
+    double lr[STEPS];
+    run(&ref, lr);
     gt_model_free(&ref);
-    gt_model_free(&m);
+    for (int head = 0; head <= 1; head++) check_fp8(&c, &cfg, be, head, lr);
     gt_cpu_backend_destroy(be);
     return gt_check_done(&c, "fp8_model");
 }

@@ -138,7 +138,7 @@ static void test_errors(tctx *t) {
     set_error(t, "optim.eps=0", "optim.eps: 0 is outside", "(0, 1]");
     set_error(t, "device=tpu", "device: 'tpu' is not one of", "auto|cpu|cpu64|cuda");
     set_error(t, "data.val=[a, [b]]", "data.val: expected a list of plain values", "data.val");
-    file_error(t, "fp8:\n  history: 3\n", "unknown key 'fp8.history'", "fp8 has: enabled, history_len, algo, margin");
+    file_error(t, "fp8:\n  history: 3\n", "unknown key 'fp8.history'", "fp8 has: enabled, lm_head, history_len, algo, margin");
     file_error(t, "fp8:\n  enabled: maybe\n", "fp8.enabled: expected true or false", "line 2");
     file_error(t, "fp8:\n  margin: -1\n", "fp8.margin: -1 is outside", "[0, 32]");
     set_error(t, "fp8.history_len=0", "fp8.history_len: 0 is outside", "[1, 65536]");
@@ -164,7 +164,7 @@ static void test_fp8(tctx *t) {
     gt_run_config rc, base;
     gt_err err;
     gt_run_config_defaults(&rc);
-    gt_check_true(&t->c, !rc.fp8_enabled && rc.fp8_history_len == 1024 && !strcmp(rc.fp8_algo, "max") &&
+    gt_check_true(&t->c, !rc.fp8_enabled && !rc.fp8_lm_head && rc.fp8_history_len == 1024 && !strcmp(rc.fp8_algo, "max") &&
                              rc.fp8_margin == 0.0 && rc.fp8_calibration_steps == 0 && rc.fp8_log_every == 10,
                   "fp8 defaults: enabled %d history_len %lld algo %s margin %g calibration %lld log_every %lld",
                   rc.fp8_enabled, rc.fp8_history_len, rc.fp8_algo, rc.fp8_margin, rc.fp8_calibration_steps,
