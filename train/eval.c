@@ -1,13 +1,24 @@
 /* gemmatron eval --model HF_DIR --data FILE [--seq-len T] [--tp N] [--device auto|cpu|cuda]
+ *                [--logits OUT]
  *
  * The token file (a shard or whitespace-separated ids) is cut into consecutive sequences of T
  * tokens (default: the whole file when it is shorter than the model's context, else the context
  * length); the last one may be shorter. Each sequence predicts its tokens 1..T-1 from the ones
  * before. With attributes, only tokens marked as targets count and attention does not cross the
  * document starts. Under mpirun the model is split over tp ranks and the sequences over the
- * dp = world / tp replicas. Rank 0 prints, as its last line: eval_loss=<mean> tokens=<count>. */
+ * dp = world / tp replicas. Rank 0 prints, as its last line: eval_loss=<mean> tokens=<count>.
+ *
+ * --logits OUT writes the logits of the FIRST sequence (n = its length, V = vocab_size, every
+ * position, targets or not) as float32, row-major [n, V], little-endian: a .npy file (NumPy format
+ * 1.0, dtype '<f4', shape (n, V): np.load(OUT)) when OUT ends in ".npy", else the raw n*V floats
+ * (np.fromfile(OUT, "<f4").reshape(n, V)). The logits are those of the backend's forward (on CUDA:
+ * BF16 logits widened to float). It needs tp = 1: with tensor parallelism each rank computes only
+ * its slice of the vocabulary (vocab-parallel lm_head) and the full rows are never gathered. With
+ * dp > 1, the rank that evaluates the first sequence (world rank 0) writes the file. Note the host
+ * memory: n * V * 4 bytes (2048 tokens of Gemma's 256k vocabulary: 2 GiB). */
 #include "eval.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,8 +28,12 @@
 #include "../model/model.h"
 #include "backend.h"
 
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
+#error "eval --logits writes the host's float32 bytes as little-endian"
+#endif
+
 typedef struct {
-    const char *model, *data, *device;
+    const char *model, *data, *device, *logits;
     long seq_len;
     int tp;
 } eval_args;
@@ -34,6 +49,7 @@ static int parse_args(eval_args *a, int argc, char **argv, gt_err *err) {
         if (!strcmp(k, "--model")) a->model = v;
         else if (!strcmp(k, "--data")) a->data = v;
         else if (!strcmp(k, "--device")) a->device = v;
+        else if (!strcmp(k, "--logits")) a->logits = v;
         else if (!strcmp(k, "--seq-len")) {
             char *end;
             a->seq_len = strtol(v, &end, 10);
@@ -46,6 +62,33 @@ static int parse_args(eval_args *a, int argc, char **argv, gt_err *err) {
     }
     if (!a->model) return gt_fail(err, "eval: --model HF_DIR is required");
     if (!a->data) return gt_fail(err, "eval: --data FILE is required");
+    if (a->logits && a->tp > 1)
+        return gt_fail(err, "eval: --logits needs --tp 1: at tp=%d each rank holds only its slice of the vocabulary's "
+                            "logits (vocab-parallel lm_head), which are never gathered into full rows", a->tp);
+    return 0;
+}
+
+/* Writes n x V floats to f, opened on path: a .npy header (format 1.0, '<f4', C order) first when
+ * path ends in ".npy". Closes f; on failure removes path. */
+static int write_logits(FILE *f, const char *path, const float *x, int64_t n, int64_t V, gt_err *err) {
+    size_t len = strlen(path);
+    int ok = 1;
+    if (len >= 4 && !strcmp(path + len - 4, ".npy")) {
+        char dict[128];
+        int d = snprintf(dict, sizeof dict, "{'descr': '<f4', 'fortran_order': False, 'shape': (%lld, %lld), }",
+                         (long long)n, (long long)V);
+        int hlen = (d + 1 + 10 + 63) / 64 * 64 - 10; /* magic, version, u16 length, dict + '\n': 64-aligned */
+        unsigned char pre[10] = {0x93, 'N', 'U', 'M', 'P', 'Y', 1, 0, (unsigned char)(hlen & 0xff),
+                                 (unsigned char)(hlen >> 8)};
+        ok = fwrite(pre, 1, sizeof pre, f) == sizeof pre && fprintf(f, "%-*s\n", hlen - 1, dict) == hlen;
+    }
+    ok = ok && fwrite(x, sizeof(float), (size_t)(n * V), f) == (size_t)(n * V);
+    int saved = errno;
+    if (fclose(f) != 0 && ok) ok = 0, saved = errno;
+    if (!ok) {
+        remove(path);
+        return gt_fail(err, "eval: --logits %s: write failed: %s", path, strerror(saved));
+    }
     return 0;
 }
 
@@ -62,6 +105,15 @@ static int run_eval(const eval_args *a, gt_grid *g, gt_err *err) {
     gt_compute c;
     gt_model m;
     int rc = -1;
+    /* --logits: [n, V] of the first sequence (tp = 1: whole rows, V = vocab_size), written by world rank
+     * 0, which evaluates sequence 0; the file is created first, so a bad path fails before any work. */
+    float *logits = NULL;
+    int64_t logits_n = 0;
+    FILE *logits_file = NULL;
+    if (a->logits && g->world_rank == 0 && !(logits_file = fopen(a->logits, "wb"))) {
+        gt_fail(err, "eval: --logits %s: cannot create: %s", a->logits, strerror(errno));
+        goto out_tokens;
+    }
     if (gt_compute_open(&c, a->device, g->local_rank, err)) goto out_tokens;
     if (gt_model_init(&m, &cfg, c.ops, c.be, g->tp_rank, g->tp, err)) goto out_compute;
     if (gt_model_load_hf(&m, a->model, err)) goto out_model;
@@ -82,7 +134,11 @@ static int run_eval(const eval_args *a, gt_grid *g, gt_err *err) {
         targets += gt_fill_sequence(&tk, t0, n, 1, tok, tgt, pos, seg);
         gt_model_alloc_batch(&m, 1, n);
         gt_model_set_batch(&m, tok, tgt, pos, tk.attr ? seg : NULL);
-        loss += gt_model_forward(&m, 0, 0.0f, NULL);
+        if (logits_file && seq == 0) {
+            logits_n = n;
+            logits = gt_malloc((size_t)n * (size_t)cfg.vocab_size * sizeof(float));
+        }
+        loss += gt_model_forward(&m, 0, 0.0f, seq == 0 ? logits : NULL);
     }
     free(buf);
     double sums[2] = {loss, (double)targets};
@@ -93,13 +149,25 @@ static int run_eval(const eval_args *a, gt_grid *g, gt_err *err) {
         gt_fail(err, "%s: no token is marked as a target", a->data);
         goto out_model;
     }
+    if (logits_file) { /* after the collective, so that a failed write cannot leave other ranks waiting */
+        FILE *f = logits_file;
+        logits_file = NULL;
+        if (write_logits(f, a->logits, logits, logits_n, cfg.vocab_size, err)) goto out_model;
+        fprintf(stderr, "gemmatron eval: logits of the first sequence [%lld, %lld] float32 -> %s\n",
+                (long long)logits_n, (long long)cfg.vocab_size, a->logits);
+    }
     if (g->world_rank == 0) printf("eval_loss=%.6f tokens=%lld\n", loss / (double)targets, (long long)targets);
     rc = 0;
 out_model:
+    free(logits);
     gt_model_free(&m);
 out_compute:
     gt_compute_close(&c);
 out_tokens:
+    if (logits_file) { /* failed before the logits were written: leave no empty file behind */
+        fclose(logits_file);
+        remove(a->logits);
+    }
     gt_tokens_free(&tk);
     return rc;
 }

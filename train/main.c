@@ -11,10 +11,10 @@
 static void usage(FILE *f) {
     fputs("usage: gemmatron <command> [options]\n"
           "commands:\n"
-          "  eval --model HF_DIR --data FILE [--seq-len T] [--device auto|cpu|cuda]\n"
+          "  eval --model HF_DIR --data FILE [--seq-len T] [--tp N] [--device auto|cpu|cuda] [--logits OUT]\n"
           "      mean next-token loss of an HF Gemma checkpoint on a token file\n"
           "      (a gemmatron token shard, or whitespace-separated token ids)\n"
-          "  bench --model DIR [--batch B] [--seq T] [--steps S] [--warmup W] [--tp N] [--fp8] [--profile]\n"
+          "  bench --model DIR [--batch B] [--seq T] [--steps S] [--warmup W] [--tp N] [--fp8] [--fp8-lm-head] [--profile]\n"
           "      times full training steps (random init when DIR holds only config.json)\n"
           "  train --config FILE [--set key=value ...] [--run-dir DIR]\n"
           "      fine-tunes a Gemma model as the YAML run config says (see configs/)\n"
