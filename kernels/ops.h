@@ -173,6 +173,23 @@ typedef struct gt_ops {
     void (*fp8_update)(gt_backend *be, float *history, float *scale, float *scale_inv,
                        const float *fp8_max, const float *reduced, int first, int n, int count,
                        int len, int algo, float margin);
+    /* GeGLU fused with the FP8 cast of its output (TransformerEngine-style: the FP8 model's fc2
+     * input and fc1 output gradient are never written in ACT only to be re-read by fp8_cast).
+     * geglu_fwd_fp8: h[N,F] (ACT, may be NULL) = geglu_fwd's h, rounded to ACT; h8[N,F] =
+     *   fp8(h * scale[0]) and h8t[F,N] = its transpose (either may be NULL); amax[0] =
+     *   max(amax[0], max|h|) (pre-scale, of the rounded h). Bit-identical to
+     *   geglu_fwd(h, a) then fp8_cast(h8, h8t, h, N, F, fmt, scale, amax).
+     * geglu_bwd_fp8: da[N,2F] (ACT, may be NULL; may alias a) = geglu_bwd's da, rounded to ACT;
+     *   da8[N,2F] = fp8(da * scale[0]) and da8t[2F,N] = its transpose (rows 0..F-1: the gate
+     *   gradient's columns, F..2F-1: the up gradient's), either may be NULL; amax as above.
+     *   Bit-identical to geglu_bwd(da, dh, a) then fp8_cast(da8, da8t, da, N, 2F, fmt, scale,
+     *   amax). */
+    void (*geglu_fwd_fp8)(gt_backend *be, void *h, void *h8, void *h8t, const void *a,
+                          gt_gelu kind, int N, int F, gt_dtype fmt, const float *scale,
+                          float *amax);
+    void (*geglu_bwd_fp8)(gt_backend *be, void *da, void *da8, void *da8t, const void *dh,
+                          const void *a, gt_gelu kind, int N, int F, gt_dtype fmt,
+                          const float *scale, float *amax);
 } gt_ops;
 
 /* Backends. Each create() returns the op table and fills *be with its state. */

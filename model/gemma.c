@@ -172,8 +172,15 @@ static void layer_forward(gt_model *m, int l, void *res_out, int train) {
     o->add(be, a->res_mid, a->res, m->tmp, (size_t)N * C);
     o->rmsnorm_fwd(be, a->ln2, a->rstd2, a->res_mid, PARAM(m, w->ln2), eps, N, C);
     gt_linear_fwd(m, l, GT_GEMM_FC1, a->fc1, a->ln2, w->fc1, N, C, 2 * L->F, train);
-    o->geglu_fwd(be, a->h, a->fc1, m->cfg.act, N, L->F);
-    gt_linear_fwd(m, l, GT_GEMM_FC2, m->tmp, a->h, w->fc2, N, L->F, C, train);
+    gt_fp8_target h8;
+    if (o->geglu_fwd_fp8 && gt_linear_fp8_input(m, l, GT_GEMM_FC2, N, train, &h8)) {
+        /* fc2 in FP8 reads only the FP8 copies of h: GeGLU writes them, h itself is never stored */
+        o->geglu_fwd_fp8(be, NULL, h8.x8, h8.x8t, a->fc1, m->cfg.act, N, L->F, GT_E4M3, h8.scale, h8.amax);
+        gt_linear_fwd(m, l, GT_GEMM_FC2, m->tmp, NULL, w->fc2, N, L->F, C, train);
+    } else {
+        o->geglu_fwd(be, a->h, a->fc1, m->cfg.act, N, L->F);
+        gt_linear_fwd(m, l, GT_GEMM_FC2, m->tmp, a->h, w->fc2, N, L->F, C, train);
+    }
     gt_model_tp_sum(m, m->tmp, (size_t)N * C, GT_ACT); /* row-parallel fc2 */
     o->add(be, res_out, a->res_mid, m->tmp, (size_t)N * C);
 }
@@ -238,8 +245,15 @@ static void layer_backward(gt_model *m, int l) {
 
     /* MLP: res_out = res_mid + fc2(geglu(fc1(ln2(res_mid)))) */
     gt_linear_bwd(m, l, GT_GEMM_FC2, m->dsmall, m->dres, a->h, w->fc2, N, L->F, C);
-    o->geglu_bwd(be, m->dbig, m->dsmall, a->fc1, m->cfg.act, N, L->F);
-    gt_linear_bwd(m, l, GT_GEMM_FC1, m->tmp, m->dbig, a->ln2, w->fc1, N, C, 2 * L->F);
+    gt_fp8_target d8;
+    if (o->geglu_bwd_fp8 && gt_linear_fp8_grad(m, l, GT_GEMM_FC1, &d8)) {
+        /* fc1's backward in FP8 reads only the E5M2 copies of d(fc1): GeGLU's backward writes them */
+        o->geglu_bwd_fp8(be, NULL, d8.x8, d8.x8t, m->dsmall, a->fc1, m->cfg.act, N, L->F, GT_E5M2, d8.scale, d8.amax);
+        gt_linear_bwd(m, l, GT_GEMM_FC1, m->tmp, NULL, a->ln2, w->fc1, N, C, 2 * L->F);
+    } else {
+        o->geglu_bwd(be, m->dbig, m->dsmall, a->fc1, m->cfg.act, N, L->F);
+        gt_linear_bwd(m, l, GT_GEMM_FC1, m->tmp, m->dbig, a->ln2, w->fc1, N, C, 2 * L->F);
+    }
     gt_model_tp_sum(m, m->tmp, (size_t)N * C, GT_ACT); /* column-parallel fc1: d(input) */
     o->rmsnorm_bwd(be, m->dres, GRAD(m, w->ln2), m->tmp, a->res_mid, PARAM(m, w->ln2), a->rstd2, N, C);
 

@@ -77,6 +77,14 @@ static void p_geglu_fwd(gt_backend *be, void *h, const void *a, gt_gelu k, int N
 static void p_geglu_bwd(gt_backend *be, void *da, const void *dh, const void *a, gt_gelu k, int N, int F) {
     TIMED(GT_PROF_GEGLU_BWD, geglu_bwd(ib, da, dh, a, k, N, F));
 }
+static void p_geglu_fwd_fp8(gt_backend *be, void *h, void *h8, void *h8t, const void *a, gt_gelu k, int N, int F,
+                            gt_dtype fmt, const float *scale, float *amax) {
+    TIMED(GT_PROF_GEGLU_FWD, geglu_fwd_fp8(ib, h, h8, h8t, a, k, N, F, fmt, scale, amax));
+}
+static void p_geglu_bwd_fp8(gt_backend *be, void *da, void *da8, void *da8t, const void *dh, const void *a, gt_gelu k,
+                            int N, int F, gt_dtype fmt, const float *scale, float *amax) {
+    TIMED(GT_PROF_GEGLU_BWD, geglu_bwd_fp8(ib, da, da8, da8t, dh, a, k, N, F, fmt, scale, amax));
+}
 static void p_ce_partial(gt_backend *be, void *p, const void *l, const int32_t *t, int64_t vs, int V, int N) {
     TIMED(GT_PROF_CE, ce_partial(ib, p, l, t, vs, V, N));
 }
@@ -126,6 +134,8 @@ void gt_op_profile_init(gt_op_profile *p, const gt_ops *inner, gt_backend *inner
     o->rmsnorm_bwd = p_rms_bwd, o->matmul_fwd = p_mm_fwd, o->matmul_bwd = p_mm_bwd;
     o->rope_fwd = p_rope_fwd, o->rope_bwd = p_rope_bwd, o->attention_fwd = p_att_fwd;
     o->attention_bwd = p_att_bwd, o->geglu_fwd = p_geglu_fwd, o->geglu_bwd = p_geglu_bwd;
+    o->geglu_fwd_fp8 = inner->geglu_fwd_fp8 ? p_geglu_fwd_fp8 : NULL;
+    o->geglu_bwd_fp8 = inner->geglu_bwd_fp8 ? p_geglu_bwd_fp8 : NULL;
     o->ce_partial = p_ce_partial, o->ce_finish = p_ce_finish, o->ce_backward = p_ce_backward;
     o->grad_sumsq = p_sumsq, o->adamw = p_adamw;
     o->set_dw_accumulate = inner->set_dw_accumulate ? p_set_dw : NULL;

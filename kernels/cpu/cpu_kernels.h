@@ -71,6 +71,12 @@ void CPU_FN(cpu_attention_bwd)(gt_backend *be, void *dqkv, const void *dout, con
 void CPU_FN(cpu_geglu_fwd)(gt_backend *be, void *h, const void *a, gt_gelu kind, int N, int F);
 void CPU_FN(cpu_geglu_bwd)(gt_backend *be, void *da, const void *dh, const void *a, gt_gelu kind,
                            int N, int F);
+void CPU_FN(cpu_geglu_fwd_fp8)(gt_backend *be, void *h, void *h8, void *h8t, const void *a,
+                               gt_gelu kind, int N, int F, gt_dtype fmt, const float *scale,
+                               float *amax);
+void CPU_FN(cpu_geglu_bwd_fp8)(gt_backend *be, void *da, void *da8, void *da8t, const void *dh,
+                               const void *a, gt_gelu kind, int N, int F, gt_dtype fmt,
+                               const float *scale, float *amax);
 
 /* cross_entropy.c */
 void CPU_FN(cpu_ce_partial)(gt_backend *be, void *part, const void *logits, const int32_t *target,
@@ -89,6 +95,10 @@ void CPU_FN(cpu_adamw)(gt_backend *be, void *param, void *master, void *m, void 
 /* fp8.c */
 void CPU_FN(cpu_fp8_cast)(gt_backend *be, void *out, void *out_t, const void *in, int rows, int cols,
                           gt_dtype fmt, const float *scale, float *amax);
+/* One row of fp8_cast, the code fp8_cast and the fused casts share: x[cols] -> out[cols] and
+ * out_t[c * ld_t] (either may be NULL), *m = max(*m, max|x|). */
+void CPU_FN(cpu_fp8_cast_row)(uint8_t *out, uint8_t *out_t, size_t ld_t, const real *x, int cols,
+                              gt_dtype fmt, const float *scale, float *m);
 void CPU_FN(cpu_matmul_fp8)(gt_backend *be, void *d, int out_grad, const void *a, gt_dtype a_fmt,
                             const float *a_scale_inv, const void *b, gt_dtype b_fmt,
                             const float *b_scale_inv, int M, int N, int K, int fast_accum);

@@ -38,6 +38,8 @@ static const gt_ops cpu_table = {
     .fp8_cast = CPU_FN(cpu_fp8_cast),
     .matmul_fp8 = CPU_FN(cpu_matmul_fp8),
     .fp8_update = CPU_FN(cpu_fp8_update),
+    .geglu_fwd_fp8 = CPU_FN(cpu_geglu_fwd_fp8),
+    .geglu_bwd_fp8 = CPU_FN(cpu_geglu_bwd_fp8),
     .set_dw_accumulate = CPU_FN(cpu_set_dw_accumulate),
     .init_normal = CPU_FN(cpu_init_normal),
 };

@@ -11,6 +11,19 @@
 static uint8_t encode(float x, gt_dtype fmt) { return fmt == GT_E5M2 ? gt_f32_to_e5m2(x) : gt_f32_to_e4m3(x); }
 static float decode(uint8_t v, gt_dtype fmt) { return fmt == GT_E5M2 ? gt_e5m2_to_f32(v) : gt_e4m3_to_f32(v); }
 
+/* One row: also the cast of the fused GeGLU ops (geglu.c), so that they equal geglu + fp8_cast. */
+void CPU_FN(cpu_fp8_cast_row)(uint8_t *out, uint8_t *out_t, size_t ld_t, const real *x, int cols,
+                              gt_dtype fmt, const float *scale, float *m) {
+    for (int c = 0; c < cols; c++) {
+        float v = (float)x[c]; /* the GPU casts from fp32 */
+        if (fabsf(v) > *m) *m = fabsf(v); /* NaNs ignored, as the GPU's max does */
+        if (!out && !out_t) continue;
+        uint8_t q = encode(v * scale[0], fmt);
+        if (out) out[c] = q;
+        if (out_t) out_t[(size_t)c * ld_t] = q;
+    }
+}
+
 void CPU_FN(cpu_fp8_cast)(gt_backend *be, void *out, void *out_t, const void *in, int rows, int cols,
                           gt_dtype fmt, const float *scale, float *amax) {
     (void)be;
@@ -18,13 +31,8 @@ void CPU_FN(cpu_fp8_cast)(gt_backend *be, void *out, void *out_t, const void *in
     uint8_t *o = out, *ot = out_t;
     float m = *amax;
     for (int r = 0; r < rows; r++)
-        for (int c = 0; c < cols; c++) {
-            float v = (float)x[(size_t)r * cols + c]; /* the GPU casts from fp32 */
-            if (fabsf(v) > m) m = fabsf(v); /* NaNs ignored, as the GPU's max does */
-            uint8_t q = encode(v * scale[0], fmt);
-            if (o) o[(size_t)r * cols + c] = q;
-            if (ot) ot[(size_t)c * rows + r] = q;
-        }
+        CPU_FN(cpu_fp8_cast_row)(o ? o + (size_t)r * cols : NULL, ot ? ot + r : NULL, (size_t)rows,
+                                 x + (size_t)r * cols, cols, fmt, scale, &m);
     *amax = m;
 }
 

@@ -2,6 +2,8 @@
  * The two GELUs, written as torch's CPU kernels write them (constants in the element type):
  *   tanh: 0.5 x (1 + tanh(k (x + 0.044715 x^3))), k = sqrt(2/pi)   ("gelu_pytorch_tanh")
  *   erf:  0.5 x (1 + erf(x / sqrt(2)))                             ("gelu") */
+#include <stdlib.h>
+
 #include "cpu_kernels.h"
 
 #define GT_SQRT_2_OVER_PI 0.79788456080286535587989211986876
@@ -53,4 +55,45 @@ void CPU_FN(cpu_geglu_bwd)(gt_backend *be, void *da, const void *dh, const void 
             dup[f] = dhr[f] * gl;
         }
     }
+}
+
+/* ---- fused with the FP8 cast of the output (ops.h geglu_fwd_fp8 / geglu_bwd_fp8) ----
+ * Row by row: the row of h (or da) is computed by the functions above into h (da) or, when that is
+ * NULL, a one-row scratch, and cast by fp8_cast's own row code: the composition, so bit-identical
+ * to it by construction. The transposed codes of row n go to column n of h8t (da8t). */
+
+void CPU_FN(cpu_geglu_fwd_fp8)(gt_backend *be, void *h, void *h8, void *h8t, const void *a,
+                               gt_gelu kind, int N, int F, gt_dtype fmt, const float *scale,
+                               float *amax) {
+    if (N <= 0 || F <= 0) return;
+    real *scratch = h ? NULL : gt_malloc((size_t)F * sizeof(real));
+    uint8_t *o = h8, *ot = h8t;
+    float m = *amax;
+    for (int n = 0; n < N; n++) {
+        real *row = h ? (real *)h + (size_t)n * F : scratch;
+        CPU_FN(cpu_geglu_fwd)(be, row, (const real *)a + (size_t)n * 2 * F, kind, 1, F);
+        CPU_FN(cpu_fp8_cast_row)(o ? o + (size_t)n * F : NULL, ot ? ot + n : NULL, (size_t)N, row, F,
+                                 fmt, scale, &m);
+    }
+    *amax = m;
+    free(scratch);
+}
+
+/* da may alias a: geglu_bwd reads each gate/up element before it writes the same da element. */
+void CPU_FN(cpu_geglu_bwd_fp8)(gt_backend *be, void *da, void *da8, void *da8t, const void *dh,
+                               const void *a, gt_gelu kind, int N, int F, gt_dtype fmt,
+                               const float *scale, float *amax) {
+    if (N <= 0 || F <= 0) return;
+    real *scratch = da ? NULL : gt_malloc((size_t)2 * F * sizeof(real));
+    uint8_t *o = da8, *ot = da8t;
+    float m = *amax;
+    for (int n = 0; n < N; n++) {
+        real *row = da ? (real *)da + (size_t)n * 2 * F : scratch;
+        CPU_FN(cpu_geglu_bwd)(be, row, (const real *)dh + (size_t)n * F,
+                              (const real *)a + (size_t)n * 2 * F, kind, 1, F);
+        CPU_FN(cpu_fp8_cast_row)(o ? o + (size_t)n * 2 * F : NULL, ot ? ot + n : NULL, (size_t)N, row,
+                                 2 * F, fmt, scale, &m);
+    }
+    *amax = m;
+    free(scratch);
 }

@@ -168,6 +168,8 @@ static gt_ops make_table(void) {
     t.fp8_cast = gt_cuda_fp8_cast;
     t.matmul_fp8 = gt_cuda_matmul_fp8;
     t.fp8_update = gt_cuda_fp8_update;
+    t.geglu_fwd_fp8 = gt_cuda_geglu_fwd_fp8;
+    t.geglu_bwd_fp8 = gt_cuda_geglu_bwd_fp8;
     return t;
 }
 

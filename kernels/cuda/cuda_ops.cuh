@@ -79,4 +79,12 @@ extern "C" void gt_cuda_fp8_update(gt_backend *be, float *history, float *scale,
                                    const float *fp8_max, const float *reduced, int first, int n,
                                    int count, int len, int algo, float margin);
 
+/* geglu_fp8.cu */
+extern "C" void gt_cuda_geglu_fwd_fp8(gt_backend *be, void *h, void *h8, void *h8t, const void *a,
+                                      gt_gelu kind, int N, int F, gt_dtype fmt,
+                                      const float *scale, float *amax);
+extern "C" void gt_cuda_geglu_bwd_fp8(gt_backend *be, void *da, void *da8, void *da8t,
+                                      const void *dh, const void *a, gt_gelu kind, int N, int F,
+                                      gt_dtype fmt, const float *scale, float *amax);
+
 #endif

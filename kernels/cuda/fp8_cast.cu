@@ -9,12 +9,8 @@
  *            A block takes 128 x 128 tiles (grid-stride over tiles, one atomic per block):
  *            phase 1: each thread loads 16 bf16 of a row (two 16-byte loads), converts them, stores
  *              the 16 codes to out (one 16-byte store) and into the shared tile;
- *            phase 2 (out_t only): each thread reads 16 rows x 4 columns of the tile as 16 32-bit
- *              words, transposes the 4x4 byte blocks with byte permutes, and stores 4 columns'
- *              16 consecutive rows: four 16-byte stores. A warp writes 128 contiguous bytes to
- *              each of 4 rows of out_t.
- *            The tile is [128 rows][8 chunks of 16 bytes]; chunk k of row r is kept at slot
- *            k ^ ((r / 16) % 8), so both phases hit 32 distinct banks per access.
+ *            phase 2 (out_t only): the tile's transposed store of fp8_tile.cuh (byte permutes,
+ *              16-byte stores; shared with the fused GeGLU casts of geglu_fp8.cu).
  *   generic  any shape or alignment, one element per thread (odd shapes only; slow transpose).
  *   amax     both outputs NULL: only the reduction (calibration, and BF16 GEMMs' amax).
  *
@@ -22,43 +18,20 @@
 #include "cuda_ops.cuh"
 #include "fp8_cuda.h"
 #include "fp8_cvt.cuh"
+#include "fp8_tile.cuh"
 
-#define TILE 128 /* rows and columns of a tile */
-#define CHUNKS (TILE / 16) /* 16-byte chunks of FP8 codes per tile row */
-#define CAST_THREADS 256 /* 8 warps */
-#define LOADS (TILE * CHUNKS / CAST_THREADS) /* row chunks per thread in phase 1: 4 */
-
-/* 8 bf16 packed in a 16-byte word -> floats (exact). The tiled kernel keeps its loads packed
- * until it converts them: half the registers of floats, so more tiles are in flight per SM. */
-static __device__ __forceinline__ void unpack8(uint4 u, float f[8]) {
-    const uint32_t w[4] = {u.x, u.y, u.z, u.w};
-#pragma unroll
-    for (int i = 0; i < 4; i++) {
-        f[2 * i] = __uint_as_float(w[i] << 16);
-        f[2 * i + 1] = __uint_as_float(w[i] & 0xffff0000u);
-    }
-}
-
-/* Column j (0..3) of the 4x4 byte block whose rows are the words a, b, c, d, as one word with
- * a's byte lowest. __byte_perm(x, y, s): result byte i = byte s[i] of the 8 bytes {y:x}. */
-static __device__ __forceinline__ void transpose4x4(uint32_t a, uint32_t b, uint32_t c, uint32_t d,
-                                                    uint32_t col[4]) {
-    uint32_t ab_lo = __byte_perm(a, b, 0x5140), ab_hi = __byte_perm(a, b, 0x7362); /* a0 b0 a1 b1 */
-    uint32_t cd_lo = __byte_perm(c, d, 0x5140), cd_hi = __byte_perm(c, d, 0x7362); /* c0 d0 c1 d1 */
-    col[0] = __byte_perm(ab_lo, cd_lo, 0x5410); /* a0 b0 c0 d0 */
-    col[1] = __byte_perm(ab_lo, cd_lo, 0x7632);
-    col[2] = __byte_perm(ab_hi, cd_hi, 0x5410);
-    col[3] = __byte_perm(ab_hi, cd_hi, 0x7632);
-}
+#define TILE GT_FP8_TILE
+#define CHUNKS GT_FP8_CHUNKS
+#define CAST_THREADS GT_FP8_TILE_THREADS
+#define LOADS GT_FP8_TILE_CHUNKS_PER_THREAD /* row chunks per thread in phase 1: 4 */
 
 template <__nv_fp8_interpretation_t F>
 static __global__ void __launch_bounds__(CAST_THREADS, 4) /* 64 registers: 4 blocks per SM */
     cast_tiled_kernel(uint8_t *out, uint8_t *out_t, const bf16 *in, int rows, int cols,
                       const float *scale, float *amax) {
-    __shared__ uint4 tile[TILE][CHUNKS];
+    __shared__ gt_fp8_tile tile;
     const float s = scale[0];
     const int tiles_c = (cols + TILE - 1) / TILE, tiles_r = (rows + TILE - 1) / TILE;
-    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
     float m = 0.0f;
     for (int t = blockIdx.x; t < tiles_r * tiles_c; t += gridDim.x) {
         const int r0 = (t / tiles_c) * TILE, c0 = (t % tiles_c) * TILE;
@@ -82,37 +55,15 @@ static __global__ void __launch_bounds__(CAST_THREADS, 4) /* 64 registers: 4 blo
             if (!ok[k]) continue;
             int id = threadIdx.x + CAST_THREADS * k, tr = id / CHUNKS, ch = id % CHUNKS;
             float v[16];
-            unpack8(raw[k][0], v);
-            unpack8(raw[k][1], v + 8);
-#pragma unroll
-            for (int j = 0; j < 16; j++) {
-                m = gt_absmax(m, v[j]);
-                v[j] *= s;
-            }
-            uint4 q = gt_fp8x16<F>(v);
+            gt_unpack8_bf16(raw[k][0], v);
+            gt_unpack8_bf16(raw[k][1], v + 8);
+            uint4 q = gt_fp8_cast16<F>(v, s, m);
             if (out) *(uint4 *)(out + (size_t)(r0 + tr) * cols + c0 + ch * 16) = q;
-            if (out_t) tile[tr][ch ^ ((tr >> 4) & 7)] = q;
+            if (out_t) tile[tr][gt_fp8_tile_slot(tr, ch)] = q;
         }
         if (!out_t) continue;
         __syncthreads();
-        /* phase 2: lane -> row group rg (16 rows), warp and lane -> word column w (4 columns) */
-        const int rg = lane & 7, w = warp * 4 + (lane >> 3);
-        const int slot = (w >> 2) ^ rg; /* the swizzled chunk; every row of the group agrees */
-        uint32_t word[16];
-#pragma unroll
-        for (int i = 0; i < 16; i++) word[i] = ((const uint32_t *)&tile[rg * 16 + i][slot])[w & 3];
-        uint32_t col[4][4]; /* [rows 4g..4g+3][column j] */
-#pragma unroll
-        for (int g = 0; g < 4; g++)
-            transpose4x4(word[4 * g], word[4 * g + 1], word[4 * g + 2], word[4 * g + 3], col[g]);
-        const int r = r0 + rg * 16;
-#pragma unroll
-        for (int j = 0; j < 4; j++) {
-            int c = c0 + w * 4 + j;
-            if (c < cols && r < rows) /* rows % 16 == 0: the 16-row group is all in or all out */
-                *(uint4 *)(out_t + (size_t)c * rows + r) =
-                    make_uint4(col[0][j], col[1][j], col[2][j], col[3][j]);
-        }
+        gt_fp8_tile_store_t(tile, out_t, r0, c0, rows, cols);
         __syncthreads(); /* the next tile overwrites the shared tile */
     }
     gt_block_amax(m, amax);
@@ -165,14 +116,6 @@ template <int W> static __global__ void amax_kernel(const bf16 *in, size_t n, fl
     gt_block_amax(m, amax);
 }
 
-/* Blocks that fit on the chip at once for `kernel` (a grid-stride kernel needs no more). */
-template <typename K> static unsigned resident_blocks(gt_backend *be, K kernel, int threads) {
-    int per_sm = 0;
-    CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kernel, threads, 0));
-    if (per_sm < 1) per_sm = 1;
-    return (unsigned)(per_sm * be->num_sms);
-}
-
 template <__nv_fp8_interpretation_t F>
 static void launch_cast(gt_backend *be, uint8_t *out, uint8_t *out_t, const bf16 *in, int rows,
                         int cols, const float *scale, float *amax) {
@@ -180,7 +123,7 @@ static void launch_cast(gt_backend *be, uint8_t *out, uint8_t *out_t, const bf16
                 (!out || gt_aligned16(out)) && (!out_t || gt_aligned16(out_t));
     if (tiled) {
         size_t tiles = (size_t)((rows + TILE - 1) / TILE) * (size_t)((cols + TILE - 1) / TILE);
-        unsigned cap = resident_blocks(be, cast_tiled_kernel<F>, CAST_THREADS);
+        unsigned cap = gt_resident_blocks(be, cast_tiled_kernel<F>, CAST_THREADS);
         unsigned blocks = tiles < cap ? (unsigned)tiles : cap;
         cast_tiled_kernel<F>
             <<<blocks, CAST_THREADS, 0, be->stream>>>(out, out_t, in, rows, cols, scale, amax);

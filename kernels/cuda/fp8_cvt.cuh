@@ -39,6 +39,18 @@ template <__nv_fp8_interpretation_t F> static __device__ __forceinline__ uint8_t
  * an amax, exactly as kernels/cpu/fp8.c's fmaxf(m, fabsf(v)). */
 static __device__ __forceinline__ float gt_absmax(float m, float v) { return fmaxf(m, fabsf(v)); }
 
+/* The cast of 16 values of a tiled kernel: m = max(m, |v|) (pre-scale), then fp8(v * s) as one
+ * 16-byte word. v is overwritten (scaled). */
+template <__nv_fp8_interpretation_t F>
+static __device__ __forceinline__ uint4 gt_fp8_cast16(float v[16], float s, float &m) {
+#pragma unroll
+    for (int j = 0; j < 16; j++) {
+        m = gt_absmax(m, v[j]);
+        v[j] *= s;
+    }
+    return gt_fp8x16<F>(v);
+}
+
 /* amax[0] = max(amax[0], m over the block). Every thread must call (it has barriers).
  * The float's bits compared as signed ints order non-negative floats correctly (and +inf above all
  * finite values), and m >= 0 here, so one integer atomicMax per block does it; a stored -0.0 (a

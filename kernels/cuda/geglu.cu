@@ -1,35 +1,10 @@
 /* GeGLU of Gemma's MLP: h[N,F] = gelu(a[:, 0:F]) * a[:, F:2F], a = fc1 output [N, 2F] = [gate; up].
- *
- * GELU as PyTorch computes it (fp32 math, one bf16 rounding per output element):
- *   tanh ("gelu_pytorch_tanh"): 0.5 x (1 + tanh(k0 (x + k1 x^3))), k0 = sqrt(2/pi), k1 = 0.044715
- *   erf  ("gelu"):              0.5 x (1 + erf(x / sqrt(2)))
- * Backward: da_gate = dh * up * gelu'(gate), da_up = dh * gelu(gate).
- * --use_fast_math turns tanhf into tanh.approx (about 2^-11 relative error); tanh here is
- * 1 - 2 / (1 + exp(2u)) instead, accurate to ~1e-7 absolute, which is what gelu's (1 + t) needs. */
+ * The element math (PyTorch's two GELUs in fp32, one bf16 rounding per output element) is in
+ * gelu.cuh, shared with the fused GeGLU + FP8 casts of geglu_fp8.cu, which must match these
+ * kernels bit for bit. */
 #include "cuda_ops.cuh"
 #include "cuda_vec.cuh"
-
-#define K0 0.7978845608028654f /* sqrt(2 / pi) */
-#define K1 0.044715f
-#define RSQRT2 0.7071067811865476f   /* 1 / sqrt(2) */
-#define RSQRT2PI 0.3989422804014327f /* 1 / sqrt(2 pi) */
-
-static __device__ __forceinline__ float tanh_abs_accurate(float u) {
-    return 1.0f - __fdividef(2.0f, 1.0f + __expf(2.0f * u));
-}
-
-/* gelu(x) and, when d is not NULL, gelu'(x) into *d. */
-static __device__ __forceinline__ float gelu(float x, gt_gelu kind, float *d) {
-    if (kind == GT_GELU_TANH) {
-        float x2 = x * x;
-        float t = tanh_abs_accurate(K0 * (x + K1 * x2 * x));
-        if (d) *d = 0.5f * (1.0f + t) + 0.5f * x * (1.0f - t * t) * K0 * (1.0f + 3.0f * K1 * x2);
-        return 0.5f * x * (1.0f + t);
-    }
-    float cdf = 0.5f * (1.0f + erff(x * RSQRT2));
-    if (d) *d = cdf + x * RSQRT2PI * __expf(-0.5f * x * x);
-    return x * cdf;
-}
+#include "gelu.cuh"
 
 /* W (8 or 1) consecutive bf16 as floats / from floats. */
 template <int W> static __device__ __forceinline__ void load_w(const bf16 *p, float *f) {
@@ -57,7 +32,7 @@ static __global__ void geglu_fwd_kernel(bf16 *h, const bf16 *a, gt_gelu kind, in
         load_w<W>(gate, g);
         load_w<W>(up, u);
 #pragma unroll
-        for (int j = 0; j < W; j++) g[j] = gelu(g[j], kind, NULL) * u[j];
+        for (int j = 0; j < W; j++) g[j] = gt_geglu_fwd1(g[j], u[j], kind);
         store_w<W>(h + n * F + f, g);
     }
 }
@@ -76,11 +51,7 @@ static __global__ void geglu_bwd_kernel(bf16 *da, const bf16 *dh, const bf16 *a,
         load_w<W>(up, u);
         load_w<W>(dh + n * F + f, d);
 #pragma unroll
-        for (int j = 0; j < W; j++) {
-            float dgelu, y = gelu(g[j], kind, &dgelu);
-            g[j] = d[j] * u[j] * dgelu;
-            u[j] = d[j] * y;
-        }
+        for (int j = 0; j < W; j++) gt_geglu_bwd1(g[j], u[j], d[j], kind, &g[j], &u[j]);
         store_w<W>(da + n * 2 * F + f, g);
         store_w<W>(da + n * 2 * F + F + f, u);
     }

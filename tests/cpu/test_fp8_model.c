@@ -3,7 +3,8 @@
  * loss within 2%, mean of the last 10 losses within 5%, both falling), the scales move off 1 and
  * stay finite, and calibration (BF16 forwards that only record amaxes) sets every scale from the
  * data before FP8 starts. The same with the lm_head in FP8 too (fp8.lm_head): 3 more tensors, named
- * lm_head.*, and the same closeness to BF16. */
+ * lm_head.*, and the same closeness to BF16. The fused GeGLU->FP8 casts change nothing: 5 steps with
+ * them and with GeGLU and the casts as separate ops give bitwise-equal losses. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -106,6 +107,42 @@ static void check_fp8(gt_check *c, const gt_config *cfg, gt_backend *be, int hea
     gt_model_free(&m);
 }
 
+/* 5 FP8 steps of the fixture on op table o; losses into loss. */
+static void short_run(const gt_config *cfg, const gt_ops *o, gt_backend *be, double *loss) {
+    gt_err e;
+    gt_model m;
+    GT_ASSERT(!gt_model_init(&m, cfg, o, be, 0, 1, &e) && !gt_model_load_hf(&m, "tests/fixtures/gqa", &e), "%s", e.msg);
+    gt_fp8_recipe r = {16, GT_AMAX_MAX, 0.0f, 0};
+    gt_model_enable_fp8(&m, &r, NULL);
+    gt_adamw_config ac = {0.9f, 0.95f, 1e-8f, 0.0f, 1.0f};
+    gt_optimizer opt;
+    gt_optimizer_init(&opt, &m, &ac);
+    int32_t tok[N], tgt[N], pos[N];
+    gt_model_alloc_batch(&m, B, T);
+    for (int s = 0; s < 5; s++) {
+        batch(s, cfg->vocab_size, tok, tgt, pos);
+        gt_model_set_batch(&m, tok, tgt, pos, NULL);
+        gt_model_zero_grads(&m);
+        loss[s] = gt_model_forward(&m, 1, 1.0f / (B * (T - 1)), NULL);
+        gt_model_backward(&m);
+        gt_optimizer_step(&opt, 2e-3f, gt_optimizer_grad_sumsq(&opt));
+    }
+    gt_optimizer_free(&opt);
+    gt_model_free(&m);
+}
+
+static void check_fused(gt_check *c, const gt_config *cfg, gt_backend *be) {
+    gt_ops split = *gt_cpu_ops();
+    split.geglu_fwd_fp8 = NULL;
+    split.geglu_bwd_fp8 = NULL;
+    double fused[5], unfused[5];
+    short_run(cfg, gt_cpu_ops(), be, fused);
+    short_run(cfg, &split, be, unfused);
+    gt_check_true(c, gt_cpu_ops()->geglu_fwd_fp8 && !memcmp(fused, unfused, sizeof fused),
+                  "fused GeGLU->FP8 casts: losses %.9g .. %.9g vs separate ops %.9g .. %.9g", fused[0], fused[4],
+                  unfused[0], unfused[4]);
+}
+
 int main(void) {
     gt_check c = {0};
     gt_err e;
@@ -119,6 +156,7 @@ int main(void) {
     run(&ref, lr);
     gt_model_free(&ref);
     for (int head = 0; head <= 1; head++) check_fp8(&c, &cfg, be, head, lr);
+    check_fused(&c, &cfg, be);
     gt_cpu_backend_destroy(be);
     return gt_check_done(&c, "fp8_model");
 }

@@ -11,10 +11,23 @@
  *      (rounding alone is ~1.6e-3 rel-norm), tolerance 1e-3; fast accumulation is measured;
  *  (c) fp8_update against gt_fp8_update_arrays bit for bit on random states with zero, inf, NaN and
  *      tiny amaxes, both algorithms, len 1, 5, 300, 1024, with and without reduced amaxes;
- *  --small: (a) without the sweeps, (b) without the model shapes, (c): for compute-sanitizer;
+ *  (d) the fused GeGLU + FP8 casts geglu_fwd_fp8 / geglu_bwd_fp8 against their contract, bit for
+ *      bit: geglu_fwd / geglu_bwd then fp8_cast on the same device (bytes of h8/h8t, da8/da8t, the
+ *      bf16 h / da, amax bits), with every output present, the bf16 output NULL (the model's call),
+ *      one FP8 output, amax only, and da aliasing a; at Gemma-2B's N = 4096, F = 16384 (tiled
+ *      kernels) and odd shapes (generic kernels, partial tiles, N or F not multiples of 16,
+ *      misaligned pointers), both formats, both GELUs. Also against the "cpu" backend's fused op,
+ *      which computes in float (not bf16) with libm's tanh/erf: not bit-comparable, so there the
+ *      FP8 codes may differ by one code where h sits at an FP8 rounding boundary (counted; a few
+ *      percent at most), h / da within bf16 rounding, amax within 2^-7;
+ *      then one timing table of the fused ops against the composition at N = 4096, F = 16384;
+ *  --small: (a) without the sweeps, (b) without the model shapes, (c), (d) on small shapes: for
+ *      compute-sanitizer;
+ *  --geglu: (d) and its timing table only;
  *  --bench: FP8 GEMM TFLOP/s against BF16 (the same TN shape through matmul_fwd, and the model's
- *      BF16 backward GEMMs through matmul_bwd), and the cast kernels' GB/s (CUDA events,
- *      3 warm-ups, median of 20, L2 flushed before each run).
+ *      BF16 backward GEMMs through matmul_bwd), the cast kernels' GB/s, and the fused GeGLU casts
+ *      against geglu + fp8_cast (CUDA events, 3 warm-ups, median of 20, L2 flushed before each
+ *      run).
  * Prints a table; exits non-zero on any failure. */
 #include <cuda_runtime.h>
 #include <math.h>
@@ -409,7 +422,239 @@ static void test_update(ctx *t, int len, int algo, float margin, int with_reduce
     free(h), free(sc), free(si), free(mx), free(red), free(gh), free(gs), free(gi);
 }
 
-/* ---- (d) benchmark ---- */
+/* ---- (d) fused GeGLU + FP8 casts ---- */
+
+typedef struct {
+    int N, F; /* h is [N, F], a [N, 2F] */
+    gt_dtype f;
+    gt_gelu kind;
+    int off;     /* element offset of every buffer: 1 misaligns all pointers (generic kernels) */
+    float amax0; /* amax before the call */
+} geglu_case;
+
+/* Which outputs a fused call writes. The last writes all: its results are the ones compared with
+ * the CPU backend. */
+typedef struct {
+    int act, q, qt;
+    const char *name;
+} geglu_variant;
+
+static const geglu_variant GEGLU_VARIANTS[] = {
+    {0, 1, 1, "act NULL"}, {0, 1, 0, "fp8 only"},       {0, 0, 1, "transpose only"},
+    {0, 0, 0, "amax only"}, {1, 0, 0, "act + amax"},    {1, 1, 1, "all"},
+};
+#define GEGLU_NV (sizeof GEGLU_VARIANTS / sizeof GEGLU_VARIANTS[0])
+
+/* n random bf16 (bits): uniform sign and mantissa, magnitudes 2^-6 .. 2^3, so h and da reach
+ * ~2^6 and the scale fmax / 32 below saturates the largest and sends the smallest to subnormals. */
+static uint16_t *rand_bf16(ctx *t, size_t n) {
+    uint16_t *b = gt_malloc(n * 2);
+    for (size_t i = 0; i < n; i++)
+        b[i] = gt_f32_to_bf16(uni(t, -1, 1) * ldexpf(1.0f, (int)(rnd(t) % 10) - 6));
+    return b;
+}
+
+static float *bf16_to_floats(const uint16_t *b, size_t n) {
+    float *f = gt_malloc(n * sizeof(float));
+    for (size_t i = 0; i < n; i++) f[i] = gt_bf16_to_f32(b[i]);
+    return f;
+}
+
+/* A device buffer of `bytes` bytes filled with 0xa5, so that a byte an op fails to write shows. */
+static uint8_t *dpoison(ctx *t, size_t bytes) {
+    uint8_t *p = dalloc(t, bytes);
+    CK(cudaMemsetAsync(p, 0xa5, bytes, gt_cuda_stream(t->gbe))); /* ordered after alloc's zeroing */
+    return p;
+}
+
+/* Bytes that differ between two device buffers of n bytes. */
+static size_t ddiff(ctx *t, const void *x, const void *y, size_t n) {
+    uint8_t *hx = gt_malloc(n), *hy = gt_malloc(n);
+    down(t, hx, x, n);
+    down(t, hy, y, n);
+    size_t d = count_diff(hx, hy, n);
+    free(hx), free(hy);
+    return d;
+}
+
+/* FP8 codes as ordered integers: neighbouring values differ by 1, +0 and -0 are both 0. */
+static int code_ord(uint8_t c) { return c & 0x80 ? -(int)(c & 0x7f) : (int)(c & 0x7f); }
+
+/* The GPU's FP8 codes (device, n) against the CPU backend's (host): returns how many differ, and
+ * adds to *far those more than one code apart whose values (scaled) also differ by more than tol.
+ * Why tol: for gate << 0, gelu(gate) = 0.5 x (1 + tanh(..)) and gelu' cancel catastrophically in
+ * fp32 (1 + t with t ~ -1), so both sides carry an absolute error ~1e-7 |x|^k there, not a
+ * relative one; E5M2's wide range resolves that noise into many codes near zero. */
+static size_t codes_vs_cpu(ctx *t, const uint8_t *dg, const uint8_t *c, size_t n, gt_dtype f,
+                           double tol, size_t *far) {
+    uint8_t *g = gt_malloc(n);
+    down(t, g, dg, n);
+    size_t d = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (g[i] == c[i]) continue;
+        d++;
+        *far += abs(code_ord(g[i]) - code_ord(c[i])) > 1 &&
+                fabs((double)dec(f, g[i]) - dec(f, c[i])) > tol;
+    }
+    free(g);
+    return d;
+}
+
+/* The tolerance of codes_vs_cpu in scaled units: 2^-16 of the largest |value| (the CPU's, of n). */
+static double noise_tol(const float *c, size_t n, float scale) {
+    float m = 0;
+    for (size_t i = 0; i < n; i++) m = fmaxf(m, fabsf(c[i]));
+    return ldexp((double)m * scale, -16);
+}
+
+/* ||gpu bf16 - cpu float|| / ||cpu float|| over n elements. */
+static double bf16_vs_cpu(ctx *t, const uint16_t *dg, const float *c, size_t n) {
+    uint16_t *g = gt_malloc(n * 2);
+    down(t, g, dg, n * 2);
+    float *gf = bf16_to_floats(g, n);
+    double e = rel_err(gf, c, n);
+    free(g), free(gf);
+    return e;
+}
+
+/* One row for the comparison with the CPU backend; err = the fraction of FP8 codes that differ.
+ * Passes when no code is "far" (codes_vs_cpu), the ACT output is within bf16 rounding (relative
+ * norm 4e-3), amax within 2^-7, and (on 10^4 codes or more: a tiny shape may hit a boundary by
+ * chance) fewer than 5% of the codes differ. Seen on an H100: ~1% (bf16 rounding moves a value
+ * across an FP8 rounding boundary with probability ~2^-9 / 2^-3 per element). */
+static void report_vs_cpu(ctx *t, const char *what, const char *shape, size_t ncodes,
+                          size_t code_diff, size_t far, double act_err, float gamax, float camax) {
+    double frac = (double)code_diff / (double)ncodes,
+           amax_err = fabs((double)gamax - camax) / (camax > 0 ? camax : 1);
+    int ok = far == 0 && act_err <= 4e-3 && amax_err <= 1.0 / 128;
+    char note[160];
+    snprintf(note, sizeof note, "codes differing; %zu far; act rel %.1e; amax rel %.1e", far,
+             act_err, amax_err);
+    report(t, what, shape, ok ? frac : INFINITY, ncodes >= 10000 ? 0.05 : 1.0, note);
+}
+
+static void geglu_names(const geglu_case *c, const char *op, const char *vs, char *what, size_t wn,
+                        char *shape, size_t sn) {
+    snprintf(what, wn, "%s %s %s %s", op, c->kind == GT_GELU_TANH ? "tanh" : "erf", fname(c->f), vs);
+    snprintf(shape, sn, "%dx%d%s%s", c->N, c->F, c->off ? " misaligned" : "",
+             c->amax0 > 0 ? " amax0" : "");
+}
+
+static void test_geglu_fwd_fp8(ctx *t, const geglu_case *c) {
+    const int N = c->N, F = c->F, off = c->off;
+    const size_t n = (size_t)N * F;
+    uint16_t *ab = rand_bf16(t, 2 * n);
+    float scale = fmax_of(c->f) / 32;
+    uint16_t *a = dalloc(t, (2 * n + off) * 2);
+    up(t, a + off, ab, 2 * n * 2);
+    float *dscale = dscalar(t, scale), *damax = dscalar(t, c->amax0), *dfamax = dscalar(t, 0);
+    /* the composition */
+    uint16_t *h = (uint16_t *)dpoison(t, (n + off) * 2);
+    uint8_t *q = dpoison(t, n + off), *qt = dpoison(t, n + off);
+    t->gpu->geglu_fwd(t->gbe, h + off, a + off, c->kind, N, F);
+    t->gpu->fp8_cast(t->gbe, q + off, qt + off, h + off, N, F, c->f, dscale, damax);
+    float want = getf(t, damax);
+    /* the fused op, every variant; poisoned outputs */
+    uint16_t *fh = (uint16_t *)dalloc(t, (n + off) * 2);
+    uint8_t *fq = dalloc(t, n + off), *fqt = dalloc(t, n + off);
+    size_t bad = 0;
+    for (size_t v = 0; v < GEGLU_NV; v++) {
+        const geglu_variant *w = &GEGLU_VARIANTS[v];
+        CK(cudaMemsetAsync(fh, 0xa5, (n + off) * 2, gt_cuda_stream(t->gbe)));
+        CK(cudaMemsetAsync(fq, 0xa5, n + off, gt_cuda_stream(t->gbe)));
+        CK(cudaMemsetAsync(fqt, 0xa5, n + off, gt_cuda_stream(t->gbe)));
+        up(t, dfamax, &c->amax0, 4);
+        t->gpu->geglu_fwd_fp8(t->gbe, w->act ? fh + off : NULL, w->q ? fq + off : NULL,
+                              w->qt ? fqt + off : NULL, a + off, c->kind, N, F, c->f, dscale,
+                              dfamax);
+        size_t b = bitsf(getf(t, dfamax)) != bitsf(want);
+        if (w->act) b += ddiff(t, fh + off, h + off, n * 2);
+        if (w->q) b += ddiff(t, fq + off, q + off, n);
+        if (w->qt) b += ddiff(t, fqt + off, qt + off, n);
+        if (b) printf("  geglu_fwd_fp8 %s: %zu bytes + amax differ\n", w->name, b);
+        bad += b;
+    }
+    char what[80], shape[48];
+    geglu_names(c, "geglu_fwd_fp8", "vs comp.", what, sizeof what, shape, sizeof shape);
+    report(t, what, shape, (double)bad, 0, "bytes + amax differing from geglu_fwd + fp8_cast");
+    /* the CPU backend's fused op, in float */
+    float *af = bf16_to_floats(ab, 2 * n), *ch = gt_malloc(n * sizeof(float)), camax = c->amax0;
+    uint8_t *cq = gt_malloc(n), *cqt = gt_malloc(n);
+    t->cpu->geglu_fwd_fp8(t->cbe, ch, cq, cqt, af, c->kind, N, F, c->f, &scale, &camax);
+    size_t far = 0;
+    double tol = noise_tol(ch, n, scale);
+    size_t cd = codes_vs_cpu(t, fq + off, cq, n, c->f, tol, &far) +
+                codes_vs_cpu(t, fqt + off, cqt, n, c->f, tol, &far);
+    geglu_names(c, "geglu_fwd_fp8", "vs cpu", what, sizeof what, shape, sizeof shape);
+    report_vs_cpu(t, what, shape, 2 * n, cd, far, bf16_vs_cpu(t, fh + off, ch, n), getf(t, dfamax),
+                  camax);
+    dfree(t, a), dfree(t, dscale), dfree(t, damax), dfree(t, dfamax), dfree(t, h), dfree(t, q),
+        dfree(t, qt), dfree(t, fh), dfree(t, fq), dfree(t, fqt);
+    free(ab), free(af), free(ch), free(cq), free(cqt);
+}
+
+static void test_geglu_bwd_fp8(ctx *t, const geglu_case *c) {
+    const int N = c->N, F = c->F, off = c->off;
+    const size_t n = (size_t)N * F, n2 = 2 * n; /* da is [N, 2F] */
+    uint16_t *ab = rand_bf16(t, n2), *dhb = rand_bf16(t, n);
+    float scale = fmax_of(c->f) / 32;
+    uint16_t *a = dalloc(t, (n2 + off) * 2), *dh = dalloc(t, (n + off) * 2);
+    up(t, a + off, ab, n2 * 2);
+    up(t, dh + off, dhb, n * 2);
+    float *dscale = dscalar(t, scale), *damax = dscalar(t, c->amax0), *dfamax = dscalar(t, 0);
+    /* the composition */
+    uint16_t *da = (uint16_t *)dpoison(t, (n2 + off) * 2);
+    uint8_t *q = dpoison(t, n2 + off), *qt = dpoison(t, n2 + off);
+    t->gpu->geglu_bwd(t->gbe, da + off, dh + off, a + off, c->kind, N, F);
+    t->gpu->fp8_cast(t->gbe, q + off, qt + off, da + off, N, 2 * F, c->f, dscale, damax);
+    float want = getf(t, damax);
+    /* the fused op, every variant, then da aliasing a (a copy of a, overwritten) */
+    uint16_t *fda = (uint16_t *)dalloc(t, (n2 + off) * 2);
+    uint8_t *fq = dalloc(t, n2 + off), *fqt = dalloc(t, n2 + off);
+    size_t bad = 0;
+    for (size_t v = 0; v <= GEGLU_NV; v++) {
+        const int alias = v == GEGLU_NV;
+        const geglu_variant all = {1, 1, 1, "da aliasing a"}, *w = alias ? &all : &GEGLU_VARIANTS[v];
+        if (alias) t->gpu->copy(t->gbe, fda, a, (n2 + off) * 2);
+        else CK(cudaMemsetAsync(fda, 0xa5, (n2 + off) * 2, gt_cuda_stream(t->gbe)));
+        CK(cudaMemsetAsync(fq, 0xa5, n2 + off, gt_cuda_stream(t->gbe)));
+        CK(cudaMemsetAsync(fqt, 0xa5, n2 + off, gt_cuda_stream(t->gbe)));
+        up(t, dfamax, &c->amax0, 4);
+        t->gpu->geglu_bwd_fp8(t->gbe, w->act ? fda + off : NULL, w->q ? fq + off : NULL,
+                              w->qt ? fqt + off : NULL, dh + off, alias ? fda + off : a + off,
+                              c->kind, N, F, c->f, dscale, dfamax);
+        size_t b = bitsf(getf(t, dfamax)) != bitsf(want);
+        if (w->act) b += ddiff(t, fda + off, da + off, n2 * 2);
+        if (w->q) b += ddiff(t, fq + off, q + off, n2);
+        if (w->qt) b += ddiff(t, fqt + off, qt + off, n2);
+        if (b) printf("  geglu_bwd_fp8 %s: %zu bytes + amax differ\n", w->name, b);
+        bad += b;
+        if (v == GEGLU_NV - 1) { /* all outputs: against the CPU backend */
+            float *af = bf16_to_floats(ab, n2), *dhf = bf16_to_floats(dhb, n),
+                  *cda = gt_malloc(n2 * sizeof(float)), camax = c->amax0;
+            uint8_t *cq = gt_malloc(n2), *cqt = gt_malloc(n2);
+            t->cpu->geglu_bwd_fp8(t->cbe, cda, cq, cqt, dhf, af, c->kind, N, F, c->f, &scale,
+                                  &camax);
+            size_t far = 0;
+            double tol = noise_tol(cda, n2, scale);
+            size_t cd = codes_vs_cpu(t, fq + off, cq, n2, c->f, tol, &far) +
+                        codes_vs_cpu(t, fqt + off, cqt, n2, c->f, tol, &far);
+            char what[80], shape[48];
+            geglu_names(c, "geglu_bwd_fp8", "vs cpu", what, sizeof what, shape, sizeof shape);
+            report_vs_cpu(t, what, shape, 2 * n2, cd, far, bf16_vs_cpu(t, fda + off, cda, n2),
+                          getf(t, dfamax), camax);
+            free(af), free(dhf), free(cda), free(cq), free(cqt);
+        }
+    }
+    char what[80], shape[48];
+    geglu_names(c, "geglu_bwd_fp8", "vs comp.", what, sizeof what, shape, sizeof shape);
+    report(t, what, shape, (double)bad, 0, "bytes + amax differing from geglu_bwd + fp8_cast");
+    dfree(t, a), dfree(t, dh), dfree(t, dscale), dfree(t, damax), dfree(t, dfamax), dfree(t, da),
+        dfree(t, q), dfree(t, qt), dfree(t, fda), dfree(t, fq), dfree(t, fqt);
+    free(ab), free(dhb);
+}
+
+/* ---- (e) benchmark ---- */
 
 #define WARMUP 3
 #define REPS 20
@@ -431,11 +676,13 @@ static void *bbuf(bench *b, size_t bytes, int bf16) {
 }
 
 typedef struct {
-    int kind; /* 0 FP8 GEMM, 1 BF16 matmul_fwd, 2 BF16 matmul_bwd, 3 fp8_cast, 4 copy */
-    void *d, *a, *b, *c;
+    int kind; /* 0 FP8 GEMM, 1 BF16 matmul_fwd, 2 BF16 matmul_bwd, 3 fp8_cast, 4 copy,
+                 5 geglu_fwd_fp8, 6 geglu_fwd + fp8_cast, 7 geglu_bwd_fp8, 8 geglu_bwd + fp8_cast */
+    void *d, *a, *b, *c, *e;
     float *sa, *sb;
     int M, N, K, out_grad, fast;
     gt_dtype af, bf;
+    gt_gelu gelu;
 } job;
 
 static void run_job(ctx *t, const job *j) {
@@ -449,6 +696,23 @@ static void run_job(ctx *t, const job *j) {
         t->gpu->matmul_bwd(t->gbe, j->c, j->d, j->a, j->b, j->sa, j->M, j->K, j->N);
         break;
     case 3: t->gpu->fp8_cast(t->gbe, j->d, j->c, j->a, j->M, j->N, j->af, j->sa, j->sb); break;
+    /* GeGLU, N = M rows, F = N: a = a, b = h or da (ACT), d = h8 / da8, c = h8t / da8t, e = dh */
+    case 5:
+        t->gpu->geglu_fwd_fp8(t->gbe, j->b, j->d, j->c, j->a, j->gelu, j->M, j->N, j->af, j->sa,
+                              j->sb);
+        break;
+    case 6:
+        t->gpu->geglu_fwd(t->gbe, j->b, j->a, j->gelu, j->M, j->N);
+        t->gpu->fp8_cast(t->gbe, j->d, j->c, j->b, j->M, j->N, j->af, j->sa, j->sb);
+        break;
+    case 7:
+        t->gpu->geglu_bwd_fp8(t->gbe, j->b, j->d, j->c, j->e, j->a, j->gelu, j->M, j->N, j->af,
+                              j->sa, j->sb);
+        break;
+    case 8:
+        t->gpu->geglu_bwd(t->gbe, j->b, j->e, j->a, j->gelu, j->M, j->N);
+        t->gpu->fp8_cast(t->gbe, j->d, j->c, j->b, j->M, 2 * j->N, j->af, j->sa, j->sb);
+        break;
     default: t->gpu->copy(t->gbe, j->d, j->a, (size_t)j->M * j->N); break;
     }
 }
@@ -535,17 +799,71 @@ static void bench_cast(bench *b, const char *name, int rows, int cols, gt_dtype 
     dfree(t, j.a), dfree(t, j.d), dfree(t, j.c), dfree(t, j.sa), dfree(t, j.sb);
 }
 
-static void run_bench(ctx *t) {
-    bench b = {t, NULL, NULL, NULL};
-    b.flush = dalloc(t, FLUSH_BYTES);
+static void bench_open(ctx *t, bench *b) {
+    b->t = t;
+    b->flush = dalloc(t, FLUSH_BYTES);
     uint8_t *p8 = gt_malloc(POOL_BYTES);
     uint16_t *p16 = gt_malloc(POOL_BYTES);
     for (size_t i = 0; i < POOL_BYTES; i++)
         p8[i] = (uint8_t)(rnd(t) & 0xef); /* finite in both formats */
     for (size_t i = 0; i < POOL_BYTES / 2; i++) p16[i] = gt_f32_to_bf16(uni(t, -1, 1));
-    b.pool8 = dalloc(t, POOL_BYTES), b.pool16 = dalloc(t, POOL_BYTES);
-    up(t, b.pool8, p8, POOL_BYTES), up(t, b.pool16, p16, POOL_BYTES);
+    b->pool8 = dalloc(t, POOL_BYTES), b->pool16 = dalloc(t, POOL_BYTES);
+    up(t, b->pool8, p8, POOL_BYTES), up(t, b->pool16, p16, POOL_BYTES);
     free(p8), free(p16);
+}
+
+static void bench_close(bench *b) {
+    dfree(b->t, b->flush), dfree(b->t, b->pool8), dfree(b->t, b->pool16);
+}
+
+/* The fused GeGLU casts against geglu + fp8_cast at Gemma-2B's N = 4096, F = 16384 (the model's
+ * formats: E4M3 forward, E5M2 backward). GB/s counts the bytes each version must move: per element
+ * of h, fused forward 4 read + 2 written (h8, h8t) + 2 with h; composition 4 + 2 (geglu) + 2 + 2
+ * (cast). Fused backward 6 read + 4 written (+ 4 with da); composition 6 + 4 + 4 + 4. */
+static void bench_geglu(bench *b) {
+    ctx *t = b->t;
+    const int N = 4096, F = 16384;
+    const size_t n = (size_t)N * F;
+    char dev[128];
+    gt_cuda_device_name(t->gbe, dev, sizeof dev);
+    printf("\n=== fused GeGLU + FP8 cast on %s, N=%d F=%d (median of %d after %d warm-ups, L2 "
+           "flushed)\n",
+           dev, N, F, REPS, WARMUP);
+    printf("%-46s %9s %9s %8s\n", "", "ms", "GB/s", "speedup");
+    job j = {0};
+    j.M = N, j.N = F;
+    j.a = bbuf(b, 2 * n * 2, 1), j.e = bbuf(b, n * 2, 1), j.b = dalloc(t, 2 * n * 2);
+    j.d = dalloc(t, 2 * n), j.c = dalloc(t, 2 * n);
+    j.sa = dscalar(t, 100.0f), j.sb = dscalar(t, 0.0f);
+    for (int bwd = 0; bwd < 2; bwd++)
+        for (int k = 0; k < 2; k++) {
+            j.gelu = k ? GT_GELU_ERF : GT_GELU_TANH, j.af = bwd ? GT_E5M2 : GT_E4M3;
+            const char *op = bwd ? "geglu_bwd" : "geglu_fwd", *kn = k ? "erf" : "tanh";
+            const double rd = bwd ? 6 : 4, wr = bwd ? 4 : 2, act = bwd ? 4 : 2;
+            j.kind = bwd ? 8 : 6;
+            double tc = time_job(b, &j), bc = (double)n * (rd + wr + 2 * act);
+            void *keep = j.b;
+            j.kind = bwd ? 7 : 5;
+            double tf1 = time_job(b, &j), b1 = (double)n * (rd + wr + act); /* with h / da */
+            j.b = NULL;
+            double tf0 = time_job(b, &j), b0 = (double)n * (rd + wr); /* the model's call */
+            j.b = keep;
+            char line[64];
+            snprintf(line, sizeof line, "%s + fp8_cast %s %s", op, kn, fname(j.af));
+            printf("%-46s %9.3f %9.1f %8s\n", line, tc, bc / tc * 1e-6, "1.00x");
+            snprintf(line, sizeof line, "%s_fp8 %s %s (%s + fp8 + fp8t)", op, kn, fname(j.af),
+                     bwd ? "da" : "h");
+            printf("%-46s %9.3f %9.1f %7.2fx\n", line, tf1, b1 / tf1 * 1e-6, tc / tf1);
+            snprintf(line, sizeof line, "%s_fp8 %s %s (fp8 + fp8t)", op, kn, fname(j.af));
+            printf("%-46s %9.3f %9.1f %7.2fx\n", line, tf0, b0 / tf0 * 1e-6, tc / tf0);
+        }
+    dfree(t, j.a), dfree(t, j.e), dfree(t, j.b), dfree(t, j.d), dfree(t, j.c), dfree(t, j.sa),
+        dfree(t, j.sb);
+}
+
+static void run_bench(ctx *t) {
+    bench b;
+    bench_open(t, &b);
     char dev[128];
     gt_cuda_device_name(t->gbe, dev, sizeof dev);
     printf("\n=== bench on %s (median of %d after %d warm-ups, L2 flushed; TFLOP/s)\n", dev, REPS,
@@ -570,22 +888,26 @@ static void run_bench(ctx *t) {
     double ms = time_job(&b, &c);
     printf("%-34s %13s %8.3f ms %8.1f GB/s\n", "d2d copy (ceiling, read+write)", "1 GiB", ms,
            2.0 * (1 << 30) / ms * 1e-6);
-    dfree(t, c.a), dfree(t, c.d), dfree(t, b.flush), dfree(t, b.pool8), dfree(t, b.pool16);
+    dfree(t, c.a), dfree(t, c.d);
+    bench_geglu(&b);
+    bench_close(&b);
 }
 
 int main(int argc, char **argv) {
     int bench_only = argc > 1 && strcmp(argv[1], "--bench") == 0;
     int small = argc > 1 && strcmp(argv[1], "--small") == 0; /* compute-sanitizer: small shapes */
+    int geglu_only = argc > 1 && strcmp(argv[1], "--geglu") == 0;
     GT_ASSERT(gt_cuda_device_count() > 0, "test_gpu_fp8 needs a CUDA device");
     ctx t = {gt_cpu_ops(), gt_cuda_ops(), gt_cpu_backend_create(), gt_cuda_backend_create(0),
              12345, 0, 0};
-    GT_ASSERT(t.gpu->fp8_cast && t.gpu->matmul_fp8 && t.gpu->fp8_update,
+    GT_ASSERT(t.gpu->fp8_cast && t.gpu->matmul_fp8 && t.gpu->fp8_update && t.gpu->geglu_fwd_fp8 &&
+                  t.gpu->geglu_bwd_fp8,
               "the cuda backend has no FP8 ops");
     if (bench_only) {
         run_bench(&t);
     } else {
         printf("%-34s %-24s %11s %9s  %-4s %s\n", "test", "shape", "err/diffs", "tol", "", "note");
-        if (!small) {
+        if (!small && !geglu_only) {
             test_convert(&t);
             test_cast_sweep(&t, GT_E4M3);
             test_cast_sweep(&t, GT_E5M2);
@@ -598,20 +920,41 @@ int main(int argc, char **argv) {
             {4096, 2048, E4, 0, 0, 0, 0}, {333, 77, E4, 0, 0, 1, 1e30f}, {3, 5, E5, 1, 1, 0, 0},
             {17, 33, E4, 1, 1, 0, 0}, {129, 7, E5, 1, 1, 0, 0}, {64, 64, E4, 1, 1, 1, 0},
         };
-        for (size_t i = 0; i < sizeof C / sizeof C[0]; i++)
+        for (size_t i = 0; i < sizeof C / sizeof C[0] && !geglu_only; i++)
             if (!small || (size_t)C[i].rows * C[i].cols <= 65536) test_cast_case(&t, &C[i]);
-        for (int i = 0; i < MODEL_TESTED && !small; i++) test_gemm(&t, &MODEL[i], 8);
+        for (int i = 0; i < MODEL_TESTED && !small && !geglu_only; i++) test_gemm(&t, &MODEL[i], 8);
         const gemm_case O[] = {
             {"odd", 1, 16, 16, E4, E4, 0, 0, 0},      {"odd", 33, 48, 80, E4, E4, 0, 0, 0},
             {"odd", 272, 144, 208, E5, E4, 0, 0, 0},  {"odd", 100, 400, 1008, E4, E5, 0, 0, 0},
             {"odd", 17, 4112, 48, E5, E4, 1, 0, 0},   {"odd", 240, 96, 1040, E4, E5, 1, 0, 0},
         };
-        for (size_t i = 0; i < sizeof O / sizeof O[0]; i++) test_gemm(&t, &O[i], 0);
+        for (size_t i = 0; i < sizeof O / sizeof O[0] && !geglu_only; i++) test_gemm(&t, &O[i], 0);
         const int lens[] = {1, 5, 300, 1024};
-        for (int li = 0; li < 4; li++)
+        for (int li = 0; li < 4 && !geglu_only; li++)
             for (int algo = 0; algo < 2; algo++)
                 test_update(&t, lens[li], algo, (float)(li & 1) * 2, (li + algo) & 1);
+        /* N, F of h; the first is Gemma-2B's (tiled); then partial tiles (tiled), F or N not a
+         * multiple of 16 and misaligned pointers (generic) */
+        const int GS[][3] = {{4096, 16384, 0}, {144, 272, 0}, {16, 16, 0}, {272, 144, 0},
+                             {17, 40, 0},      {40, 48, 0},   {33, 7, 0},  {1, 1, 0},
+                             {64, 64, 1}};
+        for (size_t i = 0; i < sizeof GS / sizeof GS[0]; i++)
+            for (int k = 0; k < 2; k++)
+                for (int fi = 0; fi < 2; fi++) {
+                    if (small && (size_t)GS[i][0] * GS[i][1] > 65536) continue;
+                    geglu_case g = {GS[i][0], GS[i][1], fi ? E5 : E4,
+                                    k ? GT_GELU_ERF : GT_GELU_TANH, GS[i][2],
+                                    (i + k + fi) % 4 == 3 ? 1e6f : 0.0f};
+                    test_geglu_fwd_fp8(&t, &g);
+                    test_geglu_bwd_fp8(&t, &g);
+                }
         printf("test_gpu_fp8: %d passed, %d failed\n", t.passed, t.failed);
+        if (!small) { /* the timing lines (not pass/fail) */
+            bench b;
+            bench_open(&t, &b);
+            bench_geglu(&b);
+            bench_close(&b);
+        }
     }
     gt_cuda_fp8_release(t.gbe);
     gt_cuda_backend_destroy(t.gbe);
