@@ -16,7 +16,8 @@
  *   wgrad  dW[OC,IC] += dy8T[OC,N]  . x8T[IC,N]^T    E5M2 x E4M3, fp32 out, beta 1 (C = D)
  * Compute type CUBLAS_COMPUTE_32F, scale type fp32, alpha 1. E5M2 x E5M2 does not exist on Hopper.
  *
- * Plans (matmul descriptor, four layouts, the heuristic's algorithm) are cached in be->fp8_gemm per
+ * Plans (matmul descriptor, four layouts, the algorithm: the heuristic's first, or the fastest of
+ * its candidates where the first call overwrites D, see autotune()) are cached in be->fp8_gemm per
  * (M, N, K, formats, output, fast accumulation, pointer alignments); the scale pointers change from
  * call to call (each GEMM has its own scaling tensors) and are set on the cached descriptor. */
 #include <stdlib.h>
@@ -64,25 +65,16 @@ static cudaDataType_t fp8_type(gt_dtype f) {
 }
 
 
+/* cuBLASLt's A is our B, its B our A; C and D are the same buffer */
+static void lt_align(const fp8_key *key, int32_t al[4]) {
+    al[0] = key->align[1], al[1] = key->align[0], al[2] = key->align[2], al[3] = key->align[2];
+}
+
 static void choose_algo(gt_backend *be, fp8_plan *p) {
-    cublasLtMatmulPreference_t pref;
-    CUBLAS_CHECK(cublasLtMatmulPreferenceCreate(&pref));
-    uint64_t ws = be->workspace_bytes;
-    CUBLAS_CHECK(cublasLtMatmulPreferenceSetAttribute(
-        pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &ws, sizeof ws));
-    /* cuBLASLt's A is our B, its B our A; C and D are the same buffer */
-    uint32_t al[4] = {(uint32_t)p->key.align[1], (uint32_t)p->key.align[0],
-                      (uint32_t)p->key.align[2], (uint32_t)p->key.align[2]};
-    static const cublasLtMatmulPreferenceAttributes_t attr[4] = {
-        CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES,
-        CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES};
-    for (int i = 0; i < 4; i++)
-        CUBLAS_CHECK(cublasLtMatmulPreferenceSetAttribute(pref, attr[i], &al[i], sizeof al[i]));
+    int32_t al[4];
+    lt_align(&p->key, al);
     cublasLtMatmulHeuristicResult_t res;
-    int found = 0;
-    CUBLAS_CHECK(cublasLtMatmulAlgoGetHeuristic(be->lt, p->desc, p->la, p->lb, p->lc, p->ld, pref,
-                                                1, &res, &found));
-    CUBLAS_CHECK(cublasLtMatmulPreferenceDestroy(pref));
+    int found = gt_lt_heuristic(be, p->desc, p->la, p->lb, p->lc, p->ld, al, 1, &res);
     if (found < 1)
         GT_DIE("cuBLASLt has no FP8 algorithm for D[%d,%d] = A[%d,%d] (%s) B[%d,%d]^T (%s), %s out",
                p->key.m, p->key.n, p->key.m, p->key.k, gt_dtype_name((gt_dtype)p->key.a_fmt),
@@ -113,16 +105,138 @@ static void build_plan(gt_backend *be, fp8_plan *p, const fp8_key *key) {
     choose_algo(be, p);
 }
 
-static fp8_plan *find_plan(gt_backend *be, const fp8_key *key) {
-    if (!be->fp8_gemm) be->fp8_gemm = (gt_fp8_gemm_cache *)gt_calloc(1, sizeof(gt_fp8_gemm_cache));
+static fp8_plan *lookup_plan(gt_backend *be, const fp8_key *key) {
     gt_fp8_gemm_cache *cache = be->fp8_gemm;
+    if (!cache) return NULL;
     for (int i = 0; i < cache->count; i++)
         if (memcmp(&cache->plans[i].key, key, sizeof *key) == 0) return &cache->plans[i];
+    return NULL;
+}
+
+/* The cached plan for key, made (and *fresh set) when there is none. */
+static fp8_plan *find_plan(gt_backend *be, const fp8_key *key, int *fresh) {
+    fp8_plan *found = lookup_plan(be, key);
+    *fresh = !found;
+    if (found) return found;
+    if (!be->fp8_gemm) be->fp8_gemm = (gt_fp8_gemm_cache *)gt_calloc(1, sizeof(gt_fp8_gemm_cache));
+    gt_fp8_gemm_cache *cache = be->fp8_gemm;
     cache->plans = (fp8_plan *)gt_lt_reserve(cache->plans, cache->count, &cache->cap, sizeof *cache->plans, "FP8 GEMM");
     fp8_plan *p = &cache->plans[cache->count];
     build_plan(be, p, key);
     cache->count++; /* only now: a plan that failed above never enters the cache */
     return p;
+}
+
+/* Autotuning (off with GT_FP8_AUTOTUNE=0). The heuristic's first algorithm is not always the
+ * fastest: on an H100 (cuBLASLt 13.0) its first pick for the wide fprop GEMMs (fc1, lm_head), a
+ * 320x128 tile, ran 13-20% slower than a later candidate's 176x128 or 168x128 tile
+ * (tests/gpu/bench_gemm_gpu.c, which also found every candidate's output bitwise equal to the
+ * first's on the Gemma shapes: the choice changed speed, not results). So a new plan whose first
+ * call overwrites its output (fprop, dgrad: bf16 D, beta 0; wgrad while set_dw_accumulate(0), as in
+ * every training step's first micro-batch) times the heuristic's candidates once, on that call's
+ * own operands and output (the call itself then overwrites D): one untimed run each, then
+ * TUNE_ROUNDS rounds that time every candidate once, in an order rotated from round to round (so
+ * clock drift hits all alike), each measurement `reps` back-to-back runs between two events on the
+ * stream (enough for TUNE_MEASURE_MS: one 30 us GEMM alone is too noisy), the median per
+ * candidate. The fastest replaces the first only when it is more than TUNE_MARGIN faster, so
+ * near-ties keep the heuristic's choice instead of flipping with timing noise. Only candidates
+ * without split-K (one pass over K, as the first) are tried. A plan first called to accumulate
+ * (wgrad, beta 1) keeps the heuristic's first: trial runs would add into the gradient. Which
+ * algorithm wins may differ from run to run or rank to rank where two are close. */
+#define TUNE_MAX 16
+#define TUNE_ROUNDS 5
+#define TUNE_MEASURE_MS 0.5f
+#define TUNE_MAX_REPS 64
+#define TUNE_MARGIN 0.03f
+
+static int autotune_enabled(void) {
+    static int enabled = -1;
+    if (enabled < 0) {
+        const char *v = getenv("GT_FP8_AUTOTUNE");
+        enabled = !(v && strcmp(v, "0") == 0);
+    }
+    return enabled;
+}
+
+static int splitk_of(const cublasLtMatmulAlgo_t *algo) {
+    int32_t v = 1;
+    size_t written = 0;
+    CUBLAS_CHECK(cublasLtMatmulAlgoConfigGetAttribute(algo, CUBLASLT_ALGO_CONFIG_SPLITK_NUM, &v,
+                                                      sizeof v, &written));
+    return v;
+}
+
+static int cmp_float(const void *x, const void *y) {
+    float a = *(const float *)x, b = *(const float *)y;
+    return (a > b) - (a < b);
+}
+
+typedef struct {
+    gt_backend *be;
+    const fp8_plan *p;
+    const void *a, *b;
+    void *d;
+    cudaEvent_t e0, e1;
+} tune_ctx;
+
+static cublasStatus_t tune_run(const tune_ctx *t, const cublasLtMatmulAlgo_t *algo) {
+    const float alpha = 1.0f, beta = 0.0f;
+    const fp8_plan *p = t->p;
+    return cublasLtMatmul(t->be->lt, p->desc, &alpha, t->b, p->la, t->a, p->lb, &beta, t->d, p->lc,
+                          t->d, p->ld, algo, t->be->workspace, t->be->workspace_bytes,
+                          t->be->stream);
+}
+
+/* Milliseconds per run of `reps` back-to-back runs. */
+static float tune_time(const tune_ctx *t, const cublasLtMatmulAlgo_t *algo, int reps) {
+    CUDA_CHECK(cudaEventRecord(t->e0, t->be->stream));
+    for (int r = 0; r < reps; r++) CUBLAS_CHECK(tune_run(t, algo));
+    CUDA_CHECK(cudaEventRecord(t->e1, t->be->stream));
+    CUDA_CHECK(cudaEventSynchronize(t->e1));
+    float ms = 0;
+    CUDA_CHECK(cudaEventElapsedTime(&ms, t->e0, t->e1));
+    return ms / (float)reps;
+}
+
+static void autotune(gt_backend *be, fp8_plan *p, const void *a, const void *b, void *d) {
+    int32_t al[4];
+    lt_align(&p->key, al);
+    cublasLtMatmulHeuristicResult_t cand[TUNE_MAX];
+    int n = gt_lt_heuristic(be, p->desc, p->la, p->lb, p->lc, p->ld, al, TUNE_MAX, cand);
+    if (n < 2 || memcmp(&cand[0].algo, &p->algo, sizeof p->algo) != 0) return;
+    tune_ctx t = {be, p, a, b, d, NULL, NULL};
+    int ok[TUNE_MAX];
+    for (int i = 0; i < n; i++) { /* the warm-up run; a candidate cuBLASLt refuses is left out */
+        ok[i] = i == 0 || splitk_of(&cand[i].algo) == 1;
+        if (ok[i] && tune_run(&t, &cand[i].algo) != CUBLAS_STATUS_SUCCESS) {
+            ok[i] = 0;
+            (void)cudaGetLastError(); /* a refused launch leaves no error for the next check */
+        }
+    }
+    CUDA_CHECK(cudaStreamSynchronize(be->stream));
+    if (!ok[0]) return; /* the call itself reports it */
+    CUDA_CHECK(cudaEventCreate(&t.e0));
+    CUDA_CHECK(cudaEventCreate(&t.e1));
+    float one = tune_time(&t, &cand[0].algo, 1);
+    int reps = one * TUNE_MAX_REPS < TUNE_MEASURE_MS ? TUNE_MAX_REPS
+                                                     : 1 + (int)(TUNE_MEASURE_MS / one);
+    float ms[TUNE_MAX][TUNE_ROUNDS];
+    for (int r = 0; r < TUNE_ROUNDS; r++)
+        for (int k = 0; k < n; k++) {
+            int i = (k + r) % n;
+            if (ok[i]) ms[i][r] = tune_time(&t, &cand[i].algo, reps);
+        }
+    CUDA_CHECK(cudaEventDestroy(t.e0));
+    CUDA_CHECK(cudaEventDestroy(t.e1));
+    int best = 0;
+    float med[TUNE_MAX];
+    for (int i = 0; i < n; i++) {
+        if (!ok[i]) continue;
+        qsort(ms[i], TUNE_ROUNDS, sizeof ms[i][0], cmp_float);
+        med[i] = ms[i][TUNE_ROUNDS / 2];
+        if (med[i] < med[best]) best = i;
+    }
+    if (best != 0 && med[best] < (1.0f - TUNE_MARGIN) * med[0]) p->algo = cand[best].algo;
 }
 
 /* A scale pointer into the middle of a float array (the model's per-tensor scale_inv) is moved to
@@ -136,27 +250,24 @@ static const float *aligned_scale(gt_backend *be, const float *s, int slot) {
     return dst;
 }
 
-extern "C" void gt_cuda_matmul_fp8(gt_backend *be, void *d, int out_grad, const void *a,
-                                   gt_dtype a_fmt, const float *a_scale_inv, const void *b,
-                                   gt_dtype b_fmt, const float *b_scale_inv, int M, int N, int K,
-                                   int fast_accum) {
+static void check_args(gt_dtype a_fmt, gt_dtype b_fmt) {
     GT_ASSERT((a_fmt == GT_E4M3 || a_fmt == GT_E5M2) && (b_fmt == GT_E4M3 || b_fmt == GT_E5M2),
               "matmul_fp8: operand formats %s x %s are not FP8", gt_dtype_name(a_fmt),
               gt_dtype_name(b_fmt));
     GT_ASSERT(!(a_fmt == GT_E5M2 && b_fmt == GT_E5M2),
               "matmul_fp8: E5M2 x E5M2 has no Hopper FP8 kernel (one operand must be E4M3)");
-    if (M <= 0 || N <= 0) return;
-    if (K <= 0) { /* an empty sum: nothing to add, or a zero product */
-        if (!out_grad)
-            CUDA_CHECK(cudaMemsetAsync(d, 0, (size_t)M * N * sizeof(__nv_bfloat16), be->stream));
-        return;
-    }
+}
+
+static void check_shape(int M, int N, int K) {
     /* cuBLASLt's FP8 kernels need 16-element leading dimensions: K for both operands, N for D. */
     GT_ASSERT(K % 16 == 0 && N % 16 == 0,
               "matmul_fp8: D[%d,%d] = A[%d,%d] B[%d,%d]^T: FP8 GEMMs need K and N to be multiples "
               "of 16 (cuBLASLt leading dimensions); run this shape in BF16",
               M, N, M, K, N, K);
-    GT_NVTX_PUSH("matmul_fp8");
+}
+
+static fp8_key make_key(void *d, int out_grad, const void *a, gt_dtype a_fmt, const void *b,
+                        gt_dtype b_fmt, int M, int N, int K, int fast_accum) {
     fp8_key key;
     memset(&key, 0, sizeof key);
     key.m = M;
@@ -169,16 +280,40 @@ extern "C" void gt_cuda_matmul_fp8(gt_backend *be, void *d, int out_grad, const 
     key.align[0] = gt_lt_alignment(a);
     key.align[1] = gt_lt_alignment(b);
     key.align[2] = gt_lt_alignment(d);
-    fp8_plan *p = find_plan(be, &key);
+    return key;
+}
+
+/* cuBLASLt's A is our B: its A scale is b_scale_inv */
+static void set_scales(cublasLtMatmulDesc_t desc, const float *a_scale_inv,
+                       const float *b_scale_inv) {
+    CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(desc, CUBLASLT_MATMUL_DESC_A_SCALE_POINTER,
+                                                &b_scale_inv, sizeof b_scale_inv));
+    CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(desc, CUBLASLT_MATMUL_DESC_B_SCALE_POINTER,
+                                                &a_scale_inv, sizeof a_scale_inv));
+}
+
+extern "C" void gt_cuda_matmul_fp8(gt_backend *be, void *d, int out_grad, const void *a,
+                                   gt_dtype a_fmt, const float *a_scale_inv, const void *b,
+                                   gt_dtype b_fmt, const float *b_scale_inv, int M, int N, int K,
+                                   int fast_accum) {
+    check_args(a_fmt, b_fmt);
+    if (M <= 0 || N <= 0) return;
+    if (K <= 0) { /* an empty sum: nothing to add, or a zero product */
+        if (!out_grad)
+            CUDA_CHECK(cudaMemsetAsync(d, 0, (size_t)M * N * sizeof(__nv_bfloat16), be->stream));
+        return;
+    }
+    check_shape(M, N, K);
+    GT_NVTX_PUSH("matmul_fp8");
+    fp8_key key = make_key(d, out_grad, a, a_fmt, b, b_fmt, M, N, K, fast_accum);
+    int fresh = 0;
+    fp8_plan *p = find_plan(be, &key, &fresh);
     b_scale_inv = aligned_scale(be, b_scale_inv, 0);
     a_scale_inv = aligned_scale(be, a_scale_inv, 1);
-    /* cuBLASLt's A is our B: its A scale is b_scale_inv */
-    CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(p->desc, CUBLASLT_MATMUL_DESC_A_SCALE_POINTER,
-                                                &b_scale_inv, sizeof b_scale_inv));
-    CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(p->desc, CUBLASLT_MATMUL_DESC_B_SCALE_POINTER,
-                                                &a_scale_inv, sizeof a_scale_inv));
+    set_scales(p->desc, a_scale_inv, b_scale_inv);
     /* weight gradients accumulate unless the step's first micro-batch overwrites (set_dw_accumulate) */
     const float alpha = 1.0f, beta = (out_grad && !be->dw_overwrite) ? 1.0f : 0.0f;
+    if (fresh && beta == 0.0f && autotune_enabled()) autotune(be, p, a, b, d);
     cublasStatus_t st =
         cublasLtMatmul(be->lt, p->desc, &alpha, b, p->la, a, p->lb, &beta, d, p->lc, d, p->ld,
                        &p->algo, be->workspace, be->workspace_bytes, be->stream);
@@ -188,4 +323,32 @@ extern "C" void gt_cuda_matmul_fp8(gt_backend *be, void *d, int out_grad, const 
             M, N, M, K, gt_dtype_name(a_fmt), N, K, gt_dtype_name(b_fmt),
             out_grad ? "fp32 +=" : "bf16", (int)st, cublasLtGetStatusString(st));
     GT_NVTX_POP();
+}
+
+/* Test-only (lt_bench.h): the descriptor matmul_fp8 would cache for these arguments, built anew
+ * (the cache is left alone), and the heuristic's candidates for it. The plan's algorithm is the
+ * cached one where matmul_fp8 already ran this GEMM (autotuned), else the heuristic's first. */
+extern "C" gt_lt_bench *gt_cuda_fp8_lt_bench(gt_backend *be, void *d, int out_grad, const void *a,
+                                             gt_dtype a_fmt, const float *a_scale_inv,
+                                             const void *b, gt_dtype b_fmt,
+                                             const float *b_scale_inv, int M, int N, int K,
+                                             int fast_accum, int max_algos) {
+    check_args(a_fmt, b_fmt);
+    GT_ASSERT(M > 0 && N > 0 && K > 0, "gt_cuda_fp8_lt_bench: empty GEMM %dx%dx%d", M, N, K);
+    check_shape(M, N, K);
+    GT_ASSERT(((uintptr_t)a_scale_inv & 15u) == 0 && ((uintptr_t)b_scale_inv & 15u) == 0,
+              "gt_cuda_fp8_lt_bench: scale-inverse pointers must be 16-byte aligned");
+    fp8_key key = make_key(d, out_grad, a, a_fmt, b, b_fmt, M, N, K, fast_accum);
+    fp8_plan p;
+    build_plan(be, &p, &key);
+    set_scales(p.desc, a_scale_inv, b_scale_inv);
+    int32_t al[4];
+    lt_align(&key, al);
+    const fp8_plan *cached = lookup_plan(be, &key);
+    gt_lt_bench *r = gt_lt_bench_make(be, p.desc, p.la, p.lb, p.lc, p.ld, al,
+                                      cached ? cached->algo : p.algo, max_algos);
+    r->a = b, r->b = a, r->c = d, r->d = d;
+    r->alpha = 1.0f;
+    r->beta = (out_grad && !be->dw_overwrite) ? 1.0f : 0.0f;
+    return r;
 }

@@ -106,23 +106,8 @@ static cublasLtMatrixLayout_t make_layout(cudaDataType_t type, cublasOperation_t
 }
 
 static void choose_algo(gt_backend *be, gemm_plan *p) {
-    cublasLtMatmulPreference_t pref;
-    CUBLAS_CHECK(cublasLtMatmulPreferenceCreate(&pref));
-    uint64_t ws = be->workspace_bytes;
-    CUBLAS_CHECK(cublasLtMatmulPreferenceSetAttribute(
-        pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &ws, sizeof ws));
-    static const cublasLtMatmulPreferenceAttributes_t align_attr[4] = {
-        CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES,
-        CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES};
-    for (int i = 0; i < 4; i++) {
-        uint32_t a = (uint32_t)p->key.align[i];
-        CUBLAS_CHECK(cublasLtMatmulPreferenceSetAttribute(pref, align_attr[i], &a, sizeof a));
-    }
     cublasLtMatmulHeuristicResult_t res;
-    int found = 0;
-    CUBLAS_CHECK(cublasLtMatmulAlgoGetHeuristic(be->lt, p->desc, p->la, p->lb, p->lc, p->ld, pref,
-                                                1, &res, &found));
-    CUBLAS_CHECK(cublasLtMatmulPreferenceDestroy(pref));
+    int found = gt_lt_heuristic(be, p->desc, p->la, p->lb, p->lc, p->ld, p->key.align, 1, &res);
     if (found < 1)
         GT_DIE("cuBLASLt has no algorithm for m=%lld n=%lld k=%lld op %d%d types %d,%d->%d",
                (long long)p->key.m, (long long)p->key.n, (long long)p->key.k, (int)p->key.op_a,
@@ -130,10 +115,8 @@ static void choose_algo(gt_backend *be, gemm_plan *p) {
     p->algo = res.algo;
 }
 
-static gemm_plan *build_plan(gt_backend *be, const gemm_args *g, const gemm_key *key) {
-    gt_gemm_cache *cache = be->gemm;
-    cache->plans = (gemm_plan *)gt_lt_reserve(cache->plans, cache->count, &cache->cap, sizeof *cache->plans, "GEMM");
-    gemm_plan *p = &cache->plans[cache->count];
+/* The descriptor, layouts and algorithm of a plan for g (key = make_key(g)). */
+static void init_plan(gt_backend *be, gemm_plan *p, const gemm_args *g, const gemm_key *key) {
     p->key = *key;
     CUBLAS_CHECK(cublasLtMatmulDescCreate(&p->desc, CUBLAS_COMPUTE_32F, CUDA_R_32F));
     CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(p->desc, CUBLASLT_MATMUL_DESC_TRANSA, &g->op_a,
@@ -150,6 +133,13 @@ static gemm_plan *build_plan(gt_backend *be, const gemm_args *g, const gemm_key 
     p->lc = make_layout(g->type_c, CUBLAS_OP_N, g->m, g->n, g->ldc);
     p->ld = make_layout(g->type_d, CUBLAS_OP_N, g->m, g->n, g->ldc);
     choose_algo(be, p);
+}
+
+static gemm_plan *build_plan(gt_backend *be, const gemm_args *g, const gemm_key *key) {
+    gt_gemm_cache *cache = be->gemm;
+    cache->plans = (gemm_plan *)gt_lt_reserve(cache->plans, cache->count, &cache->cap, sizeof *cache->plans, "GEMM");
+    gemm_plan *p = &cache->plans[cache->count];
+    init_plan(be, p, g, key);
     cache->count++; /* only now: a plan that failed above never enters the cache */
     return p;
 }
@@ -170,14 +160,7 @@ static void gemm_run(gt_backend *be, const gemm_args *g) {
 }
 
 /* y[N,OC] = x[N,IC] W[OC,IC]^T, bf16 in and out. */
-extern "C" void gt_cuda_matmul_fwd(gt_backend *be, void *y, const void *x, const void *w, int N,
-                                   int IC, int OC) {
-    if (N <= 0 || OC <= 0) return;
-    if (IC <= 0) { /* an empty sum */
-        CUDA_CHECK(cudaMemsetAsync(y, 0, (size_t)N * OC * sizeof(__nv_bfloat16), be->stream));
-        return;
-    }
-    GT_NVTX_PUSH("matmul_fwd");
+static gemm_args fwd_args(void *y, const void *x, const void *w, int N, int IC, int OC) {
     gemm_args g;
     memset(&g, 0, sizeof g);
     g.op_a = CUBLAS_OP_T;
@@ -197,13 +180,11 @@ extern "C" void gt_cuda_matmul_fwd(gt_backend *be, void *y, const void *x, const
     g.type_c = g.type_d = CUDA_R_16BF;
     g.alpha = 1.0f;
     g.beta = 0.0f;
-    gemm_run(be, &g);
-    GT_NVTX_POP();
+    return g;
 }
 
 /* dx[N,IC] = dy[N,OC] W[OC,IC] (bf16, overwritten). */
-static void matmul_dgrad(gt_backend *be, void *dx, const void *dy, const void *w, int N, int IC,
-                         int OC) {
+static gemm_args dgrad_args(void *dx, const void *dy, const void *w, int N, int IC, int OC) {
     gemm_args g;
     memset(&g, 0, sizeof g);
     g.op_a = CUBLAS_OP_N;
@@ -223,12 +204,12 @@ static void matmul_dgrad(gt_backend *be, void *dx, const void *dy, const void *w
     g.type_c = g.type_d = CUDA_R_16BF;
     g.alpha = 1.0f;
     g.beta = 0.0f;
-    gemm_run(be, &g);
+    return g;
 }
 
-/* dW[OC,IC] += dy[N,OC]^T x[N,IC], dW fp32. */
-static void matmul_wgrad(gt_backend *be, void *dw, const void *dy, const void *x, int N, int IC,
-                         int OC) {
+/* dW[OC,IC] += dy[N,OC]^T x[N,IC], dW fp32 (overwritten while set_dw_accumulate(0)). */
+static gemm_args wgrad_args(const gt_backend *be, void *dw, const void *dy, const void *x, int N,
+                            int IC, int OC) {
     gemm_args g;
     memset(&g, 0, sizeof g);
     g.op_a = CUBLAS_OP_N;
@@ -248,7 +229,20 @@ static void matmul_wgrad(gt_backend *be, void *dw, const void *dy, const void *x
     g.type_c = g.type_d = CUDA_R_32F;
     g.alpha = 1.0f;
     g.beta = be->dw_overwrite ? 0.0f : 1.0f;
+    return g;
+}
+
+extern "C" void gt_cuda_matmul_fwd(gt_backend *be, void *y, const void *x, const void *w, int N,
+                                   int IC, int OC) {
+    if (N <= 0 || OC <= 0) return;
+    if (IC <= 0) { /* an empty sum */
+        CUDA_CHECK(cudaMemsetAsync(y, 0, (size_t)N * OC * sizeof(__nv_bfloat16), be->stream));
+        return;
+    }
+    GT_NVTX_PUSH("matmul_fwd");
+    gemm_args g = fwd_args(y, x, w, N, IC, OC);
     gemm_run(be, &g);
+    GT_NVTX_POP();
 }
 
 extern "C" void gt_cuda_matmul_bwd(gt_backend *be, void *dx, void *dw, const void *dy,
@@ -256,13 +250,37 @@ extern "C" void gt_cuda_matmul_bwd(gt_backend *be, void *dx, void *dw, const voi
     if (N <= 0 || IC <= 0) return; /* nothing to write, nothing to add */
     GT_NVTX_PUSH("matmul_bwd");
     if (dx) {
-        if (OC > 0)
-            matmul_dgrad(be, dx, dy, w, N, IC, OC);
-        else
+        if (OC > 0) {
+            gemm_args g = dgrad_args(dx, dy, w, N, IC, OC);
+            gemm_run(be, &g);
+        } else
             CUDA_CHECK(cudaMemsetAsync(dx, 0, (size_t)N * IC * sizeof(__nv_bfloat16), be->stream));
     }
-    if (OC > 0) matmul_wgrad(be, dw, dy, x, N, IC, OC);
+    if (OC > 0) {
+        gemm_args g = wgrad_args(be, dw, dy, x, N, IC, OC);
+        gemm_run(be, &g);
+    }
     GT_NVTX_POP();
 }
 
 extern "C" void gt_cuda_set_dw_accumulate(gt_backend *be, int accumulate) { be->dw_overwrite = !accumulate; }
+
+/* Test-only (lt_bench.h): the descriptor matmul_fwd / matmul_bwd would cache for this GEMM, built
+ * anew (the cache is left alone), and the heuristic's candidates for it. */
+extern "C" gt_lt_bench *gt_cuda_bf16_lt_bench(gt_backend *be, gt_lt_role role, void *out,
+                                              const void *p, const void *q, int N, int IC, int OC,
+                                              int max_algos) {
+    GT_ASSERT(N > 0 && IC > 0 && OC > 0, "gt_cuda_bf16_lt_bench: empty GEMM N=%d IC=%d OC=%d", N,
+              IC, OC);
+    gemm_args g = role == GT_LT_FPROP   ? fwd_args(out, p, q, N, IC, OC)
+                  : role == GT_LT_DGRAD ? dgrad_args(out, p, q, N, IC, OC)
+                                        : wgrad_args(be, out, p, q, N, IC, OC);
+    gemm_key key = make_key(&g);
+    gemm_plan plan;
+    init_plan(be, &plan, &g, &key);
+    gt_lt_bench *r = gt_lt_bench_make(be, plan.desc, plan.la, plan.lb, plan.lc, plan.ld, key.align,
+                                      plan.algo, max_algos);
+    r->a = g.a, r->b = g.b, r->c = g.c, r->d = g.d;
+    r->alpha = g.alpha, r->beta = g.beta;
+    return r;
+}

@@ -5,7 +5,8 @@
 # 2. builds in build-gpu with -DGT_CUDA_ARCH=90a (make -k: a broken unrelated target does not stop
 #    the tests that did build)
 # 3. test_ops_gpu (every op against the CPU oracle), compute-sanitizer memcheck of its small-shape
-#    run and of whole small training steps (BF16, FP8), test_ops_gpu --bench
+#    run and of whole small training steps (BF16, FP8), test_ops_gpu --bench, bench_gemm_gpu (FP8
+#    GEMM plans against every cuBLASLt heuristic candidate and BF16)
 # 4. unless --ops-only: every other tests/gpu/test_* executable and tests/gpu/test_*.sh script;
 #    executables named test_gpu_tp* are multi-rank: run under mpirun -np 2 when the machine has 2 or
 #    more GPUs, otherwise reported as SKIP
@@ -66,6 +67,8 @@ if [ -x build-gpu/tests/gpu/test_ops_gpu ]; then
         build-gpu/tests/gpu/test_ops_gpu --small
     step bench build-gpu/tests/gpu/test_ops_gpu --bench
 fi
+# FP8 GEMM plans against every cuBLASLt heuristic candidate and against BF16 (not a test: a table)
+run_exe bench_gemm_gpu
 # A whole small training step (forward, backward, gradient norm, AdamW), BF16 and FP8, under
 # compute-sanitizer's memcheck.
 if [ -x build-gpu/gemmatron ]; then
