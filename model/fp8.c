@@ -158,7 +158,7 @@ int gt_linear_fp8_input(gt_model *m, int l, int g, int N, int train, gt_fp8_targ
     if (!f || f->calibrating || s >= f->slots) return 0;
     gemm_dims(m, s, &ic, &oc, &off);
     if (!fp8_shape_ok(N, ic, oc)) return 0;
-    size_acts(m, N);
+    size_acts(m, m->N); /* the micro-batch's tokens: N is one chunk's for the lm_head */
     *dst = (gt_fp8_target){f->x8, train ? f->x8t[s] : NULL, f->scale + t_in(s),
                            train ? f->history + t_in(s) : f->eval_amax};
     return 1;

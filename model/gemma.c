@@ -75,6 +75,7 @@ void gt_model_alloc_batch(gt_model *m, int B, int T) {
      * FP32 weight gradient is read and written only a few times per micro-batch. */
     size_t chunk = ((size_t)1 << 30) / act / (size_t)L->V;
     if (chunk > 64) chunk -= chunk % 64;
+    if (m->ce_chunk_cap > 0 && chunk > (size_t)m->ce_chunk_cap) chunk = (size_t)m->ce_chunk_cap;
     if (chunk < 1) chunk = 1;
     m->ce_chunk = (int)(chunk < N ? chunk : N);
     m->tokens = o->alloc(be, N * sizeof(int32_t));

@@ -31,6 +31,7 @@ typedef struct {
     /* micro-batch state, sized by gt_model_alloc_batch */
     int B, T, N;
     int ce_chunk;        /* tokens per lm_head/cross-entropy chunk */
+    int ce_chunk_cap;    /* 0, or at most this many tokens per chunk (tests of the chunking) */
     int32_t *tokens, *targets, *pos, *seg; /* [N] device */
     gt_layer_acts *acts; /* [L] */
     void *res_final;     /* [N, C] */
