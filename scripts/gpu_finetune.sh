@@ -36,7 +36,7 @@
 #
 # Environment: DD_MIB (disk, 8192), STEPS (1gpu, 300), LR (1gpu and tp2 peak learning rate, 3e-4), TP2_STEPS (200), TP2_REF (1), CKPT_EVERY (1gpu/tp2 checkpoint.every,
 # 0: only the end-of-run checkpoint, which the trainer always writes), KEEP_CKPT (0: delete big
-# checkpoints once they are no longer needed), RESUME_SEQ (512), RESUME_LAYERS (18: Gemma-2B; fewer
+# checkpoints once they are no longer needed), RESUME_SEQ (512), CKPT7B_LAYERS (28), RESUME_LAYERS (18: Gemma-2B; fewer
 # keeps every tensor shape but writes smaller checkpoints), EXPORT_T (512), EXPORT_CPU_T (16; 0:
 # skip the CPU check).
 #
@@ -396,9 +396,13 @@ sec_ckpt7b() {
         layers=$(((free - 16) * 10 / 39))
         [ $layers -gt 28 ] && layers=28
         [ $layers -lt 2 ] && { say "ckpt7b: FAIL: $free GB free disk is too little"; return 1; }
+        echo "ckpt7b: only $free GB free: Gemma-7B shapes with $layers of 28 layers"
+    fi
+    # CKPT7B_LAYERS: fewer layers still (a shorter run; the bandwidth is what is measured)
+    [ -n "${CKPT7B_LAYERS:-}" ] && [ "$CKPT7B_LAYERS" -lt $layers ] && layers=$CKPT7B_LAYERS
+    if [ $layers -lt 28 ]; then
         mc=$G/gemma-7b-L$layers
         layers_config configs/hf/gemma-7b $layers $mc
-        echo "ckpt7b: only $free GB free: Gemma-7B shapes with $layers of 28 layers"
     fi
     rm -rf $G/ckpt7b
     train_run ckpt7b 2 --config configs/gemma-7b-tp2.yaml --run-dir $G/ckpt7b --set "model.config=$mc" \
