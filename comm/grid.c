@@ -92,6 +92,8 @@ void gt_grid_use_nccl(gt_grid *g, void *cuda_stream) {
 #ifdef GT_HAVE_NCCL
     if (g->tp > 1) gt_nccl_group_init(&g->tp_group, cuda_stream);
     if (g->dp > 1) gt_nccl_group_init(&g->dp_group, cuda_stream);
+    /* the FP8 amax MAX reduction spans tp x dp: device buffers need NCCL on the world group too */
+    if (g->world_size > 1) gt_nccl_group_init(&g->world, cuda_stream);
 #else
     (void)cuda_stream;
     GT_ASSERT(g->world_size == 1, "this gemmatron was built without NCCL: multi-GPU runs need it");
@@ -105,6 +107,7 @@ void gt_grid_free(gt_grid *g) {
 #ifdef GT_HAVE_NCCL
     gt_nccl_group_free(&g->tp_group);
     gt_nccl_group_free(&g->dp_group);
+    gt_nccl_group_free(&g->world);
 #endif
     gt_group *groups[] = {&g->world, &g->tp_group, &g->dp_group};
     for (int i = 0; i < 3; i++)
