@@ -27,6 +27,12 @@ static void batch(int step, int vocab, int32_t *tok, int32_t *tgt, int32_t *pos)
     for (int i = 0; i < N; i++) tgt[i] = (i % T) + 1 < T ? tok[i + 1] : -1;
 }
 
+/* The gqa fixture's weights in a one-process model on op table o. */
+static void open_fixture(gt_model *m, const gt_config *cfg, const gt_ops *o, gt_backend *be) {
+    gt_err e;
+    GT_ASSERT(!gt_model_init(m, cfg, o, be, 0, 1, &e) && !gt_model_load_hf(m, "tests/fixtures/gqa", &e), "%s", e.msg);
+}
+
 static void run(gt_model *m, double *loss) {
     gt_adamw_config ac = {0.9f, 0.95f, 1e-8f, 0.0f, 1.0f};
     gt_optimizer opt;
@@ -47,10 +53,8 @@ static void run(gt_model *m, double *loss) {
 /* Calibrates and trains an FP8 copy of the fixture (lm_head in FP8 or not) and compares it with the
  * BF16 losses lr. */
 static void check_fp8(gt_check *c, const gt_config *cfg, gt_backend *be, int head, const double *lr) {
-    gt_err e;
     gt_model m;
-    GT_ASSERT(!gt_model_init(&m, cfg, gt_cpu_ops(), be, 0, 1, &e) && !gt_model_load_hf(&m, "tests/fixtures/gqa", &e),
-              "%s", e.msg);
+    open_fixture(&m, cfg, gt_cpu_ops(), be);
     gt_fp8_recipe r = {16, GT_AMAX_MAX, 0.0f, head};
     gt_model_enable_fp8(&m, &r, NULL);
     m.ce_chunk_cap = head ? 16 : 0; /* the lm_head in chunks of 16 of the 64 tokens */
@@ -110,9 +114,8 @@ static void check_fp8(gt_check *c, const gt_config *cfg, gt_backend *be, int hea
 
 /* 5 FP8 steps of the fixture on op table o; losses into loss. */
 static void short_run(const gt_config *cfg, const gt_ops *o, gt_backend *be, double *loss) {
-    gt_err e;
     gt_model m;
-    GT_ASSERT(!gt_model_init(&m, cfg, o, be, 0, 1, &e) && !gt_model_load_hf(&m, "tests/fixtures/gqa", &e), "%s", e.msg);
+    open_fixture(&m, cfg, o, be);
     gt_fp8_recipe r = {16, GT_AMAX_MAX, 0.0f, 0};
     gt_model_enable_fp8(&m, &r, NULL);
     gt_adamw_config ac = {0.9f, 0.95f, 1e-8f, 0.0f, 1.0f};
@@ -151,8 +154,7 @@ int main(void) {
     GT_ASSERT(!gt_config_load(&cfg, "tests/fixtures/gqa", &e), "%s", e.msg);
     gt_backend *be = gt_cpu_backend_create();
     gt_model ref;
-    GT_ASSERT(!gt_model_init(&ref, &cfg, gt_cpu_ops(), be, 0, 1, &e) && !gt_model_load_hf(&ref, "tests/fixtures/gqa", &e),
-              "%s", e.msg);
+    open_fixture(&ref, &cfg, gt_cpu_ops(), be);
     double lr[STEPS];
     run(&ref, lr);
     gt_model_free(&ref);
