@@ -100,6 +100,10 @@ int ck_read_fp8(gt_model *m, const char *dir, const gt_ckpt_fp8 *info, gt_err *e
     if (info->history_len != f->len)
         return gt_fail(err, "fp8.history_len: %d, but checkpoint %s holds FP8 amax histories of length %d (resume "
                             "with --set fp8.history_len=%d)", f->len, dir, info->history_len, info->history_len);
+    if (info->count == f->count + 3 || info->count + 3 == f->count) /* 3 tensors: the lm_head's */
+        return gt_fail(err, "fp8.lm_head: %s, but checkpoint %s holds FP8 state %s the lm_head (resume with "
+                            "--set fp8.lm_head=%s)", f->recipe.lm_head ? "true" : "false", dir,
+                       f->recipe.lm_head ? "without" : "with", f->recipe.lm_head ? "false" : "true");
     if (info->count != f->count)
         return gt_fail(err, "%s: FP8 state of %d tensors, this model has %d", dir, info->count, f->count);
     gt_st st;

@@ -27,8 +27,9 @@ typedef struct {
     gt_optimizer o;
 } rig;
 
-/* The fixture's model with AdamW, FP8 with a history of len (0: no FP8). */
-static void rig_open(rig *r, int len) {
+/* The fixture's model with AdamW, FP8 with a history of len (0: no FP8), the lm_head in FP8 too
+ * with head. */
+static void rig_open(rig *r, int len, int head) {
     gt_err e;
     gt_config cfg;
     memset(r, 0, sizeof *r);
@@ -38,7 +39,7 @@ static void rig_open(rig *r, int len) {
               "%s", e.msg);
     gt_model_alloc_batch(&r->m, B, T);
     if (len) {
-        gt_fp8_recipe rec = {len, GT_AMAX_MAX, 0.5f, 0};
+        gt_fp8_recipe rec = {len, GT_AMAX_MAX, 0.5f, head};
         gt_model_enable_fp8(&r->m, &rec, NULL);
     }
     gt_adamw_config ac = {0.9f, 0.95f, 1e-8f, 0.0f, 1.0f};
@@ -166,7 +167,7 @@ static void check_json(gt_check *c, const char *dir) {
 
 static void test_round_trip(gt_check *c, gt_grid *g, const char *base) {
     rig a, b;
-    rig_open(&a, LEN);
+    rig_open(&a, LEN, 0);
     for (int s = 1; s <= 3; s++) rig_step(&a, s);
     char run[GT_CKPT_PATH], dir[GT_CKPT_PATH];
     join(run, base, "fp8");
@@ -177,7 +178,7 @@ static void test_round_trip(gt_check *c, gt_grid *g, const char *base) {
     gt_err e;
     gt_check_true(c, !gt_checkpoint_validate(dir, &e), "the FP8 checkpoint validates: %s", e.msg);
 
-    rig_open(&b, LEN);
+    rig_open(&b, LEN, 0);
     gt_ckpt_state st;
     int rc = gt_checkpoint_load(&b.m, &b.o, g, dir, &st, &e);
     gt_check_true(c, rc == 0 && st.fp8.present, "load: %s", rc ? e.msg : "ok");
@@ -193,13 +194,19 @@ static void test_round_trip(gt_check *c, gt_grid *g, const char *base) {
                   "3 FP8 steps after the load: losses, weights and FP8 state bitwise equal");
     rig_close(&b);
 
-    rig_open(&b, 2 * LEN);
+    rig_open(&b, 2 * LEN, 0);
     rc = gt_checkpoint_load(&b.m, &b.o, g, dir, &st, &e);
     gt_check_true(c, rc == -1 && strstr(e.msg, "fp8.history_len: 16") && strstr(e.msg, "of length 8"),
                   "another history length refused naming both: %s", rc ? e.msg : "loaded");
     rig_close(&b);
 
-    rig_open(&b, 0);
+    rig_open(&b, LEN, 1);
+    rc = gt_checkpoint_load(&b.m, &b.o, g, dir, &st, &e);
+    gt_check_true(c, rc == -1 && strstr(e.msg, "fp8.lm_head: true") && strstr(e.msg, "--set fp8.lm_head=false"),
+                  "FP8 state without the lm_head refused by a run with it: %s", rc ? e.msg : "loaded");
+    rig_close(&b);
+
+    rig_open(&b, 0, 0);
     rc = gt_checkpoint_load(&b.m, &b.o, g, dir, &st, &e);
     gt_check_true(c, rc == 0 && st.fp8.present && !b.m.fp8, "a BF16 model loads an FP8 checkpoint: %s",
                   rc ? e.msg : "ok");
@@ -218,7 +225,7 @@ static void test_round_trip(gt_check *c, gt_grid *g, const char *base) {
 
 static void test_bf16_checkpoint(gt_check *c, gt_grid *g, const char *base) {
     rig a, b;
-    rig_open(&a, 0);
+    rig_open(&a, 0, 0);
     rig_step(&a, 1);
     char run[GT_CKPT_PATH], dir[GT_CKPT_PATH], path[GT_CKPT_PATH];
     join(run, base, "bf16");
@@ -226,7 +233,7 @@ static void test_bf16_checkpoint(gt_check *c, gt_grid *g, const char *base) {
     save(&a, g, run, 1);
     join(path, dir, "fp8_state.safetensors");
     gt_check_true(c, access(path, F_OK) != 0, "no fp8_state.safetensors without FP8");
-    rig_open(&b, LEN);
+    rig_open(&b, LEN, 0);
     gt_ckpt_state st;
     gt_err e;
     int rc = gt_checkpoint_load(&b.m, &b.o, g, dir, &st, &e);
