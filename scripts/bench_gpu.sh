@@ -17,6 +17,10 @@ if [ "$what" != hf ]; then
         echo "=== gemmatron ${mode:-BF16}"
         $bin bench --model "$model" --batch 2 --seq 2048 --steps 10 --warmup 3 --profile $mode
     done
+    echo "=== gemmatron, 8 micro-batches per optimizer step (BF16, FP8, FP8 with the lm_head)"
+    for mode in "" --fp8 --fp8-lm-head; do
+        $bin bench --model "$model" --batch 2 --seq 2048 --steps 3 --warmup 1 --accum 8 $mode | grep step_ms
+    done
     echo "=== gemmatron B=1 T=8192 (BF16, FP8)"
     $bin bench --model "$model" --batch 1 --seq 8192 --steps 5 --warmup 2 | grep step_ms
     $bin bench --model "$model" --batch 1 --seq 8192 --steps 5 --warmup 2 --fp8 | grep step_ms

@@ -1,12 +1,14 @@
 /* gemmatron bench --model DIR [--batch B] [--seq T] [--steps S] [--warmup W] [--tp N] [--device D]
- *                 [--fp8] [--fp8-lm-head] [--profile]
+ *                 [--accum K] [--fp8] [--fp8-lm-head] [--profile]
  *
  * Times complete training steps of the model in DIR (its config.json; its safetensors weights if
  * present, else HF's random initialization) on random tokens: forward, lm_head and cross-entropy,
  * backward, global gradient norm and AdamW. Prints the median step time, tokens/s and MFU
  * (model/flops.h), device memory in use, and with --profile a breakdown of one step by op class
  * against each class's roofline. Under mpirun: tensor parallel over --tp ranks, data parallel over
- * the rest; B is the micro-batch of each dp replica; tokens/s counts the whole job. --fp8: the four
+ * the rest; B is the micro-batch of each dp replica; tokens/s counts the whole job. --accum K: K
+ * micro-batches (forward and backward) per optimizer step, as the run configs' data.grad_accum
+ * (--profile breaks down a step of one micro-batch). --fp8: the four
  * GEMMs of every layer in FP8 with delayed scaling (history 1024, "max"), after one calibration step;
  * --fp8-lm-head: the lm_head GEMMs too (implies --fp8). */
 #include "bench.h"
@@ -31,7 +33,7 @@
 
 typedef struct {
     const char *model, *device;
-    int batch, seq, steps, warmup, profile, tp, fp8, fp8_head;
+    int batch, seq, steps, warmup, profile, tp, fp8, fp8_head, accum;
 } bench_args;
 
 static int parse_int(const char *k, const char *v, int min, int *out, gt_err *err) {
@@ -43,7 +45,7 @@ static int parse_int(const char *k, const char *v, int min, int *out, gt_err *er
 }
 
 static int parse_args(bench_args *a, int argc, char **argv, gt_err *err) {
-    *a = (bench_args){NULL, "auto", 2, 2048, 10, 3, 0, 1, 0, 0};
+    *a = (bench_args){NULL, "auto", 2, 2048, 10, 3, 0, 1, 0, 0, 1};
     for (int i = 0; i < argc; i++) {
         const char *k = argv[i];
         if (!strcmp(k, "--profile") || !strcmp(k, "--fp8") || !strcmp(k, "--fp8-lm-head")) {
@@ -61,6 +63,7 @@ static int parse_args(bench_args *a, int argc, char **argv, gt_err *err) {
         else if (!strcmp(k, "--steps")) rc = parse_int(k, v, 1, &a->steps, err);
         else if (!strcmp(k, "--warmup")) rc = parse_int(k, v, 0, &a->warmup, err);
         else if (!strcmp(k, "--tp")) rc = parse_int(k, v, 1, &a->tp, err);
+        else if (!strcmp(k, "--accum")) rc = parse_int(k, v, 1, &a->accum, err);
         else return gt_fail(err, "bench: unknown option %s", k);
         if (rc) return -1;
     }
@@ -82,12 +85,16 @@ static int has_weights(const char *dir) {
     return access(p, R_OK) == 0;
 }
 
-/* One training step; returns the mean loss of this replica. */
-static double train_step(gt_model *m, gt_optimizer *opt, float dscale, gt_group *dp) {
+/* One training step of `accum` micro-batches (the same batch each time); returns the mean loss of
+ * this replica. */
+static double train_step(gt_model *m, gt_optimizer *opt, float dscale, gt_group *dp, int accum) {
     gt_model_zero_grads(m);
-    double loss = gt_model_forward(m, 1, dscale, NULL);
-    gt_model_overlap_dp(m, dp); /* dp sums start layer by layer during the backward */
-    gt_model_backward(m);
+    double loss = 0;
+    for (int k = 0; k < accum; k++) {
+        loss += gt_model_forward(m, 1, dscale, NULL);
+        if (k == accum - 1) gt_model_overlap_dp(m, dp); /* dp sums start layer by layer in the last backward */
+        gt_model_backward(m);
+    }
     gt_model_reduce_grads(m, dp);
     gt_optimizer_step(opt, 1e-5f, gt_optimizer_grad_sumsq(opt));
     m->ops->sync(m->be);
@@ -143,7 +150,7 @@ static void print_profile(gt_model *m, gt_optimizer *opt, float dscale, gt_group
     gt_group *groups[2] = {m->tp, dp};
     for (int k = 0; k < 2; k++)
         if (groups[k]) groups[k]->timed = 1, groups[k]->seconds = 0, groups[k]->bus_bytes = 0;
-    train_step(m, opt, dscale, dp);
+    train_step(m, opt, dscale, dp, 1);
     m->ops = ops;
     m->be = be;
     double total = 0, comm = 0, bus = 0;
@@ -165,7 +172,10 @@ static void print_profile(gt_model *m, gt_optimizer *opt, float dscale, gt_group
     if (comm > 0)
         printf("%-15s %6s %9.2f %5.1f%% %9.0f GB/s bus\n", "communication", "", 1e3 * comm, 100 * comm / total,
                bus / comm / 1e9);
-    printf("profiled step %.2f ms (synchronized per op) vs %.2f ms unprofiled\n", 1e3 * total, 1e3 * step_s);
+    if (step_s > 0)
+        printf("profiled step %.2f ms (synchronized per op) vs %.2f ms unprofiled\n", 1e3 * total, 1e3 * step_s);
+    else
+        printf("profiled step of one micro-batch %.2f ms (synchronized per op)\n", 1e3 * total);
 }
 
 static int run_bench(const bench_args *a, gt_grid *g, gt_err *err) {
@@ -205,7 +215,7 @@ static int run_bench(const bench_args *a, gt_grid *g, gt_err *err) {
     }
     for (int i = 0; i < N; i++) tgt[i] = (i % T) + 1 < T ? tok[i + 1] : -1;
     gt_model_set_batch(&m, tok, tgt, pos, NULL);
-    float dscale = 1.0f / (float)(B * (T - 1) * g->dp);
+    float dscale = 1.0f / (float)(B * (T - 1) * g->dp * a->accum), dscale1 = dscale * (float)a->accum;
 
     char dev[128] = "cpu";
     double peak_bw = 50e9;
@@ -217,8 +227,8 @@ static int run_bench(const bench_args *a, gt_grid *g, gt_err *err) {
 #endif
     int lead = g->world_rank == 0;
     if (lead)
-        printf("gemmatron bench: %s (%s), B=%d T=%d per replica, tp=%d dp=%d on %s [%s]%s\n", a->model,
-               loaded ? "weights" : "random init", B, T, g->tp, g->dp, c.ops->name, dev, a->fp8_head ? " FP8 (lm_head too)" : a->fp8 ? " FP8" : " BF16");
+        printf("gemmatron bench: %s (%s), B=%d T=%d x %d micro-batches per replica, tp=%d dp=%d on %s [%s]%s\n", a->model,
+               loaded ? "weights" : "random init", B, T, a->accum, g->tp, g->dp, c.ops->name, dev, a->fp8_head ? " FP8 (lm_head too)" : a->fp8 ? " FP8" : " BF16");
     fflush(stdout);
     gt_watchdog_arm(g->wd, 1);
     if (a->fp8) { /* one BF16 forward and backward that only record amaxes: calibrated scales */
@@ -228,15 +238,15 @@ static int run_bench(const bench_args *a, gt_grid *g, gt_err *err) {
         gt_model_backward(&m);
         gt_model_fp8_calibrate(&m, 0);
     }
-    for (int i = 0; i < a->warmup; i++) train_step(&m, &opt, dscale, dp);
+    for (int i = 0; i < a->warmup; i++) train_step(&m, &opt, dscale, dp, a->accum);
     double *t = gt_malloc((size_t)a->steps * sizeof *t), loss = 0;
     for (int i = 0; i < a->steps; i++) {
         double t0 = now();
-        loss = train_step(&m, &opt, dscale, dp);
+        loss = train_step(&m, &opt, dscale, dp, a->accum);
         t[i] = now() - t0;
     }
     qsort(t, (size_t)a->steps, sizeof *t, cmp_double);
-    double med = t[a->steps / 2], tps = (double)N * g->dp / med;
+    double med = t[a->steps / 2], tps = (double)N * g->dp * a->accum / med;
     double mfu = tps * gt_flops_per_token(&cfg, T) / GT_PEAK_BF16_FLOPS;
     double mem = 0;
 #ifdef GT_HAVE_CUDA
@@ -250,11 +260,11 @@ static int run_bench(const bench_args *a, gt_grid *g, gt_err *err) {
         printf("(MFU: 6 x %.3g matmul params + causal attention = %.3g FLOP/token over %.0f TFLOP/s dense BF16)\n",
                gt_matmul_params(&cfg), gt_flops_per_token(&cfg, T), GT_PEAK_BF16_FLOPS / 1e12);
     }
-    if (a->profile && lead) print_profile(&m, &opt, dscale, dp, med, peak_bw);
+    if (a->profile && lead) print_profile(&m, &opt, dscale1, dp, a->accum == 1 ? med : 0, peak_bw);
     else if (a->profile) { /* peers of the profiled step, timed alike so they wait alike */
         m.tp->timed = 1;
         if (dp) dp->timed = 1;
-        train_step(&m, &opt, dscale, dp);
+        train_step(&m, &opt, dscale1, dp, 1);
     }
     gt_watchdog_arm(g->wd, 0);
     free(t);

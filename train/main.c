@@ -14,7 +14,7 @@ static void usage(FILE *f) {
           "  eval --model HF_DIR --data FILE [--seq-len T] [--tp N] [--device auto|cpu|cuda] [--logits OUT]\n"
           "      mean next-token loss of an HF Gemma checkpoint on a token file\n"
           "      (a gemmatron token shard, or whitespace-separated token ids)\n"
-          "  bench --model DIR [--batch B] [--seq T] [--steps S] [--warmup W] [--tp N] [--fp8] [--fp8-lm-head] [--profile]\n"
+          "  bench --model DIR [--batch B] [--seq T] [--steps S] [--warmup W] [--tp N] [--accum K] [--fp8] [--fp8-lm-head] [--profile]\n"
           "      times full training steps (random init when DIR holds only config.json)\n"
           "  train --config FILE [--set key=value ...] [--run-dir DIR]\n"
           "      fine-tunes a Gemma model as the YAML run config says (see configs/)\n"
