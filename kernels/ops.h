@@ -190,6 +190,16 @@ typedef struct gt_ops {
     void (*geglu_bwd_fp8)(gt_backend *be, void *da, void *da8, void *da8t, const void *dh,
                           const void *a, gt_gelu kind, int N, int F, gt_dtype fmt,
                           const float *scale, float *amax);
+    /* RMSNorm fused with the FP8 cast of its output (the FP8 model's QKV and fc1 inputs are then
+     * never written in ACT: their GEMMs read the FP8 copies, their weight gradients the transposed
+     * one, and rmsnorm_bwd needs only x and rstd).
+     * rmsnorm_fwd_fp8: rstd[N] (STAT) = rmsnorm_fwd's rstd; y[N,C] (ACT, may be NULL) = rmsnorm_fwd's
+     *   out, rounded to ACT; y8[N,C] = fp8(y * scale[0]) and y8t[C,N] = its transpose (either may
+     *   be NULL); amax[0] = max(amax[0], max|y|) (pre-scale, of the rounded y). Bit-identical to
+     *   rmsnorm_fwd(y, rstd, x, w, eps, N, C) then fp8_cast(y8, y8t, y, N, C, fmt, scale, amax). */
+    void (*rmsnorm_fwd_fp8)(gt_backend *be, void *y, void *y8, void *y8t, void *rstd,
+                            const void *x, const void *w, float eps, int N, int C, gt_dtype fmt,
+                            const float *scale, float *amax);
 } gt_ops;
 
 /* Backends. Each create() returns the op table and fills *be with its state. */

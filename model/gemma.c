@@ -164,15 +164,31 @@ static void layer_forward(gt_model *m, int l, void *res_out, int train) {
     float eps = (float)m->cfg.rms_norm_eps;
     const int32_t *seg = m->has_seg ? m->seg : NULL;
 
-    o->rmsnorm_fwd(be, a->ln1, a->rstd1, a->res, PARAM(m, w->ln1), eps, N, C);
-    gt_linear_fwd(m, l, GT_GEMM_QKV, a->qkv, a->ln1, w->qkv, N, C, L->Q, train);
+    /* QKV and fc1 in FP8 read only the FP8 copies of their inputs (the forward x8, the weight
+     * gradient x8T), and rmsnorm_bwd needs only the residual and rstd: the fused norm writes the
+     * copies and rstd, ln1 / ln2 themselves are never stored. */
+    gt_fp8_target x8;
+    if (o->rmsnorm_fwd_fp8 && gt_linear_fp8_input(m, l, GT_GEMM_QKV, N, train, &x8)) {
+        o->rmsnorm_fwd_fp8(be, NULL, x8.x8, x8.x8t, a->rstd1, a->res, PARAM(m, w->ln1), eps, N, C, GT_E4M3,
+                           x8.scale, x8.amax);
+        gt_linear_fwd(m, l, GT_GEMM_QKV, a->qkv, NULL, w->qkv, N, C, L->Q, train);
+    } else {
+        o->rmsnorm_fwd(be, a->ln1, a->rstd1, a->res, PARAM(m, w->ln1), eps, N, C);
+        gt_linear_fwd(m, l, GT_GEMM_QKV, a->qkv, a->ln1, w->qkv, N, C, L->Q, train);
+    }
     o->rope_fwd(be, a->qkv, m->pos, (float)m->cfg.rope_theta, N, L->Hq, L->Hkv, L->D);
     o->attention_fwd(be, a->att, a->lse, a->qkv, seg, attn_scale(m), m->B, m->T, L->Hq, L->Hkv, L->D);
     gt_linear_fwd(m, l, GT_GEMM_O, m->tmp, a->att, w->o, N, HD, C, train);
     gt_model_tp_sum(m, m->tmp, (size_t)N * C, GT_ACT); /* row-parallel o_proj */
     o->add(be, a->res_mid, a->res, m->tmp, (size_t)N * C);
-    o->rmsnorm_fwd(be, a->ln2, a->rstd2, a->res_mid, PARAM(m, w->ln2), eps, N, C);
-    gt_linear_fwd(m, l, GT_GEMM_FC1, a->fc1, a->ln2, w->fc1, N, C, 2 * L->F, train);
+    if (o->rmsnorm_fwd_fp8 && gt_linear_fp8_input(m, l, GT_GEMM_FC1, N, train, &x8)) {
+        o->rmsnorm_fwd_fp8(be, NULL, x8.x8, x8.x8t, a->rstd2, a->res_mid, PARAM(m, w->ln2), eps, N, C, GT_E4M3,
+                           x8.scale, x8.amax);
+        gt_linear_fwd(m, l, GT_GEMM_FC1, a->fc1, NULL, w->fc1, N, C, 2 * L->F, train);
+    } else {
+        o->rmsnorm_fwd(be, a->ln2, a->rstd2, a->res_mid, PARAM(m, w->ln2), eps, N, C);
+        gt_linear_fwd(m, l, GT_GEMM_FC1, a->fc1, a->ln2, w->fc1, N, C, 2 * L->F, train);
+    }
     gt_fp8_target h8;
     if (o->geglu_fwd_fp8 && gt_linear_fp8_input(m, l, GT_GEMM_FC2, N, train, &h8)) {
         /* fc2 in FP8 reads only the FP8 copies of h: GeGLU writes them, h itself is never stored */
@@ -227,6 +243,10 @@ double gt_model_forward(gt_model *m, int train, float dscale, float *logits_out)
     gt_model_tp_sum(m, m->acts[0].res, (size_t)N * C, GT_ACT); /* vocab-parallel embedding */
     if (train) gt_model_fp8_before_forward(m);
     for (int l = 0; l < L->L; l++) layer_forward(m, l, l + 1 < L->L ? m->acts[l + 1].res : m->res_final, train);
+    /* The final norm stays unfused (rmsnorm_fwd, then the lm_head casts): the lm_head runs in chunks
+     * of ce_chunk tokens, and in FP8 (fp8.lm_head) gt_linear_fwd casts each chunk of lnf into FP8
+     * buffers sized for one chunk just before that chunk's GEMMs, so a norm fused over all N tokens
+     * would have nowhere to put its FP8 copies; in BF16 (the default) the GEMMs read lnf itself. */
     o->rmsnorm_fwd(m->be, m->lnf, m->rstdf, m->res_final, PARAM(m, L->lnf), (float)m->cfg.rms_norm_eps,
                    N, C);
     double loss = head_forward(m, train, dscale, logits_out);

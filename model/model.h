@@ -8,16 +8,16 @@
 
 typedef struct {
     void *res;       /* [N, C] residual entering the layer */
-    void *ln1;       /* [N, C] */
+    void *ln1;       /* [N, C]; unwritten when QKV runs in FP8 via rmsnorm_fwd_fp8 */
     void *rstd1;     /* [N] STAT */
     void *qkv;       /* [N, Q] after RoPE */
     void *att;       /* [N, Hq*D] */
     void *lse;       /* [B, Hq, T] STAT */
     void *res_mid;   /* [N, C] residual after attention */
-    void *ln2;       /* [N, C] */
+    void *ln2;       /* [N, C]; unwritten when fc1 runs in FP8 via rmsnorm_fwd_fp8 */
     void *rstd2;     /* [N] STAT */
     void *fc1;       /* [N, 2F] */
-    void *h;         /* [N, F] GeGLU output */
+    void *h;         /* [N, F] GeGLU output; unwritten when fc2 runs in FP8 via geglu_fwd_fp8 */
 } gt_layer_acts;
 
 typedef struct {

@@ -85,6 +85,10 @@ static void p_geglu_bwd_fp8(gt_backend *be, void *da, void *da8, void *da8t, con
                             int N, int F, gt_dtype fmt, const float *scale, float *amax) {
     TIMED(GT_PROF_GEGLU_BWD, geglu_bwd_fp8(ib, da, da8, da8t, dh, a, k, N, F, fmt, scale, amax));
 }
+static void p_rms_fwd_fp8(gt_backend *be, void *y, void *y8, void *y8t, void *r, const void *x, const void *w, float eps,
+                          int N, int C, gt_dtype fmt, const float *scale, float *amax) {
+    TIMED(GT_PROF_RMSNORM_FWD, rmsnorm_fwd_fp8(ib, y, y8, y8t, r, x, w, eps, N, C, fmt, scale, amax));
+}
 static void p_ce_partial(gt_backend *be, void *p, const void *l, const int32_t *t, int64_t vs, int V, int N) {
     TIMED(GT_PROF_CE, ce_partial(ib, p, l, t, vs, V, N));
 }
@@ -136,6 +140,7 @@ void gt_op_profile_init(gt_op_profile *p, const gt_ops *inner, gt_backend *inner
     o->attention_bwd = p_att_bwd, o->geglu_fwd = p_geglu_fwd, o->geglu_bwd = p_geglu_bwd;
     o->geglu_fwd_fp8 = inner->geglu_fwd_fp8 ? p_geglu_fwd_fp8 : NULL;
     o->geglu_bwd_fp8 = inner->geglu_bwd_fp8 ? p_geglu_bwd_fp8 : NULL;
+    o->rmsnorm_fwd_fp8 = inner->rmsnorm_fwd_fp8 ? p_rms_fwd_fp8 : NULL;
     o->ce_partial = p_ce_partial, o->ce_finish = p_ce_finish, o->ce_backward = p_ce_backward;
     o->grad_sumsq = p_sumsq, o->adamw = p_adamw;
     o->set_dw_accumulate = inner->set_dw_accumulate ? p_set_dw : NULL;

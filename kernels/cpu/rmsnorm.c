@@ -21,6 +21,28 @@ void CPU_FN(cpu_rmsnorm_fwd)(gt_backend *be, void *out, void *rstd, const void *
     }
 }
 
+/* rmsnorm_fwd_fp8 (ops.h): row by row, the row of y is computed by cpu_rmsnorm_fwd above into y
+ * or, when that is NULL, a one-row scratch, and cast by fp8_cast's own row code: the composition
+ * rmsnorm_fwd + fp8_cast, so bit-identical to it by construction (as geglu.c's fused ops). The
+ * transposed codes of row n go to column n of y8t [C, N]. */
+void CPU_FN(cpu_rmsnorm_fwd_fp8)(gt_backend *be, void *y, void *y8, void *y8t, void *rstd,
+                                 const void *x, const void *w, float eps, int N, int C, gt_dtype fmt,
+                                 const float *scale, float *amax) {
+    if (N <= 0 || C <= 0) return;
+    real *scratch = y ? NULL : gt_malloc((size_t)C * sizeof(real));
+    uint8_t *o = y8, *ot = y8t;
+    float m = *amax;
+    for (int n = 0; n < N; n++) {
+        real *row = y ? (real *)y + (size_t)n * C : scratch;
+        CPU_FN(cpu_rmsnorm_fwd)(be, row, (real *)rstd + n, (const real *)x + (size_t)n * C, w,
+                                eps, 1, C);
+        CPU_FN(cpu_fp8_cast_row)(o ? o + (size_t)n * C : NULL, ot ? ot + n : NULL, (size_t)N, row,
+                                 C, fmt, scale, &m);
+    }
+    *amax = m;
+    free(scratch);
+}
+
 /* With g = dout * (1 + w) and xhat = x * rstd (rstd saved by the forward):
  *   dx[N, C] += rstd * (g - xhat * mean_c(g * xhat))
  *   dw[C]    += sum over rows of dout * xhat (summed in double, added once). */

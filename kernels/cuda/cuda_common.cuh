@@ -39,6 +39,7 @@ struct gt_backend {
     float *fp8_sinv;     /* [2 x 4] 16-byte aligned slots for FP8 GEMM scale inverses */
     gt_fp8_gemm_cache *fp8_gemm; /* the same for FP8 GEMMs: made on first use, freed by
                                     gt_cuda_fp8_release() (kernels/cuda/fp8_cuda.h) */
+    int fp8_autotune;    /* new FP8 GEMM plans time cuBLASLt's candidates (GT_FP8_AUTOTUNE=0: off) */
 };
 
 /* Attention (kernels/cuda/attention.cu), with the signatures of gt_ops.attention_fwd/bwd. */

@@ -149,15 +149,6 @@ static fp8_plan *find_plan(gt_backend *be, const fp8_key *key, int *fresh) {
 #define TUNE_MAX_REPS 64
 #define TUNE_MARGIN 0.03f
 
-static int autotune_enabled(void) {
-    static int enabled = -1;
-    if (enabled < 0) {
-        const char *v = getenv("GT_FP8_AUTOTUNE");
-        enabled = !(v && strcmp(v, "0") == 0);
-    }
-    return enabled;
-}
-
 static int splitk_of(const cublasLtMatmulAlgo_t *algo) {
     int32_t v = 1;
     size_t written = 0;
@@ -313,7 +304,7 @@ extern "C" void gt_cuda_matmul_fp8(gt_backend *be, void *d, int out_grad, const 
     set_scales(p->desc, a_scale_inv, b_scale_inv);
     /* weight gradients accumulate unless the step's first micro-batch overwrites (set_dw_accumulate) */
     const float alpha = 1.0f, beta = (out_grad && !be->dw_overwrite) ? 1.0f : 0.0f;
-    if (fresh && beta == 0.0f && autotune_enabled()) autotune(be, p, a, b, d);
+    if (fresh && beta == 0.0f && be->fp8_autotune) autotune(be, p, a, b, d);
     cublasStatus_t st =
         cublasLtMatmul(be->lt, p->desc, &alpha, b, p->la, a, p->lb, &beta, d, p->lc, d, p->ld,
                        &p->algo, be->workspace, be->workspace_bytes, be->stream);
