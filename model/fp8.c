@@ -149,11 +149,11 @@ static void cast_weights(gt_model *m, int train) {
     f->weights_stale = 0;
 }
 
-static int slot_of(const gt_model *m, int l, int g) { return l * GT_GEMMS + g; }
+static int slot_of(int l, int g) { return l * GT_GEMMS + g; }
 
 int gt_linear_fp8_input(gt_model *m, int l, int g, int N, int train, gt_fp8_target *dst) {
     gt_fp8 *f = m->fp8;
-    int s = slot_of(m, l, g), ic, oc;
+    int s = slot_of(l, g), ic, oc;
     size_t off;
     if (!f || f->calibrating || s >= f->slots) return 0;
     gemm_dims(m, s, &ic, &oc, &off);
@@ -166,7 +166,7 @@ int gt_linear_fp8_input(gt_model *m, int l, int g, int N, int train, gt_fp8_targ
 
 int gt_linear_fp8_grad(gt_model *m, int l, int g, gt_fp8_target *dst) {
     gt_fp8 *f = m->fp8;
-    int s = slot_of(m, l, g);
+    int s = slot_of(l, g);
     if (!f || s >= f->slots || !f->fp8_used[s]) return 0;
     *dst = (gt_fp8_target){f->dy8, f->dy8t, f->scale + t_grad(f, s), f->history + t_grad(f, s)};
     return 1;
@@ -176,7 +176,7 @@ void gt_linear_fwd(gt_model *m, int l, int g, void *y, const void *x, size_t w_o
                    int OC, int train) {
     gt_fp8 *f = m->fp8;
     const gt_ops *o = m->ops;
-    int s = slot_of(m, l, g);
+    int s = slot_of(l, g);
     gt_fp8_target in;
     int use = gt_linear_fp8_input(m, l, g, N, train, &in);
     if (f && s < f->slots) f->fp8_used[s] = use;
@@ -200,7 +200,7 @@ void gt_linear_bwd(gt_model *m, int l, int g, void *dx, const void *dy, const vo
                    int N, int IC, int OC) {
     gt_fp8 *f = m->fp8;
     const gt_ops *o = m->ops;
-    int s = slot_of(m, l, g);
+    int s = slot_of(l, g);
     gt_fp8_target gr;
     if (!gt_linear_fp8_grad(m, l, g, &gr)) {
         GT_ASSERT(dy, "GEMM %d of layer %d runs in BF16 but its gradient was only cast to FP8", g, l);
