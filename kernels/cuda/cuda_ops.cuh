@@ -39,7 +39,6 @@ extern "C" void gt_cuda_rmsnorm_fwd(gt_backend *be, void *out, void *rstd, const
 extern "C" void gt_cuda_rmsnorm_bwd(gt_backend *be, void *dx, void *dw, const void *dout,
                                     const void *x, const void *w, const void *rstd, int N, int C);
 
-
 /* rope.cu */
 extern "C" void gt_cuda_rope_fwd(gt_backend *be, void *qkv, const int32_t *pos, float theta, int N,
                                  int Hq, int Hkv, int D);

@@ -17,12 +17,6 @@ extern "C" {
  * scale cannot reach. in and out are device pointers. */
 void gt_cuda_fp8_convert(gt_backend *be, void *out, const float *in, size_t n, gt_dtype fmt);
 
-/* The fused RMSNorm + FP8 cast (kernels/ops.h rmsnorm_fwd_fp8), not yet in the op table: it has not
- * run on a GPU; test_gpu_fp8 reaches it here. */
-void gt_cuda_rmsnorm_fwd_fp8(gt_backend *be, void *y, void *y8, void *y8t, void *rstd, const void *x,
-                             const void *w, float eps, int N, int C, gt_dtype fmt, const float *scale,
-                             float *amax);
-
 /* Destroys the FP8 GEMM descriptors and heuristics cached in be (fp8_gemm.cu creates them on the
  * first matmul_fp8); gt_cuda_backend_destroy must call it before destroying the cuBLASLt handle.
  * Safe when no FP8 GEMM ran. */
