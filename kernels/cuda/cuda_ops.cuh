@@ -39,6 +39,11 @@ extern "C" void gt_cuda_rmsnorm_fwd(gt_backend *be, void *out, void *rstd, const
 extern "C" void gt_cuda_rmsnorm_bwd(gt_backend *be, void *dx, void *dw, const void *dout,
                                     const void *x, const void *w, const void *rstd, int N, int C);
 
+/* rmsnorm_fp8.cu */
+extern "C" void gt_cuda_rmsnorm_fwd_fp8(gt_backend *be, void *y, void *y8, void *y8t, void *rstd,
+                                        const void *x, const void *w, float eps, int N, int C,
+                                        gt_dtype fmt, const float *scale, float *amax);
+
 /* rope.cu */
 extern "C" void gt_cuda_rope_fwd(gt_backend *be, void *qkv, const int32_t *pos, float theta, int N,
                                  int Hq, int Hkv, int D);

@@ -1,7 +1,7 @@
 /* The 128 x 128 FP8 tile of the tiled cast kernels (fp8_cast.cu's cast_tiled_kernel and the fused
- * GeGLU casts of geglu_fp8.cu): the packed-bf16 unpack, the shared-memory layout of a tile of FP8
- * codes, and its transposed store. A header so that every tiled cast (plain, fused with GeGLU,
- * later fused with RMSNorm) writes the transpose with the same code.
+ * casts of geglu_fp8.cu and rmsnorm_fp8.cu): the packed-bf16 loads, stores, unpack and rounding,
+ * the shared-memory layout of a tile of FP8 codes, and its transposed store. A header so that every
+ * tiled cast (plain, fused with GeGLU, fused with RMSNorm) writes the transpose with the same code.
  *
  * A block has GT_FP8_TILE_THREADS = 256 threads and works on tiles of 128 rows x 128 columns of a
  * row-major [rows, cols] tensor (rows, cols multiples of 16):
@@ -36,6 +36,40 @@ static __device__ __forceinline__ void gt_unpack8_bf16(uint4 u, float f[8]) {
         f[2 * i] = __uint_as_float(w[i] << 16);
         f[2 * i + 1] = __uint_as_float(w[i] & 0xffff0000u);
     }
+}
+
+/* Two 16-byte words at p (16 bf16, 16-byte aligned): a chunk's raw loads and stores. */
+static __device__ __forceinline__ void gt_load16_bf16(uint4 w[2], const __nv_bfloat16 *p) {
+    w[0] = ((const uint4 *)p)[0];
+    w[1] = ((const uint4 *)p)[1];
+}
+static __device__ __forceinline__ void gt_store16_bf16(__nv_bfloat16 *p, const uint4 w[2]) {
+    ((uint4 *)p)[0] = w[0];
+    ((uint4 *)p)[1] = w[1];
+}
+
+/* fp32 -> bf16 pair (nearest even) as one 32-bit word, the low half first: what gt_store8 stores
+ * (the same __floats2bfloat162_rn). */
+static __device__ __forceinline__ uint32_t gt_bf16x2_bits(float lo, float hi) {
+    union {
+        __nv_bfloat162 h;
+        uint32_t u;
+    } c;
+    c.h = __floats2bfloat162_rn(lo, hi);
+    return c.u;
+}
+
+/* Rounds a fused kernel's 16 fp32 results to bf16 as the unfused op's stores do: w[2] gets the
+ * packed bf16 (what a store of the bf16 output writes) and v the rounded values back in fp32
+ * (exact; what fp8_cast would read from that output). */
+static __device__ __forceinline__ void gt_round_bf16x16(float v[16], uint4 w[2]) {
+    uint32_t p[8];
+#pragma unroll
+    for (int i = 0; i < 8; i++) p[i] = gt_bf16x2_bits(v[2 * i], v[2 * i + 1]);
+    w[0] = make_uint4(p[0], p[1], p[2], p[3]);
+    w[1] = make_uint4(p[4], p[5], p[6], p[7]);
+    gt_unpack8_bf16(w[0], v);
+    gt_unpack8_bf16(w[1], v + 8);
 }
 
 /* Slot of chunk ch (0..7) of tile row tr (0..127) in the shared tile (the bank swizzle). */

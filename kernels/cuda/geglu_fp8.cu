@@ -48,39 +48,6 @@
  * (16 warps) per SM still keep 64+ KB of loads in flight per SM. */
 #define MIN_BLOCKS 2
 
-/* fp32 -> bf16 pair (nearest even) as one 32-bit word, the low half first: what gt_store8 stores
- * (the same __floats2bfloat162_rn). */
-static __device__ __forceinline__ uint32_t bf16x2_bits(float lo, float hi) {
-    union {
-        __nv_bfloat162 h;
-        uint32_t u;
-    } c;
-    c.h = __floats2bfloat162_rn(lo, hi);
-    return c.u;
-}
-
-/* Rounds 16 fp32 results to bf16 as geglu stores them: w[2] gets the packed bf16 (what a store of
- * h / da writes) and v the rounded values back in fp32 (what fp8_cast would read). */
-static __device__ __forceinline__ void round_bf16x16(float v[16], uint4 w[2]) {
-    uint32_t p[8];
-#pragma unroll
-    for (int i = 0; i < 8; i++) p[i] = bf16x2_bits(v[2 * i], v[2 * i + 1]);
-    w[0] = make_uint4(p[0], p[1], p[2], p[3]);
-    w[1] = make_uint4(p[4], p[5], p[6], p[7]);
-    gt_unpack8_bf16(w[0], v);
-    gt_unpack8_bf16(w[1], v + 8);
-}
-
-/* Two 16-byte words at p (16 bf16 or 32 bytes). */
-static __device__ __forceinline__ void load2(uint4 w[2], const bf16 *p) {
-    w[0] = ((const uint4 *)p)[0];
-    w[1] = ((const uint4 *)p)[1];
-}
-static __device__ __forceinline__ void store2(bf16 *p, const uint4 w[2]) {
-    ((uint4 *)p)[0] = w[0];
-    ((uint4 *)p)[1] = w[1];
-}
-
 /* ---- forward ---- */
 
 /* a[N, 2F] = [gate | up] per row -> h[N, F] (may be NULL), h8[N, F], h8t[F, N] (either may be
@@ -108,8 +75,8 @@ static __global__ void __launch_bounds__(THREADS, MIN_BLOCKS)
                 ok[b] = r < N && c < F; /* all 16 columns are in: F % 16 == 0 */
                 if (ok[b]) {
                     const bf16 *gate = a + (size_t)r * 2 * F + c;
-                    load2(g[b], gate);
-                    load2(u[b], gate + F);
+                    gt_load16_bf16(g[b], gate);
+                    gt_load16_bf16(u[b], gate + F);
                 }
             }
 #pragma unroll
@@ -125,8 +92,8 @@ static __global__ void __launch_bounds__(THREADS, MIN_BLOCKS)
 #pragma unroll
                 for (int j = 0; j < 16; j++) v[j] = gt_geglu_fwd1(v[j], up[j], KIND);
                 uint4 hw[2];
-                round_bf16x16(v, hw);
-                if (h) store2(h + at, hw);
+                gt_round_bf16x16(v, hw);
+                if (h) gt_store16_bf16(h + at, hw);
                 uint4 q = gt_fp8_cast16<F8>(v, s, m);
                 if (h8) *(uint4 *)(h8 + at) = q;
                 if (h8t) tile[tr][gt_fp8_tile_slot(tr, ch)] = q;
@@ -211,9 +178,9 @@ static __global__ void __launch_bounds__(THREADS, MIN_BLOCKS)
                 ok[b] = r < N && c < F;
                 if (ok[b]) {
                     const bf16 *gate = a + (size_t)r * 2 * F + c;
-                    load2(g[b], gate);
-                    load2(u[b], gate + F);
-                    load2(d[b], dh + (size_t)r * F + c);
+                    gt_load16_bf16(g[b], gate);
+                    gt_load16_bf16(u[b], gate + F);
+                    gt_load16_bf16(d[b], dh + (size_t)r * F + c);
                 }
             }
 #pragma unroll
@@ -231,9 +198,9 @@ static __global__ void __launch_bounds__(THREADS, MIN_BLOCKS)
 #pragma unroll
                 for (int j = 0; j < 16; j++) gt_geglu_bwd1(vg[j], vu[j], vd[j], KIND, &vg[j], &vu[j]);
                 uint4 wg[2], wu[2];
-                round_bf16x16(vg, wg);
-                round_bf16x16(vu, wu);
-                if (da) store2(da + at, wg), store2(da + at + F, wu);
+                gt_round_bf16x16(vg, wg);
+                gt_round_bf16x16(vu, wu);
+                if (da) gt_store16_bf16(da + at, wg), gt_store16_bf16(da + at + F, wu);
                 uint4 qg = gt_fp8_cast16<F8>(vg, s, m), qu = gt_fp8_cast16<F8>(vu, s, m);
                 if (da8) *(uint4 *)(da8 + at) = qg, *(uint4 *)(da8 + at + F) = qu;
                 if (da8t) {

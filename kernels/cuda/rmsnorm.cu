@@ -1,7 +1,9 @@
 /* RMSNorm with zero-centered gamma (Gemma): y = x * rsqrt(mean(x^2) + eps) * (1 + w).
  *
  * As HF's GemmaRMSNorm: everything in fp32 on the bf16 input, (x * rstd) first, then * (1 + w), one
- * rounding to bf16 at the end. The forward saves rstd[N] (fp32) for the backward.
+ * rounding to bf16 at the end (rmsnorm.cuh: the element expression, shared with the fused RMSNorm +
+ * FP8 cast of rmsnorm_fp8.cu, whose first pass is this file's row kernel without an output). The
+ * forward saves rstd[N] (fp32) for the backward.
  *
  * Backward, with xhat = x * rstd and g = dy * (1 + w):
  *   dx = rstd * (g - xhat * mean(g * xhat))     added into dx (bf16, one rounding)
@@ -11,19 +13,23 @@
  * block order. */
 #include "cuda_ops.cuh"
 #include "cuda_vec.cuh"
+#include "rmsnorm.cuh"
 
 #define FWD_ROWS_PER_BLOCK 8 /* one warp per row */
 
-/* out[N,C], rstd[N] from x[N,C], w[C]. One warp per row; lanes stride over columns, 8 at a time
- * with vec. x is read twice; the second read hits L1/L2 (a row is at most a few KiB). */
+/* out[N,C] (NULL: rstd only, the first pass of rmsnorm_fwd_fp8), rstd[N] from x[N,C], w[C]. One
+ * warp per row; lanes stride over columns, 8 at a time with vec_x (the sum of squares) and vec_y
+ * (the output). x is read twice; the second read hits L1/L2 (a row is at most a few KiB).
+ * The summation order, hence rstd's bits, depends on vec_x only (C and x's alignment), never on
+ * out: rmsnorm_fwd_fp8 gets the same rstd with or without an output, at any output alignment. */
 static __global__ void rmsnorm_fwd_kernel(bf16 *out, float *rstd, const bf16 *x, const bf16 *w,
-                                          float eps, float inv_c, int N, int C, int vec) {
+                                          float eps, float inv_c, int N, int C, int vec_x,
+                                          int vec_y) {
     int row = blockIdx.x * FWD_ROWS_PER_BLOCK + (threadIdx.x >> 5), lane = threadIdx.x & 31;
     if (row >= N) return; /* the whole warp leaves together */
     const bf16 *xr = x + (size_t)row * C;
-    bf16 *yr = out + (size_t)row * C;
     float ss = 0.0f;
-    if (vec) {
+    if (vec_x) {
         for (int c = lane * GT_VEC; c < C; c += 32 * GT_VEC) {
             float f[GT_VEC];
             gt_load8(xr + c, f);
@@ -38,20 +44,21 @@ static __global__ void rmsnorm_fwd_kernel(bf16 *out, float *rstd, const bf16 *x,
     }
     float r = rsqrtf(gt_warp_sum(ss) * inv_c + eps);
     if (lane == 0) rstd[row] = r;
-    if (vec) {
+    if (!out) return;
+    bf16 *yr = out + (size_t)row * C;
+    if (vec_y) {
         for (int c = lane * GT_VEC; c < C; c += 32 * GT_VEC) {
             float f[GT_VEC], g[GT_VEC];
             gt_load8(xr + c, f);
             gt_load8(w + c, g);
 #pragma unroll
-            for (int j = 0; j < GT_VEC; j++) f[j] = (f[j] * r) * (1.0f + g[j]);
+            for (int j = 0; j < GT_VEC; j++) f[j] = gt_rmsnorm1(f[j], r, g[j]);
             gt_store8(yr + c, f);
         }
     } else {
-        for (int c = lane; c < C; c += 32) {
-            float f = __bfloat162float(xr[c]) * r;
-            yr[c] = __float2bfloat16_rn(f * (1.0f + __bfloat162float(w[c])));
-        }
+        for (int c = lane; c < C; c += 32)
+            yr[c] = __float2bfloat16_rn(
+                gt_rmsnorm1(__bfloat162float(xr[c]), r, __bfloat162float(w[c])));
     }
 }
 
@@ -188,17 +195,28 @@ static __global__ void rmsnorm_dw_reduce_kernel(float *dw, const float *part, in
     }
 }
 
+/* The row kernel; out NULL: rstd only. */
+static void launch_fwd(gt_backend *be, bf16 *out, float *rstd, const bf16 *x, const bf16 *w,
+                       float eps, int N, int C) {
+    int vec_x = C % GT_VEC == 0 && gt_aligned16(x);
+    int vec_y = vec_x && gt_aligned16(out) && gt_aligned16(w);
+    unsigned blocks = (unsigned)((N + FWD_ROWS_PER_BLOCK - 1) / FWD_ROWS_PER_BLOCK);
+    rmsnorm_fwd_kernel<<<blocks, 32 * FWD_ROWS_PER_BLOCK, 0, be->stream>>>(
+        out, rstd, x, w, eps, 1.0f / (float)C, N, C, vec_x, vec_y);
+    CUDA_CHECK_LAUNCH();
+}
+
 extern "C" void gt_cuda_rmsnorm_fwd(gt_backend *be, void *out, void *rstd, const void *x,
                                     const void *w, float eps, int N, int C) {
     if (N <= 0 || C <= 0) return;
     GT_NVTX_PUSH("rmsnorm_fwd");
-    int vec = C % GT_VEC == 0 && gt_aligned16(out) && gt_aligned16(x) && gt_aligned16(w);
-    unsigned blocks = (unsigned)((N + FWD_ROWS_PER_BLOCK - 1) / FWD_ROWS_PER_BLOCK);
-    rmsnorm_fwd_kernel<<<blocks, 32 * FWD_ROWS_PER_BLOCK, 0, be->stream>>>(
-        (bf16 *)out, (float *)rstd, (const bf16 *)x, (const bf16 *)w, eps, 1.0f / (float)C, N, C,
-        vec);
-    CUDA_CHECK_LAUNCH();
+    launch_fwd(be, (bf16 *)out, (float *)rstd, (const bf16 *)x, (const bf16 *)w, eps, N, C);
     GT_NVTX_POP();
+}
+
+void gt_cuda_rmsnorm_rstd(gt_backend *be, float *rstd, const void *x, float eps, int N, int C) {
+    if (N <= 0 || C <= 0) return;
+    launch_fwd(be, NULL, rstd, (const bf16 *)x, NULL, eps, N, C);
 }
 
 extern "C" void gt_cuda_rmsnorm_bwd(gt_backend *be, void *dx, void *dw, const void *dout,

@@ -21,13 +21,19 @@
  *      FP8 codes may differ by one code where h sits at an FP8 rounding boundary (counted; a few
  *      percent at most), h / da within bf16 rounding, amax within 2^-7;
  *      then one timing table of the fused ops against the composition at N = 4096, F = 16384;
- *  --small: (a) without the sweeps, (b) without the model shapes, (c), (d) on small shapes: for
- *      compute-sanitizer;
- *  --geglu: (d) and its timing table only;
+ *  (e) the fused RMSNorm + FP8 cast rmsnorm_fwd_fp8 against its contract, bit for bit: rmsnorm_fwd
+ *      then fp8_cast on the same device (bytes of rstd, y8, y8t, the bf16 y, amax bits), with the
+ *      variants of (d); at N = 4096 tokens, C = 2048 and 3072 (Gemma-2B, 7B; tiled kernel) and odd
+ *      shapes (partial tiles, N or C not multiples of 16, C not a multiple of 8, misaligned
+ *      outputs, misaligned inputs), both formats; against the "cpu" backend's fused op as in (d); then one timing
+ *      table against the composition at N = 4096, C = 2048 and 3072;
+ *  --small: (a) without the sweeps, (b) without the model shapes, (c), (d) and (e) on small shapes:
+ *      for compute-sanitizer;
+ *  --geglu: (d) and its timing table only;  --rmsnorm: (e) and its timing table only;
  *  --bench: FP8 GEMM TFLOP/s against BF16 (the same TN shape through matmul_fwd, and the model's
- *      BF16 backward GEMMs through matmul_bwd), the cast kernels' GB/s, and the fused GeGLU casts
- *      against geglu + fp8_cast (CUDA events, 3 warm-ups, median of 20, L2 flushed before each
- *      run).
+ *      BF16 backward GEMMs through matmul_bwd), the cast kernels' GB/s, and the fused GeGLU and
+ *      RMSNorm casts against the op + fp8_cast (CUDA events, 3 warm-ups, median of 20, L2 flushed
+ *      before each run).
  * Prints a table; exits non-zero on any failure. */
 #include <cuda_runtime.h>
 #include <math.h>
@@ -654,7 +660,92 @@ static void test_geglu_bwd_fp8(ctx *t, const geglu_case *c) {
     free(ab), free(dhb);
 }
 
-/* ---- (e) benchmark ---- */
+/* ---- (e) fused RMSNorm + FP8 cast ---- */
+
+typedef struct {
+    int N, C; /* x and y are [N, C] */
+    gt_dtype f;
+    int off;     /* element offset of the outputs: 1 misaligns y, y8, y8t (generic kernel) */
+    int xoff;    /* the same for x and w (the row kernel's scalar path too) */
+    float amax0; /* amax before the call */
+} rms_case;
+
+#define RMS_EPS 1e-6f
+
+/* rmsnorm_fwd_fp8 against rmsnorm_fwd + fp8_cast on the same device, bit for bit (rstd, y, y8,
+ * y8t, amax), for every variant of GEGLU_VARIANTS (act = y); then the last ("all") against the
+ * CPU backend's fused op, which computes in float with 1 / sqrtf (the GPU: rsqrtf) and casts the
+ * unrounded y: FP8 codes may differ by one where y sits at a rounding boundary (report_vs_cpu),
+ * y within bf16 rounding, rstd within 4e-3 too (in fact ~1e-7). x as rand_bf16 (magnitudes
+ * 2^-6 .. 2^3), gamma uniform in (-1, 1.5); the scale fmax / 8 saturates the largest |y|. */
+static void test_rmsnorm_fwd_fp8(ctx *t, const rms_case *c) {
+    const int N = c->N, C = c->C, off = c->off, xoff = c->xoff;
+    const size_t n = (size_t)N * C;
+    uint16_t *xb = rand_bf16(t, n), *wb = gt_malloc((size_t)C * 2);
+    for (int i = 0; i < C; i++) wb[i] = gt_f32_to_bf16(uni(t, -1, 1.5f));
+    float scale = fmax_of(c->f) / 8;
+    uint16_t *x = dalloc(t, (n + xoff) * 2), *w = dalloc(t, ((size_t)C + xoff) * 2);
+    up(t, x + xoff, xb, n * 2);
+    up(t, w + xoff, wb, (size_t)C * 2);
+    float *dscale = dscalar(t, scale), *damax = dscalar(t, c->amax0), *dfamax = dscalar(t, 0);
+    /* the composition */
+    uint16_t *y = (uint16_t *)dpoison(t, (n + off) * 2);
+    float *rstd = (float *)dpoison(t, ((size_t)N + off) * 4);
+    uint8_t *q = dpoison(t, n + off), *qt = dpoison(t, n + off);
+    t->gpu->rmsnorm_fwd(t->gbe, y + off, rstd + off, x + xoff, w + xoff, RMS_EPS, N, C);
+    t->gpu->fp8_cast(t->gbe, q + off, qt + off, y + off, N, C, c->f, dscale, damax);
+    float want = getf(t, damax);
+    /* the fused op, every variant; poisoned outputs */
+    uint16_t *fy = (uint16_t *)dalloc(t, (n + off) * 2);
+    float *frstd = dalloc(t, ((size_t)N + off) * 4);
+    uint8_t *fq = dalloc(t, n + off), *fqt = dalloc(t, n + off);
+    cudaStream_t s = gt_cuda_stream(t->gbe);
+    size_t bad = 0;
+    for (size_t v = 0; v < GEGLU_NV; v++) {
+        const geglu_variant *k = &GEGLU_VARIANTS[v];
+        CK(cudaMemsetAsync(fy, 0xa5, (n + off) * 2, s));
+        CK(cudaMemsetAsync(frstd, 0xa5, ((size_t)N + off) * 4, s));
+        CK(cudaMemsetAsync(fq, 0xa5, n + off, s));
+        CK(cudaMemsetAsync(fqt, 0xa5, n + off, s));
+        up(t, dfamax, &c->amax0, 4);
+        t->gpu->rmsnorm_fwd_fp8(t->gbe, k->act ? fy + off : NULL, k->q ? fq + off : NULL,
+                                k->qt ? fqt + off : NULL, frstd + off, x + xoff, w + xoff,
+                                RMS_EPS, N, C, c->f, dscale, dfamax);
+        size_t b = bitsf(getf(t, dfamax)) != bitsf(want);
+        b += ddiff(t, frstd + off, rstd + off, (size_t)N * 4);
+        if (k->act) b += ddiff(t, fy + off, y + off, n * 2);
+        if (k->q) b += ddiff(t, fq + off, q + off, n);
+        if (k->qt) b += ddiff(t, fqt + off, qt + off, n);
+        if (b) printf("  rmsnorm_fwd_fp8 %s: %zu bytes + amax differ\n", k->name, b);
+        bad += b;
+    }
+    char what[80], shape[48];
+    snprintf(shape, sizeof shape, "%dx%d%s%s", N, C,
+             xoff ? " misaligned" : off ? " y misaligned" : "", c->amax0 > 0 ? " amax0" : "");
+    snprintf(what, sizeof what, "rmsnorm_fwd_fp8 %s vs comp.", fname(c->f));
+    report(t, what, shape, (double)bad, 0, "bytes + amax differing from rmsnorm_fwd + fp8_cast");
+    /* the CPU backend's fused op, in float, against the last variant (every output) */
+    float *xf = bf16_to_floats(xb, n), *wf = bf16_to_floats(wb, (size_t)C);
+    float *cy = gt_malloc(n * sizeof(float)), *crstd = gt_malloc((size_t)N * sizeof(float));
+    float *grstd = gt_malloc((size_t)N * sizeof(float)), camax = c->amax0;
+    uint8_t *cq = gt_malloc(n), *cqt = gt_malloc(n);
+    t->cpu->rmsnorm_fwd_fp8(t->cbe, cy, cq, cqt, crstd, xf, wf, RMS_EPS, N, C, c->f, &scale,
+                            &camax);
+    size_t far = 0;
+    double tol = noise_tol(cy, n, scale);
+    size_t cd = codes_vs_cpu(t, fq + off, cq, n, c->f, tol, &far) +
+                codes_vs_cpu(t, fqt + off, cqt, n, c->f, tol, &far);
+    down(t, grstd, frstd + off, (size_t)N * 4);
+    double act_err = fmax(bf16_vs_cpu(t, fy + off, cy, n), rel_err(grstd, crstd, (size_t)N));
+    snprintf(what, sizeof what, "rmsnorm_fwd_fp8 %s vs cpu", fname(c->f));
+    report_vs_cpu(t, what, shape, 2 * n, cd, far, act_err, getf(t, dfamax), camax);
+    dfree(t, x), dfree(t, w), dfree(t, dscale), dfree(t, damax), dfree(t, dfamax), dfree(t, y),
+        dfree(t, rstd), dfree(t, q), dfree(t, qt), dfree(t, fy), dfree(t, frstd), dfree(t, fq),
+        dfree(t, fqt);
+    free(xb), free(wb), free(xf), free(wf), free(cy), free(crstd), free(grstd), free(cq), free(cqt);
+}
+
+/* ---- (f) benchmark ---- */
 
 #define WARMUP 3
 #define REPS 20
@@ -677,8 +768,9 @@ static void *bbuf(bench *b, size_t bytes, int bf16) {
 
 typedef struct {
     int kind; /* 0 FP8 GEMM, 1 BF16 matmul_fwd, 2 BF16 matmul_bwd, 3 fp8_cast, 4 copy,
-                 5 geglu_fwd_fp8, 6 geglu_fwd + fp8_cast, 7 geglu_bwd_fp8, 8 geglu_bwd + fp8_cast */
-    void *d, *a, *b, *c, *e;
+                 5 geglu_fwd_fp8, 6 geglu_fwd + fp8_cast, 7 geglu_bwd_fp8, 8 geglu_bwd + fp8_cast,
+                 9 rmsnorm_fwd_fp8, 10 rmsnorm_fwd + fp8_cast */
+    void *d, *a, *b, *c, *e, *r;
     float *sa, *sb;
     int M, N, K, out_grad, fast;
     gt_dtype af, bf;
@@ -712,6 +804,15 @@ static void run_job(ctx *t, const job *j) {
     case 8:
         t->gpu->geglu_bwd(t->gbe, j->b, j->e, j->a, j->gelu, j->M, j->N);
         t->gpu->fp8_cast(t->gbe, j->d, j->c, j->b, j->M, 2 * j->N, j->af, j->sa, j->sb);
+        break;
+    /* RMSNorm, N = M rows, C = N: a = x, e = w, r = rstd, b = y (ACT), d = y8, c = y8t */
+    case 9:
+        t->gpu->rmsnorm_fwd_fp8(t->gbe, j->b, j->d, j->c, j->r, j->a, j->e, RMS_EPS, j->M, j->N,
+                                j->af, j->sa, j->sb);
+        break;
+    case 10:
+        t->gpu->rmsnorm_fwd(t->gbe, j->b, j->r, j->a, j->e, RMS_EPS, j->M, j->N);
+        t->gpu->fp8_cast(t->gbe, j->d, j->c, j->b, j->M, j->N, j->af, j->sa, j->sb);
         break;
     default: t->gpu->copy(t->gbe, j->d, j->a, (size_t)j->M * j->N); break;
     }
@@ -861,6 +962,47 @@ static void bench_geglu(bench *b) {
         dfree(t, j.sb);
 }
 
+/* The fused RMSNorm cast against rmsnorm_fwd + fp8_cast at N = 4096 tokens, C = 2048 (Gemma-2B)
+ * and 3072 (Gemma-7B), E4M3 (the QKV / fc1 inputs). GB/s counts the bytes each version moves in
+ * DRAM terms, per element of y: fused 2 (pass 1 reads x) + 2 (pass 2 reads x again) + 2 written
+ * (y8, y8t) + 2 with y; composition 2 + 2 (rmsnorm_fwd: x, y) + 2 + 2 (fp8_cast: y, y8 + y8t). */
+static void bench_rmsnorm(bench *b) {
+    ctx *t = b->t;
+    const int N = 4096, Cs[2] = {2048, 3072};
+    char dev[128];
+    gt_cuda_device_name(t->gbe, dev, sizeof dev);
+    printf("\n=== fused RMSNorm + FP8 cast on %s, N=%d (median of %d after %d warm-ups, L2 "
+           "flushed)\n",
+           dev, N, REPS, WARMUP);
+    printf("%-46s %9s %9s %8s\n", "", "ms", "GB/s", "speedup");
+    for (int i = 0; i < 2; i++) {
+        const int C = Cs[i];
+        const size_t n = (size_t)N * C;
+        job j = {0};
+        j.M = N, j.N = C, j.af = GT_E4M3;
+        j.a = bbuf(b, n * 2, 1), j.e = bbuf(b, (size_t)C * 2, 1), j.r = dalloc(t, (size_t)N * 4);
+        j.b = dalloc(t, n * 2), j.d = dalloc(t, n), j.c = dalloc(t, n);
+        j.sa = dscalar(t, 100.0f), j.sb = dscalar(t, 0.0f);
+        j.kind = 10;
+        double tc = time_job(b, &j), bc = (double)n * 8;
+        void *keep = j.b;
+        j.kind = 9;
+        double tf1 = time_job(b, &j), b1 = (double)n * 8; /* with y */
+        j.b = NULL;
+        double tf0 = time_job(b, &j), b0 = (double)n * 6; /* the model's call */
+        j.b = keep;
+        char line[64];
+        snprintf(line, sizeof line, "rmsnorm_fwd + fp8_cast C=%d", C);
+        printf("%-46s %9.3f %9.1f %8s\n", line, tc, bc / tc * 1e-6, "1.00x");
+        snprintf(line, sizeof line, "rmsnorm_fwd_fp8 C=%d (y + fp8 + fp8t)", C);
+        printf("%-46s %9.3f %9.1f %7.2fx\n", line, tf1, b1 / tf1 * 1e-6, tc / tf1);
+        snprintf(line, sizeof line, "rmsnorm_fwd_fp8 C=%d (fp8 + fp8t)", C);
+        printf("%-46s %9.3f %9.1f %7.2fx\n", line, tf0, b0 / tf0 * 1e-6, tc / tf0);
+        dfree(t, j.a), dfree(t, j.e), dfree(t, j.r), dfree(t, j.b), dfree(t, j.d), dfree(t, j.c),
+            dfree(t, j.sa), dfree(t, j.sb);
+    }
+}
+
 static void run_bench(ctx *t) {
     bench b;
     bench_open(t, &b);
@@ -890,6 +1032,7 @@ static void run_bench(ctx *t) {
            2.0 * (1 << 30) / ms * 1e-6);
     dfree(t, c.a), dfree(t, c.d);
     bench_geglu(&b);
+    bench_rmsnorm(&b);
     bench_close(&b);
 }
 
@@ -897,17 +1040,18 @@ int main(int argc, char **argv) {
     int bench_only = argc > 1 && strcmp(argv[1], "--bench") == 0;
     int small = argc > 1 && strcmp(argv[1], "--small") == 0; /* compute-sanitizer: small shapes */
     int geglu_only = argc > 1 && strcmp(argv[1], "--geglu") == 0;
+    int rms_only = argc > 1 && strcmp(argv[1], "--rmsnorm") == 0;
+    int fused_only = geglu_only || rms_only; /* one fused-op section, without (a) - (c) */
     GT_ASSERT(gt_cuda_device_count() > 0, "test_gpu_fp8 needs a CUDA device");
-    ctx t = {gt_cpu_ops(), gt_cuda_ops(), gt_cpu_backend_create(), gt_cuda_backend_create(0),
-             12345, 0, 0};
+    ctx t = {gt_cpu_ops(), gt_cuda_ops(), gt_cpu_backend_create(), gt_cuda_backend_create(0), 12345, 0, 0};
     GT_ASSERT(t.gpu->fp8_cast && t.gpu->matmul_fp8 && t.gpu->fp8_update && t.gpu->geglu_fwd_fp8 &&
-                  t.gpu->geglu_bwd_fp8,
+                  t.gpu->geglu_bwd_fp8 && t.gpu->rmsnorm_fwd_fp8,
               "the cuda backend has no FP8 ops");
     if (bench_only) {
         run_bench(&t);
     } else {
         printf("%-34s %-24s %11s %9s  %-4s %s\n", "test", "shape", "err/diffs", "tol", "", "note");
-        if (!small && !geglu_only) {
+        if (!small && !fused_only) {
             test_convert(&t);
             test_cast_sweep(&t, GT_E4M3);
             test_cast_sweep(&t, GT_E5M2);
@@ -920,17 +1064,17 @@ int main(int argc, char **argv) {
             {4096, 2048, E4, 0, 0, 0, 0}, {333, 77, E4, 0, 0, 1, 1e30f}, {3, 5, E5, 1, 1, 0, 0},
             {17, 33, E4, 1, 1, 0, 0}, {129, 7, E5, 1, 1, 0, 0}, {64, 64, E4, 1, 1, 1, 0},
         };
-        for (size_t i = 0; i < sizeof C / sizeof C[0] && !geglu_only; i++)
+        for (size_t i = 0; i < sizeof C / sizeof C[0] && !fused_only; i++)
             if (!small || (size_t)C[i].rows * C[i].cols <= 65536) test_cast_case(&t, &C[i]);
-        for (int i = 0; i < MODEL_TESTED && !small && !geglu_only; i++) test_gemm(&t, &MODEL[i], 8);
+        for (int i = 0; i < MODEL_TESTED && !small && !fused_only; i++) test_gemm(&t, &MODEL[i], 8);
         const gemm_case O[] = {
             {"odd", 1, 16, 16, E4, E4, 0, 0, 0},      {"odd", 33, 48, 80, E4, E4, 0, 0, 0},
             {"odd", 272, 144, 208, E5, E4, 0, 0, 0},  {"odd", 100, 400, 1008, E4, E5, 0, 0, 0},
             {"odd", 17, 4112, 48, E5, E4, 1, 0, 0},   {"odd", 240, 96, 1040, E4, E5, 1, 0, 0},
         };
-        for (size_t i = 0; i < sizeof O / sizeof O[0] && !geglu_only; i++) test_gemm(&t, &O[i], 0);
+        for (size_t i = 0; i < sizeof O / sizeof O[0] && !fused_only; i++) test_gemm(&t, &O[i], 0);
         const int lens[] = {1, 5, 300, 1024};
-        for (int li = 0; li < 4 && !geglu_only; li++)
+        for (int li = 0; li < 4 && !fused_only; li++)
             for (int algo = 0; algo < 2; algo++)
                 test_update(&t, lens[li], algo, (float)(li & 1) * 2, (li + algo) & 1);
         /* N, F of h; the first is Gemma-2B's (tiled); then partial tiles (tiled), F or N not a
@@ -938,7 +1082,7 @@ int main(int argc, char **argv) {
         const int GS[][3] = {{4096, 16384, 0}, {144, 272, 0}, {16, 16, 0}, {272, 144, 0},
                              {17, 40, 0},      {40, 48, 0},   {33, 7, 0},  {1, 1, 0},
                              {64, 64, 1}};
-        for (size_t i = 0; i < sizeof GS / sizeof GS[0]; i++)
+        for (size_t i = 0; i < sizeof GS / sizeof GS[0] && !rms_only; i++)
             for (int k = 0; k < 2; k++)
                 for (int fi = 0; fi < 2; fi++) {
                     if (small && (size_t)GS[i][0] * GS[i][1] > 65536) continue;
@@ -948,11 +1092,29 @@ int main(int argc, char **argv) {
                     test_geglu_fwd_fp8(&t, &g);
                     test_geglu_bwd_fp8(&t, &g);
                 }
+        /* N, C of y, output and input offsets: Gemma-2B's and Gemma-7B's hidden sizes at 4096
+         * tokens (tiled); partial tiles (tiled); N or C not a multiple of 16 (generic; C = 40 and
+         * 2056 with the row kernel's 16-byte path, C = 7 without); misaligned outputs (generic,
+         * the row kernel's 16-byte sum with its scalar output loop); everything misaligned
+         * (generic, scalar row kernel) */
+        const int RS[][4] = {{4096, 2048, 0, 0}, {4096, 3072, 0, 0}, {144, 272, 0, 0},
+                             {16, 16, 0, 0},     {272, 144, 0, 0},   {17, 40, 0, 0},
+                             {40, 48, 0, 0},     {48, 40, 0, 0},     {64, 2056, 0, 0},
+                             {33, 7, 0, 0},      {1, 1, 0, 0},       {64, 64, 1, 0},
+                             {64, 64, 1, 1}};
+        for (size_t i = 0; i < sizeof RS / sizeof RS[0] && !geglu_only; i++)
+            for (int fi = 0; fi < 2; fi++) {
+                if (small && (size_t)RS[i][0] * RS[i][1] > 65536) continue;
+                rms_case r = {RS[i][0], RS[i][1], fi ? E5 : E4, RS[i][2], RS[i][3],
+                              (i + fi) % 4 == 3 ? 1e6f : 0.0f};
+                test_rmsnorm_fwd_fp8(&t, &r);
+            }
         printf("test_gpu_fp8: %d passed, %d failed\n", t.passed, t.failed);
         if (!small) { /* the timing lines (not pass/fail) */
             bench b;
             bench_open(&t, &b);
-            bench_geglu(&b);
+            if (!rms_only) bench_geglu(&b);
+            if (!geglu_only) bench_rmsnorm(&b);
             bench_close(&b);
         }
     }
