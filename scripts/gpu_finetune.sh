@@ -18,6 +18,8 @@
 #   tp2      the same BF16 fine-tune at tp=2 (configs/gemma-2b-tp2.yaml, mpirun -np 2, $TP2_STEPS
 #            steps), and with TP2_REF=1 (default) the same steps at tp=1 on the same machine to
 #            compare with (needs 2 GPUs)
+#   tp2-fp8  the same with FP8 (the tp=2 config with fp8.enabled and 10 calibration steps, as
+#            configs/gemma-2b-1gpu-fp8.yaml), against configs/gemma-2b-1gpu-fp8.yaml at tp=1
 #   resume   resume-bf16 and resume-fp8: 30 steps uninterrupted vs. stopped (SIGTERM) after step
 #            20 and resumed to 30, Gemma-2B from its random init, seq $RESUME_SEQ: the losses and
 #            gradient norms of steps 21-30 (metrics.h5) must be bitwise equal
@@ -234,31 +236,37 @@ sec_1gpu() {
 }
 
 # ---------------------------------------------------------------------------------------------- tp2
-sec_tp2() {
+sec_tp2() { # bf16 | fp8
+    local prec=$1 name=tp2 ref=configs/gemma-2b-1gpu.yaml prec_set=()
+    if [ "$prec" = fp8 ]; then
+        name=tp2-fp8 ref=configs/gemma-2b-1gpu-fp8.yaml
+        prec_set=(--set fp8.enabled=true --set fp8.calibration_steps=10)
+    fi
     if [ "$(ngpus)" -lt 2 ]; then
-        say "tp2: SKIP: needs 2 GPUs, this machine has $(ngpus)"
+        say "$name: SKIP: needs 2 GPUs, this machine has $(ngpus)"
         return 0
     fi
     setup && hf_init || return 1
     need_gb 40 "the tp=2 run's end-of-run checkpoint (35 GB)" || return 1
-    rm -rf $G/tp2 $G/tp1-ref
-    train_run tp2 2 --config configs/gemma-2b-tp2.yaml --run-dir $G/tp2 --set train.steps=$TP2_STEPS "${FT[@]}"
+    rm -rf "$G/$name" "$G/$name-ref"
+    train_run $name 2 --config configs/gemma-2b-tp2.yaml --run-dir "$G/$name" --set train.steps=$TP2_STEPS \
+        "${FT[@]}" "${prec_set[@]}"
     local rc=$?
-    local runs=("$G/tp2/metrics.h5") labels=tp2
-    drop_ckpts $G/tp2
-    plot $G/tp2 tp2
+    local runs=("$G/$name/metrics.h5") labels=$name
+    drop_ckpts "$G/$name"
+    plot "$G/$name" $name
     if [ "$TP2_REF" = 1 ]; then
-        train_run tp1-ref 1 --config configs/gemma-2b-1gpu.yaml --run-dir $G/tp1-ref --set train.steps=$TP2_STEPS "${FT[@]}"
-        drop_ckpts $G/tp1-ref
-        plot $G/tp1-ref tp1-ref
-        runs=("$G/tp1-ref/metrics.h5" "$G/tp2/metrics.h5") labels=tp1,tp2
+        train_run $name-ref 1 --config $ref --run-dir "$G/$name-ref" --set train.steps=$TP2_STEPS "${FT[@]}"
+        drop_ckpts "$G/$name-ref"
+        plot "$G/$name-ref" $name-ref
+        runs=("$G/$name-ref/metrics.h5" "$G/$name/metrics.h5") labels="tp1 $prec,tp2 $prec"
     fi
     local cmp
-    cmp=$($PY scripts/gpu_compare_runs.py "${runs[@]}" --labels $labels --target 0.01 2>&1)
-    echo "$cmp" >$G/logs/tp2-compare.txt
-    say "tp2: tp=2 run exit $rc ($TP2_STEPS steps, $(grep -m1 'gemmatron train:' $G/logs/tp2.log | sed 's/.*, on //'))" \
-        "tp2: end-of-run checkpoint: $(ckpt_line $G/logs/tp2.log | sed 's/^checkpoint: //')" \
-        "$(echo "$cmp" | sed 's/^/tp2: /')"
+    cmp=$($PY scripts/gpu_compare_runs.py "${runs[@]}" --labels "$labels" --target 0.01 2>&1)
+    echo "$cmp" >$G/logs/$name-compare.txt
+    say "$name: tp=2 run exit $rc ($TP2_STEPS steps, $(grep -m1 'gemmatron train:' $G/logs/$name.log | sed 's/.*, on //'))" \
+        "$name: end-of-run checkpoint: $(ckpt_line $G/logs/$name.log | sed 's/^checkpoint: //')" \
+        "$(echo "$cmp" | sed "s/^/$name: /")"
 }
 
 # ---------------------------------------------------------------------------------------------- resume
@@ -437,14 +445,15 @@ for s in "$@"; do
     case $s in
     setup) setup && hf_init ;;
     1gpu) sec_1gpu ;;
-    tp2) sec_tp2 ;;
+    tp2) sec_tp2 bf16 ;;
+    tp2-fp8) sec_tp2 fp8 ;;
     resume) sec_resume_one bf16; sec_resume_one fp8 ;;
     resume-bf16) sec_resume_one bf16 ;;
     resume-fp8) sec_resume_one fp8 ;;
     export) sec_export ;;
     ckpt7b) sec_ckpt7b ;;
     disk) sec_disk ;;
-    *) echo "unknown section '$s' (setup 1gpu tp2 resume resume-bf16 resume-fp8 export ckpt7b disk)"; exit 2 ;;
+    *) echo "unknown section '$s' (setup 1gpu tp2 tp2-fp8 resume resume-bf16 resume-fp8 export ckpt7b disk)"; exit 2 ;;
     esac
     rc=$?
     [ $rc -ne 0 ] && status=$rc && say "$s: section ended with status $rc"
