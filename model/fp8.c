@@ -107,7 +107,10 @@ void gt_model_fp8_free(gt_model *m) {
     m->fp8 = NULL;
 }
 
-void gt_model_fp8_calibrate(gt_model *m, int on) { m->fp8->calibrating = on; }
+void gt_model_fp8_calibrate(gt_model *m, int on) {
+    if (m->fp8->calibrating && !on) gt_model_release_bf16_inputs(m);
+    m->fp8->calibrating = on;
+}
 void gt_model_fp8_weights_changed(gt_model *m) {
     if (m->fp8) m->fp8->weights_stale = 1;
 }

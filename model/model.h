@@ -8,16 +8,16 @@
 
 typedef struct {
     void *res;       /* [N, C] residual entering the layer */
-    void *ln1;       /* [N, C]; unwritten when QKV runs in FP8 via rmsnorm_fwd_fp8 */
+    void *ln1;       /* [N, C]; NULL until QKV reads it in BF16 (not with rmsnorm_fwd_fp8) */
     void *rstd1;     /* [N] STAT */
     void *qkv;       /* [N, Q] after RoPE */
     void *att;       /* [N, Hq*D] */
     void *lse;       /* [B, Hq, T] STAT */
     void *res_mid;   /* [N, C] residual after attention */
-    void *ln2;       /* [N, C]; unwritten when fc1 runs in FP8 via rmsnorm_fwd_fp8 */
+    void *ln2;       /* [N, C]; NULL until fc1 reads it in BF16 (not with rmsnorm_fwd_fp8) */
     void *rstd2;     /* [N] STAT */
     void *fc1;       /* [N, 2F] */
-    void *h;         /* [N, F] GeGLU output; unwritten when fc2 runs in FP8 via geglu_fwd_fp8 */
+    void *h;         /* [N, F] GeGLU output; NULL until fc2 reads it in BF16 (not with geglu_fwd_fp8) */
 } gt_layer_acts;
 
 typedef struct {
@@ -79,8 +79,13 @@ void gt_model_export_tensor(const gt_model *m, int grads, const char *name, floa
  * (grads = 0) or gradients (grads = 1). With export, moves a model between layouts. */
 void gt_model_import_tensor(gt_model *m, int grads, const char *name, const float *full);
 
-/* Sizes activation buffers for micro-batches of B sequences of T tokens. */
+/* Sizes activation buffers for micro-batches of B sequences of T tokens. The BF16 GEMM inputs ln1,
+ * ln2 and h are allocated by the first forward that runs their GEMM in BF16. */
 void gt_model_alloc_batch(gt_model *m, int B, int T);
+
+/* Frees ln1, ln2 and h of every layer (FP8 calibration ends: the FP8 GEMMs no longer read them; a
+ * later BF16 forward allocates them again). */
+void gt_model_release_bf16_inputs(gt_model *m);
 
 /* Uploads a micro-batch: tokens, targets (next token id, or -1 for none), positions, and segment
  * ids (NULL: every sequence is one segment), each [B*T] host arrays. */

@@ -78,6 +78,7 @@ static void check_fp8(gt_check *c, const gt_config *cfg, gt_backend *be, int hea
         gt_model_forward(&m, 1, 1.0f, NULL);
         gt_model_backward(&m);
     }
+    gt_check_true(c, m.acts[0].ln1 && m.acts[0].ln2 && m.acts[0].h, "calibration's BF16 GEMMs without their inputs");
     gt_model_fp8_calibrate(&m, 0);
     gt_model_zero_grads(&m);
     int moved = 0, finite = 1;
@@ -89,6 +90,10 @@ static void check_fp8(gt_check *c, const gt_config *cfg, gt_backend *be, int hea
 
     double lf[STEPS];
     run(&m, lf);
+    /* the FP8 GEMMs read the fused casts' copies: the BF16 ln1, ln2 and h are never allocated */
+    int stored = 0;
+    for (int l = 0; l < cfg->num_hidden_layers; l++) stored += !!m.acts[l].ln1 + !!m.acts[l].ln2 + !!m.acts[l].h;
+    gt_check_true(c, stored == 0, "lm_head=%d: %d BF16 GEMM inputs allocated in FP8 training", head, stored);
     /* Single steps differ by the FP8 noise the trajectory picks up; the loss level must not. */
     double worst = 0, mf = 0, mr = 0;
     for (int s = 0; s < STEPS; s++) worst = fmax(worst, fabs(lf[s] - lr[s]) / lr[s]);
