@@ -173,6 +173,31 @@ static __device__ __forceinline__ uint32_t blk(uint32_t tile, uint32_t lanepart,
     return tile + lanepart + toff<RB>(r0, c0);
 }
 
+/* acc[DB][4] (a warp's 16 rows x DB*8 head dims, fp32) += a . tile: a = the warp's 16 x BC bf16 A
+ * fragments (P in the forward, dS in dQ's kernel), tile = BC keys x DB*8 dims in shared memory (V,
+ * or K), read transposed by ldmatrix. 16 dims (two n-blocks) per step, the tile's fragments of step
+ * j+1 loaded before the MMAs of step j. lc: lane_bcol<RB>(lane). */
+template <int RB, int BC, int DB>
+static __device__ __forceinline__ void mma_rows_tile(float (&acc)[DB][4], const uint32_t (&a)[BC / 16][4],
+                                                     uint32_t tile, uint32_t lc) {
+    uint32_t fb[2][BC / 16][4];
+#pragma unroll
+    for (int kk = 0; kk < BC / 16; kk++) ldsm4t(fb[0][kk], blk<RB>(tile, lc, kk * 16, 0));
+#pragma unroll
+    for (int j = 0; j < DB / 2; j++) {
+        const int cur = j & 1;
+        if (j + 1 < DB / 2) {
+#pragma unroll
+            for (int kk = 0; kk < BC / 16; kk++) ldsm4t(fb[cur ^ 1][kk], blk<RB>(tile, lc, kk * 16, 2 * j + 2));
+        }
+#pragma unroll
+        for (int kk = 0; kk < BC / 16; kk++) {
+            mma16816(acc[2 * j], a[kk], fb[cur][kk][0], fb[cur][kk][1]);
+            mma16816(acc[2 * j + 1], a[kk], fb[cur][kk][2], fb[cur][kk][3]);
+        }
+    }
+}
+
 #define FA_THREADS 256
 #define FA_BR 128 /* query rows of a forward / dQ block: 16 per warp */
 

@@ -104,25 +104,7 @@ __global__ void __launch_bounds__(FA_THREADS, 1)
             da[j >> 1][(j & 1) * 2] = pack_bf16(ds[0], ds[1]);
             da[j >> 1][(j & 1) * 2 + 1] = pack_bf16(ds[2], ds[3]);
         }
-        /* dQ += dS K: k = the tile's keys, n = head dims; K fragments of step j+1 loaded before
-         * the MMAs of step j. */
-        uint32_t fb[2][BC / 16][4];
-#pragma unroll
-        for (int kk = 0; kk < BC / 16; kk++) ldsm4t(fb[0][kk], blk<RB>(tK, lc, kk * 16, 0));
-#pragma unroll
-        for (int j = 0; j < DB / 2; j++) {
-            const int cur = j & 1;
-            if (j + 1 < DB / 2) {
-#pragma unroll
-                for (int kk = 0; kk < BC / 16; kk++)
-                    ldsm4t(fb[cur ^ 1][kk], blk<RB>(tK, lc, kk * 16, 2 * j + 2));
-            }
-#pragma unroll
-            for (int kk = 0; kk < BC / 16; kk++) {
-                mma16816(dq[2 * j], da[kk], fb[cur][kk][0], fb[cur][kk][1]);
-                mma16816(dq[2 * j + 1], da[kk], fb[cur][kk][2], fb[cur][kk][3]);
-            }
-        }
+        mma_rows_tile<RB, BC, DB>(dq, da, tK, lc); /* dQ += dS K */
     }
 
     /* Stage dQ like the forward stages O: in this warp's own Q rows, after its last reads. */

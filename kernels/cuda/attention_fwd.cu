@@ -114,25 +114,7 @@ __global__ void __launch_bounds__(FA_THREADS, 1)
             pa[j >> 1][(j & 1) * 2] = pack_bf16(p[0], p[1]);
             pa[j >> 1][(j & 1) * 2 + 1] = pack_bf16(p[2], p[3]);
         }
-        /* O += P V: k = the tile's keys, n = head dims, 16 dims (two n-blocks) per step, the V
-         * fragments of step j+1 loaded before the MMAs of step j. */
-        uint32_t fv[2][BC / 16][4];
-#pragma unroll
-        for (int kk = 0; kk < BC / 16; kk++) ldsm4t(fv[0][kk], blk<RB>(tV, lc, kk * 16, 0));
-#pragma unroll
-        for (int j = 0; j < DB / 2; j++) {
-            const int cur = j & 1;
-            if (j + 1 < DB / 2) {
-#pragma unroll
-                for (int kk = 0; kk < BC / 16; kk++)
-                    ldsm4t(fv[cur ^ 1][kk], blk<RB>(tV, lc, kk * 16, 2 * j + 2));
-            }
-#pragma unroll
-            for (int kk = 0; kk < BC / 16; kk++) {
-                mma16816(o[2 * j], pa[kk], fv[cur][kk][0], fv[cur][kk][1]);
-                mma16816(o[2 * j + 1], pa[kk], fv[cur][kk][2], fv[cur][kk][3]);
-            }
-        }
+        mma_rows_tile<RB, BC, DB>(o, pa, tV, lc); /* O += P V */
     }
 
     float inv[2];

@@ -57,14 +57,10 @@ static __global__ void __launch_bounds__(CAST_THREADS, 4) /* 64 registers: 4 blo
             float v[16];
             gt_unpack8_bf16(raw[k][0], v);
             gt_unpack8_bf16(raw[k][1], v + 8);
-            uint4 q = gt_fp8_cast16<F>(v, s, m);
-            if (out) *(uint4 *)(out + (size_t)(r0 + tr) * cols + c0 + ch * 16) = q;
-            if (out_t) tile[tr][gt_fp8_tile_slot(tr, ch)] = q;
+            gt_fp8_put16(gt_fp8_cast16<F>(v, s, m), out, (size_t)(r0 + tr) * cols + c0 + ch * 16, tile, out_t,
+                         tr, ch);
         }
-        if (!out_t) continue;
-        __syncthreads();
-        gt_fp8_tile_store_t(tile, out_t, r0, c0, rows, cols);
-        __syncthreads(); /* the next tile overwrites the shared tile */
+        if (out_t) gt_fp8_tile_flush(tile, out_t, r0, c0, rows, cols);
     }
     gt_block_amax(m, amax);
 }

@@ -116,6 +116,24 @@ static __device__ __forceinline__ void gt_fp8_tile_store_t(const gt_fp8_tile &ti
     }
 }
 
+/* Phase 1's store of a chunk's 16 codes q (tile row tr, chunk ch): to the row-major copy at
+ * out + at (if out) and into the shared tile (if the transposed copy out_t is wanted). */
+static __device__ __forceinline__ void gt_fp8_put16(uint4 q, uint8_t *out, size_t at, gt_fp8_tile &tile,
+                                                    const uint8_t *out_t, int tr, int ch) {
+    if (out) *(uint4 *)(out + at) = q;
+    if (out_t) tile[tr][gt_fp8_tile_slot(tr, ch)] = q;
+}
+
+/* Phase 2 between the barriers it needs: every phase-1 store into the tile is done before it, and
+ * the tile is read out before the next tile's phase 1 overwrites it. Every thread of the block
+ * calls it. */
+static __device__ __forceinline__ void gt_fp8_tile_flush(const gt_fp8_tile &tile, uint8_t *out_t, int r0,
+                                                         int c0, int rows, int cols) {
+    __syncthreads();
+    gt_fp8_tile_store_t(tile, out_t, r0, c0, rows, cols);
+    __syncthreads();
+}
+
 /* Blocks that fit on the chip at once for `kernel` (a grid-stride kernel needs no more). */
 template <typename K>
 static unsigned gt_resident_blocks(const gt_backend *be, K kernel, int threads) {

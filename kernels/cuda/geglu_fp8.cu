@@ -94,15 +94,10 @@ static __global__ void __launch_bounds__(THREADS, MIN_BLOCKS)
                 uint4 hw[2];
                 gt_round_bf16x16(v, hw);
                 if (h) gt_store16_bf16(h + at, hw);
-                uint4 q = gt_fp8_cast16<F8>(v, s, m);
-                if (h8) *(uint4 *)(h8 + at) = q;
-                if (h8t) tile[tr][gt_fp8_tile_slot(tr, ch)] = q;
+                gt_fp8_put16(gt_fp8_cast16<F8>(v, s, m), h8, at, tile, h8t, tr, ch);
             }
         }
-        if (!h8t) continue;
-        __syncthreads();
-        gt_fp8_tile_store_t(tile, h8t, r0, c0, N, F);
-        __syncthreads(); /* the next tile overwrites the shared tile */
+        if (h8t) gt_fp8_tile_flush(tile, h8t, r0, c0, N, F);
     }
     gt_block_amax(m, amax);
 }

@@ -98,14 +98,9 @@ static __global__ void __launch_bounds__(THREADS, MIN_BLOCKS)
             uint4 yw[2];
             gt_round_bf16x16(v, yw);
             if (y) gt_store16_bf16(y + at, yw);
-            uint4 q = gt_fp8_cast16<F8>(v, s, m);
-            if (y8) *(uint4 *)(y8 + at) = q;
-            if (y8t) tile[tr][gt_fp8_tile_slot(tr, ch)] = q;
+            gt_fp8_put16(gt_fp8_cast16<F8>(v, s, m), y8, at, tile, y8t, tr, ch);
         }
-        if (!y8t) continue;
-        __syncthreads();
-        gt_fp8_tile_store_t(tile, y8t, r0, c0, N, C);
-        __syncthreads(); /* the next tile overwrites the shared tile */
+        if (y8t) gt_fp8_tile_flush(tile, y8t, r0, c0, N, C);
     }
     gt_block_amax(m, amax);
 }
