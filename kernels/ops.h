@@ -83,7 +83,8 @@ typedef struct gt_ops {
 
     /* ---- linear layers: y[N,OC] = x[N,IC] W[OC,IC]^T ---- */
     void (*matmul_fwd)(gt_backend *be, void *y, const void *x, const void *w, int N, int IC, int OC);
-    /* dx[N,IC] = dy W (ACT, overwritten; skipped when dx is NULL), dw[OC,IC] += dy^T x (GRAD). */
+    /* dx[N,IC] = dy W (ACT, overwritten; skipped when dx is NULL), dw[OC,IC] += dy^T x (GRAD;
+     * skipped when dw is NULL). */
     void (*matmul_bwd)(gt_backend *be, void *dx, void *dw, const void *dy, const void *x,
                        const void *w, int N, int IC, int OC);
 

@@ -200,26 +200,34 @@ void gt_linear_fwd(gt_model *m, int l, int g, void *y, const void *x, size_t w_o
 }
 
 void gt_linear_bwd(gt_model *m, int l, int g, void *dx, const void *dy, const void *x, size_t w_off,
-                   int N, int IC, int OC) {
+                   int N, int IC, int OC, int sum_dx) {
     gt_fp8 *f = m->fp8;
     const gt_ops *o = m->ops;
     int s = slot_of(l, g);
     gt_fp8_target gr;
-    if (!gt_linear_fp8_grad(m, l, g, &gr)) {
+    int fp8 = gt_linear_fp8_grad(m, l, g, &gr);
+    int tg = fp8 ? t_grad(f, s) : 0;
+    if (!fp8) {
         GT_ASSERT(dy, "GEMM %d of layer %d runs in BF16 but its gradient was only cast to FP8", g, l);
         if (f && f->calibrating && s < f->slots)
             o->fp8_cast(m->be, NULL, NULL, dy, N, OC, GT_E5M2, f->scale + t_grad(f, s),
                         f->history + t_grad(f, s));
-        o->matmul_bwd(m->be, dx, GRAD(m, w_off), dy, x, PARAM(m, w_off), N, IC, OC);
-        return;
+    } else if (dy) {
+        o->fp8_cast(m->be, gr.x8, gr.x8t, dy, N, OC, GT_E5M2, gr.scale, gr.amax);
     }
-    int tg = t_grad(f, s), ti = t_in(s), tw = t_w(s);
-    if (dy) o->fp8_cast(m->be, gr.x8, gr.x8t, dy, N, OC, GT_E5M2, gr.scale, gr.amax);
-    if (dx)
+    if (dx && fp8)
         o->matmul_fp8(m->be, dx, 0, f->dy8, GT_E5M2, f->scale_inv + tg, f->w8t[s], GT_E4M3,
-                      f->w_sinv + tw, N, IC, OC, 0);
-    o->matmul_fp8(m->be, GRAD(m, w_off), 1, f->dy8t, GT_E5M2, f->scale_inv + tg, f->x8t[s], GT_E4M3,
-                  f->x_sinv + ti, OC, IC, N, 0);
+                      f->w_sinv + t_w(s), N, IC, OC, 0);
+    else if (dx)
+        o->matmul_bwd(m->be, dx, NULL, dy, x, PARAM(m, w_off), N, IC, OC);
+    /* the sum of dx over tp runs while the weight gradient's GEMM does */
+    if (dx && sum_dx) gt_model_tp_sum_start(m, dx, (size_t)N * IC, GT_ACT);
+    if (fp8)
+        o->matmul_fp8(m->be, GRAD(m, w_off), 1, f->dy8t, GT_E5M2, f->scale_inv + tg, f->x8t[s], GT_E4M3,
+                      f->x_sinv + t_in(s), OC, IC, N, 0);
+    else
+        o->matmul_bwd(m->be, NULL, GRAD(m, w_off), dy, x, PARAM(m, w_off), N, IC, OC);
+    if (dx && sum_dx) gt_model_tp_sum_wait(m);
 }
 
 /* All-reduces (MAX over tp x dp) slot 0 of tensors [first, first+n), then updates them. */

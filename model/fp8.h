@@ -67,9 +67,11 @@ int gt_linear_fp8_grad(gt_model *m, int l, int g, gt_fp8_target *dst);
  * input's amax and keep x8T for the backward. x NULL: already cast (gt_linear_fp8_input). */
 void gt_linear_fwd(gt_model *m, int l, int g, void *y, const void *x, size_t w_off, int N, int IC,
                    int OC, int train);
-/* dx (may be NULL) and dW += of the same GEMM; dy NULL: already cast (gt_linear_fp8_grad). */
+/* dx (may be NULL) and dW += of the same GEMM; dy NULL: already cast (gt_linear_fp8_grad). sum_dx:
+ * dx is summed over tp (a column-parallel GEMM's input gradient), overlapped with the dW GEMM when
+ * the model overlaps tp communication (gt_model_tp_sum_start). */
 void gt_linear_bwd(gt_model *m, int l, int g, void *dx, const void *dy, const void *x, size_t w_off,
-                   int N, int IC, int OC);
+                   int N, int IC, int OC, int sum_dx);
 /* The lm_head's vocabulary columns on this rank without the tp padding (its GEMM's OC). */
 int gt_model_head_vocab(const gt_model *m);
 /* Before a training forward: keep the scales its input casts use for the backward. After a training

@@ -19,6 +19,7 @@ int gt_model_init(gt_model *m, const gt_config *cfg, const gt_ops *ops, gt_backe
     m->cfg = *cfg;
     m->ops = ops;
     m->be = be;
+    m->tp_overlap = 1;
     m->params = ops->alloc(be, m->lay.count * ops->size[GT_ACT]);
     m->grads = ops->alloc(be, m->lay.count * ops->size[GT_GRAD]);
     return 0;
@@ -238,7 +239,7 @@ static double head_forward(gt_model *m, int train, float dscale, float *logits_o
         if (!train) continue;
         o->ce_backward(be, m->logits, m->logits, tgt, m->ce_lse, dscale, L->vstart, V, n);
         dw_accumulate(m, !(m->grads_fresh && n0 == 0)); /* the first chunk writes d(wte) */
-        gt_linear_bwd(m, L->L, 0, ROWS(m, GT_ACT, m->dlnf, n0, C), m->logits, x, L->wte, n, C, V);
+        gt_linear_bwd(m, L->L, 0, ROWS(m, GT_ACT, m->dlnf, n0, C), m->logits, x, L->wte, n, C, V, 0);
     }
     dw_accumulate(m, 1);
     /* Read the STAT element raw so that the float64 backend keeps its precision. */
@@ -281,26 +282,24 @@ static void layer_backward(gt_model *m, int l) {
     const int32_t *seg = m->has_seg ? m->seg : NULL;
 
     /* MLP: res_out = res_mid + fc2(geglu(fc1(ln2(res_mid)))) */
-    gt_linear_bwd(m, l, GT_GEMM_FC2, m->dsmall, m->dres, a->h, w->fc2, N, L->F, C);
+    gt_linear_bwd(m, l, GT_GEMM_FC2, m->dsmall, m->dres, a->h, w->fc2, N, L->F, C, 0);
     gt_fp8_target d8;
     if (o->geglu_bwd_fp8 && gt_linear_fp8_grad(m, l, GT_GEMM_FC1, &d8)) {
         /* fc1's backward in FP8 reads only the E5M2 copies of d(fc1): GeGLU's backward writes them */
         o->geglu_bwd_fp8(be, NULL, d8.x8, d8.x8t, m->dsmall, a->fc1, m->cfg.act, N, L->F, GT_E5M2, d8.scale, d8.amax);
-        gt_linear_bwd(m, l, GT_GEMM_FC1, m->tmp, NULL, a->ln2, w->fc1, N, C, 2 * L->F);
+        gt_linear_bwd(m, l, GT_GEMM_FC1, m->tmp, NULL, a->ln2, w->fc1, N, C, 2 * L->F, 1);
     } else {
         o->geglu_bwd(be, m->dbig, m->dsmall, a->fc1, m->cfg.act, N, L->F);
-        gt_linear_bwd(m, l, GT_GEMM_FC1, m->tmp, m->dbig, a->ln2, w->fc1, N, C, 2 * L->F);
-    }
-    gt_model_tp_sum(m, m->tmp, (size_t)N * C, GT_ACT); /* column-parallel fc1: d(input) */
+        gt_linear_bwd(m, l, GT_GEMM_FC1, m->tmp, m->dbig, a->ln2, w->fc1, N, C, 2 * L->F, 1);
+    } /* column-parallel fc1: its d(input) is summed over tp */
     o->rmsnorm_bwd(be, m->dres, GRAD(m, w->ln2), m->tmp, a->res_mid, PARAM(m, w->ln2), a->rstd2, N, C);
 
     /* Attention: res_mid = res + o(attn(rope(qkv(ln1(res))))) */
-    gt_linear_bwd(m, l, GT_GEMM_O, m->dsmall, m->dres, a->att, w->o, N, HD, C);
+    gt_linear_bwd(m, l, GT_GEMM_O, m->dsmall, m->dres, a->att, w->o, N, HD, C, 0);
     o->attention_bwd(be, m->dbig, m->dsmall, a->qkv, a->att, a->lse, seg, attn_scale(m), m->B, m->T,
                      L->Hq, L->Hkv, L->D);
     o->rope_bwd(be, m->dbig, m->pos, (float)m->cfg.rope_theta, N, L->Hq, L->Hkv, L->D);
-    gt_linear_bwd(m, l, GT_GEMM_QKV, m->tmp, m->dbig, a->ln1, w->qkv, N, C, L->Q);
-    gt_model_tp_sum(m, m->tmp, (size_t)N * C, GT_ACT); /* column-parallel qkv: d(input) */
+    gt_linear_bwd(m, l, GT_GEMM_QKV, m->tmp, m->dbig, a->ln1, w->qkv, N, C, L->Q, 1); /* column-parallel */
     o->rmsnorm_bwd(be, m->dres, GRAD(m, w->ln1), m->tmp, a->res, PARAM(m, w->ln1), a->rstd1, N, C);
 }
 

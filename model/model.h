@@ -52,6 +52,8 @@ typedef struct {
 
     /* tensor parallelism (NULL or size 1: none) */
     gt_group *tp;
+    int tp_overlap;       /* overlap the backward's input-gradient sums with weight-gradient GEMMs */
+    int tp_started;       /* a tp sum is in flight (gt_model_tp_sum_start) */
     void *ce_part_local;  /* [ce_chunk, 3] STAT: this rank's partials before the all-gather */
     void *kv_sum;         /* [kv_heads, 2, D, C] GRAD: replicated K/V gradients being summed */
     void *sumsq;          /* [3] STAT: squared gradient norms by replication class */
@@ -111,6 +113,9 @@ void gt_model_set_tp(gt_model *m, gt_group *tp);
  * layer's gradients as soon as the layer is done (on NCCL, on its own stream, overlapping the
  * layers still to come); gt_model_reduce_grads then only waits for them. */
 void gt_model_overlap_dp(gt_model *m, gt_group *dp);
+/* Whether the backward sums column-parallel input gradients over tp while the weight gradients'
+ * GEMMs run (default on; the results are the same either way). */
+void gt_model_overlap_tp(gt_model *m, int on);
 
 /* Once per optimizer step, after all micro-batches: all-reduces every gradient over dp (NULL: no
  * dp; already started by an overlapped backward: waits for it), then sums the gradients of K/V heads

@@ -24,6 +24,22 @@ void gt_model_tp_sum(gt_model *m, void *buf, size_t n, gt_kind kind) {
     if (tp_active(m)) gt_allreduce(m->tp, buf, n, gt_kind_dtype(m, kind), GT_RED_SUM);
 }
 
+void gt_model_tp_sum_start(gt_model *m, void *buf, size_t n, gt_kind kind) {
+    if (!tp_active(m)) return;
+    if (!m->tp_overlap || m->dp_overlap) {
+        gt_model_tp_sum(m, buf, n, kind);
+        return;
+    }
+    gt_allreduce_start(m->tp, buf, n, gt_kind_dtype(m, kind));
+    m->tp_started = 1;
+}
+
+void gt_model_tp_sum_wait(gt_model *m) {
+    if (!m->tp_started) return;
+    gt_group_wait(m->tp);
+    m->tp_started = 0;
+}
+
 void gt_model_ce_parts(gt_model *m, const void *logits, const int32_t *target, int n, int V) {
     const gt_layout *L = &m->lay;
     if (!tp_active(m)) {
@@ -58,6 +74,8 @@ static void sum_replicated_kv(gt_model *m) {
 }
 
 void gt_model_overlap_dp(gt_model *m, gt_group *dp) { m->dp_overlap = dp && dp->size > 1 ? dp : NULL; }
+
+void gt_model_overlap_tp(gt_model *m, int on) { m->tp_overlap = on; }
 
 /* During an overlapped backward: starts the dp sum of gradient elements [off, off + n). */
 void gt_model_dp_start(gt_model *m, size_t off, size_t n) {

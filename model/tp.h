@@ -8,6 +8,13 @@
 gt_dtype gt_kind_dtype(const gt_model *m, gt_kind kind);
 /* Sum of buf[n] over the tp group (row-parallel outputs, column-parallel input gradients). */
 void gt_model_tp_sum(gt_model *m, void *buf, size_t n, gt_kind kind);
+/* The same, started: with m->tp_overlap it runs on the group's communication stream until
+ * gt_model_tp_sum_wait, so that independent work (the weight gradient's GEMM) overlaps it; without,
+ * or while the backward also overlaps dp reductions (two communicators busy at once could order
+ * their kernels differently on different GPUs), it completes here. buf must not be touched until
+ * the wait. */
+void gt_model_tp_sum_start(gt_model *m, void *buf, size_t n, gt_kind kind);
+void gt_model_tp_sum_wait(gt_model *m);
 /* Cross-entropy partials of the current chunk of n tokens: computes this rank's part and gathers
  * every rank's into m->ce_parts [tp, n, 3]. */
 /* Overlapped backward: starts the dp sum of gradient elements [off, off + n) (no-op otherwise). */

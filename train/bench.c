@@ -1,5 +1,5 @@
 /* gemmatron bench --model DIR [--batch B] [--seq T] [--steps S] [--warmup W] [--tp N] [--device D]
- *                 [--accum K] [--fp8] [--fp8-lm-head] [--profile]
+ *                 [--accum K] [--fp8] [--fp8-lm-head] [--no-tp-overlap] [--profile]
  *
  * Times complete training steps of the model in DIR (its config.json; its safetensors weights if
  * present, else HF's random initialization) on random tokens: forward, lm_head and cross-entropy,
@@ -10,7 +10,8 @@
  * micro-batches (forward and backward) per optimizer step, as the run configs' data.grad_accum
  * (--profile breaks down a step of one micro-batch). --fp8: the four
  * GEMMs of every layer in FP8 with delayed scaling (history 1024, "max"), after one calibration step;
- * --fp8-lm-head: the lm_head GEMMs too (implies --fp8). */
+ * --fp8-lm-head: the lm_head GEMMs too (implies --fp8). --no-tp-overlap: the backward's tp sums of
+ * input gradients wait for each other instead of running beside the weight-gradient GEMMs. */
 #include "bench.h"
 
 #include <math.h>
@@ -33,7 +34,7 @@
 
 typedef struct {
     const char *model, *device;
-    int batch, seq, steps, warmup, profile, tp, fp8, fp8_head, accum;
+    int batch, seq, steps, warmup, profile, tp, fp8, fp8_head, accum, tp_overlap;
 } bench_args;
 
 static int parse_int(const char *k, const char *v, int min, int *out, gt_err *err) {
@@ -45,11 +46,13 @@ static int parse_int(const char *k, const char *v, int min, int *out, gt_err *er
 }
 
 static int parse_args(bench_args *a, int argc, char **argv, gt_err *err) {
-    *a = (bench_args){NULL, "auto", 2, 2048, 10, 3, 0, 1, 0, 0, 1};
+    *a = (bench_args){NULL, "auto", 2, 2048, 10, 3, 0, 1, 0, 0, 1, 1};
     for (int i = 0; i < argc; i++) {
         const char *k = argv[i];
-        if (!strcmp(k, "--profile") || !strcmp(k, "--fp8") || !strcmp(k, "--fp8-lm-head")) {
+        if (!strcmp(k, "--profile") || !strcmp(k, "--fp8") || !strcmp(k, "--fp8-lm-head") ||
+            !strcmp(k, "--no-tp-overlap")) {
             if (!strcmp(k, "--profile")) a->profile = 1;
+            else if (!strcmp(k, "--no-tp-overlap")) a->tp_overlap = 0;
             else a->fp8 = 1, a->fp8_head |= !strcmp(k, "--fp8-lm-head");
             continue;
         }
@@ -196,6 +199,7 @@ static int run_bench(const bench_args *a, gt_grid *g, gt_err *err) {
     }
     if (c.is_cuda) gt_grid_use_nccl(g, gt_compute_stream(&c));
     gt_model_set_tp(&m, &g->tp_group);
+    gt_model_overlap_tp(&m, a->tp_overlap);
     gt_group *dp = g->dp > 1 ? &g->dp_group : NULL;
     int B = a->batch, T = a->seq, N = B * T;
     gt_model_alloc_batch(&m, B, T);

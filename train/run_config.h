@@ -51,6 +51,7 @@ typedef struct {
     char *run_dir;
     char *device;          /* "auto", "cpu", "cpu64" or "cuda" */
     long long tp;          /* parallel.tp */
+    int tp_overlap;        /* parallel.tp_overlap */
 } gt_run_config;
 
 /* Every key at its default. */

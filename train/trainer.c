@@ -44,6 +44,7 @@ static int build_model(gt_trainer *t, gt_err *err) {
     }
     if (t->compute.is_cuda) gt_grid_use_nccl(g, gt_compute_stream(&t->compute));
     gt_model_set_tp(&t->model, &g->tp_group);
+    gt_model_overlap_tp(&t->model, rc->tp_overlap);
     gt_model_alloc_batch(&t->model, t->B, t->T);
     return rc->fp8_enabled ? gt_trainer_fp8_enable(t, err) : 0;
 }

@@ -86,7 +86,7 @@ void CPU_FN(cpu_matmul_bwd)(gt_backend *be, void *dx, void *dw, const void *dy, 
                             const void *w, int N, int IC, int OC) {
     acc *tmp = gt_malloc((size_t)ROWS * (size_t)(IC > 0 ? IC : 1) * sizeof(acc));
     if (dx) matmul_dx(dx, dy, w, N, IC, OC, tmp);
-    matmul_dw(dw, dy, x, N, IC, OC, tmp, !be->dw_overwrite);
+    if (dw) matmul_dw(dw, dy, x, N, IC, OC, tmp, !be->dw_overwrite);
     free(tmp);
 }
 

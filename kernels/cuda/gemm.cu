@@ -256,7 +256,7 @@ extern "C" void gt_cuda_matmul_bwd(gt_backend *be, void *dx, void *dw, const voi
         } else
             CUDA_CHECK(cudaMemsetAsync(dx, 0, (size_t)N * IC * sizeof(__nv_bfloat16), be->stream));
     }
-    if (OC > 0) {
+    if (dw && OC > 0) {
         gemm_args g = wgrad_args(be, dw, dy, x, N, IC, OC);
         gemm_run(be, &g);
     }

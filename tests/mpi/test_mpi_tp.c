@@ -100,6 +100,17 @@ static void run_layout(gt_check *c, gt_grid *g, const char *fixture) {
     double lr = step(&ref, &bt, NULL), lm = step(&m, &bt, dp);
     char wn[96] = "";
     double ge = gt_test_tp_grad_error(&ref, &m, &g->tp_group, wn, sizeof wn);
+    /* the same step with the tp sums of input gradients not overlapped: bit for bit the same */
+    gt_test_grads on, off;
+    gt_test_grads_gather(&on, &m, &g->tp_group);
+    gt_model_overlap_tp(&m, 0);
+    step(&m, &bt, dp);
+    gt_model_overlap_tp(&m, 1);
+    gt_test_grads_gather(&off, &m, &g->tp_group);
+    double overlap_diff = 0;
+    for (int i = 0; i < on.n; i++) overlap_diff = fmax(overlap_diff, gt_test_grads_error(&off, &on, i));
+    gt_test_grads_free(&on);
+    gt_test_grads_free(&off);
     double nr = gt_model_grad_sumsq(&ref), nm = gt_model_grad_sumsq(&m);
     gt_adamw_config ac = {0.9f, 0.95f, 1e-8f, 0.1f, 0.5f};
     gt_optimizer orf, om;
@@ -120,6 +131,8 @@ static void run_layout(gt_check *c, gt_grid *g, const char *fixture) {
         gt_check_rel(c, worst_loss, 1e-4, what);
         snprintf(what, sizeof what, "%s tp=%d dp=%d: gradients (worst %s)", fixture, g->tp, g->dp, wn);
         gt_check_rel(c, ge, 1e-5, what);
+        snprintf(what, sizeof what, "%s tp=%d dp=%d: gradients with tp sums not overlapped", fixture, g->tp, g->dp);
+        gt_check_rel(c, overlap_diff, 0.0, what);
         snprintf(what, sizeof what, "%s tp=%d dp=%d: gradient norm", fixture, g->tp, g->dp);
         gt_check_rel(c, fabs(nm - nr) / nr, 1e-5, what);
     }
