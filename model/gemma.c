@@ -283,6 +283,7 @@ static void layer_backward(gt_model *m, int l) {
 
     /* MLP: res_out = res_mid + fc2(geglu(fc1(ln2(res_mid)))) */
     gt_linear_bwd(m, l, GT_GEMM_FC2, m->dsmall, m->dres, a->h, w->fc2, N, L->F, C, 0);
+    /* fc1 is column-parallel: its d(input) is summed over tp (the last argument of gt_linear_bwd) */
     gt_fp8_target d8;
     if (o->geglu_bwd_fp8 && gt_linear_fp8_grad(m, l, GT_GEMM_FC1, &d8)) {
         /* fc1's backward in FP8 reads only the E5M2 copies of d(fc1): GeGLU's backward writes them */
@@ -291,7 +292,7 @@ static void layer_backward(gt_model *m, int l) {
     } else {
         o->geglu_bwd(be, m->dbig, m->dsmall, a->fc1, m->cfg.act, N, L->F);
         gt_linear_bwd(m, l, GT_GEMM_FC1, m->tmp, m->dbig, a->ln2, w->fc1, N, C, 2 * L->F, 1);
-    } /* column-parallel fc1: its d(input) is summed over tp */
+    }
     o->rmsnorm_bwd(be, m->dres, GRAD(m, w->ln2), m->tmp, a->res_mid, PARAM(m, w->ln2), a->rstd2, N, C);
 
     /* Attention: res_mid = res + o(attn(rope(qkv(ln1(res))))) */
