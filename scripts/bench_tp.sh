@@ -5,8 +5,8 @@
 # FP8 and FP8 with the lm_head (one micro-batch per step, with the share of step time in NCCL and its
 # bus bandwidth; then ACCUM micro-batches per optimizer step, default 16 as
 # configs/gemma-7b-tp2.yaml accumulates). Builds build-gpu if needed. TP1=1 also times Gemma-2B on
-# one GPU here; TEST=0, B2=0, B7=0 leave out the test, the Gemma-2B runs, the one-micro-batch
-# Gemma-7B runs.
+# one GPU here; TEST=0, B2=0, B7=0, OVERLAP=0 leave out the test, the Gemma-2B runs, the
+# one-micro-batch Gemma-7B runs, the tp-overlap comparison.
 set -uo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 export NCCL_NVLS_ENABLE=0
@@ -37,6 +37,17 @@ if [ "${B7:-1}" = 1 ]; then
         echo "=== gemma-7b tp=2 ${mode:-BF16}"
         $mpi $b bench --model configs/hf/gemma-7b --batch 2 --seq 2048 --steps 5 --warmup 2 --tp 2 --profile $mode |
             grep -E "$keep"
+    done
+fi
+# The backward's tp sums beside the wgrad GEMMs (parallel.tp_overlap) against synchronous ones:
+# the losses must agree to the last digit, the step times show what the overlap buys.
+if [ "${OVERLAP:-1}" = 1 ]; then
+    for mode in "" --fp8-lm-head; do
+        for ov in "" --no-tp-overlap; do
+            echo "=== gemma-7b tp=2 ${mode:-BF16} ${ov:-(tp overlap)}"
+            $mpi $b bench --model configs/hf/gemma-7b --batch 2 --seq 2048 --steps 5 --warmup 2 --tp 2 $mode $ov |
+                grep -E "step_ms|rank"
+        done
     done
 fi
 # configs/gemma-7b-tp2.yaml accumulates micro-batches: the optimizer step is then amortized
