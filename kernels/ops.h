@@ -110,6 +110,14 @@ typedef struct gt_ops {
                           const void *out, const void *lse, const int32_t *seg, float scale, int B,
                           int T, int Hq, int Hkv, int D);
 
+    /* Optional (NULL: nothing to prepare). Called once per micro-batch, right after its segment
+     * ids are uploaded to seg[N] (the pointer attention_fwd/bwd are then given), with the same ids
+     * on the host: a backend may derive what its attention needs for this mask once instead of
+     * per call (the CUDA backend: cuDNN's ragged sequence layout). A seg it was not told of still
+     * gets the exact contract, from a slower path. */
+    void (*attention_segments)(gt_backend *be, const int32_t *seg, const int32_t *seg_host, int B,
+                               int T);
+
     /* ---- GeGLU: h[N,F] = gelu(a[:, 0:F]) * a[:, F:2F], a = fc1 output [N, 2F] ([gate; up]) ---- */
     void (*geglu_fwd)(gt_backend *be, void *h, const void *a, gt_gelu kind, int N, int F);
     /* da[N,2F] (ACT, overwritten). */

@@ -135,6 +135,8 @@ void gt_model_set_batch(gt_model *m, const int32_t *tokens, const int32_t *targe
     m->ops->upload_raw(m->be, m->pos, pos, bytes);
     m->has_seg = seg != NULL;
     if (seg) m->ops->upload_raw(m->be, m->seg, seg, bytes);
+    if (seg && m->ops->attention_segments)
+        m->ops->attention_segments(m->be, m->seg, seg, m->B, m->T);
 }
 
 /* Lazy: the next training forward/backward overwrites the weight gradients instead of adding to

@@ -12,12 +12,21 @@
  *   Stats [B, hq, T, 1]  strides (Hq T, T, 1, 1), fp32    (lse[B, Hq, T]: ln sum exp of scaled scores)
  * dQ, dK, dV are written into dqkv at the offsets of Q, K, V (every element of dqkv is written).
  * Softmax and accumulation in fp32; P is rounded to bf16 for the P V product, as in the built-in
- * kernels. Causal mask: top-left diagonal (T_q = T_kv). */
+ * kernels. Causal mask: top-left diagonal (T_q = T_kv).
+ *
+ * Document masks (seg) run as cuDNN's ragged ("THD") layout: each document of each sequence is one
+ * of n cuDNN sequences (n = the documents rounded up to a power of two, so few plans are built;
+ * the rest have length 0), given by its length and the element offset of its first row in every
+ * tensor. gt_cudnn_attn_segments() derives them on the host from the micro-batch's segment ids,
+ * which must form contiguous runs (one run per id in a sequence; else the built-in kernels run).
+ * Stats are then ragged too, [N, hq] (token-major); a small kernel moves them to and from lse's
+ * [B, Hq, T]. */
 #include <cudnn.h>
 #include <cudnn_frontend.h>
 
 #include <cstdio>
 #include <cstdlib>
+#include <algorithm>
 #include <cstring>
 #include <memory>
 #include <unordered_map>
@@ -39,16 +48,31 @@ namespace fe = cudnn_frontend;
             gt_die(__FILE__, __LINE__, "%s: %s", #call, cudnnGetErrorString(s_));                  \
     } while (0)
 
-enum { UID_Q = 1, UID_K, UID_V, UID_O, UID_STATS, UID_DO, UID_DQ, UID_DK, UID_DV };
+enum {
+    UID_Q = 1, UID_K, UID_V, UID_O, UID_STATS, UID_DO, UID_DQ, UID_DK, UID_DV,
+    UID_SEQ_Q, UID_SEQ_KV, UID_QKV_OFF, UID_O_OFF, UID_ST_OFF
+};
 
 namespace {
 
 struct shape_key {
     int B, T, Hq, Hkv, D;
     float scale;
+    int n; /* ragged sequences (documents + padding) with a document mask; 0: none */
     bool operator==(const shape_key &o) const {
-        return B == o.B && T == o.T && Hq == o.Hq && Hkv == o.Hkv && D == o.D && scale == o.scale;
+        return B == o.B && T == o.T && Hq == o.Hq && Hkv == o.Hkv && D == o.D &&
+               scale == o.scale && n == o.n;
     }
+};
+
+/* The documents of the current micro-batch (gt_cudnn_attn_segments), as cuDNN's ragged layout. */
+struct ragged {
+    const int32_t *seg = nullptr; /* the device segment ids these describe; NULL: none usable */
+    int n = 0, B = 0, T = 0;
+    std::vector<int32_t> len, row; /* per cuDNN sequence: length, first row (N for padding) */
+    int32_t *dev = nullptr;        /* device: seq_len[n], qkv_off[n+1], o_off[n+1], st_off[n+1] */
+    int dev_cap = 0;               /* n of the device allocation */
+    int64_t uploaded_ld = -1, uploaded_ow = -1; /* multipliers of the offsets now on the device */
 };
 
 /* How one shape maps onto cuDNN calls (see the file comment). Offsets are in elements. */
@@ -84,11 +108,15 @@ struct plan {
 
 struct gt_cudnn_attn {
     cudnnHandle_t handle;
+    cudaStream_t stream;
     int version;
     bool deterministic;
     std::vector<plan> plans; /* a handful of shapes per run: a linear search is enough */
     void *workspace;         /* one buffer for every plan (all work is on one stream) */
     int64_t workspace_bytes;
+    float *stats;            /* ragged stats [N, Hq] of the largest shape seen */
+    size_t stats_elems;
+    ragged docs;
 };
 
 static bool is_rank0(void) { return gt_env_rank() == 0; }
@@ -128,6 +156,10 @@ static qkv_views views_of(const shape_key &k, const call_layout &l) {
     v.ost = {(int64_t)k.T * ow, k.D, ow, 1};
     v.sd = {k.B, l.hq, k.T, 1};
     v.sst = {(int64_t)k.Hq * k.T, k.T, 1, 1};
+    if (k.n) { /* ragged: n sequences; stats token-major [N, Hq] */
+        v.qd[0] = v.kd[0] = v.od[0] = v.sd[0] = k.n;
+        v.sst = {(int64_t)k.T * k.Hq, 1, k.Hq, 1};
+    }
     return v;
 }
 
@@ -147,6 +179,25 @@ static fe::error_t finish(fe::graph::Graph &g, cudnnHandle_t h, int64_t *workspa
     return g.get_workspace_size(*workspace);
 }
 
+/* The ragged inputs of a document-masked plan: sequence lengths and the element offset of each
+ * sequence's first row in qkv (Q, K, V and their gradients), in out (O, dO) and in the stats. */
+struct ragged_tensors {
+    std::shared_ptr<fe::graph::Tensor_attributes> seq_q, seq_kv, qkv_off, o_off, st_off;
+};
+
+static ragged_tensors ragged_inputs(fe::graph::Graph &g, int n) {
+    ragged_tensors r;
+    const std::vector<int64_t> one = {1, 1, 1, 1};
+    r.seq_q = tensor(g, "seq_len_q", UID_SEQ_Q, {n, 1, 1, 1}, one);
+    r.seq_kv = tensor(g, "seq_len_kv", UID_SEQ_KV, {n, 1, 1, 1}, one);
+    r.qkv_off = tensor(g, "qkv_offset", UID_QKV_OFF, {n + 1, 1, 1, 1}, one);
+    r.o_off = tensor(g, "o_offset", UID_O_OFF, {n + 1, 1, 1, 1}, one);
+    r.st_off = tensor(g, "stats_offset", UID_ST_OFF, {n + 1, 1, 1, 1}, one);
+    for (auto *t : {&r.seq_q, &r.seq_kv, &r.qkv_off, &r.o_off, &r.st_off})
+        (*t)->set_data_type(fe::DataType_t::INT32);
+    return r;
+}
+
 static fe::error_t build_fwd(gt_cudnn_attn *a, plan &p, const qkv_views &v) {
     p.fwd = new_graph();
     fe::graph::Graph &g = *p.fwd;
@@ -158,10 +209,20 @@ static fe::error_t build_fwd(gt_cudnn_attn *a, plan &p, const qkv_views &v) {
                    .set_generate_stats(true)
                    .set_causal_mask(true)
                    .set_attn_scale(p.key.scale);
+    ragged_tensors r;
+    if (p.key.n) {
+        r = ragged_inputs(g, p.key.n);
+        for (auto *t : {&q, &k, &vv}) (*t)->set_ragged_offset(r.qkv_off);
+        opt.set_padding_mask(true).set_seq_len_q(r.seq_q).set_seq_len_kv(r.seq_kv);
+    }
     auto outs = g.sdpa(q, k, vv, opt);
     outs[0]->set_output(true).set_uid(UID_O).set_dim(v.od).set_stride(v.ost);
     outs[1]->set_output(true).set_uid(UID_STATS).set_data_type(fe::DataType_t::FLOAT)
         .set_dim(v.sd).set_stride(v.sst);
+    if (p.key.n) {
+        outs[0]->set_ragged_offset(r.o_off);
+        outs[1]->set_ragged_offset(r.st_off);
+    }
     return finish(g, a->handle, &p.ws_fwd);
 }
 
@@ -180,10 +241,20 @@ static fe::error_t build_bwd(gt_cudnn_attn *a, plan &p, const qkv_views &v) {
                    .set_causal_mask(true)
                    .set_attn_scale(p.key.scale)
                    .set_deterministic_algorithm(a->deterministic);
+    ragged_tensors r;
+    if (p.key.n) {
+        r = ragged_inputs(g, p.key.n);
+        for (auto *t : {&q, &k, &vv}) (*t)->set_ragged_offset(r.qkv_off);
+        for (auto *t : {&o, &dout}) (*t)->set_ragged_offset(r.o_off);
+        stats->set_ragged_offset(r.st_off);
+        opt.set_padding_mask(true).set_seq_len_q(r.seq_q).set_seq_len_kv(r.seq_kv);
+    }
     auto grads = g.sdpa_backward(q, k, vv, o, dout, stats, opt);
     grads[0]->set_output(true).set_uid(UID_DQ).set_dim(v.qd).set_stride(v.qst);
     grads[1]->set_output(true).set_uid(UID_DK).set_dim(v.kd).set_stride(v.kst);
     grads[2]->set_output(true).set_uid(UID_DV).set_dim(v.kd).set_stride(v.kst);
+    if (p.key.n)
+        for (auto &t : grads) t->set_ragged_offset(r.qkv_off);
     return finish(g, a->handle, &p.ws_bwd);
 }
 
@@ -200,6 +271,11 @@ static void grow_workspace(gt_cudnn_attn *a, int64_t bytes) {
 static fe::error_t build_both(gt_cudnn_attn *a, plan &p, const qkv_views &v) {
     if (p.key.D % 8 != 0)
         return fe::error_t(fe::error_code_t::GRAPH_NOT_SUPPORTED, "head_dim is not a multiple of 8");
+    /* Several KV groups of several q heads need one call per group, whose stats would start at
+     * offsets cuDNN need not accept; Gemma's models are MHA or MQA. */
+    if (layout_of(p.key).calls > 1)
+        return fe::error_t(fe::error_code_t::GRAPH_NOT_SUPPORTED,
+                           "grouped-query attention with more than one KV head");
     try {
         FE_TRY(build_fwd(a, p, v));
         return build_bwd(a, p, v);
@@ -226,9 +302,10 @@ static plan &plan_for(gt_cudnn_attn *a, const shape_key &key) {
         p.bwd.reset();
         if (is_rank0())
             fprintf(stderr,
-                    "gemmatron: attention B=%d T=%d Hq=%d Hkv=%d D=%d: cuDNN declines (%s); the "
+                    "gemmatron: attention B=%d T=%d Hq=%d Hkv=%d D=%d%s: cuDNN declines (%s); the "
                     "built-in kernel runs it\n",
-                    key.B, key.T, key.Hq, key.Hkv, key.D, e.get_message().c_str());
+                    key.B, key.T, key.Hq, key.Hkv, key.D, key.n ? " with documents" : "",
+                    e.get_message().c_str());
     }
     a->plans.push_back(p);
     return a->plans.back();
@@ -244,18 +321,135 @@ static void *at(const void *base, int64_t elems, size_t elem_bytes) {
     return (char *)base + elems * (int64_t)elem_bytes;
 }
 
-extern "C" int gt_cudnn_attn_supports(gt_cudnn_attn *a, float scale, int B, int T, int Hq,
-                                      int Hkv, int D) {
-    return a && plan_for(a, shape_key{B, T, Hq, Hkv, D, scale}).ok;
+/* lse[b, h, t] <-> stats[(b T + t) Hq + h]: the ragged stats' token-major layout. */
+__global__ void stats_lse_kernel(float *lse, float *stats, int B, int T, int Hq, int to_lse) {
+    const int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
+    if (i >= (int64_t)B * Hq * T) return;
+    const int64_t t = i % T, h = (i / T) % Hq, b = i / ((int64_t)T * Hq);
+    float *st = stats + (b * T + t) * Hq + h;
+    if (to_lse)
+        lse[i] = *st;
+    else
+        *st = lse[i];
+}
+
+static void move_stats(gt_cudnn_attn *a, float *lse, int B, int T, int Hq, int to_lse) {
+    const int64_t n = (int64_t)B * Hq * T;
+    stats_lse_kernel<<<(unsigned)((n + 255) / 256), 256, 0, a->stream>>>(lse, a->stats, B, T, Hq,
+                                                                          to_lse);
+    CUDA_CHECK_LAUNCH();
+}
+
+/* The number of ragged sequences for seg (0: no document mask), or -1 when seg is not the one
+ * gt_cudnn_attn_segments() described (the built-in kernels then run). */
+static int docs_for(const gt_cudnn_attn *a, const int32_t *seg, int B, int T) {
+    if (!seg) return 0;
+    const ragged &r = a->docs;
+    return r.seg == seg && r.B == B && r.T == T ? r.n : -1;
+}
+
+static int64_t round4(int64_t x) { return (x + 3) / 4 * 4; }
+
+/* Puts the ragged lengths and offsets on the device for rows of ld (qkv) and ow (out) elements
+ * and Hq stats; the four arrays each start 16-byte aligned. Once per micro-batch and shape. */
+static void upload_offsets(gt_cudnn_attn *a, int64_t ld, int64_t ow, int Hq) {
+    ragged &r = a->docs;
+    if (r.uploaded_ld == ld && r.uploaded_ow == ow && a->stats_elems >= (size_t)r.B * r.T * Hq)
+        return;
+    const int64_t sec = round4(r.n + 1);
+    if (r.dev_cap < r.n) {
+        if (r.dev) CUDA_CHECK(cudaFree(r.dev));
+        CUDA_CHECK(cudaMalloc(&r.dev, (size_t)(4 * sec) * sizeof(int32_t)));
+        r.dev_cap = r.n;
+    }
+    std::vector<int32_t> h((size_t)(4 * sec), 0);
+    for (int i = 0; i <= r.n; i++) {
+        const int64_t row = r.row[(size_t)i];
+        if (i < r.n) h[(size_t)i] = r.len[(size_t)i];
+        h[(size_t)(sec + i)] = (int32_t)(row * ld);
+        h[(size_t)(2 * sec + i)] = (int32_t)(row * ow);
+        h[(size_t)(3 * sec + i)] = (int32_t)(row * Hq);
+    }
+    /* From pageable memory: returns once h has been staged, so h may go out of scope. */
+    CUDA_CHECK(cudaMemcpyAsync(r.dev, h.data(), h.size() * sizeof(int32_t),
+                               cudaMemcpyHostToDevice, a->stream));
+    r.uploaded_ld = ld;
+    r.uploaded_ow = ow;
+    const size_t stats = (size_t)r.B * r.T * Hq;
+    if (a->stats_elems < stats) {
+        if (a->stats) CUDA_CHECK(cudaFree(a->stats));
+        CUDA_CHECK(cudaMalloc(&a->stats, stats * sizeof(float)));
+        a->stats_elems = stats;
+    }
+}
+
+static void add_ragged(gt_cudnn_attn *a, std::unordered_map<int64_t, void *> &pack) {
+    const int64_t sec = round4(a->docs.n + 1);
+    int32_t *d = a->docs.dev;
+    pack[UID_SEQ_Q] = d;
+    pack[UID_SEQ_KV] = d;
+    pack[UID_QKV_OFF] = d + sec;
+    pack[UID_O_OFF] = d + 2 * sec;
+    pack[UID_ST_OFF] = d + 3 * sec;
+}
+
+/* The ready plan of a call, or NULL when the built-in kernels must run it. */
+static plan *usable_plan(gt_cudnn_attn *a, const int32_t *seg, float scale, int B, int T, int Hq,
+                         int Hkv, int D) {
+    if (!a) return NULL;
+    const int n = docs_for(a, seg, B, T);
+    if (n < 0) return NULL;
+    plan &p = plan_for(a, shape_key{B, T, Hq, Hkv, D, scale, n});
+    if (!p.ok) return NULL;
+    if (n) upload_offsets(a, layout_of(p.key).ld, (int64_t)Hq * D, Hq);
+    return &p;
+}
+
+extern "C" int gt_cudnn_attn_supports(gt_cudnn_attn *a, const int32_t *seg, float scale, int B,
+                                      int T, int Hq, int Hkv, int D) {
+    return usable_plan(a, seg, scale, B, T, Hq, Hkv, D) != NULL;
+}
+
+extern "C" void gt_cudnn_attn_segments(gt_cudnn_attn *a, const int32_t *seg,
+                                       const int32_t *seg_host, int B, int T) {
+    if (!a) return;
+    ragged &r = a->docs;
+    r.seg = nullptr;
+    r.len.clear();
+    r.row.clear();
+    std::vector<int32_t> ids; /* run ids of one sequence, to check that each id is one run */
+    for (int b = 0; b < B; b++) {
+        ids.clear();
+        for (int t = 0; t < T; t++) {
+            const int32_t id = seg_host[(size_t)b * T + t];
+            if (t > 0 && id == seg_host[(size_t)b * T + t - 1]) {
+                r.len.back()++;
+                continue;
+            }
+            ids.push_back(id);
+            r.len.push_back(1);
+            r.row.push_back(b * T + t);
+        }
+        std::sort(ids.begin(), ids.end());
+        if (std::adjacent_find(ids.begin(), ids.end()) != ids.end()) return; /* not runs */
+    }
+    int n = 1;
+    while (n < (int)r.len.size()) n *= 2;
+    r.len.resize((size_t)n, 0);
+    r.row.resize((size_t)n + 1, B * T); /* padding sequences start at the end, length 0 */
+    r.n = n;
+    r.B = B;
+    r.T = T;
+    r.seg = seg;
+    r.uploaded_ld = r.uploaded_ow = -1;
 }
 
 extern "C" int gt_cudnn_attn_fwd(gt_cudnn_attn *a, void *out, void *lse, const void *qkv,
-                                 float scale, int B, int T, int Hq, int Hkv, int D) {
-    if (!a) return 0;
-    const shape_key key = {B, T, Hq, Hkv, D, scale};
-    plan &p = plan_for(a, key);
-    if (!p.ok) return 0;
-    const call_layout l = layout_of(key);
+                                 const int32_t *seg, float scale, int B, int T, int Hq, int Hkv,
+                                 int D) {
+    plan *p = usable_plan(a, seg, scale, B, T, Hq, Hkv, D);
+    if (!p) return 0;
+    const call_layout l = layout_of(p->key);
     const int G = Hq / Hkv;
     for (int c = 0; c < l.calls; c++) {
         std::unordered_map<int64_t, void *> pack = {
@@ -263,21 +457,23 @@ extern "C" int gt_cudnn_attn_fwd(gt_cudnn_attn *a, void *out, void *lse, const v
             {UID_K, at(qkv, l.k_off(c, G, D), 2)},
             {UID_V, at(qkv, l.k_off(c, G, D) + D, 2)},
             {UID_O, at(out, (int64_t)c * l.hq * D, 2)},
-            {UID_STATS, at(lse, (int64_t)c * l.hq * T, 4)},
+            {UID_STATS, p->key.n ? at(a->stats, (int64_t)c * l.hq, 4)
+                                 : at(lse, (int64_t)c * l.hq * T, 4)},
         };
-        run(a, *p.fwd, pack, "attention forward");
+        if (p->key.n) add_ragged(a, pack);
+        run(a, *p->fwd, pack, "attention forward");
     }
+    if (p->key.n) move_stats(a, (float *)lse, B, T, Hq, 1);
     return 1;
 }
 
 extern "C" int gt_cudnn_attn_bwd(gt_cudnn_attn *a, void *dqkv, const void *dout, const void *qkv,
-                                 const void *out, const void *lse, float scale, int B, int T,
-                                 int Hq, int Hkv, int D) {
-    if (!a) return 0;
-    const shape_key key = {B, T, Hq, Hkv, D, scale};
-    plan &p = plan_for(a, key);
-    if (!p.ok) return 0;
-    const call_layout l = layout_of(key);
+                                 const void *out, const void *lse, const int32_t *seg,
+                                 float scale, int B, int T, int Hq, int Hkv, int D) {
+    plan *p = usable_plan(a, seg, scale, B, T, Hq, Hkv, D);
+    if (!p) return 0;
+    if (p->key.n) move_stats(a, (float *)lse, B, T, Hq, 0);
+    const call_layout l = layout_of(p->key);
     const int G = Hq / Hkv;
     for (int c = 0; c < l.calls; c++) {
         const int64_t qo = l.q_off(c, G, D), ko = l.k_off(c, G, D);
@@ -285,11 +481,14 @@ extern "C" int gt_cudnn_attn_bwd(gt_cudnn_attn *a, void *dqkv, const void *dout,
         std::unordered_map<int64_t, void *> pack = {
             {UID_Q, at(qkv, qo, 2)},       {UID_K, at(qkv, ko, 2)},
             {UID_V, at(qkv, ko + D, 2)},   {UID_O, at(out, oo, 2)},
-            {UID_DO, at(dout, oo, 2)},     {UID_STATS, at(lse, (int64_t)c * l.hq * T, 4)},
+            {UID_DO, at(dout, oo, 2)},
+            {UID_STATS, p->key.n ? at(a->stats, (int64_t)c * l.hq, 4)
+                                 : at(lse, (int64_t)c * l.hq * T, 4)},
             {UID_DQ, at(dqkv, qo, 2)},     {UID_DK, at(dqkv, ko, 2)},
             {UID_DV, at(dqkv, ko + D, 2)},
         };
-        run(a, *p.bwd, pack, "attention backward");
+        if (p->key.n) add_ragged(a, pack);
+        run(a, *p->bwd, pack, "attention backward");
     }
     return 1;
 }
@@ -315,6 +514,9 @@ extern "C" gt_cudnn_attn *gt_cudnn_attn_create(cudaStream_t stream) {
     a->deterministic = !env_off("GT_CUDNN_DETERMINISTIC");
     a->workspace = NULL;
     a->workspace_bytes = 0;
+    a->stats = NULL;
+    a->stats_elems = 0;
+    a->stream = stream;
     CUDNN_CHECK(cudnnCreate(&a->handle));
     CUDNN_CHECK(cudnnSetStream(a->handle, stream));
     return a;
@@ -324,6 +526,8 @@ extern "C" void gt_cudnn_attn_destroy(gt_cudnn_attn *a) {
     if (!a) return;
     a->plans.clear(); /* plans before the handle they were built with */
     if (a->workspace) CUDA_CHECK(cudaFree(a->workspace));
+    if (a->stats) CUDA_CHECK(cudaFree(a->stats));
+    if (a->docs.dev) CUDA_CHECK(cudaFree(a->docs.dev));
     CUDNN_CHECK(cudnnDestroy(a->handle));
     delete a;
 }

@@ -30,15 +30,20 @@ void gt_cudnn_attn_destroy(gt_cudnn_attn *a);
 /* The cuDNN version at run time (e.g. 91900), or 0 when none is used. */
 int gt_cudnn_attn_version(const gt_cudnn_attn *a);
 
-/* 1 when cuDNN runs this shape (building its plans if this is the first time it is seen). */
-int gt_cudnn_attn_supports(gt_cudnn_attn *a, float scale, int B, int T, int Hq, int Hkv, int D);
-/* Return 1 when cuDNN ran the op, 0 when the caller must run it (a NULL a, a segment mask, or a
- * shape cuDNN refuses). Arguments as gt_ops.attention_fwd / attention_bwd, without seg. */
-int gt_cudnn_attn_fwd(gt_cudnn_attn *a, void *out, void *lse, const void *qkv, float scale, int B,
-                      int T, int Hq, int Hkv, int D);
+/* The micro-batch's document mask: seg[B T] on the device (what later calls pass as seg), and the
+ * same ids on the host, from which the ragged sequences are derived (attention_cudnn.cu). */
+void gt_cudnn_attn_segments(gt_cudnn_attn *a, const int32_t *seg, const int32_t *seg_host, int B,
+                            int T);
+/* 1 when cuDNN runs this case (building its plans if this is the first time it is seen). */
+int gt_cudnn_attn_supports(gt_cudnn_attn *a, const int32_t *seg, float scale, int B, int T, int Hq,
+                           int Hkv, int D);
+/* Return 1 when cuDNN ran the op, 0 when the caller must run it (a NULL a, a shape cuDNN refuses,
+ * or a seg that gt_cudnn_attn_segments did not describe). Arguments as gt_ops.attention_fwd/bwd. */
+int gt_cudnn_attn_fwd(gt_cudnn_attn *a, void *out, void *lse, const void *qkv, const int32_t *seg,
+                      float scale, int B, int T, int Hq, int Hkv, int D);
 int gt_cudnn_attn_bwd(gt_cudnn_attn *a, void *dqkv, const void *dout, const void *qkv,
-                      const void *out, const void *lse, float scale, int B, int T, int Hq, int Hkv,
-                      int D);
+                      const void *out, const void *lse, const int32_t *seg, float scale, int B,
+                      int T, int Hq, int Hkv, int D);
 
 #ifdef __cplusplus
 }

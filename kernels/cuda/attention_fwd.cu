@@ -185,8 +185,8 @@ extern "C" void gt_cuda_attention_fwd(gt_backend *be, void *out, void *lse, cons
     const attn_shape s = make_shape(scale, B, T, Hq, Hkv, D);
     if (B * T == 0) return;
     GT_NVTX_PUSH("attention_fwd");
-    /* cuDNN's fused attention where it runs the case (no document mask; attention_cudnn.h) */
-    if (!seg && gt_cudnn_attn_fwd(be->cudnn, out, lse, qkv, scale, B, T, Hq, Hkv, D)) {
+    /* cuDNN's fused attention where it runs the case (attention_cudnn.h) */
+    if (gt_cudnn_attn_fwd(be->cudnn, out, lse, qkv, seg, scale, B, T, Hq, Hkv, D)) {
         GT_NVTX_POP();
         return;
     }
@@ -206,8 +206,12 @@ extern "C" void gt_cuda_attention_fwd(gt_backend *be, void *out, void *lse, cons
 
 
 
-extern "C" const char *gt_cuda_attention_impl(gt_backend *be, int has_seg, float scale, int B,
-                                              int T, int Hq, int Hkv, int D) {
-    return !has_seg && gt_cudnn_attn_supports(be->cudnn, scale, B, T, Hq, Hkv, D) ? "cudnn"
-                                                                                   : "builtin";
+extern "C" const char *gt_cuda_attention_impl(gt_backend *be, const int32_t *seg, float scale,
+                                              int B, int T, int Hq, int Hkv, int D) {
+    return gt_cudnn_attn_supports(be->cudnn, seg, scale, B, T, Hq, Hkv, D) ? "cudnn" : "builtin";
+}
+
+extern "C" void gt_cuda_attention_segments(gt_backend *be, const int32_t *seg,
+                                           const int32_t *seg_host, int B, int T) {
+    gt_cudnn_attn_segments(be->cudnn, seg, seg_host, B, T);
 }

@@ -162,6 +162,7 @@ static gt_ops make_table(void) {
     t.rope_bwd = gt_cuda_rope_bwd;
     t.attention_fwd = gt_cuda_attention_fwd;
     t.attention_bwd = gt_cuda_attention_bwd;
+    t.attention_segments = gt_cuda_attention_segments;
     t.geglu_fwd = gt_cuda_geglu_fwd;
     t.geglu_bwd = gt_cuda_geglu_bwd;
     t.ce_partial = gt_cuda_ce_partial;

@@ -51,5 +51,7 @@ extern "C" void gt_cuda_attention_fwd(gt_backend *be, void *out, void *lse, cons
 extern "C" void gt_cuda_attention_bwd(gt_backend *be, void *dqkv, const void *dout, const void *qkv,
                                       const void *out, const void *lse, const int32_t *seg,
                                       float scale, int B, int T, int Hq, int Hkv, int D);
+extern "C" void gt_cuda_attention_segments(gt_backend *be, const int32_t *seg,
+                                           const int32_t *seg_host, int B, int T);
 
 #endif

@@ -192,7 +192,7 @@ static void check_path(ctx *c, const tcase *k, bufs *d, const refs *r, float sca
     const int32_t *seg = k->seg ? d->seg : NULL;
     char name[160];
     const char *impl = ref_path ? "refpath"
-                                : gt_cuda_attention_impl(c->gbe, k->seg, scale, k->B, k->T, k->Hq,
+                                : gt_cuda_attention_impl(c->gbe, seg, scale, k->B, k->T, k->Hq,
                                                          k->Hkv, k->D);
     snprintf(name, sizeof name, "%s B%d T%d Hq%d Hkv%d D%d%s vs %s", impl, k->B, k->T, k->Hq,
              k->Hkv, k->D, k->seg ? " seg" : "", refname);
@@ -262,7 +262,10 @@ static void run_case(ctx *c, const tcase *k) {
     d.seg = seg ? dev_alloc(N * 4) : NULL;
     to_dev_bf16(c, d.qkv, qkv, nq);
     to_dev_bf16(c, d.dout, dout, no);
-    if (seg) c->gpu->upload_raw(c->gbe, d.seg, seg, N * 4);
+    if (seg) {
+        c->gpu->upload_raw(c->gbe, d.seg, seg, N * 4);
+        c->gpu->attention_segments(c->gbe, d.seg, seg, k->B, k->T); /* as the model does */
+    }
 
     refs r = k->cpu ? cpu_reference(c, k, qkv, dout, seg, scale) : gpu_reference(c, k, &d, scale);
     check_path(c, k, &d, &r, scale, 0, k->cpu ? "cpu64" : "refpath");
@@ -390,7 +393,7 @@ static int bench(ctx *c) {
         char name[64];
         snprintf(name, sizeof name, "B%d T%d Hq%d Hkv%d D%d", k->B, k->T, k->Hq, k->Hkv, k->D);
         for (int m = 0; m < 3; m++) {
-            const char *ran = gt_cuda_attention_impl(impl[m], 0, scale, k->B, k->T, k->Hq, k->Hkv,
+            const char *ran = gt_cuda_attention_impl(impl[m], NULL, scale, k->B, k->T, k->Hq, k->Hkv,
                                                      k->D);
             const float tf = time_ms(c, impl[m], 0, k, &d, scale);
             const float tb = time_ms(c, impl[m], 1, k, &d, scale);
