@@ -198,12 +198,22 @@ static ragged_tensors ragged_inputs(fe::graph::Graph &g, int n) {
     return r;
 }
 
+/* The Q, K, V views into qkv of a new graph. */
+static std::shared_ptr<fe::graph::Graph> graph_with_qkv(const qkv_views &v,
+                                                        std::shared_ptr<fe::graph::Tensor_attributes> *q,
+                                                        std::shared_ptr<fe::graph::Tensor_attributes> *k,
+                                                        std::shared_ptr<fe::graph::Tensor_attributes> *vv) {
+    auto g = new_graph();
+    *q = tensor(*g, "Q", UID_Q, v.qd, v.qst);
+    *k = tensor(*g, "K", UID_K, v.kd, v.kst);
+    *vv = tensor(*g, "V", UID_V, v.kd, v.kst);
+    return g;
+}
+
 static fe::error_t build_fwd(gt_cudnn_attn *a, plan &p, const qkv_views &v) {
-    p.fwd = new_graph();
+    std::shared_ptr<fe::graph::Tensor_attributes> q, k, vv;
+    p.fwd = graph_with_qkv(v, &q, &k, &vv);
     fe::graph::Graph &g = *p.fwd;
-    auto q = tensor(g, "Q", UID_Q, v.qd, v.qst);
-    auto k = tensor(g, "K", UID_K, v.kd, v.kst);
-    auto vv = tensor(g, "V", UID_V, v.kd, v.kst);
     auto opt = fe::graph::SDPA_attributes()
                    .set_name("attention_fwd")
                    .set_generate_stats(true)
@@ -227,11 +237,9 @@ static fe::error_t build_fwd(gt_cudnn_attn *a, plan &p, const qkv_views &v) {
 }
 
 static fe::error_t build_bwd(gt_cudnn_attn *a, plan &p, const qkv_views &v) {
-    p.bwd = new_graph();
+    std::shared_ptr<fe::graph::Tensor_attributes> q, k, vv;
+    p.bwd = graph_with_qkv(v, &q, &k, &vv);
     fe::graph::Graph &g = *p.bwd;
-    auto q = tensor(g, "Q", UID_Q, v.qd, v.qst);
-    auto k = tensor(g, "K", UID_K, v.kd, v.kst);
-    auto vv = tensor(g, "V", UID_V, v.kd, v.kst);
     auto o = tensor(g, "O", UID_O, v.od, v.ost);
     auto dout = tensor(g, "dO", UID_DO, v.od, v.ost);
     auto stats = tensor(g, "Stats", UID_STATS, v.sd, v.sst);
