@@ -18,19 +18,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
-#include "../comm/grid.h"
 #include "../model/flops.h"
-#include "../model/fp8.h"
-#include "../model/model.h"
-#include "backend.h"
 #include "op_profile.h"
-#include "optimizer.h"
-#ifdef GT_HAVE_CUDA
-#include "../kernels/cuda/cuda_backend.h"
-#endif
+#include "trainer.h"
 
 typedef struct {
     const char *model, *device;
@@ -74,12 +66,6 @@ static int parse_args(bench_args *a, int argc, char **argv, gt_err *err) {
     return 0;
 }
 
-static double now(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
 static int has_weights(const char *dir) {
     char p[4096];
     snprintf(p, sizeof p, "%s/model.safetensors", dir);
@@ -88,20 +74,67 @@ static int has_weights(const char *dir) {
     return access(p, R_OK) == 0;
 }
 
-/* One training step of `accum` micro-batches (the same batch each time); returns the mean loss of
- * this replica. */
-static double train_step(gt_model *m, gt_optimizer *opt, float dscale, gt_group *dp, int accum) {
-    gt_model_zero_grads(m);
-    double loss = 0;
-    for (int k = 0; k < accum; k++) {
-        loss += gt_model_forward(m, 1, dscale, NULL);
-        if (k == accum - 1) gt_model_overlap_dp(m, dp); /* dp sums start layer by layer in the last backward */
-        gt_model_backward(m);
+/* The run config `gemmatron train` would take for this benchmark: AdamW at a constant 1e-5
+ * (betas 0.9/0.95, weight decay 0.1, clip 1), one FP8 calibration step, no data files (the
+ * batches are fed). */
+static int bench_config(gt_run_config *rc, const bench_args *a, int loaded, gt_err *err) {
+    char v[6][32];
+    snprintf(v[0], sizeof v[0], "%d", a->batch);
+    snprintf(v[1], sizeof v[1], "%d", a->seq);
+    snprintf(v[2], sizeof v[2], "%d", a->accum);
+    snprintf(v[3], sizeof v[3], "%d", a->warmup + a->steps + 1);
+    snprintf(v[4], sizeof v[4], "%d", a->tp);
+    snprintf(v[5], sizeof v[5], "%d", a->fp8);
+    const char *kv[][2] = {
+        {loaded ? "model.path" : "model.config", a->model}, {"device", a->device},
+        {"data.micro_batch", v[0]}, {"data.seq_len", v[1]}, {"data.grad_accum", v[2]},
+        {"data.doc_masking", "false"}, {"optim.lr", "1e-5"}, {"optim.beta2", "0.95"},
+        {"optim.weight_decay", "0.1"}, {"optim.schedule", "constant"}, {"train.steps", v[3]},
+        {"train.seed", "1234"}, {"train.quiet", "true"}, {"parallel.tp", v[4]},
+        {"parallel.tp_overlap", a->tp_overlap ? "true" : "false"}, {"fp8.enabled", a->fp8 ? "true" : "false"},
+        {"fp8.lm_head", a->fp8_head ? "true" : "false"}, {"fp8.calibration_steps", v[5]},
+    };
+    gt_run_config_defaults(rc);
+    for (size_t i = 0; i < sizeof kv / sizeof kv[0]; i++)
+        if (gt_run_config_set(rc, kv[i][0], kv[i][1], "bench", err)) return -1;
+    return 0;
+}
+
+/* The synthetic batch fed to every micro-batch: random tokens (a different stream on each dp
+ * replica), each predicting the next one. */
+typedef struct {
+    int32_t *tokens; /* [B*T] */
+} bench_batch;
+
+static int64_t bench_fill(void *user, int32_t *buf, int B, int T) {
+    const bench_batch *b = user;
+    size_t N = (size_t)B * T;
+    int32_t *tok = buf, *tgt = buf + N, *pos = buf + 2 * N, *seg = buf + 3 * N;
+    memcpy(tok, b->tokens, N * sizeof *tok);
+    for (size_t i = 0; i < N; i++) {
+        pos[i] = (int32_t)(i % (size_t)T);
+        tgt[i] = pos[i] + 1 < T ? tok[i + 1] : -1;
+        seg[i] = 0;
     }
-    gt_model_reduce_grads(m, dp);
-    gt_optimizer_step(opt, 1e-5f, gt_optimizer_grad_sumsq(opt));
-    m->ops->sync(m->be);
-    return loss * dscale;
+    return (int64_t)B * (T - 1);
+}
+
+static void bench_tokens(bench_batch *b, int N, int vocab, int dp_rank) {
+    b->tokens = gt_malloc((size_t)N * sizeof *b->tokens);
+    uint32_t s = 42u + 7919u * (uint32_t)dp_rank;
+    for (int i = 0; i < N; i++) {
+        s = s * 1664525u + 1013904223u;
+        b->tokens[i] = (int32_t)((s >> 8) % (uint32_t)vocab);
+    }
+}
+
+/* One step of one micro-batch, as --profile breaks it down. */
+static void single_micro_step(gt_trainer *t) {
+    int accum = t->accum;
+    gt_step_stats st;
+    t->accum = 1;
+    gt_trainer_step(t, &st);
+    t->accum = accum;
 }
 
 static int cmp_double(const void *a, const void *b) {
@@ -142,18 +175,18 @@ static double class_flops(int op, const gt_model *m) {
     }
 }
 
-static void print_profile(gt_model *m, gt_optimizer *opt, float dscale, gt_group *dp, double step_s,
-                          double peak_bw) {
+static void print_profile(gt_trainer *t, double step_s, gt_peak peak) {
+    gt_model *m = &t->session.model;
     gt_op_profile prof;
     const gt_ops *ops = m->ops;
     gt_backend *be = m->be;
     gt_op_profile_init(&prof, ops, be);
     m->ops = &prof.ops;
     m->be = (gt_backend *)&prof;
-    gt_group *groups[2] = {m->tp, dp};
+    gt_group *groups[2] = {m->tp, t->grid->dp > 1 ? &t->grid->dp_group : NULL};
     for (int k = 0; k < 2; k++)
         if (groups[k]) groups[k]->timed = 1, groups[k]->seconds = 0, groups[k]->bus_bytes = 0;
-    train_step(m, opt, dscale, dp, 1);
+    single_micro_step(t);
     m->ops = ops;
     m->be = be;
     double total = 0, comm = 0, bus = 0;
@@ -167,8 +200,8 @@ static void print_profile(gt_model *m, gt_optimizer *opt, float dscale, gt_group
         double s = prof.seconds[i], fl = class_flops(i, m), by = class_bytes(i, m);
         char rate[32] = "";
         double roof = 0;
-        if (fl > 0) snprintf(rate, sizeof rate, "%.3g TFLOP/s", fl / s / 1e12), roof = fl / GT_PEAK_BF16_FLOPS;
-        else if (by > 0) snprintf(rate, sizeof rate, "%.3g GB/s", by / s / 1e9), roof = by / peak_bw;
+        if (fl > 0) snprintf(rate, sizeof rate, "%.3g TFLOP/s", fl / s / 1e12), roof = fl / peak.bf16_flops;
+        else if (by > 0) snprintf(rate, sizeof rate, "%.3g GB/s", by / s / 1e9), roof = by / peak.mem_bytes_per_s;
         printf("%-15s %6ld %9.2f %5.1f%% %14s %11.2f\n", gt_op_profile_name(i), prof.calls[i], 1e3 * s,
                100 * s / total, rate, 1e3 * roof);
     }
@@ -181,102 +214,82 @@ static void print_profile(gt_model *m, gt_optimizer *opt, float dscale, gt_group
         printf("profiled step of one micro-batch %.2f ms (synchronized per op)\n", 1e3 * total);
 }
 
-static int run_bench(const bench_args *a, gt_grid *g, gt_err *err) {
-    gt_config cfg;
-    if (gt_config_load(&cfg, a->model, err)) return -1;
-    gt_compute c;
-    if (gt_compute_open(&c, a->device, g->local_rank, err)) return -1;
-    gt_model m;
-    if (gt_model_init(&m, &cfg, c.ops, c.be, g->tp_rank, g->tp, err)) {
-        gt_compute_close(&c);
-        return -1;
+/* --profile: rank 0 prints the breakdown; its peers run the same step, timed alike so that they
+ * wait alike. */
+static void profile(gt_trainer *t, double step_s, gt_peak peak) {
+    if (t->grid->world_rank == 0) {
+        print_profile(t, step_s, peak);
+        return;
     }
-    int loaded = has_weights(a->model);
-    if (loaded ? gt_model_load_hf(&m, a->model, err) : (gt_model_init_random(&m, 1234), 0)) {
-        gt_model_free(&m);
-        gt_compute_close(&c);
-        return -1;
-    }
-    if (c.is_cuda) gt_grid_use_nccl(g, gt_compute_stream(&c));
-    gt_model_set_tp(&m, &g->tp_group);
-    gt_model_overlap_tp(&m, a->tp_overlap);
-    gt_group *dp = g->dp > 1 ? &g->dp_group : NULL;
-    int B = a->batch, T = a->seq, N = B * T;
-    gt_model_alloc_batch(&m, B, T);
-    if (a->fp8) {
-        gt_fp8_recipe recipe = {1024, GT_AMAX_MAX, 0.0f, a->fp8_head};
-        gt_model_enable_fp8(&m, &recipe, g->world_size > 1 ? &g->world : NULL);
-    }
-    gt_adamw_config ac = {0.9f, 0.95f, 1e-8f, 0.1f, 1.0f};
-    gt_optimizer opt;
-    gt_optimizer_init(&opt, &m, &ac);
-    int32_t *buf = gt_malloc(3 * (size_t)N * sizeof(int32_t)), *tok = buf, *tgt = buf + N, *pos = buf + 2 * N;
-    uint32_t s = 42u + 7919u * (uint32_t)g->dp_rank;
-    for (int i = 0; i < N; i++) {
-        s = s * 1664525u + 1013904223u;
-        tok[i] = (int32_t)((s >> 8) % (uint32_t)cfg.vocab_size);
-        pos[i] = i % T;
-    }
-    for (int i = 0; i < N; i++) tgt[i] = (i % T) + 1 < T ? tok[i + 1] : -1;
-    gt_model_set_batch(&m, tok, tgt, pos, NULL);
-    float dscale = 1.0f / (float)(B * (T - 1) * g->dp * a->accum), dscale1 = dscale * (float)a->accum;
+    t->session.model.tp->timed = 1;
+    if (t->grid->dp > 1) t->grid->dp_group.timed = 1;
+    single_micro_step(t);
+}
 
-    char dev[128] = "cpu";
-    double peak_bw = 50e9;
-#ifdef GT_HAVE_CUDA
-    if (c.is_cuda) {
-        gt_cuda_device_name(c.be, dev, sizeof dev);
-        peak_bw = strstr(dev, "H200") ? 4.8e12 : 3.35e12;
+/* Warm-up steps, then the timed ones: their seconds, sorted, in t_sorted[steps]; returns the last
+ * step's loss. */
+static double timed_steps(gt_trainer *t, const bench_args *a, double *t_sorted) {
+    gt_step_stats st = {0};
+    for (int i = 0; i < a->warmup; i++) gt_trainer_step(t, &st);
+    for (int i = 0; i < a->steps; i++) {
+        gt_trainer_step(t, &st);
+        t_sorted[i] = st.seconds;
     }
-#endif
+    qsort(t_sorted, (size_t)a->steps, sizeof *t_sorted, cmp_double);
+    return st.loss;
+}
+
+static void print_result(const gt_trainer *t, const bench_args *a, const double *ts, double loss, gt_peak peak) {
+    const gt_grid *g = t->grid;
+    const gt_compute *c = &t->session.compute;
+    const gt_config *cfg = &t->session.model.cfg;
+    double med = ts[a->steps / 2], tps = (double)a->batch * a->seq * g->dp * a->accum / med;
+    double mfu = tps * gt_flops_per_token(cfg, a->seq) / peak.bf16_flops;
+    double mem = (double)c->ops->mem_in_use(c->be) / (1 << 30);
+    mfu /= g->world_size; /* per GPU */
+    printf("step_ms=%.2f (min %.2f max %.2f) tokens_per_s=%.0f (%.0f per GPU) mfu=%.1f%% "
+           "mem_in_use_gib=%.2f loss=%.4f\n",
+           1e3 * med, 1e3 * ts[0], 1e3 * ts[a->steps - 1], tps, tps / g->world_size, 100 * mfu, mem, loss);
+    printf("(MFU: 6 x %.3g matmul params + causal attention = %.3g FLOP/token over %.0f TFLOP/s dense BF16)\n",
+           gt_matmul_params(cfg), gt_flops_per_token(cfg, a->seq), peak.bf16_flops / 1e12);
+}
+
+static int run_bench(const bench_args *a, gt_grid *g, gt_err *err) {
+    int loaded = has_weights(a->model);
+    gt_run_config rc;
+    gt_trainer t;
+    bench_batch batch = {NULL};
+    gt_batch_feed feed = {bench_fill, &batch};
+    if (bench_config(&rc, a, loaded, err) || gt_trainer_init_fed(&t, &rc, g, &feed, err)) {
+        gt_run_config_free(&rc);
+        return -1;
+    }
+    bench_tokens(&batch, a->batch * a->seq, t.session.model.cfg.vocab_size, g->dp_rank);
+    const gt_compute *c = &t.session.compute;
+    char dev[128];
+    c->ops->device_name(c->be, dev, sizeof dev);
+    gt_peak peak = c->ops->peak(c->be);
     int lead = g->world_rank == 0;
     if (lead)
         printf("gemmatron bench: %s (%s), B=%d T=%d x %d micro-batches per replica, tp=%d dp=%d on %s [%s]%s\n", a->model,
-               loaded ? "weights" : "random init", B, T, a->accum, g->tp, g->dp, c.ops->name, dev, a->fp8_head ? " FP8 (lm_head too)" : a->fp8 ? " FP8" : " BF16");
+               loaded ? "weights" : "random init", a->batch, a->seq, a->accum, g->tp, g->dp, c->ops->name, dev,
+               a->fp8_head ? " FP8 (lm_head too)" : a->fp8 ? " FP8" : " BF16");
     fflush(stdout);
     gt_watchdog_arm(g->wd, 1);
-    if (a->fp8) { /* one BF16 forward and backward that only record amaxes: calibrated scales */
-        gt_model_fp8_calibrate(&m, 1);
-        gt_model_zero_grads(&m);
-        gt_model_forward(&m, 1, dscale, NULL);
-        gt_model_backward(&m);
-        gt_model_fp8_calibrate(&m, 0);
-    }
-    for (int i = 0; i < a->warmup; i++) train_step(&m, &opt, dscale, dp, a->accum);
-    double *t = gt_malloc((size_t)a->steps * sizeof *t), loss = 0;
-    for (int i = 0; i < a->steps; i++) {
-        double t0 = now();
-        loss = train_step(&m, &opt, dscale, dp, a->accum);
-        t[i] = now() - t0;
-    }
-    qsort(t, (size_t)a->steps, sizeof *t, cmp_double);
-    double med = t[a->steps / 2], tps = (double)N * g->dp * a->accum / med;
-    double mfu = tps * gt_flops_per_token(&cfg, T) / GT_PEAK_BF16_FLOPS;
-    double mem = 0;
-#ifdef GT_HAVE_CUDA
-    if (c.is_cuda) mem = (double)gt_cuda_mem_in_use(c.be) / (1 << 30);
-#endif
-    mfu /= g->world_size; /* per GPU */
-    if (lead) {
-        printf("step_ms=%.2f (min %.2f max %.2f) tokens_per_s=%.0f (%.0f per GPU) mfu=%.1f%% "
-               "mem_in_use_gib=%.2f loss=%.4f\n",
-               1e3 * med, 1e3 * t[0], 1e3 * t[a->steps - 1], tps, tps / g->world_size, 100 * mfu, mem, loss);
-        printf("(MFU: 6 x %.3g matmul params + causal attention = %.3g FLOP/token over %.0f TFLOP/s dense BF16)\n",
-               gt_matmul_params(&cfg), gt_flops_per_token(&cfg, T), GT_PEAK_BF16_FLOPS / 1e12);
-    }
-    if (a->profile && lead) print_profile(&m, &opt, dscale1, dp, a->accum == 1 ? med : 0, peak_bw);
-    else if (a->profile) { /* peers of the profiled step, timed alike so they wait alike */
-        m.tp->timed = 1;
-        if (dp) dp->timed = 1;
-        train_step(&m, &opt, dscale1, dp, 1);
+    /* with --fp8, one BF16 step that only records amaxes: calibrated scales */
+    int r = gt_trainer_fp8_calibrate(&t, err);
+    double *ts = gt_malloc((size_t)a->steps * sizeof *ts);
+    if (r == 0) {
+        double loss = timed_steps(&t, a, ts);
+        if (lead) print_result(&t, a, ts, loss, peak);
+        if (a->profile) profile(&t, a->accum == 1 ? ts[a->steps / 2] : 0, peak);
     }
     gt_watchdog_arm(g->wd, 0);
-    free(t);
-    free(buf);
-    gt_optimizer_free(&opt);
-    gt_model_free(&m);
-    gt_compute_close(&c);
-    return 0;
+    free(ts);
+    free(batch.tokens);
+    gt_trainer_free(&t);
+    gt_run_config_free(&rc);
+    return r;
 }
 
 int gt_cmd_bench(int argc, char **argv) {

@@ -25,8 +25,7 @@
 
 #include "../comm/grid.h"
 #include "../data/sequence.h"
-#include "../model/model.h"
-#include "backend.h"
+#include "session.h"
 
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
 #error "eval --logits writes the host's float32 bytes as little-endian"
@@ -92,83 +91,81 @@ static int write_logits(FILE *f, const char *path, const float *x, int64_t n, in
     return 0;
 }
 
-static int run_eval(const eval_args *a, gt_grid *g, gt_err *err) {
-    gt_config cfg;
-    if (gt_config_load(&cfg, a->model, err) || gt_config_validate(&cfg, a->model, err)) return -1;
-    gt_tokens tk;
-    if (gt_tokens_read(&tk, a->data, (uint32_t)cfg.vocab_size, err)) return -1;
-    if (tk.count < 2) {
-        gt_tokens_free(&tk);
-        return gt_fail(err, "%s: needs at least 2 tokens to predict one", a->data);
-    }
-    int64_t T = a->seq_len ? a->seq_len : (tk.count <= cfg.max_position_embeddings ? tk.count : cfg.max_position_embeddings);
-    gt_compute c;
-    gt_model m;
-    int rc = -1;
-    /* --logits: [n, V] of the first sequence (tp = 1: whole rows, V = vocab_size), written by world rank
-     * 0, which evaluates sequence 0; the file is created first, so a bad path fails before any work. */
-    float *logits = NULL;
-    int64_t logits_n = 0;
-    FILE *logits_file = NULL;
-    if (a->logits && g->world_rank == 0 && !(logits_file = fopen(a->logits, "wb"))) {
-        gt_fail(err, "eval: --logits %s: cannot create: %s", a->logits, strerror(errno));
-        goto out_tokens;
-    }
-    if (gt_compute_open(&c, a->device, g->local_rank, err)) goto out_tokens;
-    if (gt_model_init(&m, &cfg, c.ops, c.be, g->tp_rank, g->tp, err)) goto out_compute;
-    if (gt_model_load_hf(&m, a->model, err)) goto out_model;
-    if (c.is_cuda) gt_grid_use_nccl(g, gt_compute_stream(&c));
-    gt_model_set_tp(&m, &g->tp_group);
-    if (g->world_rank == 0)
-        fprintf(stderr, "gemmatron eval: %s on %s (tp=%d dp=%d), %lld tokens, sequences of %lld\n", a->model,
-                c.ops->name, g->tp, g->dp, (long long)tk.count, (long long)T);
+/* Sums the loss and the targets of this replica's sequences (sequence i is dp rank i mod dp's);
+ * logits (may be NULL) gets the first sequence's, *logits_n its length. */
+static void eval_sequences(gt_model *m, const gt_tokens *tk, int64_t T, const gt_grid *g, float **logits,
+                           int64_t *logits_n, double *loss, int64_t *targets) {
     int32_t *buf = gt_malloc(4 * (size_t)T * sizeof(int32_t));
-    double loss = 0;
-    int64_t targets = 0;
     int64_t seq = 0;
-    for (int64_t t0 = 0; t0 + 1 < tk.count; t0 += T, seq++) {
-        int n = (int)(tk.count - t0 < T ? tk.count - t0 : T);
+    for (int64_t t0 = 0; t0 + 1 < tk->count; t0 += T, seq++) {
+        int n = (int)(tk->count - t0 < T ? tk->count - t0 : T);
         if (n < 2) break;
         if (seq % g->dp != g->dp_rank) continue;
         int32_t *tok = buf, *tgt = buf + n, *pos = buf + 2 * n, *seg = buf + 3 * n;
-        targets += gt_fill_sequence(&tk, t0, n, 1, tok, tgt, pos, seg);
-        gt_model_alloc_batch(&m, 1, n);
-        gt_model_set_batch(&m, tok, tgt, pos, tk.attr ? seg : NULL);
-        if (logits_file && seq == 0) {
-            logits_n = n;
-            logits = gt_malloc((size_t)n * (size_t)cfg.vocab_size * sizeof(float));
+        *targets += gt_fill_sequence(tk, t0, n, 1, tok, tgt, pos, seg);
+        gt_model_alloc_batch(m, 1, n);
+        gt_model_set_batch(m, tok, tgt, pos, tk->attr ? seg : NULL);
+        if (logits && seq == 0) {
+            *logits_n = n;
+            *logits = gt_malloc((size_t)n * (size_t)m->cfg.vocab_size * sizeof(float));
         }
-        loss += gt_model_forward(&m, 0, 0.0f, seq == 0 ? logits : NULL);
+        *loss += gt_model_forward(m, 0, 0.0f, logits && seq == 0 ? *logits : NULL);
     }
     free(buf);
+}
+
+static int run_eval(const eval_args *a, gt_grid *g, gt_err *err) {
+    /* --logits: [n, V] of the first sequence (tp = 1: whole rows, V = vocab_size), written by world rank
+     * 0, which evaluates sequence 0; the file is created first, so a bad path fails before any work. */
+    FILE *logits_file = NULL;
+    if (a->logits && g->world_rank == 0 && !(logits_file = fopen(a->logits, "wb")))
+        return gt_fail(err, "eval: --logits %s: cannot create: %s", a->logits, strerror(errno));
+    gt_session_spec spec = {a->device, a->model, a->model, 0, 1, NULL, NULL, NULL};
+    gt_session s;
+    gt_tokens tk = {0};
+    float *logits = NULL;
+    int64_t logits_n = 0;
+    int rc = -1;
+    if (gt_session_open(&s, &spec, g, err)) goto out_file;
+    const gt_config *cfg = &s.model.cfg;
+    if (gt_tokens_read(&tk, a->data, (uint32_t)cfg->vocab_size, err)) goto out_session;
+    if (tk.count < 2) {
+        gt_fail(err, "%s: needs at least 2 tokens to predict one", a->data);
+        goto out_session;
+    }
+    int64_t T = a->seq_len ? a->seq_len : (tk.count <= cfg->max_position_embeddings ? tk.count : cfg->max_position_embeddings);
+    if (g->world_rank == 0)
+        fprintf(stderr, "gemmatron eval: %s on %s (tp=%d dp=%d), %lld tokens, sequences of %lld\n", a->model,
+                s.compute.ops->name, g->tp, g->dp, (long long)tk.count, (long long)T);
+    double loss = 0;
+    int64_t targets = 0;
+    eval_sequences(&s.model, &tk, T, g, logits_file ? &logits : NULL, &logits_n, &loss, &targets);
     double sums[2] = {loss, (double)targets};
     gt_allreduce_host(&g->dp_group, sums, 2, GT_F64, GT_RED_SUM);
     loss = sums[0];
     targets = (int64_t)sums[1];
     if (targets == 0) {
         gt_fail(err, "%s: no token is marked as a target", a->data);
-        goto out_model;
+        goto out_session;
     }
     if (logits_file) { /* after the collective, so that a failed write cannot leave other ranks waiting */
         FILE *f = logits_file;
         logits_file = NULL;
-        if (write_logits(f, a->logits, logits, logits_n, cfg.vocab_size, err)) goto out_model;
+        if (write_logits(f, a->logits, logits, logits_n, cfg->vocab_size, err)) goto out_session;
         fprintf(stderr, "gemmatron eval: logits of the first sequence [%lld, %lld] float32 -> %s\n",
-                (long long)logits_n, (long long)cfg.vocab_size, a->logits);
+                (long long)logits_n, (long long)cfg->vocab_size, a->logits);
     }
     if (g->world_rank == 0) printf("eval_loss=%.6f tokens=%lld\n", loss / (double)targets, (long long)targets);
     rc = 0;
-out_model:
+out_session:
     free(logits);
-    gt_model_free(&m);
-out_compute:
-    gt_compute_close(&c);
-out_tokens:
+    gt_tokens_free(&tk);
+    gt_session_close(&s);
+out_file:
     if (logits_file) { /* failed before the logits were written: leave no empty file behind */
         fclose(logits_file);
         remove(a->logits);
     }
-    gt_tokens_free(&tk);
     return rc;
 }
 

@@ -39,6 +39,10 @@ static void p_download_raw(gt_backend *be, void *d, const void *s, size_t n) { I
 static void p_upload(gt_backend *be, gt_kind k, void *d, const float *s, size_t n) { INNER(be)->upload(IBE(be), k, d, s, n); }
 static void p_download(gt_backend *be, gt_kind k, float *d, const void *s, size_t n) { INNER(be)->download(IBE(be), k, d, s, n); }
 static void p_sync(gt_backend *be) { INNER(be)->sync(IBE(be)); }
+static void *p_stream(gt_backend *be) { return INNER(be)->stream(IBE(be)); }
+static size_t p_mem_in_use(gt_backend *be) { return INNER(be)->mem_in_use(IBE(be)); }
+static void p_device_name(gt_backend *be, char *buf, size_t len) { INNER(be)->device_name(IBE(be), buf, len); }
+static gt_peak p_peak(gt_backend *be) { return INNER(be)->peak(IBE(be)); }
 static void p_add(gt_backend *be, void *o, const void *a, const void *b, size_t n) { TIMED(GT_PROF_ADD, add(ib, o, a, b, n)); }
 static void p_accumulate(gt_backend *be, void *d, const void *s, size_t n) { TIMED(GT_PROF_ADD, accumulate(ib, d, s, n)); }
 static void p_embed_fwd(gt_backend *be, void *o, const int32_t *t, const void *w, float sc, int64_t vs, int V, int N, int C) {
@@ -131,6 +135,9 @@ void gt_op_profile_init(gt_op_profile *p, const gt_ops *inner, gt_backend *inner
     gt_ops *o = &p->ops;
     *o = *inner;
     o->name = "profiled";
+    /* The profile borrows the inner backend: it neither makes nor frees one. */
+    o->create = NULL, o->destroy = NULL;
+    o->stream = p_stream, o->mem_in_use = p_mem_in_use, o->device_name = p_device_name, o->peak = p_peak;
     o->alloc = p_alloc, o->release = p_release, o->zero = p_zero, o->copy = p_copy;
     o->upload_raw = p_upload_raw, o->download_raw = p_download_raw, o->upload = p_upload;
     o->download = p_download, o->sync = p_sync, o->add = p_add, o->accumulate = p_accumulate;

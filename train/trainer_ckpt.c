@@ -44,7 +44,7 @@ int gt_trainer_checkpoint(gt_trainer *t, gt_err *err) {
     gt_ckpt_options opt = {rc->run_dir, strcmp(rc->ckpt_dtype, "fp32") ? GT_BF16 : GT_F32, (int)rc->ckpt_keep,
                            (uint64_t)rc->ckpt_max_shard_bytes};
     char path[GT_CKPT_PATH];
-    int r = gt_checkpoint_save(&t->model, &t->opt, t->grid, &st, &opt, path, err);
+    int r = gt_checkpoint_save(&t->session.model, &t->opt, t->grid, &st, &opt, path, err);
     gt_ckpt_state_free(&st);
     if (r == 0 && t->grid->world_rank == 0 && !rc->quiet) {
         printf("checkpoint: %s (%.1f s)\n", path, now() - t0);
@@ -73,7 +73,7 @@ static int check_compatible(const gt_trainer *t, const gt_ckpt_state *st, const 
  * checkpoint resumed in FP8 (fresh state, calibrated before the first step), and an FP8 checkpoint
  * resumed in BF16 (its state is not used). */
 static void resume_fp8(gt_trainer *t, const gt_ckpt_fp8 *had, const char *dir) {
-    const gt_fp8 *f = t->model.fp8;
+    const gt_fp8 *f = t->session.model.fp8;
     if (f && had->present) t->fp8_fresh = 0;
     if (t->grid->world_rank != 0 || t->rc->quiet) return;
     if (f && had->present) {
@@ -91,7 +91,7 @@ static void resume_fp8(gt_trainer *t, const gt_ckpt_fp8 *had, const char *dir) {
 
 int gt_trainer_resume(gt_trainer *t, const char *dir, gt_err *err) {
     gt_ckpt_state st;
-    if (gt_checkpoint_load(&t->model, &t->opt, t->grid, dir, &st, err)) return -1;
+    if (gt_checkpoint_load(&t->session.model, &t->opt, t->grid, dir, &st, err)) return -1;
     int r = check_compatible(t, &st, dir, err);
     if (r == 0) r = gt_loader_seek(&t->train, st.data_pos, err);
     if (r == 0) {
