@@ -23,7 +23,7 @@
 #ifndef GT_OPS_H
 #define GT_OPS_H
 
-#include "base.h"
+#include "../core/base.h"
 
 #ifdef __cplusplus
 extern "C" {

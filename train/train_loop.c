@@ -8,7 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-#include "export_hf.h"
+#include "ckpt/export_hf.h"
 #include "trainer.h"
 #include "trainer_ckpt.h"
 #include "trainer_fp8.h"

@@ -4,17 +4,11 @@
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <time.h>
 
+#include "../core/clock.h"
 #include "../model/flops.h"
 #include "../model/fp8.h"
 #include "trainer_fp8.h"
-
-static double now(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
 
 /* ---- building ---- */
 
@@ -169,7 +163,7 @@ static double forward_backward(gt_trainer *t, double targets, int overlap) {
 }
 
 void gt_trainer_step(gt_trainer *t, gt_step_stats *st) {
-    double t0 = now();
+    double t0 = gt_now();
     gt_model *m = &t->session.model;
     memset(st, 0, sizeof *st);
     st->step = ++t->step;
@@ -182,7 +176,7 @@ void gt_trainer_step(gt_trainer *t, gt_step_stats *st) {
         st->loss = st->grad_norm = NAN;
         st->skipped = 1;
         t->skipped++;
-        st->seconds = now() - t0;
+        st->seconds = gt_now() - t0;
         return;
     }
     double loss = forward_backward(t, targets, 1);
@@ -194,7 +188,7 @@ void gt_trainer_step(gt_trainer *t, gt_step_stats *st) {
     t->skipped += st->skipped;
     m->ops->sync(m->be);
     st->loss = sum_dp(t, loss) / targets;
-    st->seconds = now() - t0;
+    st->seconds = gt_now() - t0;
 }
 
 double gt_trainer_eval(gt_trainer *t, int64_t *targets) {

@@ -16,9 +16,9 @@
 #include "../comm/grid.h"
 #include "../data/loader.h"
 #include "lr_schedule.h"
-#include "metrics.h"
+#include "metrics/metrics.h"
 #include "optimizer.h"
-#include "run_config.h"
+#include "config/run_config.h"
 #include "session.h"
 
 typedef struct {

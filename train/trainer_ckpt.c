@@ -5,16 +5,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/stat.h>
-#include <time.h>
 
-#include "ckpt_internal.h"
+#include "../core/clock.h"
+#include "../core/fs.h"
+#include "../model/fp8.h"
+#include "ckpt/checkpoint.h"
 #include "signals.h"
-
-static double now(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
 
 static void fill_state(const gt_trainer *t, gt_ckpt_state *st) {
     const gt_run_config *rc = t->rc;
@@ -38,7 +34,7 @@ static void fill_state(const gt_trainer *t, gt_ckpt_state *st) {
 
 int gt_trainer_checkpoint(gt_trainer *t, gt_err *err) {
     const gt_run_config *rc = t->rc;
-    double t0 = now();
+    double t0 = gt_now();
     gt_ckpt_state st;
     fill_state(t, &st);
     gt_ckpt_options opt = {rc->run_dir, strcmp(rc->ckpt_dtype, "fp32") ? GT_BF16 : GT_F32, (int)rc->ckpt_keep,
@@ -47,7 +43,7 @@ int gt_trainer_checkpoint(gt_trainer *t, gt_err *err) {
     int r = gt_checkpoint_save(&t->session.model, &t->opt, t->grid, &st, &opt, path, err);
     gt_ckpt_state_free(&st);
     if (r == 0 && t->grid->world_rank == 0 && !rc->quiet) {
-        printf("checkpoint: %s (%.1f s)\n", path, now() - t0);
+        printf("checkpoint: %s (%.1f s)\n", path, gt_now() - t0);
         fflush(stdout);
     }
     return r;
@@ -116,7 +112,7 @@ int gt_trainer_resume(gt_trainer *t, const char *dir, gt_err *err) {
 static int is_checkpoint_dir(const char *dir) {
     char p[GT_CKPT_PATH];
     struct stat sb;
-    return ck_join(p, sizeof p, dir, "trainer_state.json", NULL) == 0 && stat(p, &sb) == 0;
+    return gt_path_join(p, sizeof p, dir, "trainer_state.json", NULL) == 0 && stat(p, &sb) == 0;
 }
 
 /* Rank 0 picks the checkpoint (warnings printed once); everyone gets it. Returns 1 found, 0 none. */

@@ -9,7 +9,7 @@
 #ifndef GT_TRAINER_CKPT_H
 #define GT_TRAINER_CKPT_H
 
-#include "checkpoint.h"
+#include "ckpt/checkpoint.h"
 #include "trainer.h"
 
 /* Writes RUN_DIR/checkpoint-<t->step>. */

@@ -15,7 +15,7 @@
 
 #include "../../model/fp8_state.h"
 #include "../../model/safetensors.h"
-#include "../../train/ckpt_internal.h"
+#include "../../train/ckpt/ckpt_internal.h"
 #include "check.h"
 
 enum { B = 2, T = 32, N = B * T, LEN = 8 };
@@ -73,7 +73,7 @@ static double rig_step(rig *r, int s) {
 /* dir/name into buf (GT_CKPT_PATH bytes). */
 static void join(char *buf, const char *dir, const char *name) {
     gt_err e;
-    GT_ASSERT(!ck_join(buf, GT_CKPT_PATH, dir, name, &e), "%s", e.msg);
+    GT_ASSERT(!gt_path_join(buf, GT_CKPT_PATH, dir, name, &e), "%s", e.msg);
 }
 
 static void save(rig *r, gt_grid *g, const char *run, long long step) {

@@ -9,7 +9,7 @@
 #include <stdlib.h>
 #include <unistd.h>
 
-#include "../../train/run_config.h"
+#include "../../train/config/run_config.h"
 #include "check.h"
 
 typedef struct {

@@ -9,7 +9,7 @@
 #ifndef GT_RUN_CONFIG_H
 #define GT_RUN_CONFIG_H
 
-#include "../kernels/base.h"
+#include "../../core/base.h"
 
 typedef struct {
     char **v;

@@ -225,7 +225,7 @@ int ck_state_load(const char *path, gt_ckpt_state *st, ck_file_size **files, int
     memset(st, 0, sizeof *st);
     if (files) *files = NULL;
     char *text;
-    if (ck_read_text(path, &text, err)) return -1;
+    if (gt_read_text(path, &text, err)) return -1;
     json_error_t je;
     json_t *root = json_loads(text, 0, &je);
     free(text);

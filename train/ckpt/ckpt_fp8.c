@@ -14,8 +14,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-#include "../model/fp8_state.h"
-#include "../model/safetensors.h"
+#include "../../model/fp8_state.h"
+#include "../../model/safetensors.h"
 #include "ckpt_internal.h"
 
 const char *ck_fp8_algo_name(gt_amax_algo a) { return a == GT_AMAX_MOST_RECENT ? "most_recent" : "max"; }
@@ -49,7 +49,7 @@ int ck_catalog_add_fp8(ck_catalog *c, const gt_fp8 *f, gt_err *err) {
 
 int ck_write_fp8(gt_model *m, const ck_catalog *c, const int *fds, const char *dir, gt_err *err) {
     char path[GT_CKPT_PATH];
-    if (ck_join(path, sizeof path, dir, CK_FP8_FILE, err)) return -1;
+    if (gt_path_join(path, sizeof path, dir, CK_FP8_FILE, err)) return -1;
     gt_fp8_host h;
     gt_fp8_download(m, &h);
     int32_t algo = (int32_t)h.recipe.algo;
@@ -59,7 +59,7 @@ int ck_write_fp8(gt_model *m, const ck_catalog *c, const int *fds, const char *d
     const size_t bytes[CK_FP8_TENSORS] = {(size_t)h.len * row, row, row, row, sizeof algo, sizeof margin};
     int rc = 0;
     for (int i = 0; i < CK_FP8_TENSORS && rc == 0; i++)
-        rc = ck_pwrite_all(fds[c->fp8_file], data[i], bytes[i], c->fp8_off[i], path, err);
+        rc = gt_pwrite_all(fds[c->fp8_file], data[i], bytes[i], c->fp8_off[i], path, err);
     gt_fp8_host_free(&h);
     return rc;
 }
@@ -67,7 +67,7 @@ int ck_write_fp8(gt_model *m, const ck_catalog *c, const int *fds, const char *d
 /* Opens dir's file and checks every tensor's dtype and shape against info. */
 static int open_checked(gt_st *st, const char *dir, const gt_ckpt_fp8 *info, gt_err *err) {
     char path[GT_CKPT_PATH];
-    if (ck_join(path, sizeof path, dir, CK_FP8_FILE, err) || gt_st_open(st, path, err)) return -1;
+    if (gt_path_join(path, sizeof path, dir, CK_FP8_FILE, err) || gt_st_open(st, path, err)) return -1;
     gt_st_entry e[CK_FP8_TENSORS];
     fp8_entries(info, e);
     for (int i = 0; i < CK_FP8_TENSORS; i++) {

@@ -12,7 +12,7 @@
  * GEMMs of every layer in FP8 with delayed scaling (history 1024, "max"), after one calibration step;
  * --fp8-lm-head: the lm_head GEMMs too (implies --fp8). --no-tp-overlap: the backward's tp sums of
  * input gradients wait for each other instead of running beside the weight-gradient GEMMs. */
-#include "bench.h"
+#include "bench_cmd.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -20,9 +20,9 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "../model/flops.h"
-#include "op_profile.h"
-#include "trainer.h"
+#include "../../model/flops.h"
+#include "../metrics/op_profile.h"
+#include "../trainer.h"
 
 typedef struct {
     const char *model, *device;

@@ -5,7 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-#include "../model/safetensors.h"
+#include "../../model/safetensors.h"
 #include "ckpt_internal.h"
 
 const char *const ck_suffix[CK_KINDS] = {"", ".master", ".exp_avg", ".exp_avg_sq"};

@@ -15,8 +15,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "../model/safetensors.h"
-#include "ckpt_internal.h"
+#include "../../model/safetensors.h"
+#include "../ckpt/ckpt_internal.h"
 
 #define CHUNK_ELEMS ((size_t)1 << 22)
 
@@ -85,13 +85,13 @@ typedef struct {
 static int open_source(source *s, const char *dir, const gt_config *cfg, gt_err *err) {
     char path[GT_CKPT_PATH];
     struct stat sb;
-    if (ck_join(path, sizeof path, dir, "optimizer.safetensors", err)) return -1;
+    if (gt_path_join(path, sizeof path, dir, "optimizer.safetensors", err)) return -1;
     if (stat(path, &sb) == 0) {
         if (gt_checkpoint_validate(dir, err) || gt_st_open(&s->st, path, err)) return -1;
         char tsp[GT_CKPT_PATH];
         gt_ckpt_state st;
         gt_dtype wd = GT_BF16;
-        if (ck_join(tsp, sizeof tsp, dir, "trainer_state.json", err) || ck_state_load(tsp, &st, NULL, NULL, &wd, err)) {
+        if (gt_path_join(tsp, sizeof tsp, dir, "trainer_state.json", err) || ck_state_load(tsp, &st, NULL, NULL, &wd, err)) {
             gt_st_close(&s->st);
             return -1;
         }
@@ -126,14 +126,14 @@ static int copy_tensor(const source *s, const ck_catalog *c, int i, const int *f
     const ck_entry *e = ck_entry_of(c, CK_WEIGHT, i);
     size_t es = gt_dtype_size(e->dtype);
     char path[GT_CKPT_PATH];
-    if (ck_join(path, sizeof path, dir, c->files[e->file].name, err)) return -1;
+    if (gt_path_join(path, sizeof path, dir, c->files[e->file].name, err)) return -1;
     int64_t cols = c->cols[i], step = (int64_t)(CHUNK_ELEMS / (size_t)cols);
     if (step < 1) step = 1;
     for (int64_t r = 0; r < c->rows[i]; r += step) {
         int64_t n = c->rows[i] - r < step ? c->rows[i] - r : step;
         if (gt_st_read_f32(&s->st, t, r, n, 0, cols, f32, err)) return -1;
         encode(f32, (size_t)(n * cols), e->dtype, raw);
-        if (ck_pwrite_all(fds[e->file], raw, (size_t)(n * cols) * es, e->offset + (uint64_t)(r * cols) * es, path, err))
+        if (gt_pwrite_all(fds[e->file], raw, (size_t)(n * cols) * es, e->offset + (uint64_t)(r * cols) * es, path, err))
             return -1;
     }
     return 0;
@@ -160,7 +160,7 @@ static int write_export(const source *s, const gt_config *cfg, gt_dtype dt, cons
     }
     free(fds);
     if (rc == 0) rc = ck_write_hf_files(cfg, dt, c, tmp, err);
-    if (rc == 0) rc = ck_fsync_dir(tmp, err);
+    if (rc == 0) rc = gt_fsync_dir(tmp, err);
     return rc;
 }
 
@@ -170,7 +170,7 @@ static int run_export(const export_args *a, gt_err *err) {
     struct stat sb;
     if (stat(a->out, &sb) == 0)
         return gt_fail(err, "%s: already exists; export writes a new directory (remove it or choose another)", a->out);
-    if (ck_join(path, sizeof path, a->src, "config.json", err) || gt_config_load(&cfg, path, err) ||
+    if (gt_path_join(path, sizeof path, a->src, "config.json", err) || gt_config_load(&cfg, path, err) ||
         gt_config_validate(&cfg, path, err))
         return -1;
     if (snprintf(tmp, sizeof tmp, "%s.tmp", a->out) >= (int)sizeof tmp) return gt_fail(err, "%s: path too long", a->out);
@@ -180,10 +180,10 @@ static int run_export(const export_args *a, gt_err *err) {
     ck_catalog c;
     int rc = ck_catalog_build(&c, &cfg, dt, -1, a->shard_bytes, err);
     if (rc == 0) {
-        ck_remove_tree(tmp, NULL);
+        gt_remove_tree(tmp, NULL);
         rc = write_export(&s, &cfg, dt, &c, tmp, err);
         if (rc == 0 && rename(tmp, a->out) != 0) rc = gt_fail(err, "%s: cannot rename %s into place: %s", a->out, tmp, strerror(errno));
-        if (rc) ck_remove_tree(tmp, NULL);
+        if (rc) gt_remove_tree(tmp, NULL);
         else printf("exported %s (%d tensors, %s, %d file%s) to %s\n", a->src, c.ntensors, gt_dtype_name(dt),
                c.model_files, c.model_files > 1 ? "s" : "", a->out);
         ck_catalog_free(&c);

@@ -16,16 +16,16 @@
  * its slice of the vocabulary (vocab-parallel lm_head) and the full rows are never gathered. With
  * dp > 1, the rank that evaluates the first sequence (world rank 0) writes the file. Note the host
  * memory: n * V * 4 bytes (2048 tokens of Gemma's 256k vocabulary: 2 GiB). */
-#include "eval.h"
+#include "eval_cmd.h"
 
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "../comm/grid.h"
-#include "../data/sequence.h"
-#include "session.h"
+#include "../../comm/grid.h"
+#include "../../data/sequence.h"
+#include "../session.h"
 
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
 #error "eval --logits writes the host's float32 bytes as little-endian"

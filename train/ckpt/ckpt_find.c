@@ -4,7 +4,7 @@
 #include <stdlib.h>
 #include <sys/stat.h>
 
-#include "../model/safetensors.h"
+#include "../../model/safetensors.h"
 #include "ckpt_internal.h"
 
 /* Every file trainer_state.json lists exists with the recorded size. */
@@ -12,7 +12,7 @@ static int check_sizes(const char *dir, const ck_file_size *files, int n, gt_err
     char path[GT_CKPT_PATH];
     for (int i = 0; i < n; i++) {
         struct stat sb;
-        if (ck_join(path, sizeof path, dir, files[i].name, err)) return -1;
+        if (gt_path_join(path, sizeof path, dir, files[i].name, err)) return -1;
         if (stat(path, &sb) != 0)
             return gt_fail(err, "%s: missing (%s): the checkpoint is incomplete", path, strerror(errno));
         if ((uint64_t)sb.st_size != files[i].bytes)
@@ -63,7 +63,7 @@ int gt_checkpoint_validate(const char *dir, gt_err *err) {
     ck_file_size *files = NULL;
     int nfiles = 0;
     gt_dtype wdtype;
-    if (ck_join(path, sizeof path, dir, "trainer_state.json", err)) return -1;
+    if (gt_path_join(path, sizeof path, dir, "trainer_state.json", err)) return -1;
     struct stat sb;
     if (stat(dir, &sb) != 0 || !S_ISDIR(sb.st_mode)) return gt_fail(err, "%s: not a directory", dir);
     if (stat(path, &sb) != 0)
@@ -79,12 +79,12 @@ int gt_checkpoint_validate(const char *dir, gt_err *err) {
     if (rc == 0 && fp8.present && !has_file(files, nfiles, CK_FP8_FILE))
         rc = gt_fail(err, "%s/trainer_state.json: describes FP8 state but lists no %s", dir, CK_FP8_FILE);
     if (rc == 0 && fp8.present) rc = ck_check_fp8(dir, &fp8, err);
-    if (rc == 0) rc = ck_join(path, sizeof path, dir, "config.json", err);
+    if (rc == 0) rc = gt_path_join(path, sizeof path, dir, "config.json", err);
     if (rc == 0) rc = gt_config_load(&cfg, path, err);
     if (rc == 0) rc = gt_config_validate(&cfg, path, err);
     if (rc == 0 && ck_catalog_build(&c, &cfg, wdtype, GT_F32, 0, err) == 0) {
         rc = check_file(dir, &c, CK_WEIGHT, CK_MASTER, err);
-        if (rc == 0) rc = ck_join(path, sizeof path, dir, "optimizer.safetensors", err);
+        if (rc == 0) rc = gt_path_join(path, sizeof path, dir, "optimizer.safetensors", err);
         if (rc == 0) rc = check_file(path, &c, CK_MASTER, CK_KINDS, err);
         ck_catalog_free(&c);
     } else if (rc == 0) {
@@ -99,13 +99,13 @@ static long long latest_step(const char *run_dir, char *why, size_t len) {
     char path[GT_CKPT_PATH], *text;
     gt_err e;
     why[0] = 0;
-    if (ck_join(path, sizeof path, run_dir, "latest", &e)) return -1;
+    if (gt_path_join(path, sizeof path, run_dir, "latest", &e)) return -1;
     struct stat sb;
     if (stat(path, &sb) != 0) {
         snprintf(why, len, "%s is missing", path);
         return -1;
     }
-    if (ck_read_text(path, &text, &e)) {
+    if (gt_read_text(path, &text, &e)) {
         snprintf(why, len, "%s", e.msg);
         return -1;
     }
@@ -142,7 +142,7 @@ int gt_checkpoint_find_latest(const char *run_dir, char *path, size_t len, FILE 
     int found = 0;
     for (int i = start; i >= 0 && !found; i--) {
         ck_dir_name(name, sizeof name, steps[i]);
-        if (ck_join(path, len, run_dir, name, err)) break;
+        if (gt_path_join(path, len, run_dir, name, err)) break;
         found = gt_checkpoint_validate(path, &e) == 0;
         if (!found && warn)
             fprintf(warn, "gemmatron: warning: %s is not usable: %s; falling back to the previous checkpoint\n", path,

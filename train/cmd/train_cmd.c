@@ -16,9 +16,9 @@
 #include <stdlib.h>
 #include <sys/stat.h>
 
-#include "signals.h"
-#include "trainer.h"
-#include "trainer_ckpt.h"
+#include "../signals.h"
+#include "../trainer.h"
+#include "../trainer_ckpt.h"
 
 /* The run directory of --resume PATH: PATH, or its parent when PATH is one checkpoint. */
 static int resume_run_dir(const char *from, char *run_dir, size_t len, gt_err *err) {

@@ -22,7 +22,7 @@ static int make_paths(export_paths *p, const char *dir, gt_err *err) {
 
 /* Rank 0: a fresh DIR.tmp with every file at its final size. */
 static int prepare(const export_paths *p, const ck_catalog *c, gt_err *err) {
-    ck_remove_tree(p->tmp, NULL);
+    gt_remove_tree(p->tmp, NULL);
     if (mkdir(p->tmp, 0755) != 0) return gt_fail(err, "%s: cannot create: %s", p->tmp, strerror(errno));
     return ck_create_files(c, p->tmp, err);
 }
@@ -43,10 +43,10 @@ static int write_slices(gt_model *m, gt_grid *g, const export_paths *p, const ck
 /* Rank 0: the small files, then DIR.tmp replaces DIR (the previous export moved aside first). */
 static int seal(const gt_model *m, gt_dtype dt, const export_paths *p, const ck_catalog *c, const char *dir,
                 gt_err *err) {
-    if (ck_write_hf_files(&m->cfg, dt, c, p->tmp, err) || ck_fsync_dir(p->tmp, err)) return -1;
+    if (ck_write_hf_files(&m->cfg, dt, c, p->tmp, err) || gt_fsync_dir(p->tmp, err)) return -1;
     struct stat sb;
     int had = stat(dir, &sb) == 0;
-    ck_remove_tree(p->old, NULL);
+    gt_remove_tree(p->old, NULL);
     if (had && rename(dir, p->old) != 0)
         return gt_fail(err, "%s: cannot move the previous export aside: %s", dir, strerror(errno));
     if (rename(p->tmp, dir) != 0) {
@@ -54,7 +54,7 @@ static int seal(const gt_model *m, gt_dtype dt, const export_paths *p, const ck_
         if (had) rename(p->old, dir);
         return gt_fail(err, "%s: cannot rename %s into place: %s", dir, p->tmp, strerror(e));
     }
-    ck_remove_tree(p->old, NULL);
+    gt_remove_tree(p->old, NULL);
     return 0;
 }
 
@@ -72,7 +72,7 @@ int gt_export_hf(gt_model *m, gt_grid *g, const char *dir, gt_dtype dtype, gt_er
     if (rc == 0 && g->dp_rank == 0) rc = write_slices(m, g, &p, &c, err);
     rc = ck_agree(g, rc, err);
     if (rc == 0 && rank0) rc = seal(m, dtype, &p, &c, dir, err);
-    if (rank0 && built) ck_remove_tree(p.tmp, NULL);
+    if (rank0 && built) gt_remove_tree(p.tmp, NULL);
     rc = ck_agree(g, rc, err);
     if (built) ck_catalog_free(&c);
     return rc;

@@ -20,8 +20,8 @@ static int write_json(const char *dir, const char *name, json_t *o, gt_err *err)
     char *text = json_dumps(o, JSON_INDENT(2));
     json_decref(o);
     GT_ASSERT(text, "jansson: json_dumps failed");
-    int rc = ck_join(path, sizeof path, dir, name, err);
-    if (rc == 0) rc = ck_write_text(path, text, err);
+    int rc = gt_path_join(path, sizeof path, dir, name, err);
+    if (rc == 0) rc = gt_write_text(path, text, err);
     free(text);
     return rc;
 }
@@ -41,12 +41,12 @@ int ck_write_hf_files(const gt_config *cfg, gt_dtype wdtype, const ck_catalog *c
     gt_config out = *cfg;
     out.dtype = wdtype; /* config.json says what the weights are stored in */
     char path[GT_CKPT_PATH];
-    if (ck_join(path, sizeof path, dir, "config.json", err) || gt_config_save(&out, path, err)) return -1;
+    if (gt_path_join(path, sizeof path, dir, "config.json", err) || gt_config_save(&out, path, err)) return -1;
     if (write_json(dir, "generation_config.json", generation_config(cfg), err)) return -1;
     char *index = ck_index_json(c);
     if (!index) return 0;
-    int rc = ck_join(path, sizeof path, dir, "model.safetensors.index.json", err);
-    if (rc == 0) rc = ck_write_text(path, index, err);
+    int rc = gt_path_join(path, sizeof path, dir, "model.safetensors.index.json", err);
+    if (rc == 0) rc = gt_write_text(path, index, err);
     free(index);
     return rc;
 }
@@ -54,7 +54,7 @@ int ck_write_hf_files(const gt_config *cfg, gt_dtype wdtype, const ck_catalog *c
 static int create_one(const ck_file *f, const char *path, gt_err *err) {
     int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
     if (fd < 0) return gt_fail(err, "%s: cannot create: %s", path, strerror(errno));
-    int rc = ck_pwrite_all(fd, f->header, f->hbytes, 0, path, err);
+    int rc = gt_pwrite_all(fd, f->header, f->hbytes, 0, path, err);
     /* The data region is sized now (a sparse file until the writers fill it). */
     if (rc == 0 && ftruncate(fd, (off_t)f->size) != 0)
         rc = gt_fail(err, "%s: cannot size to %llu bytes: %s", path, (unsigned long long)f->size, strerror(errno));
@@ -66,7 +66,7 @@ static int create_one(const ck_file *f, const char *path, gt_err *err) {
 int ck_create_files(const ck_catalog *c, const char *dir, gt_err *err) {
     char path[GT_CKPT_PATH];
     for (int f = 0; f < c->nfiles; f++)
-        if (ck_join(path, sizeof path, dir, c->files[f].name, err) || create_one(&c->files[f], path, err)) return -1;
+        if (gt_path_join(path, sizeof path, dir, c->files[f].name, err) || create_one(&c->files[f], path, err)) return -1;
     return 0;
 }
 
@@ -74,7 +74,7 @@ int ck_open_files(const ck_catalog *c, const char *dir, int *fds, gt_err *err) {
     char path[GT_CKPT_PATH];
     for (int f = 0; f < c->nfiles; f++) fds[f] = -1;
     for (int f = 0; f < c->nfiles; f++) {
-        if (ck_join(path, sizeof path, dir, c->files[f].name, err)) break;
+        if (gt_path_join(path, sizeof path, dir, c->files[f].name, err)) break;
         fds[f] = open(path, O_WRONLY | O_CLOEXEC);
         if (fds[f] >= 0) continue;
         gt_fail(err, "%s: cannot open for writing: %s", path, strerror(errno));

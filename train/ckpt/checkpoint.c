@@ -34,14 +34,14 @@ static int make_paths(ck_paths *p, const char *run_dir, long long step, gt_err *
     char t[96], o[96];
     snprintf(t, sizeof t, "%s.tmp", p->name);
     snprintf(o, sizeof o, "%s.old", p->name);
-    return ck_join(p->final, sizeof p->final, run_dir, p->name, err) || ck_join(p->tmp, sizeof p->tmp, run_dir, t, err) ||
-                   ck_join(p->old, sizeof p->old, run_dir, o, err)
+    return gt_path_join(p->final, sizeof p->final, run_dir, p->name, err) || gt_path_join(p->tmp, sizeof p->tmp, run_dir, t, err) ||
+                   gt_path_join(p->old, sizeof p->old, run_dir, o, err)
                ? -1 : 0;
 }
 
 /* Rank 0: a fresh temporary directory holding every file at its final size. */
 static int prepare(const gt_ckpt_options *opt, const ck_paths *p, const ck_catalog *c, gt_err *err) {
-    if (ck_mkdirs(opt->run_dir, err)) return -1;
+    if (gt_mkdirs(opt->run_dir, err)) return -1;
     ck_remove_stale(opt->run_dir);
     if (mkdir(p->tmp, 0755) != 0) return gt_fail(err, "%s: cannot create: %s", p->tmp, strerror(errno));
     return ck_create_files(c, p->tmp, err);
@@ -73,10 +73,10 @@ static int seal(const gt_model *m, const gt_ckpt_state *st, const gt_ckpt_option
     if (ck_write_hf_files(&m->cfg, opt->dtype, c, p->tmp, err)) return -1;
     char path[GT_CKPT_PATH];
     char *json = ck_state_json(st, c, opt->dtype);
-    int rc = ck_join(path, sizeof path, p->tmp, "trainer_state.json", err);
-    if (rc == 0) rc = ck_write_text(path, json, err);
+    int rc = gt_path_join(path, sizeof path, p->tmp, "trainer_state.json", err);
+    if (rc == 0) rc = gt_write_text(path, json, err);
     free(json);
-    if (rc == 0) rc = ck_fsync_dir(p->tmp, err);
+    if (rc == 0) rc = gt_fsync_dir(p->tmp, err);
     if (rc) return -1;
     /* A checkpoint of this step already there (saved again after a resume) is replaced whole. */
     struct stat sb;
@@ -88,8 +88,8 @@ static int seal(const gt_model *m, const gt_ckpt_state *st, const gt_ckpt_option
         if (had) rename(p->old, p->final);
         return gt_fail(err, "%s: cannot rename %s into place: %s", p->final, p->tmp, strerror(e));
     }
-    if (ck_fsync_dir(opt->run_dir, err)) return -1;
-    if (had) ck_remove_tree(p->old, NULL);
+    if (gt_fsync_dir(opt->run_dir, err)) return -1;
+    if (had) gt_remove_tree(p->old, NULL);
     return ck_write_latest(opt->run_dir, p->name, err);
 }
 
@@ -105,7 +105,7 @@ static void prune(const char *run_dir, int keep, long long step) {
         if (steps[i] >= step) continue;
         ck_paths p;
         gt_err e;
-        if (make_paths(&p, run_dir, steps[i], &e) == 0 && rename(p.final, p.old) == 0 && ck_remove_tree(p.old, &e))
+        if (make_paths(&p, run_dir, steps[i], &e) == 0 && rename(p.final, p.old) == 0 && gt_remove_tree(p.old, &e))
             fprintf(stderr, "gemmatron: warning: %s\n", e.msg);
         older--;
     }
@@ -136,7 +136,7 @@ int gt_checkpoint_save(gt_model *m, gt_optimizer *o, gt_grid *g, const gt_ckpt_s
     if (rc == 0 && rank0) rc = seal(m, st, opt, &p, &c, err);
     if (rc == 0 && rank0) prune(opt->run_dir, opt->keep, st->step);
     /* Every rank is done writing: a failed checkpoint's directory can go. */
-    if (rank0 && built) ck_remove_tree(p.tmp, NULL);
+    if (rank0 && built) gt_remove_tree(p.tmp, NULL);
     rc = ck_agree(g, rc, err);
     if (built) ck_catalog_free(&c);
     if (rc == 0 && path) snprintf(path, GT_CKPT_PATH, "%s", p.final);
@@ -149,7 +149,7 @@ int gt_checkpoint_save(gt_model *m, gt_optimizer *o, gt_grid *g, const gt_ckpt_s
 static int same_model(const char *dir, const gt_config *want, gt_err *err) {
     gt_config got;
     char path[GT_CKPT_PATH];
-    if (ck_join(path, sizeof path, dir, "config.json", err) || gt_config_load(&got, path, err)) return -1;
+    if (gt_path_join(path, sizeof path, dir, "config.json", err) || gt_config_load(&got, path, err)) return -1;
     const struct {
         const char *key;
         long long there, here;
@@ -178,7 +178,7 @@ int gt_checkpoint_load(gt_model *m, gt_optimizer *o, gt_grid *g, const char *dir
     char path[GT_CKPT_PATH];
     int rc = gt_checkpoint_validate(dir, err);
     if (rc == 0) rc = same_model(dir, &m->cfg, err);
-    if (rc == 0) rc = ck_join(path, sizeof path, dir, "trainer_state.json", err);
+    if (rc == 0) rc = gt_path_join(path, sizeof path, dir, "trainer_state.json", err);
     if (rc == 0) rc = ck_state_load(path, st, NULL, NULL, NULL, err);
     if (rc == 0 && m->fp8 && st->fp8.present) rc = ck_read_fp8(m, dir, &st->fp8, err);
     if (rc == 0) rc = ck_read_slices(m, o, dir, err);

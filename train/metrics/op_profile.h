@@ -4,7 +4,7 @@
 #ifndef GT_OP_PROFILE_H
 #define GT_OP_PROFILE_H
 
-#include "../kernels/ops.h"
+#include "../../kernels/ops.h"
 
 enum {
     GT_PROF_MATMUL_FWD, GT_PROF_MATMUL_BWD, GT_PROF_ATTN_FWD, GT_PROF_ATTN_BWD, GT_PROF_RMSNORM_FWD,

@@ -9,9 +9,10 @@
 #include <stdlib.h>
 #include <sys/stat.h>
 
-#include "../model/fp8_state.h"
-#include "../model/safetensors.h"
-#include "ckpt_internal.h"
+#include "../../model/fp8_state.h"
+#include "../../model/safetensors.h"
+#include "../../core/fs.h"
+#include "../ckpt/checkpoint.h"
 
 static void human(double bytes, char *buf, size_t len) {
     const char *unit[] = {"B", "KiB", "MiB", "GiB", "TiB"};
@@ -23,7 +24,7 @@ static void human(double bytes, char *buf, size_t len) {
 static int is_file(const char *dir, const char *name) {
     char p[GT_CKPT_PATH];
     struct stat sb;
-    return ck_join(p, sizeof p, dir, name, NULL) == 0 && stat(p, &sb) == 0 && S_ISREG(sb.st_mode);
+    return gt_path_join(p, sizeof p, dir, name, NULL) == 0 && stat(p, &sb) == 0 && S_ISREG(sb.st_mode);
 }
 
 static void print_model(const gt_config *c) {
@@ -58,7 +59,7 @@ static void print_files(const char *dir) {
         struct stat sb;
         gt_st st;
         gt_err e;
-        ck_join(path, sizeof path, dir, names[i], NULL);
+        gt_path_join(path, sizeof path, dir, names[i], NULL);
         human(stat(path, &sb) == 0 ? (double)sb.st_size : 0, size, sizeof size);
         if (gt_st_open(&st, path, &e)) {
             printf("  %-36s %10s  UNREADABLE: %s\n", names[i], size, e.msg);
@@ -104,7 +105,7 @@ static void print_fp8(const char *dir) {
         printf("  fp8 state: none (not trained in FP8)\n");
         return;
     }
-    if (ck_join(path, sizeof path, dir, CK_FP8_FILE, &e) || gt_st_open(&st, path, &e)) {
+    if (gt_path_join(path, sizeof path, dir, CK_FP8_FILE, &e) || gt_st_open(&st, path, &e)) {
         printf("  fp8 state: UNREADABLE: %s\n", e.msg);
         return;
     }
@@ -147,14 +148,14 @@ static int inspect_model_dir(const char *dir) {
     gt_err e;
     int ckpt = is_file(dir, "trainer_state.json");
     printf("%s: %s\n", ckpt ? "checkpoint" : "HF model directory", dir);
-    if (ck_join(path, sizeof path, dir, "config.json", &e) || gt_config_load(&cfg, path, &e)) {
+    if (gt_path_join(path, sizeof path, dir, "config.json", &e) || gt_config_load(&cfg, path, &e)) {
         printf("INCOMPLETE: %s\n", e.msg);
         return 1;
     }
     print_model(&cfg);
     gt_ckpt_state st;
     gt_dtype wd = GT_BF16;
-    if (ckpt && ck_join(path, sizeof path, dir, "trainer_state.json", &e) == 0 &&
+    if (ckpt && gt_path_join(path, sizeof path, dir, "trainer_state.json", &e) == 0 &&
         ck_state_load(path, &st, NULL, NULL, &wd, &e) == 0) {
         print_state(&st, wd);
         gt_ckpt_state_free(&st);
@@ -172,7 +173,7 @@ static int inspect_run_dir(const char *dir, const long long *steps, int n) {
     char latest[GT_CKPT_PATH], *text = NULL, name[64], path[GT_CKPT_PATH];
     gt_err e;
     printf("run directory: %s\n", dir);
-    if (ck_join(latest, sizeof latest, dir, "latest", &e) == 0 && ck_read_text(latest, &text, &e) == 0) {
+    if (gt_path_join(latest, sizeof latest, dir, "latest", &e) == 0 && gt_read_text(latest, &text, &e) == 0) {
         text[strcspn(text, "\n")] = 0;
         printf("latest -> %s\n", text);
         free(text);
@@ -181,7 +182,7 @@ static int inspect_run_dir(const char *dir, const long long *steps, int n) {
     }
     for (int i = 0; i < n; i++) {
         ck_dir_name(name, sizeof name, steps[i]);
-        ck_join(path, sizeof path, dir, name, NULL);
+        gt_path_join(path, sizeof path, dir, name, NULL);
         int bad = gt_checkpoint_validate(path, &e);
         printf("  %s  %s%s\n", name, bad ? "NOT USABLE: " : "complete", bad ? e.msg : "");
     }

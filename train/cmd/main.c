@@ -2,8 +2,8 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "bench.h"
-#include "eval.h"
+#include "bench_cmd.h"
+#include "eval_cmd.h"
 #include "export_cmd.h"
 #include "inspect_cmd.h"
 #include "train_cmd.h"

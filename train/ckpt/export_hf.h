@@ -7,8 +7,8 @@
 #ifndef GT_EXPORT_HF_H
 #define GT_EXPORT_HF_H
 
-#include "../comm/grid.h"
-#include "../model/model.h"
+#include "../../comm/grid.h"
+#include "../../model/model.h"
 
 int gt_export_hf(gt_model *m, gt_grid *g, const char *dir, gt_dtype dtype, gt_err *err);
 

@@ -34,11 +34,12 @@
 
 #include <stdio.h>
 
-#include "../comm/grid.h"
-#include "../data/loader.h"
-#include "../kernels/fp8_scaling.h"
-#include "lr_schedule.h"
-#include "optimizer.h"
+#include "../../comm/grid.h"
+#include "../../data/loader.h"
+#include "../../kernels/fp8_scaling.h"
+#include "../../model/config.h"
+#include "../lr_schedule.h"
+#include "../optimizer.h"
 
 #define GT_CKPT_FORMAT "gemmatron-checkpoint"
 #define GT_CKPT_VERSION 1
@@ -108,5 +109,37 @@ int gt_checkpoint_validate(const char *dir, gt_err *err);
 int gt_checkpoint_find_latest(const char *run_dir, char *path, size_t len, FILE *warn, gt_err *err);
 
 void gt_ckpt_state_free(gt_ckpt_state *st);
+
+/* ---- what the subcommands and the trainer read of a checkpoint directly ---- */
+
+/* All ranks learn whether any failed (rc != 0); a failure anywhere becomes the lowest failing
+ * rank's message on every rank, and -1. Plain MPI rather than the grid's collectives: a large
+ * checkpoint may take longer than the communication watchdog allows while the others wait. */
+int ck_agree(gt_grid *g, int rc, gt_err *err);
+/* buf[len] of world rank 0 to every rank. */
+void ck_bcast_text(gt_grid *g, char *buf, size_t len);
+
+#define CK_FP8_FILE "fp8_state.safetensors"
+
+/* Steps N of the RUN_DIR/checkpoint-N directories (exact name, no suffix), ascending. */
+int ck_list_steps(const char *run_dir, long long **steps, int *n, gt_err *err);
+
+/* "checkpoint-%06d" */
+void ck_dir_name(char *buf, size_t len, long long step);
+
+/* Every HF tensor of cfg is in dir's model safetensors with its shape (train/ckpt_find.c). */
+int ck_check_weights(const char *dir, const gt_config *cfg, gt_err *err);
+
+/* "max" or "most_recent" */
+const char *ck_fp8_algo_name(gt_amax_algo a);
+
+typedef struct {
+    char name[64];
+    uint64_t bytes;
+} ck_file_size;
+
+/* Parses path into st (and, when files is not NULL, the recorded files into a malloc'ed array). */
+int ck_state_load(const char *path, gt_ckpt_state *st, ck_file_size **files, int *nfiles,
+                  gt_dtype *wdtype, gt_err *err);
 
 #endif

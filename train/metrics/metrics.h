@@ -25,7 +25,7 @@
 #ifndef GT_METRICS_H
 #define GT_METRICS_H
 
-#include "../kernels/base.h"
+#include "../../core/base.h"
 
 typedef struct {
     long long step;

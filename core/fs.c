@@ -1,28 +1,25 @@
-/* File-system steps of checkpointing: checked reads and writes, fsync of files and directories,
- * the run directory's checkpoint-N listing, the `latest` pointer, and removal of directories. */
-#include <dirent.h>
+/* Checked file-system steps (core/fs.h). */
+#include "fs.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
-
-#include "ckpt_internal.h"
 
 /* One system call moves at most this much (Linux caps a single transfer near 2 GiB). */
 #define IO_MAX ((size_t)1 << 30)
 
-int ck_join(char *buf, size_t len, const char *dir, const char *name, gt_err *err) {
+int gt_path_join(char *buf, size_t len, const char *dir, const char *name, gt_err *err) {
     int n = snprintf(buf, len, "%s/%s", dir, name);
     if (n < 0 || (size_t)n >= len) return gt_fail(err, "%s/%s: path too long", dir, name);
     return 0;
 }
 
-void ck_dir_name(char *buf, size_t len, long long step) { snprintf(buf, len, "checkpoint-%06lld", step); }
-
-int ck_pwrite_all(int fd, const void *buf, size_t n, uint64_t off, const char *path, gt_err *err) {
+int gt_pwrite_all(int fd, const void *buf, size_t n, uint64_t off, const char *path, gt_err *err) {
     const char *p = buf;
     while (n > 0) {
         ssize_t w = pwrite(fd, p, n < IO_MAX ? n : IO_MAX, (off_t)off);
@@ -36,7 +33,7 @@ int ck_pwrite_all(int fd, const void *buf, size_t n, uint64_t off, const char *p
     return 0;
 }
 
-int ck_pread_all(int fd, void *buf, size_t n, uint64_t off, const char *path, gt_err *err) {
+int gt_pread_all(int fd, void *buf, size_t n, uint64_t off, const char *path, gt_err *err) {
     char *p = buf;
     while (n > 0) {
         ssize_t r = pread(fd, p, n < IO_MAX ? n : IO_MAX, (off_t)off);
@@ -50,19 +47,19 @@ int ck_pread_all(int fd, void *buf, size_t n, uint64_t off, const char *path, gt
     return 0;
 }
 
-int ck_write_text(const char *path, const char *text, gt_err *err) {
+int gt_write_text(const char *path, const char *text, gt_err *err) {
     int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (fd < 0) return gt_fail(err, "%s: cannot create: %s", path, strerror(errno));
     size_t n = strlen(text);
-    int rc = ck_pwrite_all(fd, text, n, 0, path, err);
-    if (rc == 0) rc = ck_pwrite_all(fd, "\n", 1, n, path, err);
+    int rc = gt_pwrite_all(fd, text, n, 0, path, err);
+    if (rc == 0) rc = gt_pwrite_all(fd, "\n", 1, n, path, err);
     if (rc == 0 && fsync(fd) != 0) rc = gt_fail(err, "%s: fsync failed: %s", path, strerror(errno));
     if (close(fd) != 0 && rc == 0) rc = gt_fail(err, "%s: close failed: %s", path, strerror(errno));
     if (rc) unlink(path);
     return rc;
 }
 
-int ck_read_text(const char *path, char **text, gt_err *err) {
+int gt_read_text(const char *path, char **text, gt_err *err) {
     *text = NULL;
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0) return gt_fail(err, "%s: cannot open: %s", path, strerror(errno));
@@ -71,7 +68,7 @@ int ck_read_text(const char *path, char **text, gt_err *err) {
     if (rc == 0 && (sb.st_size < 0 || sb.st_size > (1 << 26))) rc = gt_fail(err, "%s: too large for a text file", path);
     if (rc == 0) {
         *text = gt_malloc((size_t)sb.st_size + 1);
-        rc = ck_pread_all(fd, *text, (size_t)sb.st_size, 0, path, err);
+        rc = gt_pread_all(fd, *text, (size_t)sb.st_size, 0, path, err);
         (*text)[sb.st_size] = 0;
     }
     close(fd);
@@ -82,7 +79,7 @@ int ck_read_text(const char *path, char **text, gt_err *err) {
     return rc;
 }
 
-int ck_fsync_dir(const char *dir, gt_err *err) {
+int gt_fsync_dir(const char *dir, gt_err *err) {
     int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (fd < 0) return gt_fail(err, "%s: cannot open directory: %s", dir, strerror(errno));
     int rc = fsync(fd) ? gt_fail(err, "%s: fsync failed: %s", dir, strerror(errno)) : 0;
@@ -90,7 +87,7 @@ int ck_fsync_dir(const char *dir, gt_err *err) {
     return rc;
 }
 
-int ck_mkdirs(const char *path, gt_err *err) {
+int gt_mkdirs(const char *path, gt_err *err) {
     char p[4096];
     if (snprintf(p, sizeof p, "%s", path) >= (int)sizeof p) return gt_fail(err, "%s: path too long", path);
     for (char *s = p + 1;; s++) {
@@ -111,78 +108,11 @@ static int remove_one(const char *path, const struct stat *sb, int flag, struct 
     return (flag == FTW_DP ? rmdir(path) : unlink(path)) != 0 && errno != ENOENT ? -1 : 0;
 }
 
-int ck_remove_tree(const char *path, gt_err *err) {
+int gt_remove_tree(const char *path, gt_err *err) {
     struct stat sb;
     if (lstat(path, &sb) != 0) return errno == ENOENT ? 0 : gt_fail(err, "%s: %s", path, strerror(errno));
     /* Depth first, not following symbolic links: never deletes outside path. */
     if (nftw(path, remove_one, 16, FTW_DEPTH | FTW_PHYS) != 0)
         return gt_fail(err, "%s: cannot remove: %s", path, strerror(errno));
     return 0;
-}
-
-/* N when name is exactly "checkpoint-" followed by digits, else -1. */
-static long long step_of(const char *name) {
-    if (strncmp(name, "checkpoint-", 11) || !name[11]) return -1;
-    long long v = 0;
-    for (const char *s = name + 11; *s; s++) {
-        if (*s < '0' || *s > '9' || v > 1000000000000LL) return -1;
-        v = v * 10 + (*s - '0');
-    }
-    return v;
-}
-
-static int cmp_ll(const void *a, const void *b) {
-    long long x = *(const long long *)a, y = *(const long long *)b;
-    return (x > y) - (x < y);
-}
-
-int ck_list_steps(const char *run_dir, long long **steps, int *n, gt_err *err) {
-    *steps = NULL;
-    *n = 0;
-    DIR *d = opendir(run_dir);
-    if (!d) return errno == ENOENT ? 0 : gt_fail(err, "%s: cannot list: %s", run_dir, strerror(errno));
-    int cap = 0;
-    for (struct dirent *de; (de = readdir(d));) {
-        long long s = step_of(de->d_name);
-        if (s < 0) continue;
-        if (*n == cap) {
-            cap = cap ? 2 * cap : 16;
-            long long *grown = realloc(*steps, (size_t)cap * sizeof *grown);
-            GT_ASSERT(grown, "out of host memory");
-            *steps = grown;
-        }
-        (*steps)[(*n)++] = s;
-    }
-    closedir(d);
-    if (*n > 1) qsort(*steps, (size_t)*n, sizeof **steps, cmp_ll);
-    return 0;
-}
-
-int ck_write_latest(const char *run_dir, const char *name, gt_err *err) {
-    char tmp[GT_CKPT_PATH], fin[GT_CKPT_PATH];
-    if (ck_join(tmp, sizeof tmp, run_dir, "latest.tmp", err) || ck_join(fin, sizeof fin, run_dir, "latest", err)) return -1;
-    if (ck_write_text(tmp, name, err)) return -1;
-    if (rename(tmp, fin) != 0) {
-        int e = errno;
-        unlink(tmp);
-        return gt_fail(err, "%s: cannot replace: %s", fin, strerror(e));
-    }
-    return ck_fsync_dir(run_dir, err);
-}
-
-static int ends_with(const char *s, const char *suffix) {
-    size_t n = strlen(s), m = strlen(suffix);
-    return n >= m && !strcmp(s + n - m, suffix);
-}
-
-void ck_remove_stale(const char *run_dir) {
-    DIR *d = opendir(run_dir);
-    if (!d) return;
-    char path[GT_CKPT_PATH];
-    for (struct dirent *de; (de = readdir(d));) {
-        const char *nm = de->d_name;
-        if (strncmp(nm, "checkpoint-", 11) || !(ends_with(nm, ".tmp") || ends_with(nm, ".old"))) continue;
-        if (ck_join(path, sizeof path, run_dir, nm, NULL) == 0) ck_remove_tree(path, NULL);
-    }
-    closedir(d);
 }

@@ -5,7 +5,7 @@
  * row. Device data passes through a host buffer of bounded size. */
 #include <stdlib.h>
 
-#include "../model/tp.h"
+#include "../../model/tp.h"
 #include "ckpt_internal.h"
 
 /* Elements staged through host memory at a time (16 MiB of floats). */
@@ -89,11 +89,11 @@ static int put_rows(writer *w, const gt_piece *p, int t, const ck_entry *e, int6
     const char *path = w->path[e->file];
     if (p->col0 == 0 && p->ncols == cols) {
         uint64_t at = e->offset + (uint64_t)((p->row0 + r) * cols) * es;
-        return ck_pwrite_all(fd, w->raw, (size_t)(n * cols) * es, at, path, err);
+        return gt_pwrite_all(fd, w->raw, (size_t)(n * cols) * es, at, path, err);
     }
     for (int64_t i = 0; i < n; i++) {
         uint64_t at = e->offset + (uint64_t)((p->row0 + r + i) * cols + p->col0) * es;
-        if (ck_pwrite_all(fd, w->raw + (size_t)(i * p->ncols) * es, (size_t)p->ncols * es, at, path, err)) return -1;
+        if (gt_pwrite_all(fd, w->raw + (size_t)(i * p->ncols) * es, (size_t)p->ncols * es, at, path, err)) return -1;
     }
     return 0;
 }

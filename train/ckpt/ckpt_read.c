@@ -5,8 +5,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-#include "../model/safetensors.h"
-#include "../model/tp.h"
+#include "../../model/safetensors.h"
+#include "../../model/tp.h"
 #include "ckpt_internal.h"
 
 #define CHUNK_ELEMS ((size_t)1 << 22)
@@ -54,11 +54,11 @@ static int get_rows(reader *rd, const gt_st_tensor *t, int64_t cols, const gt_pi
     size_t es = gt_dtype_size(t->dtype);
     const gt_st_file *f = &rd->st->files[t->file];
     if (p->col0 == 0 && p->ncols == cols)
-        return ck_pread_all(f->fd, rd->raw, (size_t)(n * cols) * es, t->offset + (uint64_t)((p->row0 + r) * cols) * es,
+        return gt_pread_all(f->fd, rd->raw, (size_t)(n * cols) * es, t->offset + (uint64_t)((p->row0 + r) * cols) * es,
                             f->path, err);
     for (int64_t i = 0; i < n; i++) {
         uint64_t at = t->offset + (uint64_t)((p->row0 + r + i) * cols + p->col0) * es;
-        if (ck_pread_all(f->fd, rd->raw + (size_t)(i * p->ncols) * es, (size_t)p->ncols * es, at, f->path, err))
+        if (gt_pread_all(f->fd, rd->raw + (size_t)(i * p->ncols) * es, (size_t)p->ncols * es, at, f->path, err))
             return -1;
     }
     return 0;
@@ -102,7 +102,7 @@ static int read_piece(reader *rd, gt_optimizer *o, const gt_piece *p, int kind, 
 
 int ck_read_slices(gt_model *m, gt_optimizer *o, const char *dir, gt_err *err) {
     char path[GT_CKPT_PATH];
-    if (ck_join(path, sizeof path, dir, "optimizer.safetensors", err)) return -1;
+    if (gt_path_join(path, sizeof path, dir, "optimizer.safetensors", err)) return -1;
     gt_st st;
     if (gt_st_open(&st, path, err)) return -1;
     int np;

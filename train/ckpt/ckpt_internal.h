@@ -1,18 +1,14 @@
-/* Internals of the checkpoint writer and reader (train/checkpoint.h), shared by train/ckpt_*.c. */
+/* Internals of the checkpoint writer and reader (train/ckpt/checkpoint.h), shared by the files
+ * of train/ckpt/; also the catalog that `gemmatron export` writes checkpoint-format files through. */
 #ifndef GT_CKPT_INTERNAL_H
 #define GT_CKPT_INTERNAL_H
 
-#include "../model/fp8.h"
+#include "../../core/fs.h"
+#include "../../model/fp8.h"
 #include "checkpoint.h"
 
 /* ---- agreement across the grid (train/checkpoint.c) ---- */
 
-/* All ranks learn whether any failed (rc != 0); a failure anywhere becomes the lowest failing
- * rank's message on every rank, and -1. Plain MPI rather than the grid's collectives: a large
- * checkpoint may take longer than the communication watchdog allows while the others wait. */
-int ck_agree(gt_grid *g, int rc, gt_err *err);
-/* buf[len] of world rank 0 to every rank. */
-void ck_bcast_text(gt_grid *g, char *buf, size_t len);
 
 /* ---- the catalog: every file and tensor of a checkpoint, computed from the config alone, so
  * that it is the same on every rank (train/ckpt_catalog.c) ---- */
@@ -25,7 +21,6 @@ enum { CK_WEIGHT = 0, CK_MASTER, CK_EXP_AVG, CK_EXP_AVG_SQ, CK_KINDS };
 /* fp8_state.safetensors (train/ckpt_fp8.c): amax_history [len, count], scale, scale_inv, fp8_max
  * [count] (F32), recipe.amax_compute_algo [1] (I32: 0 max, 1 most_recent), recipe.margin [1] (F32). */
 enum { CK_FP8_HISTORY = 0, CK_FP8_SCALE, CK_FP8_SCALE_INV, CK_FP8_MAX, CK_FP8_ALGO, CK_FP8_MARGIN, CK_FP8_TENSORS };
-#define CK_FP8_FILE "fp8_state.safetensors"
 
 typedef struct {
     char name[CK_NAME_LEN]; /* HF name, plus ".master" / ".exp_avg" / ".exp_avg_sq" */
@@ -70,29 +65,12 @@ char *ck_index_json(const ck_catalog *c);
 void ck_shard_name(char *buf, size_t len, int i, int n);
 extern const char *const ck_suffix[CK_KINDS];
 
-/* ---- files and directories (train/ckpt_fs.c) ---- */
+/* ---- the run directory's checkpoints (train/ckpt/ckpt_dirs.c) ---- */
 
-/* dir + "/" + name into buf; fails when it does not fit. */
-int ck_join(char *buf, size_t len, const char *dir, const char *name, gt_err *err);
-int ck_pwrite_all(int fd, const void *buf, size_t n, uint64_t off, const char *path, gt_err *err);
-int ck_pread_all(int fd, void *buf, size_t n, uint64_t off, const char *path, gt_err *err);
-/* Creates path with text (+ newline), fsyncs and closes it; removes it on failure. */
-int ck_write_text(const char *path, const char *text, gt_err *err);
-/* Reads a whole small file (malloc'ed, NUL-terminated). */
-int ck_read_text(const char *path, char **text, gt_err *err);
-int ck_fsync_dir(const char *dir, gt_err *err);
-/* mkdir -p */
-int ck_mkdirs(const char *path, gt_err *err);
-/* Removes a directory and everything under it; missing is fine. */
-int ck_remove_tree(const char *path, gt_err *err);
-/* Steps N of the RUN_DIR/checkpoint-N directories (exact name, no suffix), ascending. */
-int ck_list_steps(const char *run_dir, long long **steps, int *n, gt_err *err);
 /* Replaces RUN_DIR/latest by name, atomically (latest.tmp, fsync, rename, fsync RUN_DIR). */
 int ck_write_latest(const char *run_dir, const char *name, gt_err *err);
 /* Removes leftovers of interrupted saves: RUN_DIR/checkpoint-*.tmp and checkpoint-*.old. */
 void ck_remove_stale(const char *run_dir);
-/* "checkpoint-%06d" */
-void ck_dir_name(char *buf, size_t len, long long step);
 
 /* ---- the HF side of a directory (train/ckpt_hf.c) ---- */
 
@@ -108,8 +86,6 @@ int ck_open_files(const ck_catalog *c, const char *dir, int *fds, gt_err *err);
 /* fsyncs and closes fds[nfiles] (every one, even after a failure). */
 int ck_close_files(const ck_catalog *c, const char *dir, int *fds, gt_err *err);
 
-/* Every HF tensor of cfg is in dir's model safetensors with its shape (train/ckpt_find.c). */
-int ck_check_weights(const char *dir, const gt_config *cfg, gt_err *err);
 
 /* ---- fp8_state.safetensors (train/ckpt_fp8.c) ---- */
 
@@ -123,21 +99,12 @@ int ck_check_fp8(const char *dir, const gt_ckpt_fp8 *info, gt_err *err);
 /* Restores dir's FP8 state (described by info) into the model's; refuses another history length
  * or tensor count, naming both. */
 int ck_read_fp8(gt_model *m, const char *dir, const gt_ckpt_fp8 *info, gt_err *err);
-/* "max" or "most_recent" */
-const char *ck_fp8_algo_name(gt_amax_algo a);
 
 /* ---- trainer_state.json (train/ckpt_state.c) ---- */
 
-typedef struct {
-    char name[64];
-    uint64_t bytes;
-} ck_file_size;
 
 /* The JSON text (malloc'ed) of st, with the weights' dtype and the sizes of the catalog's files. */
 char *ck_state_json(const gt_ckpt_state *st, const ck_catalog *c, gt_dtype wdtype);
-/* Parses path into st (and, when files is not NULL, the recorded files into a malloc'ed array). */
-int ck_state_load(const char *path, gt_ckpt_state *st, ck_file_size **files, int *nfiles,
-                  gt_dtype *wdtype, gt_err *err);
 
 /* ---- this rank's slices (train/ckpt_write.c, train/ckpt_read.c) ---- */
 

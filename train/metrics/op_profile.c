@@ -1,6 +1,6 @@
 #include "op_profile.h"
 
-#include <time.h>
+#include "../../core/clock.h"
 
 static const char *const names[GT_PROF_COUNT] = {
     "matmul fwd", "matmul bwd", "attention fwd", "attention bwd", "rmsnorm fwd", "rmsnorm bwd",
@@ -9,22 +9,16 @@ static const char *const names[GT_PROF_COUNT] = {
 
 const char *gt_op_profile_name(int op) { return op >= 0 && op < GT_PROF_COUNT ? names[op] : "?"; }
 
-static double now(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
 /* Runs `call` on the inner backend, timed between two device synchronizations. */
 #define TIMED(op, call)                                                                            \
     do {                                                                                           \
         gt_op_profile *p_ = (gt_op_profile *)be;                                                   \
         gt_backend *ib = p_->inner_be;                                                             \
         p_->inner->sync(ib);                                                                       \
-        double t0_ = now();                                                                        \
+        double t0_ = gt_now();                                                                        \
         p_->inner->call;                                                                           \
         p_->inner->sync(ib);                                                                       \
-        p_->seconds[op] += now() - t0_;                                                            \
+        p_->seconds[op] += gt_now() - t0_;                                                            \
         p_->calls[op]++;                                                                           \
     } while (0)
 #define INNER(be) (((gt_op_profile *)(be))->inner)
