@@ -42,7 +42,7 @@ struct gt_backend {
     int fp8_autotune;    /* new FP8 GEMM plans time cuBLASLt's candidates (GT_FP8_AUTOTUNE=0: off) */
 };
 
-/* Attention (kernels/cuda/attention.cu), with the signatures of gt_ops.attention_fwd/bwd. */
+/* Attention (kernels/cuda/attention_fwd.cu, attention_bwd.cu), with the signatures of gt_ops.attention_fwd/bwd. */
 extern "C" void gt_cuda_attention_fwd(gt_backend *be, void *out, void *lse, const void *qkv,
                                       const int32_t *seg, float scale, int B, int T, int Hq,
                                       int Hkv, int D);

@@ -1,4 +1,4 @@
-/* The FP8 state in checkpoints (train/ckpt_fp8.c), one process, CPU backend, the gqa fixture with
+/* The FP8 state in checkpoints (train/ckpt/ckpt_fp8.c), one process, CPU backend, the gqa fixture with
  * FP8 GEMMs (history 8):
  *  - fp8_state.safetensors holds amax_history [8, 36], scale, scale_inv, fp8_max [36] and the recipe,
  *    equal to the model's state; trainer_state.json describes it;

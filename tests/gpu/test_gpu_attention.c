@@ -1,4 +1,4 @@
-/* Fused causal attention on the GPU (kernels/cuda/attention.cu) against references.
+/* Fused causal attention on the GPU (kernels/cuda/attention_*.cu) against references.
  *
  *   test_gpu_attention           correctness table; exits non-zero on any failure
  *   test_gpu_attention --bench   TFLOP/s of the public (fast) path, Gemma shapes
@@ -28,7 +28,7 @@
 #include "kernels/cuda/cuda_stream.h"
 #include "tests/cpu/check.h"
 
-/* attention.cu's reference path, exported for tests (the contract of gt_ops.attention_fwd/bwd). */
+/* The reference path (kernels/cuda/attention_ref.cu), exported for tests (gt_ops.attention_fwd/bwd). */
 void gt_cuda_attention_ref_fwd(gt_backend *be, void *out, void *lse, const void *qkv,
                                const int32_t *seg, float scale, int B, int T, int Hq, int Hkv,
                                int D);

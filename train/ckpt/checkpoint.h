@@ -9,7 +9,7 @@
  *                                         tensor NAME: AdamW's FP32 master weights and moments (F64
  *                                         on the cpu64 backend, whose state is double)
  *   fp8_state.safetensors                 only when the model trains in FP8: its delayed-scaling
- *                                         state (train/ckpt_fp8.c), written by rank 0
+ *                                         state (train/ckpt/ckpt_fp8.c), written by rank 0
  *   trainer_state.json                    step, tokens, data position, seeds, schedule, grid,
  *                                         optimizer counters, file sizes, the resolved run config
  * RUN_DIR/latest                          "checkpoint-000500": the newest complete checkpoint
@@ -127,7 +127,7 @@ int ck_list_steps(const char *run_dir, long long **steps, int *n, gt_err *err);
 /* "checkpoint-%06d" */
 void ck_dir_name(char *buf, size_t len, long long step);
 
-/* Every HF tensor of cfg is in dir's model safetensors with its shape (train/ckpt_find.c). */
+/* Every HF tensor of cfg is in dir's model safetensors with its shape (train/ckpt/ckpt_find.c). */
 int ck_check_weights(const char *dir, const gt_config *cfg, gt_err *err);
 
 /* "max" or "most_recent" */

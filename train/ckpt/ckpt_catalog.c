@@ -138,7 +138,7 @@ int ck_catalog_build(ck_catalog *c, const gt_config *cfg, gt_dtype wdtype, int s
         }
         rc = finish_file(c, nshards, ents, n, err);
     }
-    /* FP8 state, when the model has it, is one more file: ck_catalog_add_fp8 (train/ckpt_fp8.c). */
+    /* FP8 state, when the model has it, is one more file: ck_catalog_add_fp8 (train/ckpt/ckpt_fp8.c). */
     free(ents);
     free(first);
     if (rc) ck_catalog_free(c);

@@ -7,18 +7,18 @@
 #include "../../model/fp8.h"
 #include "checkpoint.h"
 
-/* ---- agreement across the grid (train/checkpoint.c) ---- */
+/* ---- agreement across the grid (train/ckpt/checkpoint.c) ---- */
 
 
 /* ---- the catalog: every file and tensor of a checkpoint, computed from the config alone, so
- * that it is the same on every rank (train/ckpt_catalog.c) ---- */
+ * that it is the same on every rank (train/ckpt/ckpt_catalog.c) ---- */
 
 /* What an entry holds for its HF tensor. */
 enum { CK_WEIGHT = 0, CK_MASTER, CK_EXP_AVG, CK_EXP_AVG_SQ, CK_KINDS };
 
 #define CK_NAME_LEN 128
 
-/* fp8_state.safetensors (train/ckpt_fp8.c): amax_history [len, count], scale, scale_inv, fp8_max
+/* fp8_state.safetensors (train/ckpt/ckpt_fp8.c): amax_history [len, count], scale, scale_inv, fp8_max
  * [count] (F32), recipe.amax_compute_algo [1] (I32: 0 max, 1 most_recent), recipe.margin [1] (F32). */
 enum { CK_FP8_HISTORY = 0, CK_FP8_SCALE, CK_FP8_SCALE_INV, CK_FP8_MAX, CK_FP8_ALGO, CK_FP8_MARGIN, CK_FP8_TENSORS };
 
@@ -72,7 +72,7 @@ int ck_write_latest(const char *run_dir, const char *name, gt_err *err);
 /* Removes leftovers of interrupted saves: RUN_DIR/checkpoint-*.tmp and checkpoint-*.old. */
 void ck_remove_stale(const char *run_dir);
 
-/* ---- the HF side of a directory (train/ckpt_hf.c) ---- */
+/* ---- the HF side of a directory (train/ckpt/ckpt_hf.c) ---- */
 
 /* config.json (cfg with dtype = wdtype), generation_config.json, and the index of a sharded
  * catalog, into dir; each fsync'ed. */
@@ -87,7 +87,7 @@ int ck_open_files(const ck_catalog *c, const char *dir, int *fds, gt_err *err);
 int ck_close_files(const ck_catalog *c, const char *dir, int *fds, gt_err *err);
 
 
-/* ---- fp8_state.safetensors (train/ckpt_fp8.c) ---- */
+/* ---- fp8_state.safetensors (train/ckpt/ckpt_fp8.c) ---- */
 
 /* Adds fp8_state.safetensors for the model's FP8 state f (every rank: the catalog stays the same
  * everywhere) as the last file of the catalog. */
@@ -100,13 +100,13 @@ int ck_check_fp8(const char *dir, const gt_ckpt_fp8 *info, gt_err *err);
  * or tensor count, naming both. */
 int ck_read_fp8(gt_model *m, const char *dir, const gt_ckpt_fp8 *info, gt_err *err);
 
-/* ---- trainer_state.json (train/ckpt_state.c) ---- */
+/* ---- trainer_state.json (train/ckpt/ckpt_state.c) ---- */
 
 
 /* The JSON text (malloc'ed) of st, with the weights' dtype and the sizes of the catalog's files. */
 char *ck_state_json(const gt_ckpt_state *st, const ck_catalog *c, gt_dtype wdtype);
 
-/* ---- this rank's slices (train/ckpt_write.c, train/ckpt_read.c) ---- */
+/* ---- this rank's slices (train/ckpt/ckpt_write.c, train/ckpt/ckpt_read.c) ---- */
 
 /* Writes the slices this rank owns into the catalog's files, open as fds[nfiles] in dir. */
 int ck_write_slices(gt_model *m, gt_optimizer *o, int tp_size, const ck_catalog *c,

@@ -96,7 +96,7 @@ static void print_scales(const gt_st *st, const gt_st_tensor *sc, int count) {
     free(s);
 }
 
-/* The FP8 delayed-scaling state (train/ckpt_fp8.c): tensors, history length, recipe, scales. */
+/* The FP8 delayed-scaling state (train/ckpt/ckpt_fp8.c): tensors, history length, recipe, scales. */
 static void print_fp8(const char *dir) {
     char path[GT_CKPT_PATH];
     gt_st st;

@@ -1,6 +1,6 @@
 /* gemmatron train --config FILE [--set key=value ...] [--run-dir DIR] [--resume PATH]
  *
- * Reads the run config (train/run_config.h), applies the overrides in order (--run-dir DIR is
+ * Reads the run config (train/config/run_config.h), applies the overrides in order (--run-dir DIR is
  * --set run_dir=DIR), validates it, builds the trainer, prints the resolved config (rank 0, unless
  * train.quiet), resumes from a checkpoint (train/trainer_ckpt.h), stores the resolved config as
  * RUN_DIR/config.yaml and runs. Under mpirun the job is a dp x tp grid with tp = parallel.tp.

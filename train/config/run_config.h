@@ -1,5 +1,5 @@
 /* The run config of `gemmatron train`: a human-edited YAML file, overridden key by key from the
- * command line (--set optim.lr=2e-5), checked against one schema table (train/run_config.c: name,
+ * command line (--set optim.lr=2e-5), checked against one schema table (train/config/run_config.c: name,
  * type, default, range, meaning) so that every key is validated the same way. The resolved config
  * (defaults filled in, overrides applied) is printed at start and stored as RUN_DIR/config.yaml,
  * which loads back to the same values.

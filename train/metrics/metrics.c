@@ -1,5 +1,5 @@
 /* metrics.h5 over HDF5's C API: /train, /eval, the attributes, crash recovery (/fp8 is in
- * train/metrics_fp8.c). Every call goes through H5_SET or H5_GO (train/metrics_h5.h) with HDF5's
+ * train/metrics/metrics_fp8.c). Every call goes through H5_SET or H5_GO (train/metrics/metrics_h5.h) with HDF5's
  * own stack printout silenced, and a failure becomes one line: file, call, source line, and the
  * innermost reason from HDF5's error stack. */
 #include "metrics.h"

@@ -7,7 +7,7 @@
  *                         grad_norm.
  *   /eval/{step, loss}    one row per evaluation
  *   /fp8/{step, amax, scale}
- *                         FP8 runs (train/metrics_fp8.c): one row every fp8.log_every steps; step
+ *                         FP8 runs (train/metrics/metrics_fp8.c): one row every fp8.log_every steps; step
  *                         int64 [rows], amax and scale float32 [rows, count], 2-D, extendible,
  *                         chunked. amax is each tensor's newest amax (history slot len-1: the
  *                         amax of the last update, MAX-reduced over the grid), scale its current
@@ -70,7 +70,7 @@ int gt_metrics_open(gt_metrics *m, const char *path, const gt_metrics_info *info
                     long long resume_step, gt_err *err);
 int gt_metrics_append_train(gt_metrics *m, const gt_train_row *row, gt_err *err);
 int gt_metrics_append_eval(gt_metrics *m, long long step, double loss, gt_err *err);
-/* One /fp8 row: amax[count], scale[count] (train/metrics_fp8.c). Only after an open with FP8. */
+/* One /fp8 row: amax[count], scale[count] (train/metrics/metrics_fp8.c). Only after an open with FP8. */
 int gt_metrics_append_fp8(gt_metrics *m, long long step, const float *amax, const float *scale, gt_err *err);
 /* Closes everything; safe on a zeroed or failed gt_metrics. */
 void gt_metrics_close(gt_metrics *m);

@@ -1,4 +1,4 @@
-/* metrics.h5 /fp8: per-tensor amax and scale of FP8 runs (train/metrics.h), written by rank 0 every
+/* metrics.h5 /fp8: per-tensor amax and scale of FP8 runs (train/metrics/metrics.h), written by rank 0 every
  * fp8.log_every steps. step is 1-D int64; amax and scale are 2-D float32 [rows, count], chunked by
  * whole rows, so a reader takes the latest row, or one tensor's column, without reading it all.
  * The column names are an attribute of /fp8 (tensors). */

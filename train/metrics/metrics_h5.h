@@ -1,4 +1,4 @@
-/* Internals of metrics.h5 shared by train/metrics.c and train/metrics_fp8.c: HDF5 error handling
+/* Internals of metrics.h5 shared by train/metrics/metrics.c and train/metrics/metrics_fp8.c: HDF5 error handling
  * and the /fp8 group's life cycle. */
 #ifndef GT_METRICS_H5_H
 #define GT_METRICS_H5_H
@@ -31,7 +31,7 @@ int mh5_rows_to_keep(gt_metrics *m, int64_t step_ds, uint64_t rows, long long re
         goto out;                                                                                  \
     }
 
-/* ---- /fp8 (train/metrics_fp8.c) ---- */
+/* ---- /fp8 (train/metrics/metrics_fp8.c) ---- */
 
 /* Before single-writer mode starts (no object can be created after it): with FP8 (info), opens or
  * creates /fp8/{step, amax, scale} (recreated when their column count is not info->count), keeps
