@@ -2,8 +2,9 @@
  *                 [--accum K] [--fp8] [--fp8-lm-head] [--no-tp-overlap] [--profile]
  *
  * Times complete training steps of the model in DIR (its config.json; its safetensors weights if
- * present, else HF's random initialization) on random tokens: forward, lm_head and cross-entropy,
- * backward, global gradient norm and AdamW. Prints the median step time, tokens/s and MFU
+ * present, else HF's random initialization) on random tokens: the trainer's own step
+ * (gt_trainer_step, train/trainer.h: forward, lm_head and cross-entropy, backward, global gradient
+ * norm and AdamW), so the speed reported is the speed of `gemmatron train`. Prints the median step time, tokens/s and MFU
  * (model/flops.h), device memory in use, and with --profile a breakdown of one step by op class
  * against each class's roofline. Under mpirun: tensor parallel over --tp ranks, data parallel over
  * the rest; B is the micro-batch of each dp replica; tokens/s counts the whole job. --accum K: K
