@@ -12,9 +12,8 @@
 #include "trainer.h"
 #include "trainer_ckpt.h"
 #include "trainer_fp8.h"
+#include "cmd/version.h"
 #include "../model/flops.h"
-
-#define GT_VERSION "gemmatron 0.1.0"
 
 typedef struct {
     gt_metrics metrics;
@@ -54,7 +53,7 @@ static int open_metrics(gt_trainer *t, run_state *rs, gt_err *err) {
     snprintf(grid, sizeof grid, "dp=%d tp=%d", t->grid->dp, t->grid->tp);
     char *yaml = gt_run_config_yaml(t->rc);
     gt_metrics_fp8_info fp8;
-    gt_metrics_info info = {yaml, grid, GT_VERSION, t->flops_per_token, t->rc->seq_len, gt_trainer_fp8_info(t, &fp8)};
+    gt_metrics_info info = {yaml, grid, gt_version_name(), t->flops_per_token, t->rc->seq_len, gt_trainer_fp8_info(t, &fp8)};
     int rc = gt_metrics_open(&rs->metrics, path, &info, t->step, err);
     if (info.fp8) gt_trainer_fp8_info_free(&fp8);
     free(yaml);

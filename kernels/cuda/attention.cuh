@@ -31,6 +31,7 @@
 #include <math.h>
 #include <stdint.h>
 
+#include "attention_cudnn.h"
 #include "cuda_ops.cuh"
 #include "cuda_vec.cuh"
 

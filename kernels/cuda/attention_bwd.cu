@@ -468,7 +468,8 @@ extern "C" void gt_cuda_attention_bwd(gt_backend *be, void *dqkv, const void *do
     const attn_shape s = make_shape(scale, B, T, Hq, Hkv, D);
     if (B * T == 0) return;
     GT_NVTX_PUSH("attention_bwd");
-    attention_bwd(be, dqkv, dout, qkv, out, lse, seg, s, fast_dim(D));
+    if (seg || !gt_cudnn_attn_bwd(be->cudnn, dqkv, dout, qkv, out, lse, scale, B, T, Hq, Hkv, D))
+        attention_bwd(be, dqkv, dout, qkv, out, lse, seg, s, fast_dim(D));
     GT_NVTX_POP();
 }
 

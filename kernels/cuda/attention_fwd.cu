@@ -185,6 +185,11 @@ extern "C" void gt_cuda_attention_fwd(gt_backend *be, void *out, void *lse, cons
     const attn_shape s = make_shape(scale, B, T, Hq, Hkv, D);
     if (B * T == 0) return;
     GT_NVTX_PUSH("attention_fwd");
+    /* cuDNN's fused attention where it runs the case (no document mask; attention_cudnn.h) */
+    if (!seg && gt_cudnn_attn_fwd(be->cudnn, out, lse, qkv, scale, B, T, Hq, Hkv, D)) {
+        GT_NVTX_POP();
+        return;
+    }
     bf16 *o = (bf16 *)out;
     float *l = (float *)lse;
     const bf16 *x = (const bf16 *)qkv;
@@ -200,3 +205,9 @@ extern "C" void gt_cuda_attention_fwd(gt_backend *be, void *out, void *lse, cons
 }
 
 
+
+extern "C" const char *gt_cuda_attention_impl(gt_backend *be, int has_seg, float scale, int B,
+                                              int T, int Hq, int Hkv, int D) {
+    return !has_seg && gt_cudnn_attn_supports(be->cudnn, scale, B, T, Hq, Hkv, D) ? "cudnn"
+                                                                                   : "builtin";
+}

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "attention_cudnn.h"
 #include "cuda_ops.cuh"
 #include "cuda_stream.h"
 #include "fp8_cuda.h"
@@ -41,12 +42,14 @@ extern "C" gt_backend *gt_cuda_backend_create(int device) {
     be->fp8_autotune = !(tune && strcmp(tune, "0") == 0);
     CUDA_CHECK(cudaMalloc(&be->workspace, be->workspace_bytes));
     be->gemm = gt_gemm_cache_create();
+    be->cudnn = gt_cudnn_attn_create(be->stream);
     return be;
 }
 
 extern "C" void gt_cuda_backend_destroy(gt_backend *be) {
     if (!be) return;
     CUDA_CHECK(cudaStreamSynchronize(be->stream));
+    gt_cudnn_attn_destroy(be->cudnn);
     gt_gemm_cache_destroy(be->gemm);
     gt_cuda_fp8_release(be);
     CUDA_CHECK(cudaFree(be->workspace));

@@ -19,6 +19,10 @@ const gt_ops *gt_cuda_ops(void);
 void gt_cuda_device_name(gt_backend *be, char *buf, size_t len);
 size_t gt_cuda_mem_in_use(gt_backend *be);
 gt_peak gt_cuda_peak(gt_backend *be);
+/* Which implementation attention_fwd/bwd run for this case: "cudnn" (cuDNN's fused attention,
+ * kernels/cuda/attention_cudnn.h; its plan is built by this query) or "builtin". */
+const char *gt_cuda_attention_impl(gt_backend *be, int has_seg, float scale, int B, int T, int Hq,
+                                   int Hkv, int D);
 
 #ifdef __cplusplus
 }

@@ -26,6 +26,7 @@
 
 typedef struct gt_gemm_cache gt_gemm_cache; /* kernels/cuda/gemm.cu */
 typedef struct gt_fp8_gemm_cache gt_fp8_gemm_cache; /* kernels/cuda/fp8_gemm.cu */
+typedef struct gt_cudnn_attn gt_cudnn_attn;         /* kernels/cuda/attention_cudnn.h */
 
 struct gt_backend {
     int device;
@@ -40,6 +41,7 @@ struct gt_backend {
     gt_fp8_gemm_cache *fp8_gemm; /* the same for FP8 GEMMs: made on first use, freed by
                                     gt_cuda_fp8_release() (kernels/cuda/fp8_cuda.h) */
     int fp8_autotune;    /* new FP8 GEMM plans time cuBLASLt's candidates (GT_FP8_AUTOTUNE=0: off) */
+    gt_cudnn_attn *cudnn; /* cuDNN's fused attention, or NULL: the built-in kernels run */
 };
 
 /* Attention (kernels/cuda/attention_fwd.cu, attention_bwd.cu), with the signatures of gt_ops.attention_fwd/bwd. */

@@ -3,7 +3,8 @@
     every tensor has the fixture's name and shape, fp32 values are the fixture's exactly, bf16
     values are their round-to-nearest-even bf16; the index (when sharded) matches the files;
     config.json and generation_config.json are those of an HF Gemma model;
-  - export errors (an existing output directory, a missing source, a wrong dtype): one line, exit 1;
+  - export errors (an existing output directory, a missing source: exit 1; a wrong dtype, a missing
+    --out: exit 2, a bad command line): one line;
   - a training checkpoint (gemmatron train with checkpoint.every): model.safetensors holds every HF
     tensor in bf16, exactly the rounding of optimizer.safetensors' NAME.master (F32), which also has
     NAME.exp_avg and NAME.exp_avg_sq of the same shape (exp_avg_sq >= 0); trainer_state.json lists
@@ -137,15 +138,17 @@ def test_exports(binary, tmp):
 def test_export_errors(binary, tmp):
     out = os.path.join(tmp, "exists")
     os.makedirs(out)
-    cases = [(["--checkpoint", "tests/fixtures/gqa", "--out", out], "already exists"),
-             (["--checkpoint", os.path.join(tmp, "nothing"), "--out", os.path.join(tmp, "x")], "config.json: cannot open"),
-             (["--checkpoint", "tests/fixtures/gqa", "--out", os.path.join(tmp, "y"), "--dtype", "int8"], "expected bf16 or fp32"),
-             (["--checkpoint", "tests/fixtures/gqa"], "--out HF_DIR are required")]
-    for args, want in cases:
+    # Exit 1: the export cannot be done; exit 2: the command line is wrong (train/cmd/cli.h).
+    cases = [(["--checkpoint", "tests/fixtures/gqa", "--out", out], "already exists", 1),
+             (["--checkpoint", os.path.join(tmp, "nothing"), "--out", os.path.join(tmp, "x")], "config.json: cannot open", 1),
+             (["--checkpoint", "tests/fixtures/gqa", "--out", os.path.join(tmp, "y"), "--dtype", "int8"],
+              "--dtype int8: expected bf16 or fp32", 2),
+             (["--checkpoint", "tests/fixtures/gqa"], "--out HF_DIR is required", 2)]
+    for args, want, status in cases:
         r = subprocess.run([binary, "export", *args], capture_output=True, text=True)
-        check(r.returncode == 1 and want in r.stderr and len(r.stderr.strip().splitlines()) == 1 and
+        check(r.returncode == status and want in r.stderr and len(r.stderr.strip().splitlines()) == 1 and
               not os.path.exists(os.path.join(tmp, "x")) and not os.path.exists(os.path.join(tmp, "y")),
-              f"export {' '.join(args[-2:])}: exit 1, one line: {r.stderr.strip()}")
+              f"export {' '.join(args[-2:])}: exit {status}, one line: {r.stderr.strip()}")
 
 
 def hf_names(cfg):

@@ -78,14 +78,15 @@ static void check_hf_loss(gt_check *c, const char *bin) {
     gt_st_close(&st);
 }
 
-/* Each case: a command that must fail with exit 1 and one stderr line containing `want`. */
-static void check_error(gt_check *c, const char *bin, const char *args, const char *want) {
+/* Each case: a command that must fail with exit `status` (1: it cannot be done, 2: a bad command
+ * line) and one stderr line containing `want`. */
+static void check_error(gt_check *c, const char *bin, const char *args, int status, const char *want) {
     char cmd[1024];
     snprintf(cmd, sizeof cmd, "%s %s", bin, args);
     run_result r;
     run(cmd, &r);
-    gt_check_true(c, r.status == 1 && r.err_lines == 1 && strstr(r.err, want),
-                  "'%s': exit %d, stderr (%d lines) '%s', wanted '%s'", args, r.status, r.err_lines,
+    gt_check_true(c, r.status == status && r.err_lines == 1 && strstr(r.err, want),
+                  "'%s': exit %d (%d), stderr (%d lines) '%s', wanted '%s'", args, r.status, status, r.err_lines,
                   r.err, want);
 }
 
@@ -109,15 +110,16 @@ int main(int argc, char **argv) {
     gt_check_true(&c, r.status == 0 && strstr(r.last, "tokens=5\n"), "text ids: '%s' %s", r.last, r.err);
 
     write_file("/tmp/gt_cli_big.txt", "5 17 160 3\n");
-    check_error(&c, bin, "eval --model tests/fixtures/mha --data /tmp/gt_cli_big.txt --device cpu", "/tmp/gt_cli_big.txt");
-    check_error(&c, bin, "eval --model tests/fixtures/mha --data /tmp/gt_cli_big.txt --device cpu", "160");
-    check_error(&c, bin, "eval --model /tmp/gt_no_such_dir --data /tmp/gt_cli_ids.txt --device cpu", "gt_no_such_dir");
+    check_error(&c, bin, "eval --model tests/fixtures/mha --data /tmp/gt_cli_big.txt --device cpu", 1, "/tmp/gt_cli_big.txt");
+    check_error(&c, bin, "eval --model tests/fixtures/mha --data /tmp/gt_cli_big.txt --device cpu", 1, "160");
+    check_error(&c, bin, "eval --model /tmp/gt_no_such_dir --data /tmp/gt_cli_ids.txt --device cpu", 1, "gt_no_such_dir");
     system("rm -rf /tmp/gt_cli_bad && mkdir -p /tmp/gt_cli_bad && cp tests/fixtures/mha/config.json /tmp/gt_cli_bad/"
            " && head -c 1000 tests/fixtures/mha/model.safetensors > /tmp/gt_cli_bad/model.safetensors");
-    check_error(&c, bin, "eval --model /tmp/gt_cli_bad --data /tmp/gt_cli_ids.txt --device cpu", "model.safetensors");
+    check_error(&c, bin, "eval --model /tmp/gt_cli_bad --data /tmp/gt_cli_ids.txt --device cpu", 1, "model.safetensors");
     write_file("/tmp/gt_cli_bad/config.json", "{\"hidden_size\": 64,");
-    check_error(&c, bin, "eval --model /tmp/gt_cli_bad --data /tmp/gt_cli_ids.txt --device cpu", "config.json");
-    check_error(&c, bin, "eval --model tests/fixtures/mha --data /tmp/gt_cli_ids.txt --seq-len 1", "--seq-len");
-    check_error(&c, bin, "eval --data /tmp/gt_cli_ids.txt", "--model");
+    check_error(&c, bin, "eval --model /tmp/gt_cli_bad --data /tmp/gt_cli_ids.txt --device cpu", 1, "config.json");
+    check_error(&c, bin, "eval --model tests/fixtures/mha --data /tmp/gt_cli_ids.txt --seq-len 1", 2,
+                "--seq-len must be an integer >= 2, got '1'");
+    check_error(&c, bin, "eval --data /tmp/gt_cli_ids.txt", 2, "--model HF_DIR is required");
     return gt_check_done(&c, "cli_eval");
 }

@@ -7,7 +7,8 @@
 # 3. test_ops_gpu (every op against the CPU oracle), compute-sanitizer memcheck of its small-shape
 #    run and of whole small training steps (BF16, FP8), test_ops_gpu --bench, bench_gemm_gpu (FP8
 #    GEMM plans against every cuBLASLt heuristic candidate and BF16)
-# 4. unless --ops-only: every other tests/gpu/test_* executable and tests/gpu/test_*.sh script;
+# 4. unless --ops-only: every other tests/gpu/test_* executable and tests/gpu/test_*.sh script
+#    (test_gpu_attention twice: cuDNN's attention where it runs, then GT_CUDNN_ATTENTION=0);
 #    executables named test_gpu_tp* are multi-rank: run under mpirun -np 2 when the machine has 2 or
 #    more GPUs, otherwise reported as SKIP
 # Prints a summary table; exits non-zero if any step failed. Each step is limited to
@@ -58,7 +59,12 @@ run_exe() {
 }
 
 [ -d .gpu-deps ] && step deps bash .gpu-deps/install.sh
-step configure cmake -S . -B build-gpu -DGT_CUDA_ARCH=90a -DCMAKE_BUILD_TYPE=Release
+# cudnn-frontend's headers carried in .gpu-deps/ (machines without a registry), else where
+# scripts/install-deps.sh puts them.
+fe_dir=""
+[ -f .gpu-deps/cudnn-frontend/include/cudnn_frontend.h ] && fe_dir=$PWD/.gpu-deps/cudnn-frontend/include
+step configure cmake -S . -B build-gpu -DGT_CUDA_ARCH=90a -DCMAKE_BUILD_TYPE=Release \
+    ${fe_dir:+-DGT_CUDNN_FRONTEND_DIR=$fe_dir}
 step build make -C build-gpu -k -j16 --no-print-directory
 
 run_exe test_ops_gpu
@@ -94,6 +100,9 @@ if [ "$ops_only" = 0 ]; then
         *) run_exe "$name" ;;
         esac
     done
+    # The built-in attention kernels, which run wherever cuDNN does not, against the same references.
+    GT_CUDNN_ATTENTION=0 run_exe test_gpu_attention
+    names[${#names[@]}-1]=test_gpu_attention_builtin
     for script in tests/gpu/test_*.sh; do
         [ -f "$script" ] && step "$(basename "$script")" bash "$script"
     done

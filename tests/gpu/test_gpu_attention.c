@@ -1,4 +1,4 @@
-/* Fused causal attention on the GPU (kernels/cuda/attention_*.cu) against references.
+/* Fused causal attention on the GPU (kernels/ops.h attention_fwd/bwd) against references.
  *
  *   test_gpu_attention           correctness table; exits non-zero on any failure
  *   test_gpu_attention --bench   TFLOP/s of the public (fast) path, Gemma shapes
@@ -14,6 +14,10 @@
  * bf16 outputs (out, dq, dk, dv: P and dS are rounded to bf16 for the tensor cores, ~3e-3 expected)
  * and 1e-3 for lse (fp32). Outputs are poisoned (NaN) before each call, so an unwritten element
  * fails. The backward is run twice and must give bitwise the same dqkv (it uses no atomics).
+ *
+ * The public path is cuDNN's fused attention where it runs the case (kernels/cuda/attention_cudnn.h)
+ * and the built-in kernels elsewhere; each line names the one that ran. tests/gpu/run.sh runs this
+ * test a second time with GT_CUDNN_ATTENTION=0, so the built-in kernels stay tested everywhere.
  *
  * FLOPs convention (as FlashAttention reports): causal forward = 4 B Hq T^2 D / 2, backward = 2.5x.
  */
@@ -187,8 +191,11 @@ static void check_path(ctx *c, const tcase *k, bufs *d, const refs *r, float sca
     const size_t no = N * k->Hq * k->D, nl = (size_t)k->B * k->Hq * k->T;
     const int32_t *seg = k->seg ? d->seg : NULL;
     char name[160];
-    snprintf(name, sizeof name, "%s B%d T%d Hq%d Hkv%d D%d%s vs %s", ref_path ? "refpath" : "fast",
-             k->B, k->T, k->Hq, k->Hkv, k->D, k->seg ? " seg" : "", refname);
+    const char *impl = ref_path ? "refpath"
+                                : gt_cuda_attention_impl(c->gbe, k->seg, scale, k->B, k->T, k->Hq,
+                                                         k->Hkv, k->D);
+    snprintf(name, sizeof name, "%s B%d T%d Hq%d Hkv%d D%d%s vs %s", impl, k->B, k->T, k->Hq,
+             k->Hkv, k->D, k->seg ? " seg" : "", refname);
 
     poison(c, d->out, no * 2);
     poison(c, d->lse, nl * 4);
@@ -312,9 +319,9 @@ static int cmp_float(const void *a, const void *b) {
 /* Median over REPS calls of the milliseconds one call of `what` takes (0 fwd, 1 bwd, 2 fwd + bwd),
  * after WARM calls. The calls are queued back to back, each between two events, and the stream is
  * synchronized once at the end, as in a training step (no host round trip between calls). */
-static float time_ms(ctx *c, int what, const tcase *k, bufs *d, float scale) {
+static float time_ms(ctx *c, gt_backend *be, int what, const tcase *k, bufs *d, float scale) {
     enum { WARM = 3, REPS = 20 };
-    cudaStream_t st = gt_cuda_stream(c->gbe);
+    cudaStream_t st = gt_cuda_stream(be);
     cudaEvent_t e0[REPS], e1[REPS];
     float ms[REPS];
     for (int i = 0; i < REPS; i++) {
@@ -324,10 +331,10 @@ static float time_ms(ctx *c, int what, const tcase *k, bufs *d, float scale) {
     for (int i = 0; i < WARM + REPS; i++) {
         if (i >= WARM) CK(cudaEventRecord(e0[i - WARM], st));
         if (what != 1)
-            c->gpu->attention_fwd(c->gbe, d->out, d->lse, d->qkv, NULL, scale, k->B, k->T, k->Hq,
+            c->gpu->attention_fwd(be, d->out, d->lse, d->qkv, NULL, scale, k->B, k->T, k->Hq,
                                   k->Hkv, k->D);
         if (what != 0)
-            c->gpu->attention_bwd(c->gbe, d->dqkv, d->dout, d->qkv, d->out, d->lse, NULL, scale,
+            c->gpu->attention_bwd(be, d->dqkv, d->dout, d->qkv, d->out, d->lse, NULL, scale,
                                   k->B, k->T, k->Hq, k->Hkv, k->D);
         if (i >= WARM) CK(cudaEventRecord(e1[i - WARM], st));
     }
@@ -341,6 +348,17 @@ static float time_ms(ctx *c, int what, const tcase *k, bufs *d, float scale) {
     return 0.5f * (ms[REPS / 2 - 1] + ms[REPS / 2]);
 }
 
+/* A second CUDA backend with one environment switch set while it is created (the backend reads
+ * GT_CUDNN_* once, at creation). */
+static gt_backend *backend_with(const char *var, const char *value) {
+    setenv(var, value, 1);
+    gt_backend *be = gt_cuda_backend_create(0);
+    unsetenv(var);
+    return be;
+}
+
+/* Every shape timed in the same run by each attention implementation: cuDNN with a deterministic
+ * backward (the default), cuDNN free to pick non-deterministic plans, and the built-in kernels. */
 static int bench(ctx *c) {
     static const tcase shapes[] = {
         {2, 2048, 8, 1, 256, 0, 0}, /* Gemma-2B */
@@ -348,8 +366,11 @@ static int bench(ctx *c) {
         {2, 2048, 16, 16, 256, 0, 0}, /* Gemma-7B */
         {2, 2048, 16, 16, 128, 0, 0},
     };
-    printf("%-28s %10s %10s %10s %12s %12s %14s\n", "shape", "fwd ms", "bwd ms", "f+b ms",
-           "fwd TFLOP/s", "bwd TFLOP/s", "f+b TFLOP/s");
+    gt_backend *impl[3] = {c->gbe, backend_with("GT_CUDNN_DETERMINISTIC", "0"),
+                           backend_with("GT_CUDNN_ATTENTION", "0")};
+    static const char *impl_name[3] = {"cudnn-det", "cudnn-nondet", "builtin"};
+    printf("%-28s %-13s %10s %10s %10s %12s %12s %14s\n", "shape", "impl", "fwd ms", "bwd ms",
+           "f+b ms", "fwd TFLOP/s", "bwd TFLOP/s", "f+b TFLOP/s");
     for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++) {
         const tcase *k = &shapes[i];
         const size_t N = (size_t)k->B * k->T, nq = N * (k->Hq + 2 * k->Hkv) * k->D;
@@ -366,12 +387,18 @@ static int bench(ctx *c) {
         to_dev_bf16(c, d.qkv, qkv, nq);
         to_dev_bf16(c, d.dout, dout, no);
         const double f = 4.0 * k->B * k->Hq * (double)k->T * k->T * k->D / 2;
-        const float tf = time_ms(c, 0, k, &d, scale), tb = time_ms(c, 1, k, &d, scale);
-        const float tfb = time_ms(c, 2, k, &d, scale);
         char name[64];
         snprintf(name, sizeof name, "B%d T%d Hq%d Hkv%d D%d", k->B, k->T, k->Hq, k->Hkv, k->D);
-        printf("%-28s %10.3f %10.3f %10.3f %12.1f %12.1f %14.1f\n", name, tf, tb, tfb,
-               f / tf * 1e-9, 2.5 * f / tb * 1e-9, 3.5 * f / tfb * 1e-9);
+        for (int m = 0; m < 3; m++) {
+            const char *ran = gt_cuda_attention_impl(impl[m], 0, scale, k->B, k->T, k->Hq, k->Hkv,
+                                                     k->D);
+            const float tf = time_ms(c, impl[m], 0, k, &d, scale);
+            const float tb = time_ms(c, impl[m], 1, k, &d, scale);
+            const float tfb = time_ms(c, impl[m], 2, k, &d, scale);
+            printf("%-28s %-13s %10.3f %10.3f %10.3f %12.1f %12.1f %14.1f%s\n", name,
+                   impl_name[m], tf, tb, tfb, f / tf * 1e-9, 2.5 * f / tb * 1e-9,
+                   3.5 * f / tfb * 1e-9, strcmp(ran, "builtin") || m == 2 ? "" : " (builtin ran)");
+        }
         CK(cudaFree(d.qkv));
         CK(cudaFree(d.dqkv));
         CK(cudaFree(d.dout));
@@ -380,6 +407,8 @@ static int bench(ctx *c) {
         free(qkv);
         free(dout);
     }
+    gt_cuda_backend_destroy(impl[1]);
+    gt_cuda_backend_destroy(impl[2]);
     return 0;
 }
 

@@ -16,6 +16,7 @@
 #include "bench_cmd.h"
 
 #include <math.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,48 +25,53 @@
 #include "../../model/flops.h"
 #include "../metrics/op_profile.h"
 #include "../trainer.h"
+#include "cli.h"
 
 typedef struct {
     const char *model, *device;
     int batch, seq, steps, warmup, profile, tp, fp8, fp8_head, accum, tp_overlap;
 } bench_args;
 
-static int parse_int(const char *k, const char *v, int min, int *out, gt_err *err) {
-    char *end;
-    long x = strtol(v, &end, 10);
-    if (*end || x < min || x > 1 << 30) return gt_fail(err, "bench: %s must be an integer >= %d, got '%s'", k, min, v);
-    *out = (int)x;
-    return 0;
-}
+static const gt_opt bench_opts[] = {
+    {.name = "--model", .kind = GT_OPT_STRING, .offset = offsetof(bench_args, model), .meta = "DIR", .required = 1,
+     .help = "a directory with config.json: its safetensors weights when present, else HF's random initialization "
+             "(e.g. configs/hf/gemma-2b)"},
+    {.name = "--batch", .kind = GT_OPT_INT, .offset = offsetof(bench_args, batch), .meta = "B", .def = "2", .min = 1,
+     .help = "micro-batch of each data-parallel replica, in sequences"},
+    {.name = "--seq", .kind = GT_OPT_INT, .offset = offsetof(bench_args, seq), .meta = "T", .def = "2048", .min = 2,
+     .help = "sequence length in tokens"},
+    {.name = "--steps", .kind = GT_OPT_INT, .offset = offsetof(bench_args, steps), .meta = "S", .def = "10", .min = 1,
+     .help = "timed steps (the median is reported)"},
+    {.name = "--warmup", .kind = GT_OPT_INT, .offset = offsetof(bench_args, warmup), .meta = "W", .def = "3",
+     .help = "untimed steps before them"},
+    {.name = "--tp", .kind = GT_OPT_INT, .offset = offsetof(bench_args, tp), .meta = "N", .def = "1", .min = 1,
+     .help = "tensor-parallel ranks (under mpirun; the other ranks are data-parallel replicas)"},
+    {.name = "--device", .kind = GT_OPT_STRING, .offset = offsetof(bench_args, device), .meta = "D", .def = "auto",
+     .help = "auto (cuda when a GPU is visible), cpu, cpu64 or cuda"},
+    {.name = "--accum", .kind = GT_OPT_INT, .offset = offsetof(bench_args, accum), .meta = "K", .def = "1", .min = 1,
+     .help = "micro-batches (forward and backward) per optimizer step, as a run config's data.grad_accum"},
+    {.name = "--fp8", .kind = GT_OPT_FLAG, .offset = offsetof(bench_args, fp8), .flag = 1,
+     .help = "the four GEMMs of every layer in FP8 (delayed scaling, history 1024, max), after one calibration step"},
+    {.name = "--fp8-lm-head", .kind = GT_OPT_FLAG, .offset = offsetof(bench_args, fp8_head), .flag = 1,
+     .help = "the lm_head's GEMMs in FP8 too (implies --fp8)"},
+    {.name = "--no-tp-overlap", .kind = GT_OPT_FLAG, .offset = offsetof(bench_args, tp_overlap), .flag = 0,
+     .help = "the backward's tp sums of input gradients wait for each other instead of running beside the "
+             "weight-gradient GEMMs (parallel.tp_overlap: false)"},
+    {.name = "--profile", .kind = GT_OPT_FLAG, .offset = offsetof(bench_args, profile), .flag = 1,
+     .help = "then a breakdown of one step (of one micro-batch) by op class against each class's roofline"},
+};
 
-static int parse_args(bench_args *a, int argc, char **argv, gt_err *err) {
-    *a = (bench_args){NULL, "auto", 2, 2048, 10, 3, 0, 1, 0, 0, 1, 1};
-    for (int i = 0; i < argc; i++) {
-        const char *k = argv[i];
-        if (!strcmp(k, "--profile") || !strcmp(k, "--fp8") || !strcmp(k, "--fp8-lm-head") ||
-            !strcmp(k, "--no-tp-overlap")) {
-            if (!strcmp(k, "--profile")) a->profile = 1;
-            else if (!strcmp(k, "--no-tp-overlap")) a->tp_overlap = 0;
-            else a->fp8 = 1, a->fp8_head |= !strcmp(k, "--fp8-lm-head");
-            continue;
-        }
-        if (i + 1 >= argc) return gt_fail(err, "bench: option %s needs a value", k);
-        const char *v = argv[++i];
-        int rc = 0;
-        if (!strcmp(k, "--model")) a->model = v;
-        else if (!strcmp(k, "--device")) a->device = v;
-        else if (!strcmp(k, "--batch")) rc = parse_int(k, v, 1, &a->batch, err);
-        else if (!strcmp(k, "--seq")) rc = parse_int(k, v, 2, &a->seq, err);
-        else if (!strcmp(k, "--steps")) rc = parse_int(k, v, 1, &a->steps, err);
-        else if (!strcmp(k, "--warmup")) rc = parse_int(k, v, 0, &a->warmup, err);
-        else if (!strcmp(k, "--tp")) rc = parse_int(k, v, 1, &a->tp, err);
-        else if (!strcmp(k, "--accum")) rc = parse_int(k, v, 1, &a->accum, err);
-        else return gt_fail(err, "bench: unknown option %s", k);
-        if (rc) return -1;
-    }
-    if (!a->model) return gt_fail(err, "bench: --model DIR (a directory with config.json) is required");
-    return 0;
-}
+const gt_cli_cmd gt_bench_cli = {
+    .name = "bench",
+    .summary = "times full training steps (random init when DIR holds only config.json)",
+    .about = "Times complete training steps on random tokens (forward, lm_head and cross-entropy, backward, "
+             "gradient norm, AdamW) and prints the median step time, tokens/s (of the whole job), MFU and the "
+             "device memory in use.",
+    .examples = "gemmatron bench --model configs/hf/gemma-2b\n"
+                "gemmatron bench --model configs/hf/gemma-2b --batch 4 --seq 1024 --fp8 --profile\n"
+                "mpirun -np 2 gemmatron bench --model configs/hf/gemma-7b --tp 2 --no-tp-overlap",
+    GT_CLI_OPTS(bench_opts),
+};
 
 static int has_weights(const char *dir) {
     char p[4096];
@@ -294,10 +300,13 @@ static int run_bench(const bench_args *a, gt_grid *g, gt_err *err) {
 }
 
 int gt_cmd_bench(int argc, char **argv) {
-    bench_args a;
+    bench_args a = {0};
     gt_err err;
     gt_grid g;
-    if (parse_args(&a, argc, argv, &err) || gt_grid_init(&g, &argc, &argv, a.tp, &err)) {
+    int code = gt_cli_args(&gt_bench_cli, argc, argv, &a);
+    if (code != GT_CLI_GO) return code;
+    a.fp8 |= a.fp8_head;
+    if (gt_grid_init(&g, &argc, &argv, a.tp, &err)) {
         fprintf(stderr, "gemmatron: %s\n", err.msg);
         return 1;
     }

@@ -19,6 +19,7 @@
 #include "eval_cmd.h"
 
 #include <errno.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,6 +27,7 @@
 #include "../../comm/grid.h"
 #include "../../data/sequence.h"
 #include "../session.h"
+#include "cli.h"
 
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
 #error "eval --logits writes the host's float32 bytes as little-endian"
@@ -33,34 +35,40 @@
 
 typedef struct {
     const char *model, *data, *device, *logits;
-    long seq_len;
-    int tp;
+    int seq_len, tp;
 } eval_args;
 
-static int parse_args(eval_args *a, int argc, char **argv, gt_err *err) {
-    memset(a, 0, sizeof *a);
-    a->device = "auto";
-    a->tp = 1;
-    for (int i = 0; i < argc; i++) {
-        const char *k = argv[i];
-        if (i + 1 >= argc) return gt_fail(err, "eval: option %s needs a value", k);
-        const char *v = argv[++i];
-        if (!strcmp(k, "--model")) a->model = v;
-        else if (!strcmp(k, "--data")) a->data = v;
-        else if (!strcmp(k, "--device")) a->device = v;
-        else if (!strcmp(k, "--logits")) a->logits = v;
-        else if (!strcmp(k, "--seq-len")) {
-            char *end;
-            a->seq_len = strtol(v, &end, 10);
-            if (*end || a->seq_len < 2) return gt_fail(err, "eval: --seq-len must be an integer >= 2, got '%s'", v);
-        } else if (!strcmp(k, "--tp")) {
-            char *end;
-            a->tp = (int)strtol(v, &end, 10);
-            if (*end || a->tp < 1) return gt_fail(err, "eval: --tp must be a positive integer, got '%s'", v);
-        } else return gt_fail(err, "eval: unknown option %s", k);
-    }
-    if (!a->model) return gt_fail(err, "eval: --model HF_DIR is required");
-    if (!a->data) return gt_fail(err, "eval: --data FILE is required");
+static const gt_opt eval_opts[] = {
+    {.name = "--model", .kind = GT_OPT_STRING, .offset = offsetof(eval_args, model), .meta = "HF_DIR", .required = 1,
+     .help = "the model: an HF Gemma directory (config.json, safetensors) or a gemmatron checkpoint"},
+    {.name = "--data", .kind = GT_OPT_STRING, .offset = offsetof(eval_args, data), .meta = "FILE", .required = 1,
+     .help = "the tokens: a gemmatron token shard (scripts/prepare_data.py) or whitespace-separated token ids"},
+    {.name = "--seq-len", .kind = GT_OPT_INT, .offset = offsetof(eval_args, seq_len), .meta = "T", .min = 2,
+     .def_help = "the whole file when it is shorter than the model's context, else the context length",
+     .help = "length of the consecutive sequences the file is cut into; the last one may be shorter"},
+    {.name = "--tp", .kind = GT_OPT_INT, .offset = offsetof(eval_args, tp), .meta = "N", .def = "1", .min = 1,
+     .help = "tensor-parallel ranks (under mpirun; the other ranks split the sequences data-parallel)"},
+    {.name = "--device", .kind = GT_OPT_STRING, .offset = offsetof(eval_args, device), .meta = "D", .def = "auto",
+     .help = "auto (cuda when a GPU is visible), cpu, cpu64 or cuda"},
+    {.name = "--logits", .kind = GT_OPT_STRING, .offset = offsetof(eval_args, logits), .meta = "OUT",
+     .help = "also writes the logits of the first sequence as float32 [n, vocab]: a .npy file when OUT ends in "
+             ".npy, else raw little-endian floats (needs --tp 1)"},
+};
+
+const gt_cli_cmd gt_eval_cli = {
+    .name = "eval",
+    .summary = "mean next-token loss of a model on a token file",
+    .about = "Cuts the token file into consecutive sequences and prints, as its last line, eval_loss=<mean> "
+             "tokens=<count>: the mean loss of predicting every target token from the ones before it (with a "
+             "shard's attributes, only tokens marked as targets count and attention stops at document starts).",
+    .examples = "gemmatron eval --model runs/tiny-cpu/final --data data/demo/val.bin\n"
+                "gemmatron eval --model tests/fixtures/mha --data ids.txt --device cpu --logits logits.npy\n"
+                "mpirun -np 2 gemmatron eval --model gemma-2b --data val.bin --tp 2",
+    GT_CLI_OPTS(eval_opts),
+};
+
+/* What the option table cannot say: --logits needs whole rows of the vocabulary. */
+static int check_args(const eval_args *a, gt_err *err) {
     if (a->logits && a->tp > 1)
         return gt_fail(err, "eval: --logits needs --tp 1: at tp=%d each rank holds only its slice of the vocabulary's "
                             "logits (vocab-parallel lm_head), which are never gathered into full rows", a->tp);
@@ -170,10 +178,12 @@ out_file:
 }
 
 int gt_cmd_eval(int argc, char **argv) {
-    eval_args a;
+    eval_args a = {0};
     gt_err err;
     gt_grid g;
-    if (parse_args(&a, argc, argv, &err) || gt_grid_init(&g, &argc, &argv, a.tp, &err)) {
+    int code = gt_cli_args(&gt_eval_cli, argc, argv, &a);
+    if (code != GT_CLI_GO) return code;
+    if (check_args(&a, &err) || gt_grid_init(&g, &argc, &argv, a.tp, &err)) {
         fprintf(stderr, "gemmatron: %s\n", err.msg);
         return 1;
     }

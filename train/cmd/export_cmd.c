@@ -9,6 +9,7 @@
 #include "export_cmd.h"
 
 #include <errno.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <strings.h>
@@ -17,6 +18,7 @@
 
 #include "../../model/safetensors.h"
 #include "../ckpt/ckpt_internal.h"
+#include "cli.h"
 
 #define CHUNK_ELEMS ((size_t)1 << 22)
 
@@ -53,27 +55,40 @@ static int parse_size(const char *s, uint64_t *out) {
     return -1;
 }
 
-static int parse_args(export_args *a, int argc, char **argv, gt_err *err) {
-    *a = (export_args){NULL, NULL, -1, 0};
-    for (int i = 0; i < argc; i += 2) {
-        if (i + 1 >= argc) return gt_fail(err, "export: option %s needs a value", argv[i]);
-        const char *k = argv[i], *v = argv[i + 1];
-        if (!strcmp(k, "--checkpoint")) a->src = v;
-        else if (!strcmp(k, "--out")) a->out = v;
-        else if (!strcmp(k, "--dtype")) {
-            gt_dtype dt;
-            if (parse_dtype(v, &dt)) return gt_fail(err, "export: --dtype %s: expected bf16 or fp32", v);
-            a->dtype = (int)dt;
-        } else if (!strcmp(k, "--max-shard-size")) {
-            if (parse_size(v, &a->shard_bytes))
-                return gt_fail(err, "export: --max-shard-size %s: expected a size such as 5GB, 500MB or 100000", v);
-        } else {
-            return gt_fail(err, "export: unknown option %s (expected --checkpoint, --out, --dtype, --max-shard-size)", k);
-        }
-    }
-    if (!a->src || !a->out) return gt_fail(err, "export: --checkpoint DIR and --out HF_DIR are required");
+static int opt_dtype(const char *v, void *field) {
+    gt_dtype dt;
+    if (parse_dtype(v, &dt)) return -1;
+    *(int *)field = (int)dt;
     return 0;
 }
+
+static int opt_size(const char *v, void *field) { return parse_size(v, field); }
+
+static const gt_opt export_opts[] = {
+    {.name = "--checkpoint", .kind = GT_OPT_STRING, .offset = offsetof(export_args, src), .meta = "DIR", .required = 1,
+     .help = "a gemmatron checkpoint (its FP32 master weights are the source) or any HF Gemma directory"},
+    {.name = "--out", .kind = GT_OPT_STRING, .offset = offsetof(export_args, out), .meta = "HF_DIR", .required = 1,
+     .help = "the HF model directory to write; it must not exist (written to HF_DIR.tmp, renamed when complete)"},
+    {.name = "--dtype", .kind = GT_OPT_CUSTOM, .offset = offsetof(export_args, dtype), .meta = "bf16|fp32",
+     .def_help = "the dtype of DIR's weights", .parse = opt_dtype, .expect = "bf16 or fp32",
+     .help = "dtype of the exported weights"},
+    {.name = "--max-shard-size", .kind = GT_OPT_CUSTOM, .offset = offsetof(export_args, shard_bytes), .meta = "SIZE",
+     .def_help = "5GB", .parse = opt_size, .expect = "a size such as 5GB, 500MB or 100000",
+     .help = "above it the weights are split into model-0000i-of-0000n.safetensors files and an index, as HF "
+             "does (KB, MB, GB: powers of 1000; KiB, MiB, GiB; or bytes)"},
+};
+
+const gt_cli_cmd gt_export_cli = {
+    .name = "export",
+    .summary = "a checkpoint (or HF directory) as a plain HF model directory for transformers",
+    .about = "Writes config.json, generation_config.json and the safetensors weights that transformers' "
+             "from_pretrained loads as they are. One process, streaming: one bounded chunk of rows in memory "
+             "at a time.",
+    .examples = "gemmatron export --checkpoint runs/tiny-cpu/checkpoint-000200 --out tiny-hf\n"
+                "gemmatron export --checkpoint runs/gemma/checkpoint-001000 --out gemma-ft --dtype bf16 "
+                "--max-shard-size 2GB",
+    GT_CLI_OPTS(export_opts),
+};
 
 /* The source tensors: a checkpoint's master weights, else an HF directory's weights. */
 typedef struct {
@@ -193,9 +208,11 @@ static int run_export(const export_args *a, gt_err *err) {
 }
 
 int gt_cmd_export(int argc, char **argv) {
-    export_args a;
+    export_args a = {NULL, NULL, -1, 0};
     gt_err err;
-    if (parse_args(&a, argc, argv, &err) || run_export(&a, &err)) {
+    int code = gt_cli_args(&gt_export_cli, argc, argv, &a);
+    if (code != GT_CLI_GO) return code;
+    if (run_export(&a, &err)) {
         fprintf(stderr, "gemmatron: %s\n", err.msg);
         return 1;
     }

@@ -5,14 +5,16 @@
 
 #include <dirent.h>
 #include <math.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/stat.h>
 
+#include "../../core/fs.h"
 #include "../../model/fp8_state.h"
 #include "../../model/safetensors.h"
-#include "../../core/fs.h"
 #include "../ckpt/checkpoint.h"
+#include "cli.h"
 
 static void human(double bytes, char *buf, size_t len) {
     const char *unit[] = {"B", "KiB", "MiB", "GiB", "TiB"};
@@ -195,12 +197,31 @@ static int inspect_run_dir(const char *dir, const long long *steps, int n) {
     return inspect_model_dir(path);
 }
 
+typedef struct {
+    const char *dir;
+} inspect_args;
+
+static const gt_opt inspect_opts[] = {
+    {.name = "DIR", .kind = GT_OPT_OPERAND, .offset = offsetof(inspect_args, dir), .required = 1,
+     .help = "a checkpoint, an HF model directory or a run directory"},
+};
+
+const gt_cli_cmd gt_inspect_cli = {
+    .name = "inspect",
+    .summary = "summary of a checkpoint, HF model or run directory, and whether it is complete",
+    .about = "Prints the model, the training state, the files, the FP8 state and whether every tensor is "
+             "there; for a run directory its checkpoints, which one `latest` names and which one a resume "
+             "would take. Exit status 0 when DIR is complete and usable, 1 when it is not (the reason is printed).",
+    .examples = "gemmatron inspect runs/tiny-cpu\n"
+                "gemmatron inspect runs/tiny-cpu/final",
+    GT_CLI_OPTS(inspect_opts),
+};
+
 int gt_cmd_inspect(int argc, char **argv) {
-    if (argc != 1) {
-        fprintf(stderr, "gemmatron: inspect: usage: gemmatron inspect DIR (a checkpoint, HF model or run directory)\n");
-        return 2;
-    }
-    const char *dir = argv[0];
+    inspect_args a = {0};
+    int code = gt_cli_args(&gt_inspect_cli, argc, argv, &a);
+    if (code != GT_CLI_GO) return code;
+    const char *dir = a.dir;
     struct stat sb;
     if (stat(dir, &sb) != 0 || !S_ISDIR(sb.st_mode)) {
         fprintf(stderr, "gemmatron: %s: not a directory\n", dir);

@@ -2,6 +2,10 @@
 #ifndef GT_INSPECT_CMD_H
 #define GT_INSPECT_CMD_H
 
+#include "cli.h"
+
+/* Its options, usage and help (train/cmd/cli.h). */
+extern const gt_cli_cmd gt_inspect_cli;
 int gt_cmd_inspect(int argc, char **argv);
 
 #endif

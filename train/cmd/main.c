@@ -1,4 +1,5 @@
-/* gemmatron: fine-tunes Gemma models. One process per GPU; subcommands below. */
+/* gemmatron: fine-tunes Gemma models. One process per GPU; subcommands below, each with its own
+ * option table (train/cmd/cli.h), so `gemmatron help CMD` and `gemmatron CMD --help` print the same. */
 #include <stdio.h>
 #include <string.h>
 
@@ -7,23 +8,51 @@
 #include "export_cmd.h"
 #include "inspect_cmd.h"
 #include "train_cmd.h"
+#include "version.h"
+
+typedef struct {
+    const gt_cli_cmd *cli;
+    int (*run)(int argc, char **argv);
+} command;
+
+static const command commands[] = {
+    {&gt_train_cli, gt_cmd_train},     {&gt_eval_cli, gt_cmd_eval},       {&gt_bench_cli, gt_cmd_bench},
+    {&gt_export_cli, gt_cmd_export},   {&gt_inspect_cli, gt_cmd_inspect}, {&gt_version_cli, gt_cmd_version},
+};
+#define NCOMMANDS (int)(sizeof commands / sizeof commands[0])
+
+static const command *find_command(const char *name) {
+    for (int i = 0; i < NCOMMANDS; i++)
+        if (!strcmp(commands[i].cli->name, name)) return &commands[i];
+    return NULL;
+}
 
 static void usage(FILE *f) {
-    fputs("usage: gemmatron <command> [options]\n"
-          "commands:\n"
-          "  eval --model HF_DIR --data FILE [--seq-len T] [--tp N] [--device auto|cpu|cuda] [--logits OUT]\n"
-          "      mean next-token loss of an HF Gemma checkpoint on a token file\n"
-          "      (a gemmatron token shard, or whitespace-separated token ids)\n"
-          "  bench --model DIR [--batch B] [--seq T] [--steps S] [--warmup W] [--tp N] [--accum K] [--fp8] [--fp8-lm-head] [--profile]\n"
-          "      times full training steps (random init when DIR holds only config.json)\n"
-          "  train --config FILE [--set key=value ...] [--run-dir DIR]\n"
-          "      fine-tunes a Gemma model as the YAML run config says (see configs/)\n"
-          "  export --checkpoint DIR --out HF_DIR [--dtype bf16|fp32] [--max-shard-size 5GB]\n"
-          "      a checkpoint (or HF directory) as a plain HF model directory for transformers\n"
-          "  inspect DIR\n"
-          "      summary of a checkpoint, HF model or run directory, and whether it is complete\n"
-          "  help\n",
+    fputs("usage: gemmatron <command> [options]\n\ncommands:\n", f);
+    for (int i = 0; i < NCOMMANDS; i++) fprintf(f, "  %-9s %s\n", commands[i].cli->name, commands[i].cli->summary);
+    fputs("  help      this list; `gemmatron help COMMAND` (or `gemmatron COMMAND --help`): the command's\n"
+          "            options, their defaults and examples\n\n"
+          "gemmatron --version: the version, git commit, build type and CUDA/NCCL versions compiled in.\n"
+          "Multi-GPU: mpirun -np N gemmatron train|eval|bench ... (one process per GPU).\n",
           f);
+}
+
+static int unknown_command(const char *name) {
+    fprintf(stderr, "gemmatron: unknown command '%s'\n", name);
+    usage(stderr);
+    return 2;
+}
+
+/* gemmatron help [COMMAND] */
+static int help(int argc, char **argv) {
+    if (argc == 0) {
+        usage(stdout);
+        return 0;
+    }
+    const command *c = find_command(argv[0]);
+    if (!c) return unknown_command(argv[0]);
+    gt_cli_help(c->cli, stdout);
+    return 0;
 }
 
 int main(int argc, char **argv) {
@@ -32,16 +61,8 @@ int main(int argc, char **argv) {
         return 2;
     }
     const char *cmd = argv[1];
-    if (!strcmp(cmd, "eval")) return gt_cmd_eval(argc - 2, argv + 2);
-    if (!strcmp(cmd, "bench")) return gt_cmd_bench(argc - 2, argv + 2);
-    if (!strcmp(cmd, "train")) return gt_cmd_train(argc - 2, argv + 2);
-    if (!strcmp(cmd, "export")) return gt_cmd_export(argc - 2, argv + 2);
-    if (!strcmp(cmd, "inspect")) return gt_cmd_inspect(argc - 2, argv + 2);
-    if (!strcmp(cmd, "help") || !strcmp(cmd, "--help") || !strcmp(cmd, "-h")) {
-        usage(stdout);
-        return 0;
-    }
-    fprintf(stderr, "gemmatron: unknown command '%s'\n", cmd);
-    usage(stderr);
-    return 2;
+    if (!strcmp(cmd, "help") || !strcmp(cmd, "--help") || !strcmp(cmd, "-h")) return help(argc - 2, argv + 2);
+    if (!strcmp(cmd, "--version")) return gt_cmd_version(argc - 2, argv + 2);
+    const command *c = find_command(cmd);
+    return c ? c->run(argc - 2, argv + 2) : unknown_command(cmd);
 }

@@ -12,6 +12,7 @@
 #include "train_cmd.h"
 
 #include <errno.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/stat.h>
@@ -19,6 +20,7 @@
 #include "../signals.h"
 #include "../trainer.h"
 #include "../trainer_ckpt.h"
+#include "cli.h"
 
 /* The run directory of --resume PATH: PATH, or its parent when PATH is one checkpoint. */
 static int resume_run_dir(const char *from, char *run_dir, size_t len, gt_err *err) {
@@ -35,31 +37,68 @@ static int resume_run_dir(const char *from, char *run_dir, size_t len, gt_err *e
     return 0;
 }
 
-static int parse_args(gt_run_config *rc, int argc, char **argv, const char **resume, gt_err *err) {
-    const char *config = NULL;
+typedef struct {
+    const char *config, *resume;
+    gt_cli_list overrides; /* --set KEY=VALUE and --run-dir DIR, in command-line order */
+} train_args;
+
+static const gt_opt train_opts[] = {
+    {.name = "--config", .kind = GT_OPT_STRING, .offset = offsetof(train_args, config), .meta = "FILE",
+     .help = "the YAML run config (configs/*.yaml, or a run's config.yaml); every key, its type, default and "
+             "range is in train/config/run_config.c",
+     .def_help = "with --resume, the run directory's config.yaml; else required"},
+    {.name = "--set", .kind = GT_OPT_LIST, .offset = offsetof(train_args, overrides), .meta = "KEY=VALUE",
+     .help = "overrides one key after the file, in command-line order (the last one of a key wins): "
+             "--set optim.lr=2e-5, --set data.train=[a.bin,b.bin]"},
+    {.name = "--run-dir", .kind = GT_OPT_LIST, .offset = offsetof(train_args, overrides), .meta = "DIR",
+     .help = "--set run_dir=DIR: where config.yaml, metrics.h5, checkpoints and final/ go"},
+    {.name = "--resume", .kind = GT_OPT_STRING, .offset = offsetof(train_args, resume), .meta = "PATH",
+     .help = "resumes from a run directory (its newest usable checkpoint) or one checkpoint directory; the run "
+             "directory becomes PATH (or the checkpoint's parent) and, without --config, its config.yaml is "
+             "the config"},
+};
+
+const gt_cli_cmd gt_train_cli = {
+    .name = "train",
+    .summary = "fine-tunes a Gemma model as a YAML run config says (see configs/)",
+    .about = "Fine-tunes an HF Gemma checkpoint (model.path), or trains one built from an HF config.json "
+             "(model.config), as the run config says; prints the resolved config, one line per step and the "
+             "final eval_loss. Under mpirun the job is a dp x tp grid with tp = parallel.tp. After SIGTERM or "
+             "SIGUSR1 the step ends, a checkpoint is written and the exit status is 75.",
+    .examples = "gemmatron train --config configs/tiny-cpu.yaml\n"
+                "gemmatron train --config configs/tiny-cpu.yaml --set train.steps=50 --set optim.lr=2e-3 "
+                "--run-dir runs/try\n"
+                "gemmatron train --resume runs/tiny-cpu\n"
+                "mpirun -np 2 gemmatron train --config configs/gemma-2b-tp2.yaml --set model.path=/data/gemma-2b",
+    GT_CLI_OPTS(train_opts),
+};
+
+/* The run config: the file (or the resumed run's), then the overrides in command-line order. */
+static int configure(gt_run_config *rc, const train_args *a, gt_err *err) {
+    const char *config = a->config;
     char run_dir[4200], yaml[4300];
-    *resume = NULL;
-    for (int i = 0; i < argc; i += 2) {
-        if (i + 1 >= argc) return gt_fail(err, "train: option %s needs a value", argv[i]);
-        if (!strcmp(argv[i], "--config")) config = argv[i + 1];
-        else if (!strcmp(argv[i], "--resume")) *resume = argv[i + 1];
-        else if (strcmp(argv[i], "--set") && strcmp(argv[i], "--run-dir")) {
-            return gt_fail(err, "train: unknown option %s (expected --config, --set, --run-dir, --resume)", argv[i]);
-        }
-    }
-    if (*resume && resume_run_dir(*resume, run_dir, sizeof run_dir, err)) return -1;
-    if (!config && *resume) snprintf(yaml, sizeof yaml, "%s/config.yaml", run_dir), config = yaml;
-    if (!config) return gt_fail(err, "train: --config FILE is required (see configs/tiny-cpu.yaml)");
+    if (a->resume && resume_run_dir(a->resume, run_dir, sizeof run_dir, err)) return -1;
+    if (!config) snprintf(yaml, sizeof yaml, "%s/config.yaml", run_dir), config = yaml;
     if (gt_run_config_load_file(rc, config, err)) return -1;
-    if (*resume && gt_run_config_set(rc, "run_dir", run_dir, "--resume", err)) return -1;
-    /* Overrides after the file, in command-line order: the last one of a key wins. */
-    for (int i = 0; i < argc; i += 2) {
-        if (!strcmp(argv[i], "--set") && gt_run_config_override(rc, argv[i + 1], err)) return -1;
-        if (!strcmp(argv[i], "--run-dir") && gt_run_config_set(rc, "run_dir", argv[i + 1], "--run-dir", err)) {
-            return -1;
-        }
+    if (a->resume && gt_run_config_set(rc, "run_dir", run_dir, "--resume", err)) return -1;
+    /* The last override of a key wins. */
+    for (int i = 0; i < a->overrides.n; i++) {
+        const char *opt = a->overrides.opt[i], *v = a->overrides.value[i];
+        if (!strcmp(opt, "--set") && gt_run_config_override(rc, v, err)) return -1;
+        if (!strcmp(opt, "--run-dir") && gt_run_config_set(rc, "run_dir", v, "--run-dir", err)) return -1;
     }
     return gt_run_config_validate(rc, err);
+}
+
+/* GT_CLI_GO, or the exit status of a command line that cannot run (help, a bad option, no config). */
+static int parse_args(train_args *a, int argc, char **argv) {
+    int code = gt_cli_args(&gt_train_cli, argc, argv, a);
+    if (code == GT_CLI_GO && !a->config && !a->resume) {
+        fprintf(stderr, "gemmatron: train: --config FILE is required (see configs/tiny-cpu.yaml and gemmatron "
+                        "train --help)\n");
+        code = GT_EXIT_USAGE;
+    }
+    return code;
 }
 
 /* mkdir -p */
@@ -107,13 +146,20 @@ static int run(const gt_run_config *rc, gt_grid *g, const char *resume, gt_err *
 }
 
 int gt_cmd_train(int argc, char **argv) {
+    train_args a = {0};
+    int code = parse_args(&a, argc, argv);
+    if (code != GT_CLI_GO) {
+        gt_cli_list_free(&a.overrides);
+        return code;
+    }
     gt_run_config rc;
     gt_err err;
     gt_grid g;
     gt_run_config_defaults(&rc);
     gt_err inner;
-    const char *resume;
-    int bad = parse_args(&rc, argc, argv, &resume, &err);
+    const char *resume = a.resume;
+    int bad = configure(&rc, &a, &err);
+    gt_cli_list_free(&a.overrides);
     if (!bad && gt_grid_init(&g, &argc, &argv, (int)rc.tp, &inner)) {
         bad = gt_fail(&err, "parallel.tp: %s", inner.msg);
     }

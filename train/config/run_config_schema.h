@@ -1,4 +1,4 @@
-/* The schema of the run config (internal to train/run_config*.c): one row per key, and the generic
+/* The schema of the run config (internal to train/config/run_config*.c): one row per key, and the generic
  * assignment of a parsed YAML value to a key. */
 #ifndef GT_RUN_CONFIG_SCHEMA_H
 #define GT_RUN_CONFIG_SCHEMA_H
