@@ -1,4 +1,4 @@
-# Writes the header that `gemmatron --version` reads (train/version.c): the version, the git commit
+# Writes the header that `gemmatron --version` reads (train/cmd/version.c): the version, the git commit
 # of the source tree and the build type. Run as `cmake -P` at every build, not at configure time, so
 # that the commit is that of the sources being compiled; the header is rewritten only when its text
 # changes, so an unchanged tree recompiles nothing.

@@ -89,13 +89,13 @@ int gt_grid_init(gt_grid *g, int *argc, char ***argv, int tp, gt_err *err) {
 }
 
 void gt_grid_use_nccl(gt_grid *g, void *cuda_stream) {
+    if (!cuda_stream) return;
 #ifdef GT_HAVE_NCCL
     if (g->tp > 1) gt_nccl_group_init(&g->tp_group, cuda_stream);
     if (g->dp > 1) gt_nccl_group_init(&g->dp_group, cuda_stream);
     /* the FP8 amax MAX reduction spans tp x dp: device buffers need NCCL on the world group too */
     if (g->world_size > 1) gt_nccl_group_init(&g->world, cuda_stream);
 #else
-    (void)cuda_stream;
     GT_ASSERT(g->world_size == 1, "this gemmatron was built without NCCL: multi-GPU runs need it");
 #endif
 }

@@ -21,7 +21,8 @@ typedef struct {
  * timeout comes from GT_COMM_TIMEOUT (seconds, default 600; 0 disables). Started without a
  * launcher, the grid is one process (tp must be 1) and MPI is not used at all. */
 int gt_grid_init(gt_grid *g, int *argc, char ***argv, int tp, gt_err *err);
-/* Creates NCCL communicators for the tp and dp groups on a CUDA stream (no-op without NCCL). */
+/* Creates NCCL communicators for the tp and dp groups on a CUDA stream (the backend's:
+ * gt_ops.stream). A NULL stream (a CPU backend) leaves the groups on MPI. */
 void gt_grid_use_nccl(gt_grid *g, void *cuda_stream);
 void gt_grid_free(gt_grid *g);
 

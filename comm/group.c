@@ -2,8 +2,8 @@
 
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
+#include "../core/clock.h"
 #include "watchdog.h"
 #ifdef GT_HAVE_NCCL
 #include "nccl_ops.h"
@@ -23,19 +23,13 @@ static MPI_Op mpi_op(gt_red op) { return op == GT_RED_MAX ? MPI_MAX : MPI_SUM; }
 
 static int too_big(size_t n) { return n > (size_t)0x7fffffff; }
 
-static double now(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
 /* For timed groups: waits for queued device work, so that the collective's own time is measured. */
 static double timing_start(gt_group *g) {
     if (!g->timed) return 0;
 #ifdef GT_HAVE_NCCL
     if (g->nccl) gt_nccl_sync(g);
 #endif
-    return now();
+    return gt_now();
 }
 
 static void timing_stop(gt_group *g, double t0, double bus_bytes) {
@@ -44,7 +38,7 @@ static void timing_stop(gt_group *g, double t0, double bus_bytes) {
 #ifdef GT_HAVE_NCCL
     if (g->nccl) gt_nccl_sync(g);
 #endif
-    g->seconds += now() - t0;
+    g->seconds += gt_now() - t0;
 }
 
 static void allreduce_impl(gt_group *g, void *buf, size_t n, gt_dtype t, gt_red op) {

@@ -10,7 +10,7 @@
 
 #include <mpi.h>
 
-#include "../kernels/base.h"
+#include "../core/base.h"
 
 typedef enum { GT_RED_SUM = 0, GT_RED_MAX } gt_red;
 

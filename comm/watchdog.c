@@ -6,7 +6,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "../kernels/base.h"
+#include "../core/base.h"
+#include "../core/clock.h"
 
 struct gt_watchdog {
     pthread_mutex_t mu;
@@ -15,12 +16,6 @@ struct gt_watchdog {
     double timeout, last_progress;
     char what[160];
 };
-
-static double now(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
 
 /* Prints what this rank was doing and ends the process; the launcher then ends the others. */
 static void fire(gt_watchdog *wd, double idle) {
@@ -39,7 +34,7 @@ static void *watch(void *arg) {
         nanosleep(&nap, NULL);
         pthread_mutex_lock(&wd->mu);
         if (wd->stop) break;
-        double idle = now() - wd->last_progress;
+        double idle = gt_now() - wd->last_progress;
         if (wd->armed && idle > wd->timeout) fire(wd, idle);
         pthread_mutex_unlock(&wd->mu);
     }
@@ -52,7 +47,7 @@ gt_watchdog *gt_watchdog_start(double timeout_s, int world_rank) {
     pthread_mutex_init(&wd->mu, NULL);
     wd->rank = world_rank;
     wd->timeout = timeout_s;
-    wd->last_progress = now();
+    wd->last_progress = gt_now();
     snprintf(wd->what, sizeof wd->what, "(no collective yet)");
     if (timeout_s > 0) {
         GT_ASSERT(pthread_create(&wd->thread, NULL, watch, wd) == 0, "pthread_create failed");
@@ -79,7 +74,7 @@ void gt_watchdog_enter(gt_watchdog *wd, const char *group, const char *what, siz
     snprintf(wd->what, sizeof wd->what, "%s on the %s group (%zu elements, collective #%ld)", what,
              group, count, seq);
     wd->inside = 1;
-    wd->last_progress = now();
+    wd->last_progress = gt_now();
     pthread_mutex_unlock(&wd->mu);
 }
 
@@ -87,7 +82,7 @@ void gt_watchdog_leave(gt_watchdog *wd) {
     if (!wd) return;
     pthread_mutex_lock(&wd->mu);
     wd->inside = 0;
-    wd->last_progress = now();
+    wd->last_progress = gt_now();
     pthread_mutex_unlock(&wd->mu);
 }
 
@@ -95,6 +90,6 @@ void gt_watchdog_arm(gt_watchdog *wd, int armed) {
     if (!wd) return;
     pthread_mutex_lock(&wd->mu);
     wd->armed = armed;
-    wd->last_progress = now();
+    wd->last_progress = gt_now();
     pthread_mutex_unlock(&wd->mu);
 }

@@ -14,7 +14,7 @@
 #ifndef GT_SHARD_H
 #define GT_SHARD_H
 
-#include "../kernels/base.h"
+#include "../core/base.h"
 
 #define GT_SHARD_MAGIC "GTTOKENS"
 #define GT_SHARD_VERSION 1u

@@ -23,7 +23,7 @@
 #ifndef GT_OPS_H
 #define GT_OPS_H
 
-#include "base.h"
+#include "../core/base.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -35,6 +35,16 @@ typedef enum { GT_ACT = 0, GT_GRAD, GT_STAT } gt_kind;
 
 typedef enum { GT_GELU_TANH = 0, GT_GELU_ERF } gt_gelu;
 
+/* What a device can do at best, for reports: MFU's denominator and the profile's rooflines. */
+typedef struct {
+    double bf16_flops;      /* dense BF16 tensor FLOP/s */
+    double mem_bytes_per_s; /* memory bandwidth (read + write), bytes/s */
+} gt_peak;
+
+/* Dense BF16 peak of an H100/H200 SXM: MFU is reported against it (the Megatron convention;
+ * DESIGN.md §6). */
+#define GT_H100_BF16_FLOPS 989e12
+
 typedef struct {
     float lr, beta1, beta2, eps, weight_decay;
     float grad_scale; /* gradients are multiplied by this first (clipping, 1/accumulation) */
@@ -44,6 +54,19 @@ typedef struct {
 typedef struct gt_ops {
     const char *name;
     size_t size[3]; /* bytes of one element of each gt_kind */
+
+    /* ---- lifecycle, and facts about the device for reports ---- */
+    /* create: the backend state on device ordinal `device` (the CPU backends have one device and
+     * ignore it); destroy waits for queued work, then frees everything create made. */
+    gt_backend *(*create)(int device);
+    void (*destroy)(gt_backend *be);
+    /* The CUDA stream every op runs on (a cudaStream_t), so that NCCL collectives queue behind the
+     * ops; NULL on the CPU backends, whose collectives run over MPI. */
+    void *(*stream)(gt_backend *be);
+    /* Device memory in use, in bytes (0 on the CPU backends: host memory is not reported). */
+    size_t (*mem_in_use)(gt_backend *be);
+    void (*device_name)(gt_backend *be, char *buf, size_t len);
+    gt_peak (*peak)(gt_backend *be);
 
     /* ---- memory ---- */
     void *(*alloc)(gt_backend *be, size_t bytes); /* zero-filled; dies when out of memory */
@@ -175,7 +198,7 @@ typedef struct gt_ops {
     void (*matmul_fp8)(gt_backend *be, void *d, int out_grad, const void *a, gt_dtype a_fmt,
                        const float *a_scale_inv, const void *b, gt_dtype b_fmt,
                        const float *b_scale_inv, int M, int N, int K, int fast_accum);
-    /* The delayed-scaling update (model/fp8_scaling.h) of tensors [first, first+n) of a state of
+    /* The delayed-scaling update (kernels/fp8_scaling.h) of tensors [first, first+n) of a state of
      * `count` tensors: history[len][count] (slot 0 of every tensor contiguous, so one all-reduce
      * covers them), scale/scale_inv/fp8_max[count]; reduced[count] (may be NULL) the all-reduced
      * slot 0. algo: gt_amax_algo. One launch for all n tensors. */
@@ -211,7 +234,8 @@ typedef struct gt_ops {
                             const float *scale, float *amax);
 } gt_ops;
 
-/* Backends. Each create() returns the op table and fills *be with its state. */
+/* The CPU backends' tables (kernels/backend.h picks a backend by name; tests take these
+ * directly). Their state is shared: gt_cpu_backend_create() is the tables' create. */
 const gt_ops *gt_cpu_ops(void);   /* float */
 const gt_ops *gt_cpu64_ops(void); /* double */
 gt_backend *gt_cpu_backend_create(void);

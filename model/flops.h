@@ -8,7 +8,6 @@
 
 double gt_matmul_params(const gt_config *cfg);
 double gt_flops_per_token(const gt_config *cfg, int seq);
-/* Dense BF16 peak of an H100/H200 SXM, the denominator of MFU. */
-#define GT_PEAK_BF16_FLOPS 989e12
+/* MFU's denominator, the device's dense BF16 peak, is the backend's: gt_ops.peak (kernels/ops.h). */
 
 #endif

@@ -1,6 +1,6 @@
-/* FP8 training of the model's four GEMMs per layer (QKV, o_proj, fc1, fc2) with TransformerEngine's
- * delayed scaling (DESIGN.md §4; kernels/fp8_scaling.h), and optionally of the lm_head
- * (recipe.lm_head). The embedding lookup stays BF16.
+/* FP8 training of the model's four GEMMs per layer (QKV, o_proj, fc1, fc2; run by model/linear.c)
+ * with TransformerEngine's delayed scaling (DESIGN.md §4; kernels/fp8_scaling.h), and optionally
+ * of the lm_head (recipe.lm_head). The embedding lookup stays BF16.
  *
  * GEMM slots s = l*4 + g (g: enum below); the lm_head is slot 4 L, called as GEMM 0 of "layer L".
  * S slots (4 L, or 4 L + 1 with the lm_head), count = 3 S scaling tensors, ordered so that forward
@@ -47,33 +47,17 @@ void gt_model_fp8_calibrate(gt_model *m, int on);
 /* The parameters changed (an optimizer step, a load): recast the FP8 weights before use. */
 void gt_model_fp8_weights_changed(gt_model *m);
 
-/* Where a fused cast writes an FP8 operand: out [rows, cols], out_t [cols, rows] (NULL: not
- * needed), with scale[0], recording the pre-scale amax into amax[0]. */
-typedef struct {
-    void *x8, *x8t;
-    const float *scale;
-    float *amax;
-} gt_fp8_target;
+/* Tensors of GEMM slot s: forward 2s (input) and 2s + 1 (weight), gradient 2 S + s. */
+static inline int gt_fp8_t_in(int s) { return 2 * s; }
+static inline int gt_fp8_t_w(int s) { return 2 * s + 1; }
+static inline int gt_fp8_t_grad(const gt_fp8 *f, int s) { return 2 * f->slots + s; }
 
-/* 1 when GEMM g of layer l will run in FP8 for N tokens, with *dst where its input's FP8 copies go:
- * the op producing the input may write them itself (a fused cast) and pass x = NULL to
- * gt_linear_fwd. 0: the GEMM runs in BF16 (FP8 off, calibrating, or a shape FP8 cannot take). */
-int gt_linear_fp8_input(gt_model *m, int l, int g, int N, int train, gt_fp8_target *dst);
-/* The same for the gradient of the GEMM's output in the backward (E5M2, dy8 and dy8T): 1 when the
- * last forward ran it in FP8; then dy = NULL to gt_linear_bwd means the caller cast it. */
-int gt_linear_fp8_grad(gt_model *m, int l, int g, gt_fp8_target *dst);
+/* For model/linear.c: sizes the activation copies and scratch for micro-batches of N tokens (a
+ * no-op when they already are), and casts every FP8 weight and its transpose with the current
+ * weight scales (train: recording their amax), keeping the scale_inv they were cast with. */
+void gt_model_fp8_size_acts(gt_model *m, int N);
+void gt_model_fp8_cast_weights(gt_model *m, int train);
 
-/* y[N,OC] = x[N,IC] W^T of GEMM g of layer l, in FP8 when enabled and possible. train: record the
- * input's amax and keep x8T for the backward. x NULL: already cast (gt_linear_fp8_input). */
-void gt_linear_fwd(gt_model *m, int l, int g, void *y, const void *x, size_t w_off, int N, int IC,
-                   int OC, int train);
-/* dx (may be NULL) and dW += of the same GEMM; dy NULL: already cast (gt_linear_fp8_grad). sum_dx:
- * dx is summed over tp (a column-parallel GEMM's input gradient), overlapped with the dW GEMM when
- * the model overlaps tp communication (gt_model_tp_sum_start). */
-void gt_linear_bwd(gt_model *m, int l, int g, void *dx, const void *dy, const void *x, size_t w_off,
-                   int N, int IC, int OC, int sum_dx);
-/* The lm_head's vocabulary columns on this rank without the tp padding (its GEMM's OC). */
-int gt_model_head_vocab(const gt_model *m);
 /* Before a training forward: keep the scales its input casts use for the backward. After a training
  * forward (forward tensors) or backward (gradient tensors): the scale updates. */
 void gt_model_fp8_before_forward(gt_model *m);

@@ -3,7 +3,7 @@
 #include <stdlib.h>
 
 #include "model.h"
-#include "fp8.h"
+#include "linear.h"
 #include "tp.h"
 
 #define PARAM(m, off) ((char *)(m)->params + (off) * (m)->ops->size[GT_ACT])

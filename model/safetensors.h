@@ -6,7 +6,7 @@
 #ifndef GT_SAFETENSORS_H
 #define GT_SAFETENSORS_H
 
-#include "../kernels/base.h"
+#include "../core/base.h"
 
 #define GT_ST_MAX_DIMS 8
 

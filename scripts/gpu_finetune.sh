@@ -204,7 +204,7 @@ hf_init() {
     grep '^hf init:' $G/logs/hf_init.log
 }
 
-# The fine-tune of 1gpu and tp2 (run config keys: train/run_config.c): from the HF random init, on
+# The fine-tune of 1gpu and tp2 (run config keys: train/config/run_config.c): from the HF random init, on
 # the byte-level demo shards, micro_batch 2 x seq 2048, no accumulation, a learning rate high enough
 # for the loss to fall visibly in a few hundred steps.
 FT=(--set "model.path=$HF" --set "data.train=[$TRAIN]" --set "data.val=[$VAL]" --set data.seq_len=2048

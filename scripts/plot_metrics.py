@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Renders RUN_DIR/metrics.h5 (train/metrics.h) to a PNG: training and validation loss, learning
+"""Renders RUN_DIR/metrics.h5 (train/metrics/metrics.h) to a PNG: training and validation loss, learning
 rate, throughput (tokens/s and MFU), gradient norm, and for FP8 runs the amaxes and scales of
 /fp8 per operand kind (input, weight, grad_output). Works while the run is still writing the file (HDF5 SWMR).
 

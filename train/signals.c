@@ -6,7 +6,7 @@
 #include <signal.h>
 #include <string.h>
 
-#include "../kernels/base.h"
+#include "../core/base.h"
 
 static volatile sig_atomic_t pending_signal = 0;
 

@@ -3,35 +3,30 @@
  *
  * Progress line (rank 0, every train.log_every steps, the first and the last):
  *   step 12/200 | loss 3.4521 | lr 1.00e-03 | grad_norm 1.234 | 5021 tok/s | MFU 0.01% | mem 0.00 GiB | ETA 1m23s
- * MFU as model/flops.h defines it, over the dense BF16 peak of every GPU of the job. */
+ * MFU as model/flops.h defines it, over the dense BF16 peak (the backend's) of every GPU of the job. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 
-#include "export_hf.h"
+#include "ckpt/export_hf.h"
 #include "trainer.h"
 #include "trainer_ckpt.h"
 #include "trainer_fp8.h"
-#include "version.h"
+#include "cmd/version.h"
 #include "../model/flops.h"
-#ifdef GT_HAVE_CUDA
-#include "../kernels/cuda/cuda_backend.h"
-#endif
 
 typedef struct {
     gt_metrics metrics;
     int has_metrics;
     int rank0;
+    gt_peak peak;     /* of the backend's device */
     double time_sum;  /* seconds of the steps after the first (which also warms up) */
     long long timed;
 } run_state;
 
 static double mem_gib(const gt_trainer *t) {
-#ifdef GT_HAVE_CUDA
-    if (t->compute.is_cuda) return (double)gt_cuda_mem_in_use(t->compute.be) / (double)(1 << 30);
-#endif
-    (void)t;
-    return 0.0;
+    const gt_compute *c = &t->session.compute;
+    return (double)c->ops->mem_in_use(c->be) / (double)(1 << 30);
 }
 
 static void format_eta(double s, char *buf, size_t len) {
@@ -71,7 +66,7 @@ static int record_step(gt_trainer *t, const gt_step_stats *st, run_state *rs, gt
     double tps = st->tokens / st->seconds;
     int world = t->grid->dp * t->grid->tp;
     gt_train_row row = {st->step, st->loss, st->lr, st->grad_norm, tps,
-                        tps * t->flops_per_token / (GT_PEAK_BF16_FLOPS * world), st->seconds, mem_gib(t)};
+                        tps * t->flops_per_token / (rs->peak.bf16_flops * world), st->seconds, mem_gib(t)};
     if (!rs->rank0) return 0;
     int log = st->step % t->rc->log_every == 0 || st->step == 1 || st->step == t->rc->steps;
     if (!t->rc->quiet && log) print_step(t, st, &row, rs);
@@ -89,19 +84,19 @@ static int evaluate(gt_trainer *t, run_state *rs, double *loss, int64_t *targets
     return gt_metrics_append_eval(&rs->metrics, t->step, *loss, err);
 }
 
-static void print_start(const gt_trainer *t) {
+static void print_start(const gt_trainer *t, const run_state *rs) {
     const gt_run_config *rc = t->rc;
     double global = (double)rc->micro_batch * (double)rc->grad_accum * t->grid->dp;
     printf("gemmatron train: %s (%s), %.3gM matmul params, on %s, dp=%d tp=%d\n",
            rc->model_path ? rc->model_path : rc->model_config, rc->model_path ? "fine-tune" : "random init",
-           gt_matmul_params(&t->model.cfg) / 1e6, t->compute.ops->name, t->grid->dp, t->grid->tp);
+           gt_matmul_params(&t->session.model.cfg) / 1e6, t->session.compute.ops->name, t->grid->dp, t->grid->tp);
     printf("data: %lld sequences of %lld tokens per epoch from %d file(s); global batch %.0f sequences "
            "= %.0f tokens per step; %lld steps\n",
            (long long)t->train.nseq, rc->seq_len, t->train.nfiles, global, global * (double)rc->seq_len,
            rc->steps);
     printf("MFU = tokens/s x %.4g FLOP/token (6 x matmul params + causal attention) / (%.0f TFLOP/s "
            "dense BF16 x %d GPUs)\n",
-           t->flops_per_token, GT_PEAK_BF16_FLOPS / 1e12, t->grid->dp * t->grid->tp);
+           t->flops_per_token, rs->peak.bf16_flops / 1e12, t->grid->dp * t->grid->tp);
     gt_trainer_fp8_print(t);
     fflush(stdout);
 }
@@ -110,8 +105,8 @@ static int save_final(gt_trainer *t, const run_state *rs, gt_err *err) {
     if (!t->rc->save_final) return 0;
     char dir[4200];
     snprintf(dir, sizeof dir, "%s/final", t->rc->run_dir);
-    gt_dtype dt = t->model.cfg.dtype == GT_BF16 || t->model.cfg.dtype == GT_F16 ? t->model.cfg.dtype : GT_F32;
-    if (gt_export_hf(&t->model, t->grid, dir, dt, err)) return -1;
+    gt_dtype dt = t->session.model.cfg.dtype == GT_BF16 || t->session.model.cfg.dtype == GT_F16 ? t->session.model.cfg.dtype : GT_F32;
+    if (gt_export_hf(&t->session.model, t->grid, dir, dt, err)) return -1;
     if (rs->rank0 && !t->rc->quiet) printf("final model: %s (HF checkpoint)\n", dir);
     return 0;
 }
@@ -147,8 +142,9 @@ static int run_steps(gt_trainer *t, run_state *rs, gt_err *err) {
 int gt_trainer_run(gt_trainer *t, gt_err *err) {
     run_state rs = {0};
     rs.rank0 = t->grid->world_rank == 0;
+    rs.peak = t->session.compute.ops->peak(t->session.compute.be);
     if (rs.rank0 && open_metrics(t, &rs, err)) return -1;
-    if (rs.rank0 && !t->rc->quiet) print_start(t);
+    if (rs.rank0 && !t->rc->quiet) print_start(t, &rs);
     int rc = t->fp8_fresh ? gt_trainer_fp8_calibrate(t, err) : 0;
     if (rc == 0) rc = run_steps(t, &rs, err);
     if (rs.has_metrics) gt_metrics_close(&rs.metrics);

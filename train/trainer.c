@@ -4,48 +4,33 @@
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <time.h>
 
+#include "../core/clock.h"
 #include "../model/flops.h"
 #include "../model/fp8.h"
 #include "trainer_fp8.h"
 
-static double now(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
 /* ---- building ---- */
 
-/* The model's config (prefixing the key that named it to the reader's message) and its weights. */
+/* The session (backend, model, weights), messages naming the run config's keys; then what needs
+ * the model: seq_len against its context, the micro-batch buffers, FP8. */
 static int build_model(gt_trainer *t, gt_err *err) {
     const gt_run_config *rc = t->rc;
-    gt_grid *g = t->grid;
-    const char *key = rc->model_path ? "model.path" : "model.config";
-    const char *src = rc->model_path ? rc->model_path : rc->model_config;
-    gt_config cfg;
-    gt_err inner;
-    if (gt_config_load(&cfg, src, &inner) || gt_config_validate(&cfg, src, &inner)) {
-        return gt_fail(err, "%s: %s", key, inner.msg);
-    }
-    if (rc->seq_len > cfg.max_position_embeddings) {
+    gt_session_spec spec = {rc->device,
+                            rc->model_path ? rc->model_path : rc->model_config,
+                            rc->model_path,
+                            (uint64_t)rc->seed,
+                            rc->tp_overlap,
+                            rc->model_path ? "model.path" : "model.config",
+                            "model.path",
+                            "parallel.tp"};
+    if (gt_session_open(&t->session, &spec, t->grid, err)) return -1;
+    gt_model *m = &t->session.model;
+    if (rc->seq_len > m->cfg.max_position_embeddings) {
         return gt_fail(err, "data.seq_len: %lld is longer than the model's max_position_embeddings (%d)",
-                       rc->seq_len, cfg.max_position_embeddings);
+                       rc->seq_len, m->cfg.max_position_embeddings);
     }
-    if (gt_compute_open(&t->compute, rc->device, g->local_rank, err)) return -1;
-    if (gt_model_init(&t->model, &cfg, t->compute.ops, t->compute.be, g->tp_rank, g->tp, &inner)) {
-        return gt_fail(err, "parallel.tp: %s", inner.msg);
-    }
-    if (rc->model_path) {
-        if (gt_model_load_hf(&t->model, rc->model_path, &inner)) return gt_fail(err, "model.path: %s", inner.msg);
-    } else {
-        gt_model_init_random(&t->model, (uint64_t)rc->seed);
-    }
-    if (t->compute.is_cuda) gt_grid_use_nccl(g, gt_compute_stream(&t->compute));
-    gt_model_set_tp(&t->model, &g->tp_group);
-    gt_model_overlap_tp(&t->model, rc->tp_overlap);
-    gt_model_alloc_batch(&t->model, t->B, t->T);
+    gt_model_alloc_batch(m, t->B, t->T);
     return rc->fp8_enabled ? gt_trainer_fp8_enable(t, err) : 0;
 }
 
@@ -54,7 +39,7 @@ static int open_loader(gt_trainer *t, gt_loader *ld, const char *what, const gt_
     gt_loader_config lc = {what,
                            (const char *const *)files->v,
                            files->n,
-                           (uint32_t)t->model.cfg.vocab_size,
+                           (uint32_t)t->session.model.cfg.vocab_size,
                            t->T,
                            t->grid->dp_rank,
                            t->grid->dp,
@@ -64,9 +49,25 @@ static int open_loader(gt_trainer *t, gt_loader *ld, const char *what, const gt_
     return gt_loader_open(ld, &lc, err);
 }
 
+/* Reads B sequences into buf; returns their targets. */
+static int64_t fill_micro(gt_loader *ld, int B, int T, int32_t *buf) {
+    size_t N = (size_t)B * T;
+    int64_t targets = 0;
+    for (int b = 0; b < B; b++) {
+        size_t o = (size_t)b * T;
+        targets += gt_loader_next(ld, buf + o, buf + N + o, buf + 2 * N + o, buf + 3 * N + o, NULL);
+    }
+    return targets;
+}
+
+/* The feed of the training loader. */
+static int64_t loader_fill(void *loader, int32_t *buf, int B, int T) { return fill_micro(loader, B, T, buf); }
+
 static int build_data(gt_trainer *t, gt_err *err) {
     const gt_run_config *rc = t->rc;
     if (open_loader(t, &t->train, "data.train", &rc->data_train, rc->shuffle, err)) return -1;
+    t->has_train = 1;
+    t->feed = (gt_batch_feed){loader_fill, &t->train};
     if (rc->data_val.n == 0) return 0;
     if (open_loader(t, &t->val, "data.val", &rc->data_val, 0, err)) return -1;
     t->has_val = 1;
@@ -80,6 +81,11 @@ static int build_data(gt_trainer *t, gt_err *err) {
 }
 
 int gt_trainer_init(gt_trainer *t, const gt_run_config *rc, gt_grid *grid, gt_err *err) {
+    return gt_trainer_init_fed(t, rc, grid, NULL, err);
+}
+
+int gt_trainer_init_fed(gt_trainer *t, const gt_run_config *rc, gt_grid *grid, const gt_batch_feed *feed,
+                        gt_err *err) {
     memset(t, 0, sizeof *t);
     t->rc = rc;
     t->grid = grid;
@@ -89,26 +95,26 @@ int gt_trainer_init(gt_trainer *t, const gt_run_config *rc, gt_grid *grid, gt_er
     if (rc->tp != grid->tp) {
         return gt_fail(err, "parallel.tp: %lld, but the process grid was made with tp=%d", rc->tp, grid->tp);
     }
-    if (build_model(t, err) || build_data(t, err)) {
+    if (feed) t->feed = *feed;
+    if (build_model(t, err) || (!feed && build_data(t, err))) {
         gt_trainer_free(t);
         return -1;
     }
     gt_adamw_config ac = {(float)rc->beta1, (float)rc->beta2, (float)rc->eps, (float)rc->weight_decay,
                           (float)rc->clip};
-    gt_optimizer_init(&t->opt, &t->model, &ac);
+    gt_optimizer_init(&t->opt, &t->session.model, &ac);
     gt_lr_kind kind = GT_LR_COSINE;
     gt_lr_kind_parse(rc->schedule, &kind); /* the schema allows only the known names */
     t->sched = (gt_lr_schedule){kind, rc->lr, rc->min_lr_ratio, rc->warmup_steps, rc->steps};
     t->batch = gt_malloc((size_t)t->accum * 4 * (size_t)t->B * (size_t)t->T * sizeof(int32_t));
-    t->flops_per_token = gt_flops_per_token(&t->model.cfg, t->T);
+    t->flops_per_token = gt_flops_per_token(&t->session.model.cfg, t->T);
     return 0;
 }
 
 void gt_trainer_free(gt_trainer *t) {
     free(t->batch);
     gt_optimizer_free(&t->opt);
-    gt_model_free(&t->model);
-    gt_compute_close(&t->compute);
+    gt_session_close(&t->session);
     gt_loader_close(&t->train);
     gt_loader_close(&t->val);
     memset(t, 0, sizeof *t);
@@ -119,20 +125,9 @@ void gt_trainer_free(gt_trainer *t) {
 /* Micro-batch k of the step's buffer: [4][B*T] = tokens, targets, positions, segments. */
 static int32_t *micro(gt_trainer *t, int k) { return t->batch + (size_t)k * 4 * (size_t)t->B * t->T; }
 
-/* Reads B sequences into buf; returns their targets. */
-static int64_t fill_micro(gt_loader *ld, int B, int T, int32_t *buf) {
-    size_t N = (size_t)B * T;
-    int64_t targets = 0;
-    for (int b = 0; b < B; b++) {
-        size_t o = (size_t)b * T;
-        targets += gt_loader_next(ld, buf + o, buf + N + o, buf + 2 * N + o, buf + 3 * N + o, NULL);
-    }
-    return targets;
-}
-
 static void upload_micro(gt_trainer *t, const int32_t *buf) {
     size_t N = (size_t)t->B * t->T;
-    gt_model_set_batch(&t->model, buf, buf + N, buf + 2 * N, t->rc->doc_masking ? buf + 3 * N : NULL);
+    gt_model_set_batch(&t->session.model, buf, buf + N, buf + 2 * N, t->rc->doc_masking ? buf + 3 * N : NULL);
 }
 
 static double sum_dp(gt_trainer *t, double v) {
@@ -143,7 +138,7 @@ static double sum_dp(gt_trainer *t, double v) {
 /* Reads every micro-batch of one step; returns the targets of the global batch (all dp ranks). */
 static double read_step(gt_trainer *t) {
     double targets = 0;
-    for (int k = 0; k < t->accum; k++) targets += (double)fill_micro(&t->train, t->B, t->T, micro(t, k));
+    for (int k = 0; k < t->accum; k++) targets += (double)t->feed.fill(t->feed.user, micro(t, k), t->B, t->T);
     return sum_dp(t, targets);
 }
 
@@ -151,7 +146,7 @@ static double read_step(gt_trainer *t) {
  * overlap: a training step, whose gradients gt_model_reduce_grads sums over dp next — its last
  * backward starts those sums layer by layer. */
 static double forward_backward(gt_trainer *t, double targets, int overlap) {
-    gt_model *m = &t->model;
+    gt_model *m = &t->session.model;
     double loss = 0;
     float dscale = (float)(1.0 / targets);
     gt_model_zero_grads(m);
@@ -168,8 +163,8 @@ static double forward_backward(gt_trainer *t, double targets, int overlap) {
 }
 
 void gt_trainer_step(gt_trainer *t, gt_step_stats *st) {
-    double t0 = now();
-    gt_model *m = &t->model;
+    double t0 = gt_now();
+    gt_model *m = &t->session.model;
     memset(st, 0, sizeof *st);
     st->step = ++t->step;
     st->lr = gt_lr_at(&t->sched, st->step);
@@ -181,7 +176,7 @@ void gt_trainer_step(gt_trainer *t, gt_step_stats *st) {
         st->loss = st->grad_norm = NAN;
         st->skipped = 1;
         t->skipped++;
-        st->seconds = now() - t0;
+        st->seconds = gt_now() - t0;
         return;
     }
     double loss = forward_backward(t, targets, 1);
@@ -193,7 +188,7 @@ void gt_trainer_step(gt_trainer *t, gt_step_stats *st) {
     t->skipped += st->skipped;
     m->ops->sync(m->be);
     st->loss = sum_dp(t, loss) / targets;
-    st->seconds = now() - t0;
+    st->seconds = gt_now() - t0;
 }
 
 double gt_trainer_eval(gt_trainer *t, int64_t *targets) {
@@ -206,24 +201,24 @@ double gt_trainer_eval(gt_trainer *t, int64_t *targets) {
     for (int64_t i = 0; i < batches; i++) {
         sums[1] += (double)fill_micro(&t->val, t->B, t->T, t->batch);
         upload_micro(t, t->batch);
-        sums[0] += gt_model_forward(&t->model, 0, 0.0f, NULL);
+        sums[0] += gt_model_forward(&t->session.model, 0, 0.0f, NULL);
     }
     gt_allreduce_host(&t->grid->dp_group, sums, 2, GT_F64, GT_RED_SUM);
     /* An evaluation forward that found the FP8 weights stale cast them without recording their
      * amax (evaluation updates no scale); the next training forward must cast them again and record
      * it, as it would have without the evaluation: else the weight scales lag a step, and a resume
      * from a checkpoint written after an evaluation would not continue bitwise. */
-    gt_model_fp8_weights_changed(&t->model);
+    gt_model_fp8_weights_changed(&t->session.model);
     *targets = (int64_t)sums[1];
     return sums[1] > 0 ? sums[0] / sums[1] : NAN;
 }
 
 int gt_trainer_fp8_calibrate(gt_trainer *t, gt_err *err) {
-    gt_model *m = &t->model;
+    gt_model *m = &t->session.model;
     long long steps = t->rc->fp8_calibration_steps;
     t->fp8_fresh = 0;
     if (!m->fp8 || steps == 0) return 0;
-    gt_loader_pos start = gt_loader_tell(&t->train);
+    gt_loader_pos start = t->has_train ? gt_loader_tell(&t->train) : (gt_loader_pos){0, 0};
     gt_model_fp8_calibrate(m, 1);
     for (long long s = 0; s < steps; s++) {
         double targets = read_step(t);
@@ -233,7 +228,7 @@ int gt_trainer_fp8_calibrate(gt_trainer *t, gt_err *err) {
     gt_model_fp8_calibrate(m, 0);
     gt_model_zero_grads(m);
     m->ops->sync(m->be);
-    if (gt_loader_seek(&t->train, start, err)) return -1;
+    if (t->has_train && gt_loader_seek(&t->train, start, err)) return -1;
     if (t->grid->world_rank == 0 && !t->rc->quiet) {
         printf("fp8: scales calibrated on the batches of %lld step(s) (BF16 forward+backward recording amaxes; no "
                "update, not counted as steps, data position rewound)\n", steps);

@@ -15,12 +15,11 @@
 
 #include "../comm/grid.h"
 #include "../data/loader.h"
-#include "../model/model.h"
-#include "backend.h"
 #include "lr_schedule.h"
-#include "metrics.h"
+#include "metrics/metrics.h"
 #include "optimizer.h"
-#include "run_config.h"
+#include "config/run_config.h"
+#include "session.h"
 
 typedef struct {
     long long step;      /* the step just taken, 1-based */
@@ -35,6 +34,14 @@ typedef struct {
 
 typedef struct gt_trainer gt_trainer;
 
+/* Where a step's micro-batches come from: fill() writes B sequences of T tokens into buf
+ * ([4][B*T]: tokens, targets, positions, segments) and returns their target count. The trainer's
+ * own feed reads the training loader (data.train); `gemmatron bench` feeds synthetic batches. */
+typedef struct {
+    int64_t (*fill)(void *user, int32_t *buf, int B, int T);
+    void *user;
+} gt_batch_feed;
+
 /* Called after the backward of every micro-batch of a step and before the gradient reduction;
  * tests use it to poison a gradient. */
 typedef void (*gt_trainer_hook)(gt_trainer *t, void *user);
@@ -42,12 +49,12 @@ typedef void (*gt_trainer_hook)(gt_trainer *t, void *user);
 struct gt_trainer {
     const gt_run_config *rc; /* borrowed */
     gt_grid *grid;           /* borrowed */
-    gt_compute compute;
-    gt_model model;
+    gt_session session;      /* the backend and the model (train/session.h) */
     gt_optimizer opt;
     gt_lr_schedule sched;
+    gt_batch_feed feed;      /* the training batches: the loader train, or the caller's */
     gt_loader train, val;
-    int has_val;
+    int has_train, has_val;  /* the loaders are open */
     int B, T, accum;
     int32_t *batch;          /* [accum][4][B*T]: tokens, targets, positions, segments */
     long long step;          /* steps taken */
@@ -61,6 +68,10 @@ struct gt_trainer {
 /* Builds everything on this rank: backend, model (loaded or randomly initialized), optimizer,
  * loaders. Checks what needs the model: seq_len against its context, tp against the grid. */
 int gt_trainer_init(gt_trainer *t, const gt_run_config *rc, gt_grid *grid, gt_err *err);
+/* The same with the training batches from feed instead of data.train's loader, and no
+ * validation data (data.train and data.val are not read). */
+int gt_trainer_init_fed(gt_trainer *t, const gt_run_config *rc, gt_grid *grid, const gt_batch_feed *feed,
+                        gt_err *err);
 void gt_trainer_free(gt_trainer *t);
 
 /* One optimizer step (see above). */
@@ -71,8 +82,8 @@ double gt_trainer_eval(gt_trainer *t, int64_t *targets);
 
 /* FP8 calibration (fp8.calibration_steps): the batches of that many steps from the current data
  * position run forward and backward with BF16 GEMMs that only record amaxes, updating the scales
- * as a training step would; then the loader is rewound, so that training sees the same data as
- * without calibration. Not a step: no weight update, t->step unchanged. Clears t->fp8_fresh. */
+ * as a training step would; then the loader (when the batches come from it) is rewound, so that
+ * training sees the same data as without calibration. Not a step: no weight update, t->step unchanged. Clears t->fp8_fresh. */
 int gt_trainer_fp8_calibrate(gt_trainer *t, gt_err *err);
 
 /* The whole run from step t->step + 1 to train.steps: FP8 calibration when t->fp8_fresh, steps,

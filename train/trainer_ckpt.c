@@ -5,16 +5,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/stat.h>
-#include <time.h>
 
-#include "ckpt_internal.h"
+#include "../core/clock.h"
+#include "../core/fs.h"
+#include "../model/fp8.h"
+#include "ckpt/checkpoint.h"
 #include "signals.h"
-
-static double now(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
 
 static void fill_state(const gt_trainer *t, gt_ckpt_state *st) {
     const gt_run_config *rc = t->rc;
@@ -38,16 +34,16 @@ static void fill_state(const gt_trainer *t, gt_ckpt_state *st) {
 
 int gt_trainer_checkpoint(gt_trainer *t, gt_err *err) {
     const gt_run_config *rc = t->rc;
-    double t0 = now();
+    double t0 = gt_now();
     gt_ckpt_state st;
     fill_state(t, &st);
     gt_ckpt_options opt = {rc->run_dir, strcmp(rc->ckpt_dtype, "fp32") ? GT_BF16 : GT_F32, (int)rc->ckpt_keep,
                            (uint64_t)rc->ckpt_max_shard_bytes};
     char path[GT_CKPT_PATH];
-    int r = gt_checkpoint_save(&t->model, &t->opt, t->grid, &st, &opt, path, err);
+    int r = gt_checkpoint_save(&t->session.model, &t->opt, t->grid, &st, &opt, path, err);
     gt_ckpt_state_free(&st);
     if (r == 0 && t->grid->world_rank == 0 && !rc->quiet) {
-        printf("checkpoint: %s (%.1f s)\n", path, now() - t0);
+        printf("checkpoint: %s (%.1f s)\n", path, gt_now() - t0);
         fflush(stdout);
     }
     return r;
@@ -73,7 +69,7 @@ static int check_compatible(const gt_trainer *t, const gt_ckpt_state *st, const 
  * checkpoint resumed in FP8 (fresh state, calibrated before the first step), and an FP8 checkpoint
  * resumed in BF16 (its state is not used). */
 static void resume_fp8(gt_trainer *t, const gt_ckpt_fp8 *had, const char *dir) {
-    const gt_fp8 *f = t->model.fp8;
+    const gt_fp8 *f = t->session.model.fp8;
     if (f && had->present) t->fp8_fresh = 0;
     if (t->grid->world_rank != 0 || t->rc->quiet) return;
     if (f && had->present) {
@@ -91,7 +87,7 @@ static void resume_fp8(gt_trainer *t, const gt_ckpt_fp8 *had, const char *dir) {
 
 int gt_trainer_resume(gt_trainer *t, const char *dir, gt_err *err) {
     gt_ckpt_state st;
-    if (gt_checkpoint_load(&t->model, &t->opt, t->grid, dir, &st, err)) return -1;
+    if (gt_checkpoint_load(&t->session.model, &t->opt, t->grid, dir, &st, err)) return -1;
     int r = check_compatible(t, &st, dir, err);
     if (r == 0) r = gt_loader_seek(&t->train, st.data_pos, err);
     if (r == 0) {
@@ -116,7 +112,7 @@ int gt_trainer_resume(gt_trainer *t, const char *dir, gt_err *err) {
 static int is_checkpoint_dir(const char *dir) {
     char p[GT_CKPT_PATH];
     struct stat sb;
-    return ck_join(p, sizeof p, dir, "trainer_state.json", NULL) == 0 && stat(p, &sb) == 0;
+    return gt_path_join(p, sizeof p, dir, "trainer_state.json", NULL) == 0 && stat(p, &sb) == 0;
 }
 
 /* Rank 0 picks the checkpoint (warnings printed once); everyone gets it. Returns 1 found, 0 none. */

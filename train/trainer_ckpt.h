@@ -1,4 +1,4 @@
-/* Checkpointing a training run (train/trainer.h) with train/checkpoint.h, as the run config's
+/* Checkpointing a training run (train/trainer.h) with train/ckpt/checkpoint.h, as the run config's
  * checkpoint.* keys say:
  *   - a checkpoint every checkpoint.every steps, after the last step, and after the step during
  *     which a stop signal (SIGTERM, SIGUSR1: train/signals.h) arrived on any rank;
@@ -9,7 +9,7 @@
 #ifndef GT_TRAINER_CKPT_H
 #define GT_TRAINER_CKPT_H
 
-#include "checkpoint.h"
+#include "ckpt/checkpoint.h"
 #include "trainer.h"
 
 /* Writes RUN_DIR/checkpoint-<t->step>. */

@@ -8,7 +8,7 @@
 
 int gt_trainer_fp8_enable(gt_trainer *t, gt_err *err) {
     const gt_run_config *rc = t->rc;
-    gt_model *m = &t->model;
+    gt_model *m = &t->session.model;
     if (!m->ops->fp8_cast || !m->ops->matmul_fp8 || !m->ops->fp8_update)
         return gt_fail(err, "fp8.enabled: the %s backend has no FP8 ops", m->ops->name);
     gt_fp8_recipe r = {(int)rc->fp8_history_len, strcmp(rc->fp8_algo, "max") ? GT_AMAX_MOST_RECENT : GT_AMAX_MAX,
@@ -21,7 +21,7 @@ int gt_trainer_fp8_enable(gt_trainer *t, gt_err *err) {
 }
 
 const gt_metrics_fp8_info *gt_trainer_fp8_info(const gt_trainer *t, gt_metrics_fp8_info *info) {
-    const gt_fp8 *f = t->model.fp8;
+    const gt_fp8 *f = t->session.model.fp8;
     if (!f) return NULL;
     size_t n = (size_t)f->count;
     /* One block: the pointers, then the names they point to. */
@@ -41,18 +41,18 @@ void gt_trainer_fp8_info_free(gt_metrics_fp8_info *info) {
 }
 
 int gt_trainer_fp8_record(gt_trainer *t, gt_metrics *metrics, gt_err *err) {
-    const gt_fp8 *f = t->model.fp8;
+    const gt_fp8 *f = t->session.model.fp8;
     long long every = t->rc->fp8_log_every;
     if (!f || every == 0 || t->step % every) return 0;
     float *amax = gt_malloc(2 * (size_t)f->count * sizeof *amax), *scale = amax + f->count;
-    gt_fp8_download_latest(&t->model, amax, scale);
+    gt_fp8_download_latest(&t->session.model, amax, scale);
     int rc = gt_metrics_append_fp8(metrics, t->step, amax, scale, err);
     free(amax);
     return rc;
 }
 
 void gt_trainer_fp8_print(const gt_trainer *t) {
-    const gt_fp8 *f = t->model.fp8;
+    const gt_fp8 *f = t->session.model.fp8;
     if (!f) return;
     char start[96];
     if (t->fp8_fresh) snprintf(start, sizeof start, "fresh scales, %lld calibration step(s)", t->rc->fp8_calibration_steps);

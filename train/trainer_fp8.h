@@ -1,6 +1,6 @@
 /* FP8 training in `gemmatron train` (the run config's fp8.* keys; DESIGN.md §4): turning the
  * model's FP8 GEMMs on, and the per-tensor amax and scale rows of metrics.h5 /fp8. Calibration is
- * gt_trainer_fp8_calibrate (train/trainer.h); the state's checkpointing is train/ckpt_fp8.c. */
+ * gt_trainer_fp8_calibrate (train/trainer.h); the state's checkpointing is train/ckpt/ckpt_fp8.c. */
 #ifndef GT_TRAINER_FP8_H
 #define GT_TRAINER_FP8_H
 

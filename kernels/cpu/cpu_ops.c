@@ -2,11 +2,30 @@
  * kernels/cpu, "cpu64" (real = double) from the 64-bit compile. Both share one backend state. */
 #include "cpu_kernels.h"
 
+#include <stdio.h>
 #include <stdlib.h>
+
+static gt_backend *cpu_create(int device) { return gt_cpu_backend_create(); }
+
+static void *cpu_stream(gt_backend *be) { return NULL; }
+
+static size_t cpu_mem_in_use(gt_backend *be) { return 0; }
+
+static void cpu_device_name(gt_backend *be, char *buf, size_t len) { snprintf(buf, len, "cpu"); }
+
+/* A CPU has no BF16 tensor peak of its own: MFU stays on the one scale the README defines (the
+ * H100/H200 figure), and 50 GB/s is a nominal host memory bandwidth for the profile's roofline. */
+static gt_peak cpu_peak(gt_backend *be) { return (gt_peak){GT_H100_BF16_FLOPS, 50e9}; }
 
 static const gt_ops cpu_table = {
     .name = CPU_OPS_NAME,
     .size = {sizeof(real), sizeof(real), sizeof(real)}, /* ACT, GRAD, STAT */
+    .create = cpu_create,
+    .destroy = gt_cpu_backend_destroy,
+    .stream = cpu_stream,
+    .mem_in_use = cpu_mem_in_use,
+    .device_name = cpu_device_name,
+    .peak = cpu_peak,
     .alloc = CPU_FN(cpu_alloc),
     .release = CPU_FN(cpu_release),
     .zero = CPU_FN(cpu_zero),

@@ -2,7 +2,7 @@
  * declines, so the built-in attention kernels run every case. */
 #include <stdio.h>
 
-#include "../base.h"
+#include "../../core/base.h"
 #include "attention_cudnn.h"
 
 extern "C" gt_cudnn_attn *gt_cudnn_attn_create(cudaStream_t stream) {

@@ -60,6 +60,8 @@ extern "C" void gt_cuda_backend_destroy(gt_backend *be) {
 
 extern "C" cudaStream_t gt_cuda_stream(gt_backend *be) { return be->stream; }
 
+static void *cuda_stream_handle(gt_backend *be) { return (void *)be->stream; }
+
 /* ---- memory ---- */
 
 static void *cuda_alloc(gt_backend *be, size_t bytes) {
@@ -141,6 +143,12 @@ static gt_ops make_table(void) {
     t.size[GT_ACT] = 2;  /* bf16 */
     t.size[GT_GRAD] = 4; /* fp32 */
     t.size[GT_STAT] = 4; /* fp32 */
+    t.create = gt_cuda_backend_create;
+    t.destroy = gt_cuda_backend_destroy;
+    t.stream = cuda_stream_handle;
+    t.mem_in_use = gt_cuda_mem_in_use;
+    t.device_name = gt_cuda_device_name;
+    t.peak = gt_cuda_peak;
     t.alloc = cuda_alloc;
     t.release = cuda_release;
     t.zero = cuda_zero;

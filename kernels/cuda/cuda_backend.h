@@ -14,9 +14,11 @@ int gt_cuda_device_count(void);
 gt_backend *gt_cuda_backend_create(int device);
 void gt_cuda_backend_destroy(gt_backend *be);
 const gt_ops *gt_cuda_ops(void);
-/* The device's name, and the device memory in use (total - free: includes the CUDA context). */
+/* The device's name, the device memory in use (total - free: includes the CUDA context), and its
+ * peak rates (gt_ops.peak). */
 void gt_cuda_device_name(gt_backend *be, char *buf, size_t len);
 size_t gt_cuda_mem_in_use(gt_backend *be);
+gt_peak gt_cuda_peak(gt_backend *be);
 /* Which implementation attention_fwd/bwd run for this case: "cudnn" (cuDNN's fused attention,
  * kernels/cuda/attention_cudnn.h; its plan is built by this query) or "builtin". */
 const char *gt_cuda_attention_impl(gt_backend *be, const int32_t *seg, float scale, int B, int T,

@@ -6,7 +6,7 @@
 #include <cuda_bf16.h>
 #include <cuda_runtime.h>
 
-#include "../base.h"
+#include "../../core/base.h"
 #include "cuda_backend.h"
 
 #define CUDA_CHECK(call)                                                                           \

@@ -1,5 +1,6 @@
-/* Facts about the backend's device for reports: its name and the memory in use on it. */
+/* Facts about the backend's device for reports: its name, the memory in use on it, its peak rates. */
 #include <stdio.h>
+#include <string.h>
 
 #include "cuda_common.cuh"
 
@@ -16,4 +17,12 @@ extern "C" size_t gt_cuda_mem_in_use(gt_backend *be) {
     CUDA_CHECK(cudaSetDevice(be->device));
     CUDA_CHECK(cudaMemGetInfo(&free_b, &total_b));
     return total_b - free_b;
+}
+
+/* MFU is taken against the H100/H200 SXM dense BF16 peak on every GPU (the README's definition);
+ * the memory bandwidth, for the profile's rooflines, is the H200's HBM3e or else the H100's HBM3. */
+extern "C" gt_peak gt_cuda_peak(gt_backend *be) {
+    char name[256];
+    gt_cuda_device_name(be, name, sizeof name);
+    return gt_peak{GT_H100_BF16_FLOPS, strstr(name, "H200") ? 4.8e12 : 3.35e12};
 }

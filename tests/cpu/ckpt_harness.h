@@ -9,7 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-#include "../../train/checkpoint.h"
+#include "../../train/ckpt/checkpoint.h"
 
 enum { H_B = 4, H_T = 9, H_N = H_B * H_T };
 

@@ -12,7 +12,7 @@
 #include <unistd.h>
 
 #include "../../model/safetensors.h"
-#include "../../train/ckpt_internal.h"
+#include "../../train/ckpt/ckpt_internal.h"
 #include "ckpt_harness.h"
 #include "check.h"
 
@@ -69,7 +69,7 @@ static void test_roundtrip(ctx *x) {
     pth(x, dir, "rt/checkpoint-000003");
     char *latest = NULL;
     gt_err err;
-    GT_ASSERT(!ck_read_text(pth(x, p, "rt/latest"), &latest, &err), "%s", err.msg);
+    GT_ASSERT(!gt_read_text(pth(x, p, "rt/latest"), &latest, &err), "%s", err.msg);
     gt_check_true(c, !strcmp(latest, "checkpoint-000003\n"), "latest is '%s'", latest);
     free(latest);
     const char *files[] = {"config.json", "generation_config.json", "model.safetensors", "optimizer.safetensors",

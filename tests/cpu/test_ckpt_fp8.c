@@ -1,4 +1,4 @@
-/* The FP8 state in checkpoints (train/ckpt_fp8.c), one process, CPU backend, the gqa fixture with
+/* The FP8 state in checkpoints (train/ckpt/ckpt_fp8.c), one process, CPU backend, the gqa fixture with
  * FP8 GEMMs (history 8):
  *  - fp8_state.safetensors holds amax_history [8, 36], scale, scale_inv, fp8_max [36] and the recipe,
  *    equal to the model's state; trainer_state.json describes it;
@@ -15,7 +15,7 @@
 
 #include "../../model/fp8_state.h"
 #include "../../model/safetensors.h"
-#include "../../train/ckpt_internal.h"
+#include "../../train/ckpt/ckpt_internal.h"
 #include "check.h"
 
 enum { B = 2, T = 32, N = B * T, LEN = 8 };
@@ -73,7 +73,7 @@ static double rig_step(rig *r, int s) {
 /* dir/name into buf (GT_CKPT_PATH bytes). */
 static void join(char *buf, const char *dir, const char *name) {
     gt_err e;
-    GT_ASSERT(!ck_join(buf, GT_CKPT_PATH, dir, name, &e), "%s", e.msg);
+    GT_ASSERT(!gt_path_join(buf, GT_CKPT_PATH, dir, name, &e), "%s", e.msg);
 }
 
 static void save(rig *r, gt_grid *g, const char *run, long long step) {

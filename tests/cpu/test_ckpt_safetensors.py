@@ -138,7 +138,7 @@ def test_exports(binary, tmp):
 def test_export_errors(binary, tmp):
     out = os.path.join(tmp, "exists")
     os.makedirs(out)
-    # Exit 1: the export cannot be done; exit 2: the command line is wrong (train/cli.h).
+    # Exit 1: the export cannot be done; exit 2: the command line is wrong (train/cmd/cli.h).
     cases = [(["--checkpoint", "tests/fixtures/gqa", "--out", out], "already exists", 1),
              (["--checkpoint", os.path.join(tmp, "nothing"), "--out", os.path.join(tmp, "x")], "config.json: cannot open", 1),
              (["--checkpoint", "tests/fixtures/gqa", "--out", os.path.join(tmp, "y"), "--dtype", "int8"],

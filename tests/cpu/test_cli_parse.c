@@ -1,4 +1,4 @@
-/* train/cli.c's option parser on a table with every kind of option: start values from the table,
+/* train/cmd/cli.c's option parser on a table with every kind of option: start values from the table,
  * flags, integers and their range, the last string winning, two options sharing one list in
  * command-line order, a custom conversion, operands, help wherever it stands (but not as a value),
  * and each error naming the option and the value. The gemmatron binary's commands are tested end
@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../../train/cli.h"
+#include "../../train/cmd/cli.h"
 #include "check.h"
 
 typedef struct {

@@ -1,4 +1,4 @@
-/* The run config (train/run_config.h): configs/tiny-cpu.yaml loads to the values written in it;
+/* The run config (train/config/run_config.h): configs/tiny-cpu.yaml loads to the values written in it;
  * --set overrides parse like the file; every kind of bad input (unknown key, wrong type, impossible
  * value, duplicate key, YAML syntax, malformed --set, inconsistent keys) fails with one message
  * naming the source and the key; and the resolved YAML loads back to the same config; the fp8
@@ -9,7 +9,7 @@
 #include <stdlib.h>
 #include <unistd.h>
 
-#include "../../train/run_config.h"
+#include "../../train/config/run_config.h"
 #include "check.h"
 
 typedef struct {

@@ -50,7 +50,7 @@ static void make_config(gt_run_config *rc, int micro, int accum, int steps) {
 }
 
 static float *params(gt_trainer *t) {
-    gt_model *m = &t->model;
+    gt_model *m = &t->session.model;
     float *p = gt_malloc(m->lay.count * sizeof *p);
     m->ops->download(m->be, GT_ACT, p, m->params, m->lay.count);
     return p;
@@ -60,8 +60,8 @@ static float *params(gt_trainer *t) {
 static double plain_loss(gt_trainer *t, const gt_tokens *tk, int k, int64_t *targets) {
     int32_t tok[T], tgt[T], pos[T], seg[T];
     *targets = gt_fill_sequence(tk, (int64_t)k * T, T, 1, tok, tgt, pos, seg);
-    gt_model_set_batch(&t->model, tok, tgt, pos, seg);
-    return gt_model_forward(&t->model, 0, 0.0f, NULL);
+    gt_model_set_batch(&t->session.model, tok, tgt, pos, seg);
+    return gt_model_forward(&t->session.model, 0, 0.0f, NULL);
 }
 
 static void test_accumulation(gt_check *c, gt_grid *g) {
@@ -91,8 +91,8 @@ static void test_accumulation(gt_check *c, gt_grid *g) {
     gt_check_true(c, sa.targets == n0 + n1 && sb.targets == n0 + n1, "targets counted %lld %lld",
                   (long long)sa.targets, (long long)sb.targets);
     float *pa = params(&a), *pb = params(&b);
-    gt_check_rel(c, gt_rel_err_f(pb, pa, a.model.lay.count), 1e-5, "update of accum 2x1 = update of batch 1x2");
-    gt_check_true(c, gt_rel_err_f(p0, pa, a.model.lay.count) > 1e-3, "the step did not change the weights");
+    gt_check_rel(c, gt_rel_err_f(pb, pa, a.session.model.lay.count), 1e-5, "update of accum 2x1 = update of batch 1x2");
+    gt_check_true(c, gt_rel_err_f(p0, pa, a.session.model.lay.count) > 1e-3, "the step did not change the weights");
     free(p0);
     free(pa);
     free(pb);
@@ -107,7 +107,7 @@ static void test_accumulation(gt_check *c, gt_grid *g) {
 static void poison(gt_trainer *t, void *user) {
     if (t->step != *(long long *)user) return;
     float nan = NAN;
-    t->model.ops->upload(t->model.be, GT_GRAD, t->model.grads, &nan, 1);
+    t->session.model.ops->upload(t->session.model.be, GT_GRAD, t->session.model.grads, &nan, 1);
 }
 
 static void test_skip(gt_check *c, gt_grid *g) {
@@ -119,15 +119,15 @@ static void test_skip(gt_check *c, gt_grid *g) {
     long long bad_step = 2;
     t.after_backward = poison;
     t.hook_user = &bad_step;
-    size_t n = t.model.lay.count;
+    size_t n = t.session.model.lay.count;
     gt_step_stats st;
     gt_trainer_step(&t, &st);
     gt_check_true(c, !st.skipped && isfinite(st.grad_norm), "step 1 trains (norm %g)", st.grad_norm);
     float *p1 = params(&t), *m1 = gt_malloc(n * sizeof *m1), *m2 = gt_malloc(n * sizeof *m2);
-    t.model.ops->download(t.model.be, GT_GRAD, m1, t.opt.mom, n);
+    t.session.model.ops->download(t.session.model.be, GT_GRAD, m1, t.opt.mom, n);
     gt_trainer_step(&t, &st);
     float *p2 = params(&t);
-    t.model.ops->download(t.model.be, GT_GRAD, m2, t.opt.mom, n);
+    t.session.model.ops->download(t.session.model.be, GT_GRAD, m2, t.opt.mom, n);
     gt_check_true(c, st.skipped == 1 && t.skipped == 1 && t.opt.skipped == 1 && t.opt.step == 1,
                   "poisoned step 2: skipped %d, trainer count %lld, optimizer steps %d", st.skipped, t.skipped, t.opt.step);
     gt_check_true(c, !isfinite(st.grad_norm), "poisoned step 2 reports a non-finite gradient norm (%g)", st.grad_norm);

@@ -32,7 +32,7 @@
 #include "kernels/cuda/cuda_stream.h"
 #include "tests/cpu/check.h"
 
-/* attention.cu's reference path, exported for tests (the contract of gt_ops.attention_fwd/bwd). */
+/* The reference path (kernels/cuda/attention_ref.cu), exported for tests (gt_ops.attention_fwd/bwd). */
 void gt_cuda_attention_ref_fwd(gt_backend *be, void *out, void *lse, const void *qkv,
                                const int32_t *seg, float scale, int B, int T, int Hq, int Hkv,
                                int D);

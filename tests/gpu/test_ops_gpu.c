@@ -218,7 +218,7 @@ static void case_rope(harness *h, int N, int Hq, int Hkv, int D) {
     free(pos_h);
 }
 
-/* ---- attention (kernels/cuda/attention.cu, through the op table) ---- */
+/* ---- attention (kernels/cuda/attention_*.cu, through the op table) ---- */
 
 static void case_attention(harness *h, int B, int T, int Hq, int Hkv, int D, int segments) {
     char shape[64];

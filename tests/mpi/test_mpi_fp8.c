@@ -8,7 +8,7 @@
 #include <stdlib.h>
 
 #include "../../comm/grid.h"
-#include "../../model/fp8.h"
+#include "../../model/linear.h"
 #include "../../train/optimizer.h"
 #include "../cpu/check.h"
 
