@@ -93,7 +93,13 @@ gt() {
 if want gemmatron; then
     if [ ! -x "$bin" ] && [ -z "${GT_BIN:-}" ]; then
         echo "=== building build-gpu"
-        { cmake -S . -B build-gpu -DGT_CUDA_ARCH=90a && make -C build-gpu -j"$(nproc)" gemmatron; } >"$logs/build.log" 2>&1 ||
+        # As tests/gpu/run.sh: the carried -dev packages and cudnn-frontend headers of .gpu-deps/.
+        fe=""
+        [ -f .gpu-deps/cudnn-frontend/include/cudnn_frontend.h ] && fe=$PWD/.gpu-deps/cudnn-frontend/include
+        { { [ ! -d .gpu-deps ] || bash .gpu-deps/install.sh; } &&
+            cmake -S . -B build-gpu -DGT_CUDA_ARCH=90a -DCMAKE_BUILD_TYPE=Release \
+                ${fe:+-DGT_CUDNN_FRONTEND_DIR=$fe} &&
+            make -C build-gpu -j"$(nproc)" gemmatron; } >"$logs/build.log" 2>&1 ||
             echo "=== build failed: $logs/build.log"
     fi
     m=(--model "$model")
