@@ -265,21 +265,42 @@ static int check_token(const char *what, const char *key, int id, int vocab, gt_
 }
 
 int gt_config_validate(const gt_config *c, const char *what, gt_err *err) {
+    /* Upper limits far above any Gemma (vocab 256k, hidden 3072, 28 layers, 16 heads of 256, 8k
+     * context) but low enough that every size product below stays far from int64 overflow, so that an
+     * absurd config.json fails here, naming its field, rather than at an allocation. */
     const struct {
         const char *key;
-        int v;
-    } pos[] = {{"vocab_size", c->vocab_size},
-               {"hidden_size", c->hidden_size},
-               {"intermediate_size", c->intermediate_size},
-               {"num_hidden_layers", c->num_hidden_layers},
-               {"num_attention_heads", c->num_attention_heads},
-               {"num_key_value_heads", c->num_key_value_heads},
-               {"head_dim", c->head_dim},
-               {"max_position_embeddings", c->max_position_embeddings}};
+        int v, min, max;
+    } pos[] = {{"vocab_size", c->vocab_size, 1, 1 << 24},
+               {"hidden_size", c->hidden_size, 1, 1 << 16},
+               {"intermediate_size", c->intermediate_size, 1, 1 << 20},
+               {"num_hidden_layers", c->num_hidden_layers, 1, 1 << 12},
+               {"num_attention_heads", c->num_attention_heads, 1, 1 << 10},
+               {"num_key_value_heads", c->num_key_value_heads, 1, 1 << 10},
+               {"head_dim", c->head_dim, 1, 1 << 12},
+               /* two positions: the least a sequence needs to predict one token from another */
+               {"max_position_embeddings", c->max_position_embeddings, 2, 1 << 24}};
     for (size_t i = 0; i < sizeof pos / sizeof pos[0]; i++) {
         if (pos[i].v <= 0)
             return gt_fail(err, "%s: %s = %d must be positive", what, pos[i].key, pos[i].v);
+        if (pos[i].v < pos[i].min)
+            return gt_fail(err, "%s: %s = %d must be at least %d (a sequence needs two positions to predict a "
+                           "token)", what, pos[i].key, pos[i].v, pos[i].min);
+        if (pos[i].v > pos[i].max)
+            return gt_fail(err, "%s: %s = %d is beyond gemmatron's limit of %d", what, pos[i].key, pos[i].v,
+                           pos[i].max);
     }
+    /* The weights alone (embedding, attention, MLP) must fit a machine: at most 2^38 parameters
+     * (1 TiB as float32), whatever the combination of sizes. */
+    double H = c->hidden_size, q = (double)c->num_attention_heads * c->head_dim,
+           kv = (double)c->num_key_value_heads * c->head_dim;
+    double per_layer = H * (q + 2 * kv) + q * H + 3 * H * c->intermediate_size;
+    double params = (double)c->vocab_size * H + c->num_hidden_layers * per_layer;
+    if (params > (double)((int64_t)1 << 38))
+        return gt_fail(err, "%s: %.3g parameters (vocab_size %d, hidden_size %d, intermediate_size %d, "
+                       "num_hidden_layers %d, heads %d x head_dim %d) is beyond gemmatron's limit of 2^38",
+                       what, params, c->vocab_size, c->hidden_size, c->intermediate_size, c->num_hidden_layers,
+                       c->num_attention_heads, c->head_dim);
     if (c->num_attention_heads % c->num_key_value_heads)
         return gt_fail(err, "%s: num_attention_heads %d is not a multiple of "
                        "num_key_value_heads %d", what, c->num_attention_heads,

@@ -1,7 +1,9 @@
 /* Loading a rank's slices of an HF checkpoint into the parameter buffer, and copying parameters or
  * gradients back out under their HF names. Both walk the same pieces (model/layout.h). */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "fp8.h"
 #include "model.h"
@@ -28,9 +30,45 @@ static int load_piece(gt_model *m, const gt_st *st, const gt_piece *p, float *bu
     return 0;
 }
 
+/* Whether name is one of the model's HF tensors: the embedding, the final norm, or a known tensor
+ * of a layer "model.layers.N." with N written plainly (no sign, no leading zero) and below
+ * num_hidden_layers. */
+static int hf_name_known(const gt_config *cfg, const char *name) {
+    int64_t rows, cols;
+    int ndim;
+    if (gt_hf_tensor_dims(cfg, name, &rows, &cols, &ndim)) return 0;
+    if (strncmp(name, "model.layers.", 13) != 0) return 1;
+    const char *d = name + 13;
+    long layer = 0;
+    int digits = 0;
+    for (; *d >= '0' && *d <= '9'; d++, digits++) {
+        if (digits == 0 && *d == '0' && d[1] != '.') return 0;
+        layer = layer * 10 + (*d - '0');
+        if (layer >= cfg->num_hidden_layers) return 0;
+    }
+    return digits > 0 && *d == '.';
+}
+
+/* A tensor the model has no place for means a checkpoint of another model (more layers, another
+ * architecture): refused rather than silently ignored. */
+static int check_no_extra_tensor(const gt_model *m, const gt_st *st, gt_err *err) {
+    for (int i = 0; i < st->ntensors; i++) {
+        const char *name = st->tensors[i].name;
+        if (hf_name_known(&m->cfg, name)) continue;
+        return gt_fail(err, "%s: tensor %s is not part of this model (%d layers, tied lm_head): the checkpoint "
+                            "belongs to another model or another config.json", st->files[st->tensors[i].file].path,
+                       name, m->cfg.num_hidden_layers);
+    }
+    return 0;
+}
+
 int gt_model_load_hf(gt_model *m, const char *dir, gt_err *err) {
     gt_st st;
     if (gt_st_open(&st, dir, err)) return -1;
+    if (check_no_extra_tensor(m, &st, err)) {
+        gt_st_close(&st);
+        return -1;
+    }
     int np;
     gt_piece *pieces = gt_layout_pieces(&m->lay, &m->cfg, &np);
     float *buf = gt_malloc((size_t)LOAD_MAX_ELEMS * sizeof(float) + (size_t)m->lay.C * sizeof(float));
@@ -41,6 +79,31 @@ int gt_model_load_hf(gt_model *m, const char *dir, gt_err *err) {
     gt_st_close(&st);
     gt_model_fp8_weights_changed(m);
     return rc;
+}
+
+int gt_model_first_nonfinite(const gt_model *m, char *name, size_t len) {
+    int np, found = 0;
+    gt_piece *pieces = gt_layout_pieces(&m->lay, &m->cfg, &np);
+    float *buf = gt_malloc((size_t)LOAD_MAX_ELEMS * sizeof(float));
+    for (int i = 0; i < np && !found; i++) {
+        const gt_piece *p = &pieces[i];
+        size_t total = (size_t)(p->nrows * p->ncols);
+        for (size_t at = 0; at < total && !found; at += (size_t)LOAD_MAX_ELEMS) {
+            size_t n = total - at < (size_t)LOAD_MAX_ELEMS ? total - at : (size_t)LOAD_MAX_ELEMS;
+            const char *dev = (const char *)m->params + (p->dst + at) * m->ops->size[GT_ACT];
+            m->ops->download(m->be, GT_ACT, buf, dev, n);
+            for (size_t k = 0; k < n; k++) {
+                if (!isfinite(buf[k])) {
+                    snprintf(name, len, "%s", p->name);
+                    found = 1;
+                    break;
+                }
+            }
+        }
+    }
+    free(buf);
+    free(pieces);
+    return found;
 }
 
 /* Moves the blocks of HF tensor `name` that this rank holds between the full host tensor and the

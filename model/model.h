@@ -69,6 +69,11 @@ void gt_model_free(gt_model *m);
 /* Reads this rank's slices of an HF checkpoint (directory with config.json and safetensors). */
 int gt_model_load_hf(gt_model *m, const char *dir, gt_err *err);
 
+/* The HF name of the first tensor (in buffer order) of which this rank's slice holds a NaN or an
+ * infinity, copied into name (len bytes); 0 when every parameter is finite, 1 when one is not. Reads
+ * the parameters back in bounded batches (for a diagnosis, not for every step). */
+int gt_model_first_nonfinite(const gt_model *m, char *name, size_t len);
+
 /* HF's random initialization: weights ~ normal(0, initializer_range), norms and the padding row
  * zero. Deterministic for a seed. */
 void gt_model_init_random(gt_model *m, uint64_t seed);

@@ -9,6 +9,10 @@ $SUDO apt-get update -qq
 $SUDO apt-get install -y -qq --no-install-recommends \
     build-essential cmake pkg-config libjansson-dev libyaml-dev libhdf5-dev \
     openmpi-bin libopenmpi-dev python3 python3-h5py python3-numpy python3-yaml python3-pip >/dev/null
+# clang and its runtime libraries (libFuzzer, the sanitizers) for the fuzz targets of tests/fuzz, which
+# scripts/test.sh builds and runs when clang is found. Optional: without them fuzzing is skipped.
+$SUDO apt-get install -y -qq --no-install-recommends clang libclang-rt-dev >/dev/null ||
+    echo "install-deps: clang or libclang-rt-dev not installed: scripts/test.sh will skip the fuzzers"
 # HF tokenizer.json support of scripts/prepare_data.py (Debian does not package `tokenizers`).
 # Optional: without it the byte-level tokenizer still works and its test case is skipped.
 /usr/bin/python3 -c "import tokenizers" 2>/dev/null ||

@@ -19,6 +19,7 @@
 #include "eval_cmd.h"
 
 #include <errno.h>
+#include <math.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -102,7 +103,7 @@ static int write_logits(FILE *f, const char *path, const float *x, int64_t n, in
 /* Sums the loss and the targets of this replica's sequences (sequence i is dp rank i mod dp's);
  * logits (may be NULL) gets the first sequence's, *logits_n its length. */
 static void eval_sequences(gt_model *m, const gt_tokens *tk, int64_t T, const gt_grid *g, float **logits,
-                           int64_t *logits_n, double *loss, int64_t *targets) {
+                           int64_t *logits_n, double *loss, int64_t *targets, int64_t *bad_seq) {
     int32_t *buf = gt_malloc(4 * (size_t)T * sizeof(int32_t));
     int64_t seq = 0;
     for (int64_t t0 = 0; t0 + 1 < tk->count; t0 += T, seq++) {
@@ -117,9 +118,28 @@ static void eval_sequences(gt_model *m, const gt_tokens *tk, int64_t T, const gt
             *logits_n = n;
             *logits = gt_malloc((size_t)n * (size_t)m->cfg.vocab_size * sizeof(float));
         }
-        *loss += gt_model_forward(m, 0, 0.0f, logits && seq == 0 ? *logits : NULL);
+        double l = gt_model_forward(m, 0, 0.0f, logits && seq == 0 ? *logits : NULL);
+        if (!isfinite(l) && *bad_seq < 0) *bad_seq = seq;
+        *loss += l;
     }
     free(buf);
+}
+
+/* The error for a non-finite mean loss: the first tensor with a non-finite weight in this rank's
+ * slices when there is one (bad weights, e.g. a diverged or corrupted checkpoint), else the first
+ * sequence of this replica whose loss was not finite (the activations overflowed). */
+static int nonfinite_loss(const gt_model *m, const eval_args *a, int64_t bad_seq, int64_t T, double loss,
+                          gt_err *err) {
+    char name[96];
+    if (gt_model_first_nonfinite(m, name, sizeof name))
+        return gt_fail(err, "eval: the loss is %g: %s holds a non-finite weight (NaN or infinity) in %s", loss, name,
+                       a->model);
+    if (bad_seq >= 0)
+        return gt_fail(err, "eval: the loss is %g: every weight of %s is finite, but sequence %lld (from token %lld of "
+                            "%s) gave a non-finite loss", loss, a->model, (long long)bad_seq, (long long)(bad_seq * T),
+                       a->data);
+    return gt_fail(err, "eval: the loss is %g: every weight of %s is finite here; another rank's sequence or slice gave a "
+                        "non-finite loss", loss, a->model);
 }
 
 static int run_eval(const eval_args *a, gt_grid *g, gt_err *err) {
@@ -147,11 +167,16 @@ static int run_eval(const eval_args *a, gt_grid *g, gt_err *err) {
                 s.compute.ops->name, g->tp, g->dp, (long long)tk.count, (long long)T);
     double loss = 0;
     int64_t targets = 0;
-    eval_sequences(&s.model, &tk, T, g, logits_file ? &logits : NULL, &logits_n, &loss, &targets);
+    int64_t bad_seq = -1;
+    eval_sequences(&s.model, &tk, T, g, logits_file ? &logits : NULL, &logits_n, &loss, &targets, &bad_seq);
     double sums[2] = {loss, (double)targets};
     gt_allreduce_host(&g->dp_group, sums, 2, GT_F64, GT_RED_SUM);
     loss = sums[0];
     targets = (int64_t)sums[1];
+    if (!isfinite(loss)) { /* every rank sees it (the sum carries the NaN): no rank waits on another */
+        nonfinite_loss(&s.model, a, bad_seq, T, loss, err);
+        goto out_session;
+    }
     if (targets == 0) {
         gt_fail(err, "%s: no token is marked as a target", a->data);
         goto out_session;

@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/stat.h>
 #include <yaml.h>
 
 #include "run_config_schema.h"
@@ -116,6 +117,14 @@ static int load_doc(yaml_document_t *doc, FILE *f, const char *path, gt_err *err
 int gt_run_config_load_file(gt_run_config *rc, const char *path, gt_err *err) {
     FILE *f = fopen(path, "rb");
     if (!f) return gt_fail(err, "%s: cannot open the run config: %s", path, strerror(errno));
+    /* A directory opens for reading on Linux and then fails in libyaml as a "syntax error". */
+    struct stat st;
+    if (fstat(fileno(f), &st) != 0 || S_ISDIR(st.st_mode)) {
+        int saved = errno;
+        fclose(f);
+        if (S_ISDIR(st.st_mode)) return gt_fail(err, "%s: is a directory, not a YAML run config file", path);
+        return gt_fail(err, "%s: cannot read the run config: %s", path, strerror(saved));
+    }
     yaml_document_t doc;
     int r = load_doc(&doc, f, path, err);
     fclose(f);

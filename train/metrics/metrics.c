@@ -4,9 +4,12 @@
  * innermost reason from HDF5's error stack. */
 #include "metrics.h"
 
+#include <dirent.h>
+#include <errno.h>
 #include <stdio.h>
-#include <time.h>
 #include <stdlib.h>
+#include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "metrics_h5.h"
@@ -24,12 +27,32 @@ static herr_t first_reason(unsigned n, const H5E_error2_t *e, void *data) {
     return 0;
 }
 
+/* HDF5's innermost description of a failed write or read is a paragraph ("file write failed: time =
+ * ..., filename = ..., errno = 28, error message = 'No space left on device', buf = ..."): kept as its
+ * first clause and the system's message. */
+static void short_reason(char *reason, size_t len) {
+    const char *msg = strstr(reason, "error message = '");
+    if (!msg) {
+        reason[strcspn(reason, "\n")] = 0;
+        return;
+    }
+    msg += strlen("error message = '");
+    char sys[128];
+    snprintf(sys, sizeof sys, "%.*s", (int)strcspn(msg, "'"), msg);
+    size_t head = strcspn(reason, ":,");
+    char out[256];
+    snprintf(out, sizeof out, "%.*s: %s", (int)head, reason, sys);
+    snprintf(reason, len, "%s", out);
+}
+
 int mh5_fail(const gt_metrics *m, gt_err *err, const char *call, const char *file, int line) {
     char reason[256] = "";
     H5Ewalk2(H5E_DEFAULT, H5E_WALK_UPWARD, first_reason, reason);
     H5Eclear2(H5E_DEFAULT);
+    short_reason(reason, sizeof reason);
     int name = (int)strcspn(call, "(");
-    return gt_fail(err, "%s: HDF5 %.*s failed (%s:%d)%s%s", m->path, name, call, file, line,
+    const char *base = strrchr(file, '/');
+    return gt_fail(err, "%s: HDF5 %.*s failed (%s:%d)%s%s", m->path, name, call, base ? base + 1 : file, line,
                    reason[0] ? ": " : "", reason);
 }
 
@@ -225,6 +248,66 @@ static int write_attrs(gt_metrics *m, const gt_metrics_info *info, gt_err *err) 
     return put_attr(m, "seq_len", H5T_NATIVE_LLONG, &info->seq_len, err);
 }
 
+/* ---- files set aside after crashes ---- */
+
+typedef struct {
+    char name[256];
+    struct timespec mtime;
+} crashed_file;
+
+static int older_first(const void *a, const void *b) {
+    const crashed_file *x = a, *y = b;
+    if (x->mtime.tv_sec != y->mtime.tv_sec) return x->mtime.tv_sec < y->mtime.tv_sec ? -1 : 1;
+    if (x->mtime.tv_nsec != y->mtime.tv_nsec) return x->mtime.tv_nsec < y->mtime.tv_nsec ? -1 : 1;
+    return strcmp(x->name, y->name);
+}
+
+/* Removes all but the newest `keep` files PATH.crashed-* (by modification time: a crashed file keeps
+ * the time of its last write), so that a job killed again and again does not fill the run directory.
+ * Failures are warnings: the run itself is not at stake. */
+static void prune_crashed(const char *path, int keep) {
+    char dir[sizeof ((gt_metrics *)0)->path], prefix[sizeof dir + 16];
+    snprintf(dir, sizeof dir, "%s", path);
+    char *slash = strrchr(dir, '/');
+    const char *base = slash ? slash + 1 : path;
+    if (slash) *slash = 0;
+    else snprintf(dir, sizeof dir, ".");
+    if (slash == dir) snprintf(dir, sizeof dir, "/");
+    snprintf(prefix, sizeof prefix, "%s.crashed-", base);
+    DIR *d = opendir(dir);
+    if (!d) {
+        fprintf(stderr, "gemmatron: warning: cannot list %s to remove old %s* files: %s\n", dir, prefix, strerror(errno));
+        return;
+    }
+    crashed_file *files = NULL;
+    size_t n = 0, cap = 0;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        if (strncmp(e->d_name, prefix, strlen(prefix)) != 0 || strlen(e->d_name) >= sizeof files->name) continue;
+        char full[sizeof dir + 260];
+        struct stat st;
+        snprintf(full, sizeof full, "%s/%s", dir, e->d_name);
+        if (stat(full, &st) != 0 || !S_ISREG(st.st_mode)) continue;
+        if (n == cap) {
+            crashed_file *grown = gt_malloc((cap = cap ? 2 * cap : 8) * sizeof *files);
+            if (n) memcpy(grown, files, n * sizeof *files);
+            free(files);
+            files = grown;
+        }
+        snprintf(files[n].name, sizeof files[n].name, "%s", e->d_name);
+        files[n++].mtime = st.st_mtim;
+    }
+    if (closedir(d) != 0) fprintf(stderr, "gemmatron: warning: closing %s: %s\n", dir, strerror(errno));
+    if (n > (size_t)keep) qsort(files, n, sizeof *files, older_first);
+    for (size_t i = 0; n > (size_t)keep && i < n - (size_t)keep; i++) {
+        char full[sizeof dir + 260];
+        snprintf(full, sizeof full, "%s/%s", dir, files[i].name);
+        if (unlink(full) != 0) fprintf(stderr, "gemmatron: warning: cannot remove %s: %s\n", full, strerror(errno));
+        else fprintf(stderr, "gemmatron: removed %s (only the newest %d crashed metrics files are kept)\n", full, keep);
+    }
+    free(files);
+}
+
 static int metrics_open(gt_metrics *m, const gt_metrics_info *info, long long resume_step, char *aside,
                         size_t aside_len, gt_err *err) {
     int64_t fapl = 0;
@@ -236,11 +319,18 @@ static int metrics_open(gt_metrics *m, const gt_metrics_info *info, long long re
     if (!fresh && open_file(m, fapl, resume_step, err)) {
         /* A process that died while writing leaves the file marked open for SWMR writing: set it
          * aside, start a new file, and copy over the rows an SWMR reader can still see. */
-        snprintf(aside, aside_len, "%s.crashed-%ld", m->path, (long)time(NULL));
+        long now = (long)time(NULL);
+        snprintf(aside, aside_len, "%s.crashed-%ld", m->path, now);
+        for (int n = 2; access(aside, F_OK) == 0 && n < 1000; n++) /* two crashes in one second */
+            snprintf(aside, aside_len, "%s.crashed-%ld-%d", m->path, now, n);
         for (int i = 0; i < GT_METRICS_TRAIN_COLS; i++) mh5_close(&m->train[i]);
         for (int i = 0; i < 2; i++) mh5_close(&m->eval[i]);
         mh5_close(&m->file);
-        if (rename(m->path, aside) != 0) goto out;
+        if (rename(m->path, aside) != 0) {
+            rc = gt_fail(err, "%s: cannot set it aside as %s: %s", m->path, aside, strerror(errno));
+            goto out;
+        }
+        prune_crashed(m->path, GT_METRICS_KEEP_CRASHED);
         fresh = 1;
     }
     if (fresh && create_file(m, fapl, err)) goto out;
@@ -266,6 +356,15 @@ int gt_metrics_open(gt_metrics *m, const char *path, const gt_metrics_info *info
     }
     int rc = -1;
     char aside[sizeof m->path + 32] = "";
+    /* At exit HDF5 closes what is still open; a file whose writes failed (a full disk) cannot be
+     * closed, and the library then crashes or prints "infinite loop closing library" with its
+     * list of ids. Every file is closed here explicitly (gt_metrics_close), so the library is told
+     * not to clean up at exit. Only the first call, before any other HDF5 call, can succeed. */
+    static int atexit_off;
+    if (!atexit_off) {
+        atexit_off = 1;
+        if (H5dont_atexit() < 0) fprintf(stderr, "gemmatron: warning: HDF5 H5dont_atexit failed\n");
+    }
     H5E_BEGIN_TRY {
         rc = metrics_open(m, info, resume_step, aside, sizeof aside, err);
         if (rc == 0 && aside[0]) salvage(m, aside, resume_step);

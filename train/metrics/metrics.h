@@ -63,9 +63,14 @@ typedef struct {
     int fp8_count;
 } gt_metrics;
 
+/* How many files PATH.crashed-* are kept: a file left open by a process that died is set aside under
+ * that name (its rows copied into a new PATH), and then all but the newest few are removed. */
+#define GT_METRICS_KEEP_CRASHED 3
+
 /* Creates path, or opens it to append; rows with step > resume_step are dropped; the attributes
- * are (re)written from info; then single-writer mode starts. Every HDF5 failure gets one line
- * naming the file, the call and HDF5's reason. */
+ * are (re)written from info; then single-writer mode starts. A file left open by a process that
+ * died is set aside as path.crashed-TIME (only the newest GT_METRICS_KEEP_CRASHED are kept). Every
+ * HDF5 failure gets one line naming the file, the call and HDF5's reason. */
 int gt_metrics_open(gt_metrics *m, const char *path, const gt_metrics_info *info,
                     long long resume_step, gt_err *err);
 int gt_metrics_append_train(gt_metrics *m, const gt_train_row *row, gt_err *err);
