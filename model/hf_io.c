@@ -49,12 +49,23 @@ static int hf_name_known(const gt_config *cfg, const char *name) {
     return digits > 0 && *d == '.';
 }
 
+/* What transformers itself ignores when it loads a Gemma checkpoint: an explicit lm_head.weight of
+ * the embedding's shape (the head is tied to the embedding) and the rotary inv_freq buffers older
+ * exports carry. */
+static int hf_name_ignored(const gt_config *cfg, const gt_st_tensor *t) {
+    const size_t n = strlen(t->name);
+    static const char inv[] = ".rotary_emb.inv_freq";
+    if (n > sizeof inv - 1 && strcmp(t->name + n - (sizeof inv - 1), inv) == 0) return 1;
+    return strcmp(t->name, "lm_head.weight") == 0 && t->ndim == 2 &&
+           t->shape[0] == cfg->vocab_size && t->shape[1] == cfg->hidden_size;
+}
+
 /* A tensor the model has no place for means a checkpoint of another model (more layers, another
  * architecture): refused rather than silently ignored. */
 static int check_no_extra_tensor(const gt_model *m, const gt_st *st, gt_err *err) {
     for (int i = 0; i < st->ntensors; i++) {
         const char *name = st->tensors[i].name;
-        if (hf_name_known(&m->cfg, name)) continue;
+        if (hf_name_known(&m->cfg, name) || hf_name_ignored(&m->cfg, &st->tensors[i])) continue;
         return gt_fail(err, "%s: tensor %s is not part of this model (%d layers, tied lm_head): the checkpoint "
                             "belongs to another model or another config.json", st->files[st->tensors[i].file].path,
                        name, m->cfg.num_hidden_layers);

@@ -24,6 +24,17 @@ try:
         rc, out, err = run([bin_, "eval", "--model", model, "--data", ids, "--device", "cpu"])
         c.check(f"{extra}: refused, exit 1", rc == 1 and "eval_loss" not in out, f"rc={rc} {err!r}")
         c.check(f"{extra}: the message names it", extra in err and "not part of this model" in err, err)
+    # What transformers ignores too: a tied lm_head.weight of the embedding's shape, rotary inv_freq.
+    for extra, like in (("lm_head.weight", "model.embed_tokens.weight"),
+                        ("model.layers.0.self_attn.rotary_emb.inv_freq", "model.norm.weight")):
+        header, data = read_st("tests/fixtures/mha/model.safetensors")
+        src = header[like]
+        n = src["data_offsets"][1] - src["data_offsets"][0]
+        header[extra] = {"dtype": src["dtype"], "shape": src["shape"],
+                         "data_offsets": [len(data), len(data) + n]}
+        write_st(f"{model}/model.safetensors", header, data + b"\0" * n)
+        rc, out, err = run([bin_, "eval", "--model", model, "--data", ids, "--device", "cpu"])
+        c.check(f"{extra} ({like}'s shape): accepted as transformers does", rc == 0, err)
 finally:
     shutil.rmtree(tmp)
 c.exit()
