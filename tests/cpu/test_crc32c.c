@@ -1,12 +1,15 @@
 /* CRC32C (core/crc32c.h) against published vectors (RFC 3720 B.4, the "123456789" check value),
  * the table path against the hardware path on every length and alignment around the block
- * boundaries, and combine of adjacent pieces. `test_crc32c --bench GB` prints the speed in s/GB. */
+ * boundaries, and combine of adjacent pieces. `test_crc32c --bench GB` prints the speed in s/GB;
+ * `test_crc32c --bench-file PATH GB` the cost of reading a written file back with its CRC against the write. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "../../core/clock.h"
 #include "../../core/crc32c.h"
+#include "../../train/ckpt/ckpt_internal.h"
 #include "check.h"
 
 /* Bitwise reference: one bit at a time. */
@@ -36,8 +39,59 @@ static int bench(double gb) {
     return 0;
 }
 
+/* Writes GB bytes to path (16 MiB writes, then fsync), then reads them back with their CRC32C, as
+ * a checkpoint save does: the cost of the checksum against the write. */
+static int bench_file(const char *path, double gb) {
+    size_t chunk = (size_t)16 << 20, total = (size_t)(gb * 1e9);
+    unsigned char *buf = malloc(chunk);
+    if (!buf) return 1;
+    for (size_t i = 0; i < chunk; i++) buf[i] = (unsigned char)(i * 2654435761u >> 13);
+    FILE *f = fopen(path, "wb");
+    if (!f) {
+        perror(path);
+        free(buf);
+        return 1;
+    }
+    double t0 = gt_now();
+    int bad = 0;
+    for (size_t done = 0; done < total && !bad; done += chunk) {
+        size_t n = total - done < chunk ? total - done : chunk;
+        buf[0] = (unsigned char)done;
+        bad = fwrite(buf, 1, n, f) != n;
+    }
+    bad = bad || fflush(f) != 0 || fsync(fileno(f)) != 0;
+    bad = fclose(f) != 0 || bad;
+    double tw = gt_now() - t0;
+    if (bad) {
+        perror(path);
+        free(buf);
+        return 1;
+    }
+    /* The checkpoint writer's own read-back (train/ckpt/ckpt_sums.c), one process. */
+    free(buf);
+    const char *slash = strrchr(path, '/');
+    char dir[4096];
+    snprintf(dir, sizeof dir, "%.*s", slash ? (int)(slash - path) : 1, slash ? path : ".");
+    ck_file_size file;
+    snprintf(file.name, sizeof file.name, "%s", slash ? slash + 1 : path);
+    file.bytes = total;
+    uint32_t c;
+    gt_err e;
+    t0 = gt_now();
+    if (ck_sums_compute(NULL, dir, &file, 1, &c, &e)) {
+        fprintf(stderr, "%s\n", e.msg);
+        return 1;
+    }
+    double tr = gt_now() - t0;
+    double g = (double)total / 1e9;
+    printf("%.2f GB: write + fsync %.3f s (%.3f s/GB); checksum read-back (ck_sums_compute) %.3f s (%.4f s/GB), %.1f%% of the write "
+           "(crc %08x)\n", g, tw, tw / g, tr, tr / g, 100 * tr / tw, c);
+    return 0;
+}
+
 int main(int argc, char **argv) {
     if (argc > 2 && !strcmp(argv[1], "--bench")) return bench(atof(argv[2]));
+    if (argc > 3 && !strcmp(argv[1], "--bench-file")) return bench_file(argv[2], atof(argv[3]));
     gt_check c = {0};
     unsigned char buf[32];
     gt_check_true(&c, gt_crc32c(0, "123456789", 9) == 0xe3069283u, "check value of \"123456789\"");

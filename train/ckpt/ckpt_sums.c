@@ -16,31 +16,41 @@
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include "../../core/crc32c.h"
 #include "ckpt_internal.h"
 
-#define READ_CHUNK ((size_t)16 << 20)
+#define WINDOW ((uint64_t)256 << 20)
 #define SUMS_FORMAT "gemmatron-checksums"
 
 static int agree(gt_grid *g, int rc, gt_err *err) { return g ? ck_agree(g, rc, err) : (rc ? -1 : 0); }
 
-/* CRC32C of bytes [lo, hi) of dir/name. */
-static int crc_range(const char *dir, const char *name, uint64_t lo, uint64_t hi, unsigned char *buf, uint32_t *crc,
-                     gt_err *err) {
+/* CRC32C of bytes [lo, hi) of dir/name, through windows mapped from the page cache (no copy:
+ * about twice as fast as pread into a buffer). */
+static int crc_range(const char *dir, const char *name, uint64_t lo, uint64_t hi, uint32_t *crc, gt_err *err) {
     char path[GT_CKPT_PATH];
     *crc = 0;
     if (lo >= hi) return 0;
     if (gt_path_join(path, sizeof path, dir, name, err)) return -1;
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0) return gt_fail(err, "%s: cannot open: %s", path, strerror(errno));
+    long page = sysconf(_SC_PAGESIZE);
+    uint64_t pg = page > 0 ? (uint64_t)page : 4096;
     int rc = 0;
     for (uint64_t at = lo; at < hi && rc == 0;) {
-        size_t n = hi - at < READ_CHUNK ? (size_t)(hi - at) : READ_CHUNK;
-        rc = gt_pread_all(fd, buf, n, at, path, err);
-        if (rc == 0) *crc = gt_crc32c(*crc, buf, n);
+        uint64_t base = at / pg * pg, n = hi - at < WINDOW ? hi - at : WINDOW;
+        size_t maplen = (size_t)(at - base + n);
+        void *p = mmap(NULL, maplen, PROT_READ, MAP_PRIVATE | MAP_POPULATE, fd, (off_t)base);
+        if (p == MAP_FAILED) {
+            rc = gt_fail(err, "%s: cannot map bytes %llu..%llu to check them: %s", path, (unsigned long long)at,
+                         (unsigned long long)(at + n), strerror(errno));
+            break;
+        }
+        *crc = gt_crc32c(*crc, (const unsigned char *)p + (at - base), (size_t)n);
+        if (munmap(p, maplen) != 0) rc = gt_fail(err, "%s: munmap: %s", path, strerror(errno));
         at += n;
     }
     if (close(fd) != 0 && rc == 0) rc = gt_fail(err, "%s: close: %s", path, strerror(errno));
@@ -51,14 +61,12 @@ int ck_sums_compute(gt_grid *g, const char *dir, const ck_file_size *files, int 
     int size = g && g->world.size > 1 && g->world.mpi != MPI_COMM_NULL ? g->world.size : 1;
     int rank = size > 1 ? g->world.rank : 0;
     uint32_t *mine = gt_calloc((size_t)n + 1, sizeof *mine);
-    unsigned char *buf = gt_malloc(READ_CHUNK);
     int rc = 0;
     for (int i = 0; i < n && rc == 0; i++) {
         uint64_t s = files[i].bytes;
         rc = crc_range(dir, files[i].name, s * (uint64_t)rank / (uint64_t)size, s * (uint64_t)(rank + 1) / (uint64_t)size,
-                       buf, &mine[i], err);
+                       &mine[i], err);
     }
-    free(buf);
     rc = agree(size > 1 ? g : NULL, rc, err);
     if (rc == 0 && size == 1) memcpy(crcs, mine, (size_t)n * sizeof *crcs);
     if (rc == 0 && size > 1) {
