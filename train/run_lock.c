@@ -1,9 +1,11 @@
 /* RUN_DIR/train.lock (run_lock.h): an fcntl write lock on the whole file, and "host H pid P" in it. */
 #include "run_lock.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "../core/fs.h"
@@ -21,8 +23,12 @@ static void holder(int fd, char *buf, size_t len) {
 }
 
 static int take(gt_run_lock *l, const char *run_dir, gt_err *err) {
-    char path[4200], host[256], me[512];
-    if (gt_mkdirs(run_dir, err) || gt_path_join(path, sizeof path, run_dir, GT_RUN_LOCK_FILE, err)) return -1;
+    char *path = l->path, host[256], me[512];
+    struct stat sb;
+    if (snprintf(l->dir, sizeof l->dir, "%s", run_dir) >= (int)sizeof l->dir)
+        return gt_fail(err, "run_dir %s: path too long", run_dir);
+    l->created = stat(run_dir, &sb) != 0 && errno == ENOENT;
+    if (gt_mkdirs(run_dir, err) || gt_path_join(path, sizeof l->path, run_dir, GT_RUN_LOCK_FILE, err)) return -1;
     int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
     if (fd < 0) return gt_fail(err, "%s: cannot open the run directory's lock file: %s", path, strerror(errno));
     struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = 0, .l_len = 0};
@@ -50,11 +56,27 @@ static int take(gt_run_lock *l, const char *run_dir, gt_err *err) {
 
 int gt_run_lock_take(gt_run_lock *l, gt_grid *g, const char *run_dir, gt_err *err) {
     l->fd = -1;
+    l->created = 0;
     int rc = g->world_rank == 0 ? take(l, run_dir, err) : 0;
     return ck_agree(g, rc, err);
 }
 
-void gt_run_lock_release(gt_run_lock *l) {
-    if (l->fd >= 0) close(l->fd); /* the lock goes with the descriptor; the file (and its text) stays */
+/* dir holds nothing but the lock file. */
+static int only_lock(const char *dir) {
+    DIR *d = opendir(dir);
+    if (!d) return 0;
+    int other = 0;
+    for (struct dirent *de; !other && (de = readdir(d));)
+        other = strcmp(de->d_name, ".") && strcmp(de->d_name, "..") && strcmp(de->d_name, GT_RUN_LOCK_FILE);
+    closedir(d);
+    return !other;
+}
+
+void gt_run_lock_release(gt_run_lock *l, int failed) {
+    if (l->fd < 0) return;
+    /* Removed while still locked, so no other run can have taken it in between. */
+    if (failed && l->created && only_lock(l->dir) && unlink(l->path) == 0 && rmdir(l->dir) != 0)
+        fprintf(stderr, "gemmatron: warning: %s: cannot remove the empty run directory: %s\n", l->dir, strerror(errno));
+    close(l->fd); /* the lock goes with the descriptor; the file (and its text) stays */
     l->fd = -1;
 }

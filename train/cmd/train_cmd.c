@@ -180,7 +180,7 @@ int gt_cmd_train(int argc, char **argv) {
     gt_signals_install();
     int r = run(&rc, &g, resume, &err);
     if (r < 0) fprintf(stderr, "gemmatron: %s\n", err.msg);
-    gt_run_lock_release(&lock);
+    gt_run_lock_release(&lock, r < 0);
     gt_grid_free(&g);
     gt_run_config_free(&rc);
     return r < 0 ? 1 : r > 0 ? GT_EXIT_PREEMPTED : 0;
