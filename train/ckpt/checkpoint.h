@@ -12,6 +12,8 @@
  *                                         state (train/ckpt/ckpt_fp8.c), written by rank 0
  *   trainer_state.json                    step, tokens, data position, seeds, schedule, grid,
  *                                         optimizer counters, file sizes, the resolved run config
+ *   checksums.json                        CRC32C and size of every other file, and the step and
+ *                                         optimizer counters of the save (train/ckpt/ckpt_sums.c)
  * RUN_DIR/latest                          "checkpoint-000500": the newest complete checkpoint
  *
  * Every tensor is stored whole under its HF name, so a run resumes on any tp x dp layout, and the
@@ -22,7 +24,8 @@
  * data is staged through a bounded host buffer.
  *
  * Atomicity: everything goes to RUN_DIR/checkpoint-N.tmp/, every file is fsync'ed, all ranks
- * agree it succeeded, then rank 0 renames the directory into place, fsyncs RUN_DIR and replaces
+ * agree it succeeded, every rank reads back a slice of every file for the checksums, then rank 0
+ * writes the small files and checksums.json and renames the directory into place, fsyncs RUN_DIR and replaces
  * RUN_DIR/latest (latest.tmp + rename). A crash or a full disk at any point leaves the previous
  * checkpoints as they were (a failed write removes its .tmp directory; a stale one is removed by
  * the next save). Older checkpoints beyond `keep` are deleted only after the new one is complete.
