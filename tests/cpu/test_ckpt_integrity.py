@@ -1,5 +1,6 @@
 """Run directory lock and verified checkpoints, end to end on the CPU (argv[1] = the binary), on the
 bundled tiny model and data:
+  - a checkpoint saved by 2 ranks (each summing a slice of every file) matches one process's check;
   - one run per directory: a second `train` on a run directory in use stops at once with one line
     naming the holder's host and pid (and, under mpirun, a second job of 2 ranks too) and leaves the
     first run's files alone; a holder killed with SIGKILL leaves no lock behind;
@@ -128,6 +129,18 @@ def test_lock(binary, tmp):
             job.wait()
 
 
+def test_mpi_sums(binary, tmp):
+    """Checksums of files written by several ranks, each summing a slice, match one process's."""
+    if not shutil.which("mpirun"):
+        return
+    d = os.path.join(tmp, "mpi")
+    p = run(MPI + cmd(binary, d, "--set", "train.steps=2", "--set", "parallel.tp=2"), timeout=300)
+    q = run([binary, "inspect", os.path.join(d, "checkpoint-000002")])
+    check(p.returncode == 0 and q.returncode == 0 and "every file matches its checksum" in q.stdout,
+          f"a checkpoint saved by 2 ranks (tp=2) matches its checksums read by one process "
+          f"({p.stderr.strip()[-200:]} {q.stdout.strip().splitlines()[-1] if q.stdout.strip() else ''})")
+
+
 def flip_master_bit(ckpt):
     path = os.path.join(ckpt, "optimizer.safetensors")
     with open(path, "rb") as f:
@@ -223,6 +236,7 @@ def main():
     tmp = tempfile.mkdtemp(prefix="gt-integrity-")
     try:
         test_lock(binary, tmp)
+        test_mpi_sums(binary, tmp)
         ref = test_corrupt(binary, tmp)
         test_edited_step(binary, tmp, ref)
         test_export_incomplete(binary, tmp, ref)
