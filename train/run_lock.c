@@ -11,7 +11,7 @@
 #include "../core/fs.h"
 #include "ckpt/checkpoint.h"
 
-/* The holder as its lock file says, into buf ("unknown" when it has not written it yet). */
+/* The holder as its lock file says ("host H pid P"), into buf; "holder not written yet" just after it took the lock. */
 static void holder(int fd, char *buf, size_t len) {
     ssize_t n = pread(fd, buf, len - 1, 0);
     if (n <= 0) {
