@@ -115,23 +115,26 @@ static int is_checkpoint_dir(const char *dir) {
     return gt_path_join(p, sizeof p, dir, "trainer_state.json", NULL) == 0 && stat(p, &sb) == 0;
 }
 
-/* Rank 0 picks the checkpoint (warnings printed once); everyone gets it. Returns 1 found, 0 none. */
+/* Rank 0 picks the checkpoint (warnings printed once), every rank verifies its checksums, a slice
+ * each; a corrupt one in a run directory falls back to the previous one. Returns 1 found, 0 none. */
 static int pick(gt_trainer *t, const char *from, char *path, gt_err *err) {
-    int found = 0;
-    if (t->grid->world_rank == 0) {
-        const char *run_dir = from ? from : t->rc->run_dir;
-        if (from && is_checkpoint_dir(from)) {
-            found = snprintf(path, GT_CKPT_PATH, "%s", from) < GT_CKPT_PATH ? 1 : gt_fail(err, "%s: path too long", from);
-        } else {
-            found = gt_checkpoint_find_latest(run_dir, path, GT_CKPT_PATH, stderr, err);
-            if (found == 0 && from) found = gt_fail(err, "--resume %s: no checkpoint there to resume from", from);
-        }
+    int rank0 = t->grid->world_rank == 0, unverified = 0, found = 0;
+    const char *run_dir = from ? from : t->rc->run_dir;
+    if (from && is_checkpoint_dir(from)) {
+        found = snprintf(path, GT_CKPT_PATH, "%s", from) < GT_CKPT_PATH ? 1 : gt_fail(err, "%s: path too long", from);
+        if (found > 0 && ck_sums_verify(t->grid, path, 0, &unverified, err)) found = -1;
+        unverified = !unverified;
+        if (ck_agree(t->grid, found < 0, err)) return -1;
+    } else {
+        found = gt_checkpoint_find_verified(t->grid, run_dir, path, GT_CKPT_PATH, rank0 ? stderr : NULL, &unverified, err);
+        if (found < 0) return -1;
+        if (found == 0 && from) return gt_fail(err, "--resume %s: no checkpoint there to resume from", from);
     }
-    if (ck_agree(t->grid, found < 0, err)) return -1;
-    ck_bcast_text(t->grid, path, GT_CKPT_PATH);
-    int f = found;
-    if (t->grid->world.size > 1) MPI_CHECK(MPI_Bcast(&f, 1, MPI_INT, 0, t->grid->world.mpi));
-    return f;
+    if (found > 0 && unverified && rank0 && !t->rc->quiet) {
+        printf("note: %s has no %s (saved by an older gemmatron): its content is not verified\n", path, CK_SUMS_FILE);
+        fflush(stdout);
+    }
+    return found;
 }
 
 int gt_trainer_start(gt_trainer *t, const char *from, gt_err *err) {

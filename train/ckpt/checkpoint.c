@@ -66,16 +66,50 @@ static int write_slices(gt_model *m, gt_optimizer *o, gt_grid *g, const ck_paths
     return rc;
 }
 
-/* Rank 0, after every rank's data is on disk: the small files (trainer_state.json last), then
- * the rename that makes the checkpoint exist. */
+/* The catalog's files (the large ones, written by several ranks) as a checksum list, with room for
+ * the small files after them. */
+static ck_file_size *sum_list(const ck_catalog *c) {
+    ck_file_size *f = gt_calloc((size_t)c->nfiles + 8, sizeof *f);
+    for (int i = 0; i < c->nfiles; i++) {
+        snprintf(f[i].name, sizeof f[i].name, "%s", c->files[i].name);
+        f[i].bytes = c->files[i].size;
+    }
+    return f;
+}
+
+/* Rank 0: the small files' sizes and CRCs after the large ones', then checksums.json. */
+static int write_sums(const char *dir, const gt_ckpt_state *st, const ck_catalog *c, ck_file_size *files,
+                      uint32_t *crcs, gt_err *err) {
+    static const char *const small[] = {"config.json", "generation_config.json", "model.safetensors.index.json",
+                                        "trainer_state.json"};
+    int n = c->nfiles;
+    for (size_t i = 0; i < sizeof small / sizeof small[0]; i++) {
+        char path[GT_CKPT_PATH];
+        struct stat sb;
+        if (gt_path_join(path, sizeof path, dir, small[i], err)) return -1;
+        if (stat(path, &sb) != 0) {
+            if (errno == ENOENT) continue; /* the index exists only for sharded weights */
+            return gt_fail(err, "%s: %s", path, strerror(errno));
+        }
+        snprintf(files[n].name, sizeof files[n].name, "%s", small[i]);
+        files[n].bytes = (uint64_t)sb.st_size;
+        if (ck_sums_compute(NULL, dir, &files[n], 1, &crcs[n], err)) return -1;
+        n++;
+    }
+    return ck_sums_write(dir, st, files, crcs, n, err);
+}
+
+/* Rank 0, after every rank's data is on disk and summed (crcs of files, the catalog's): the small
+ * files (trainer_state.json, then checksums.json last), then the rename that makes the checkpoint exist. */
 static int seal(const gt_model *m, const gt_ckpt_state *st, const gt_ckpt_options *opt, const ck_paths *p,
-                const ck_catalog *c, gt_err *err) {
+                const ck_catalog *c, ck_file_size *files, uint32_t *crcs, gt_err *err) {
     if (ck_write_hf_files(&m->cfg, opt->dtype, c, p->tmp, err)) return -1;
     char path[GT_CKPT_PATH];
     char *json = ck_state_json(st, c, opt->dtype);
     int rc = gt_path_join(path, sizeof path, p->tmp, "trainer_state.json", err);
     if (rc == 0) rc = gt_write_text(path, json, err);
     free(json);
+    if (rc == 0) rc = write_sums(p->tmp, st, c, files, crcs, err);
     if (rc == 0) rc = gt_fsync_dir(p->tmp, err);
     if (rc) return -1;
     /* A checkpoint of this step already there (saved again after a resume) is replaced whole. */
@@ -133,7 +167,13 @@ int gt_checkpoint_save(gt_model *m, gt_optimizer *o, gt_grid *g, const gt_ckpt_s
     rc = ck_agree(g, rc, err);
     if (rc == 0 && g->dp_rank == 0) rc = write_slices(m, o, g, &p, &c, err);
     rc = ck_agree(g, rc, err);
-    if (rc == 0 && rank0) rc = seal(m, st, opt, &p, &c, err);
+    /* Every byte is on disk: all ranks read it back, a slice each, for the checksums. */
+    ck_file_size *files = built ? sum_list(&c) : NULL;
+    uint32_t *crcs = built ? gt_calloc((size_t)c.nfiles + 8, sizeof *crcs) : NULL;
+    if (rc == 0) rc = ck_sums_compute(g, p.tmp, files, c.nfiles, crcs, err);
+    if (rc == 0 && rank0) rc = seal(m, st, opt, &p, &c, files, crcs, err);
+    free(files);
+    free(crcs);
     if (rc == 0 && rank0) prune(opt->run_dir, opt->keep, st->step);
     /* Every rank is done writing: a failed checkpoint's directory can go. */
     if (rank0 && built) gt_remove_tree(p.tmp, NULL);

@@ -12,6 +12,8 @@
  *                                         state (train/ckpt/ckpt_fp8.c), written by rank 0
  *   trainer_state.json                    step, tokens, data position, seeds, schedule, grid,
  *                                         optimizer counters, file sizes, the resolved run config
+ *   checksums.json                        CRC32C and size of every other file, and the step and
+ *                                         optimizer counters of the save (train/ckpt/ckpt_sums.c)
  * RUN_DIR/latest                          "checkpoint-000500": the newest complete checkpoint
  *
  * Every tensor is stored whole under its HF name, so a run resumes on any tp x dp layout, and the
@@ -22,7 +24,8 @@
  * data is staged through a bounded host buffer.
  *
  * Atomicity: everything goes to RUN_DIR/checkpoint-N.tmp/, every file is fsync'ed, all ranks
- * agree it succeeded, then rank 0 renames the directory into place, fsyncs RUN_DIR and replaces
+ * agree it succeeded, every rank reads back a slice of every file for the checksums, then rank 0
+ * writes the small files and checksums.json and renames the directory into place, fsyncs RUN_DIR and replaces
  * RUN_DIR/latest (latest.tmp + rename). A crash or a full disk at any point leaves the previous
  * checkpoints as they were (a failed write removes its .tmp directory; a stale one is removed by
  * the next save). Older checkpoints beyond `keep` are deleted only after the new one is complete.
@@ -108,6 +111,13 @@ int gt_checkpoint_validate(const char *dir, gt_err *err);
  * holds checkpoints and none is usable. Local: no communication. */
 int gt_checkpoint_find_latest(const char *run_dir, char *path, size_t len, FILE *warn, gt_err *err);
 
+/* As gt_checkpoint_find_latest, and the one found is verified (ck_sums_verify); a corrupt one is
+ * skipped with a warning on warn, falling back to the previous checkpoint. Collective over g's
+ * world when g is not NULL (rank 0 picks and prints; every rank gets path); g NULL: local. *unverified
+ * = 1 when the one found has no checksums (an older checkpoint). */
+int gt_checkpoint_find_verified(gt_grid *g, const char *run_dir, char *path, size_t len, FILE *warn,
+                                int *unverified, gt_err *err);
+
 void gt_ckpt_state_free(gt_ckpt_state *st);
 
 /* ---- what the subcommands and the trainer read of a checkpoint directly ---- */
@@ -137,6 +147,17 @@ typedef struct {
     char name[64];
     uint64_t bytes;
 } ck_file_size;
+
+/* checksums.json: the CRC32C of every file of the checkpoint and the step it was saved at
+ * (train/ckpt/ckpt_sums.c). */
+#define CK_SUMS_FILE "checksums.json"
+
+/* Checks dir's content against its checksums.json: trainer_state.json's step and optimizer counters
+ * against the recorded ones, then every listed file's size and CRC32C (weights_only: only
+ * config.json and the model weights). Collective over g's world (each rank reads a slice of every
+ * file); g NULL: this process alone. *had = 0 (and 0 returned) when dir has no checksums.json (a
+ * checkpoint of an older gemmatron). A mismatch is -1 with "PATH: CORRUPT: ..." naming the file. */
+int ck_sums_verify(gt_grid *g, const char *dir, int weights_only, int *had, gt_err *err);
 
 /* Parses path into st (and, when files is not NULL, the recorded files into a malloc'ed array). */
 int ck_state_load(const char *path, gt_ckpt_state *st, ck_file_size **files, int *nfiles,

@@ -1,5 +1,6 @@
 /* Is a directory a complete checkpoint, and which checkpoint of a run to resume from. */
 #include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/stat.h>
@@ -117,18 +118,26 @@ static long long latest_step(const char *run_dir, char *why, size_t len) {
     return ok ? step : -1;
 }
 
-int gt_checkpoint_find_latest(const char *run_dir, char *path, size_t len, FILE *warn, gt_err *err) {
+/* gt_checkpoint_find_latest among the checkpoints before step `below` (LLONG_MAX: all); *found_step
+ * receives the step of the one found. `latest` naming a step at or after `below` is no warning: the
+ * caller rejected that one already. */
+static int find_below(const char *run_dir, long long below, char *path, size_t len, FILE *warn, long long *found_step,
+                      gt_err *err) {
     long long *steps;
     int n;
     gt_err e;
     e.msg[0] = 0;
     if (ck_list_steps(run_dir, &steps, &n, err)) return -1;
+    int all = n;
+    while (n > 0 && steps[n - 1] >= below) n--;
     if (n == 0) {
         free(steps);
-        return 0;
+        if (all == 0) return 0;
+        return gt_fail(err, "%s: none of its %d checkpoint(s) is usable (remove them to start afresh)", run_dir, all);
     }
     char why[GT_CKPT_PATH + sizeof e.msg], name[64];
     long long want = latest_step(run_dir, why, sizeof why);
+    if (want >= below) want = -2;
     int start = n - 1;
     if (want >= 0) {
         while (start >= 0 && steps[start] > want) start--;
@@ -138,9 +147,10 @@ int gt_checkpoint_find_latest(const char *run_dir, char *path, size_t len, FILE 
             want = -1;
         }
     }
-    if (want < 0 && warn) fprintf(warn, "gemmatron: warning: %s; taking the newest complete checkpoint\n", why);
+    if (want == -1 && warn) fprintf(warn, "gemmatron: warning: %s; taking the newest complete checkpoint\n", why);
     int found = 0;
     for (int i = start; i >= 0 && !found; i--) {
+        *found_step = steps[i];
         ck_dir_name(name, sizeof name, steps[i]);
         if (gt_path_join(path, len, run_dir, name, err)) break;
         found = gt_checkpoint_validate(path, &e) == 0;
@@ -148,9 +158,44 @@ int gt_checkpoint_find_latest(const char *run_dir, char *path, size_t len, FILE 
             fprintf(warn, "gemmatron: warning: %s is not usable: %s; falling back to the previous checkpoint\n", path,
                     e.msg);
     }
-    int total = n;
     free(steps);
     if (found) return 1;
-    return gt_fail(err, "%s: none of its %d checkpoint(s) is usable (remove them to start afresh): %s", run_dir, total,
+    return gt_fail(err, "%s: none of its %d checkpoint(s) is usable (remove them to start afresh): %s", run_dir, all,
                    e.msg);
+}
+
+int gt_checkpoint_find_latest(const char *run_dir, char *path, size_t len, FILE *warn, gt_err *err) {
+    long long step;
+    return find_below(run_dir, LLONG_MAX, path, len, warn, &step, err);
+}
+
+int gt_checkpoint_find_verified(gt_grid *g, const char *run_dir, char *path, size_t len, FILE *warn,
+                                int *unverified, gt_err *err) {
+    int rank0 = !g || g->world_rank == 0, many = g && g->world.size > 1 && g->world.mpi != MPI_COMM_NULL;
+    long long below = LLONG_MAX, step = -1;
+    *unverified = 0;
+    for (;;) {
+        int found = 0;
+        if (rank0) found = find_below(run_dir, below, path, len, warn, &step, err);
+        if (g && ck_agree(g, found < 0, err)) return -1;
+        if (!g && found < 0) return -1;
+        if (many) {
+            MPI_CHECK(MPI_Bcast(&found, 1, MPI_INT, 0, g->world.mpi));
+            MPI_CHECK(MPI_Bcast(&step, 1, MPI_LONG_LONG, 0, g->world.mpi));
+            GT_ASSERT(len <= 0x7fffffff, "path buffer of %zu bytes", len);
+            MPI_CHECK(MPI_Bcast(path, (int)len, MPI_CHAR, 0, g->world.mpi));
+        }
+        if (found == 0) return 0;
+        gt_err e;
+        int had;
+        if (ck_sums_verify(g, path, 0, &had, &e) == 0) {
+            *unverified = !had;
+            return 1;
+        }
+        if (rank0 && warn)
+            fprintf(warn, "gemmatron: warning: %s is not usable: %s; falling back to the previous checkpoint\n", path,
+                    e.msg);
+        *err = e;
+        below = step;
+    }
 }

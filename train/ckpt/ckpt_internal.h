@@ -106,6 +106,15 @@ int ck_read_fp8(gt_model *m, const char *dir, const gt_ckpt_fp8 *info, gt_err *e
 /* The JSON text (malloc'ed) of st, with the weights' dtype and the sizes of the catalog's files. */
 char *ck_state_json(const gt_ckpt_state *st, const ck_catalog *c, gt_dtype wdtype);
 
+/* ---- checksums.json (train/ckpt/ckpt_sums.c) ---- */
+
+/* CRC32C of each of dir's files[n] (of files[i].bytes bytes) into crcs[n] on every rank: each rank
+ * of g's world reads an equal slice of every file and the slices' CRCs are combined; g NULL: alone. */
+int ck_sums_compute(gt_grid *g, const char *dir, const ck_file_size *files, int n, uint32_t *crcs, gt_err *err);
+/* Writes dir/checksums.json: files[n] with their crcs, st's step and optimizer counters; fsync'ed. */
+int ck_sums_write(const char *dir, const gt_ckpt_state *st, const ck_file_size *files, const uint32_t *crcs, int n,
+                  gt_err *err);
+
 /* ---- this rank's slices (train/ckpt/ckpt_write.c, train/ckpt/ckpt_read.c) ---- */
 
 /* Writes the slices this rank owns into the catalog's files, open as fds[nfiles] in dir. */

@@ -1,10 +1,11 @@
-/* gemmatron export --checkpoint DIR --out HF_DIR [--dtype bf16|fp32] [--max-shard-size SIZE]
+/* gemmatron export --checkpoint DIR --out HF_DIR [--dtype bf16|fp32] [--max-shard-size SIZE] [--weights-only]
  *
  * Writes a plain HF model directory (config.json, generation_config.json, model.safetensors, or
  * model-0000i-of-0000n.safetensors + index above SIZE, default 5GB, as HF) that transformers'
  * from_pretrained loads as it is. DIR is a gemmatron checkpoint, whose FP32 master weights
  * (optimizer.safetensors) are the source, or any HF Gemma directory, whose weights are. The dtype
- * defaults to that of DIR's weights. One process, streaming: one bounded chunk of rows in memory
+ * defaults to that of DIR's weights. A checkpoint must be complete and match its checksums.json;
+ * --weights-only takes a checkpoint's model weights instead (and says so). One process, streaming: one bounded chunk of rows in memory
  * at a time. HF_DIR must not exist; the export is written to HF_DIR.tmp and renamed when complete. */
 #include "export_cmd.h"
 
@@ -26,6 +27,7 @@ typedef struct {
     const char *src, *out;
     int dtype;            /* -1: the source's */
     uint64_t shard_bytes; /* 0: default */
+    int weights_only;     /* a checkpoint's model weights instead of its FP32 masters */
 } export_args;
 
 static int parse_dtype(const char *s, gt_dtype *out) {
@@ -76,6 +78,10 @@ static const gt_opt export_opts[] = {
      .def_help = "5GB", .parse = opt_size, .expect = "a size such as 5GB, 500MB or 100000",
      .help = "above it the weights are split into model-0000i-of-0000n.safetensors files and an index, as HF "
              "does (KB, MB, GB: powers of 1000; KiB, MiB, GiB; or bytes)"},
+    {.name = "--weights-only", .kind = GT_OPT_FLAG, .offset = offsetof(export_args, weights_only), .flag = 1,
+     .help = "exports a checkpoint's model safetensors weights (BF16 unless checkpoint.dtype was fp32) instead of its "
+             "FP32 master weights, so that a checkpoint without a usable optimizer.safetensors can be exported; "
+             "without it an incomplete or corrupt checkpoint is refused"},
 };
 
 const gt_cli_cmd gt_export_cli = {
@@ -85,6 +91,7 @@ const gt_cli_cmd gt_export_cli = {
              "from_pretrained loads as they are. One process, streaming: one bounded chunk of rows in memory "
              "at a time.",
     .examples = "gemmatron export --checkpoint runs/tiny-cpu/checkpoint-000200 --out tiny-hf\n"
+                "gemmatron export --checkpoint runs/tiny-cpu/checkpoint-000200 --out tiny-hf --weights-only\n"
                 "gemmatron export --checkpoint runs/gemma/checkpoint-001000 --out gemma-ft --dtype bf16 "
                 "--max-shard-size 2GB",
     GT_CLI_OPTS(export_opts),
@@ -97,28 +104,46 @@ typedef struct {
     gt_dtype dtype;     /* of the source's weights (BF16 or F32 for the default output dtype) */
 } source;
 
-static int open_source(source *s, const char *dir, const gt_config *cfg, gt_err *err) {
+static int is_file(const char *dir, const char *name) {
     char path[GT_CKPT_PATH];
     struct stat sb;
-    if (gt_path_join(path, sizeof path, dir, "optimizer.safetensors", err)) return -1;
-    if (stat(path, &sb) == 0) {
-        if (gt_checkpoint_validate(dir, err) || gt_st_open(&s->st, path, err)) return -1;
-        char tsp[GT_CKPT_PATH];
-        gt_ckpt_state st;
-        gt_dtype wd = GT_BF16;
-        if (gt_path_join(tsp, sizeof tsp, dir, "trainer_state.json", err) || ck_state_load(tsp, &st, NULL, NULL, &wd, err)) {
-            gt_st_close(&s->st);
-            return -1;
-        }
-        gt_ckpt_state_free(&st);
-        s->suffix = ".master";
-        s->dtype = wd;
-        return 0;
-    }
-    if (gt_st_open(&s->st, dir, err)) return -1;
+    return gt_path_join(path, sizeof path, dir, name, NULL) == 0 && stat(path, &sb) == 0;
+}
+
+/* A checkpoint's FP32 master weights: only from a complete checkpoint whose content matches its
+ * checksums. */
+static int open_masters(source *s, const char *dir, gt_err *err) {
+    char path[GT_CKPT_PATH], tsp[GT_CKPT_PATH];
+    gt_err e;
+    int had;
+    if (gt_checkpoint_validate(dir, &e))
+        return gt_fail(err, "%s is an incomplete checkpoint, not exported: %s (--weights-only exports the weights of "
+                            "its model safetensors instead of the FP32 master weights)", dir, e.msg);
+    if (ck_sums_verify(NULL, dir, 0, &had, err)) return -1;
+    if (!had) printf("note: %s has no %s (saved by an older gemmatron): its content is not verified\n", dir, CK_SUMS_FILE);
+    gt_ckpt_state st;
+    gt_dtype wd = GT_BF16;
+    if (gt_path_join(tsp, sizeof tsp, dir, "trainer_state.json", err) || ck_state_load(tsp, &st, NULL, NULL, &wd, err))
+        return -1;
+    gt_ckpt_state_free(&st);
+    if (gt_path_join(path, sizeof path, dir, "optimizer.safetensors", err) || gt_st_open(&s->st, path, err)) return -1;
+    s->suffix = ".master";
+    s->dtype = wd;
+    return 0;
+}
+
+static int open_source(source *s, const char *dir, const gt_config *cfg, int weights_only, gt_err *err) {
+    int ckpt = is_file(dir, "trainer_state.json") || is_file(dir, "optimizer.safetensors");
+    if (ckpt && !weights_only) return open_masters(s, dir, err);
     s->suffix = "";
     s->dtype = cfg->dtype == GT_BF16 ? GT_BF16 : GT_F32;
-    return 0;
+    if (ckpt) {
+        int had;
+        if (ck_sums_verify(NULL, dir, 1, &had, err)) return -1;
+        printf("export: --weights-only: from the %s weights of %s's model safetensors, not its FP32 master weights%s\n",
+               gt_dtype_name(s->dtype), dir, had ? "" : " (no checksums: saved by an older gemmatron, not verified)");
+    }
+    return gt_st_open(&s->st, dir, err);
 }
 
 static void encode(const float *x, size_t n, gt_dtype dt, void *out) {
@@ -190,7 +215,7 @@ static int run_export(const export_args *a, gt_err *err) {
         return -1;
     if (snprintf(tmp, sizeof tmp, "%s.tmp", a->out) >= (int)sizeof tmp) return gt_fail(err, "%s: path too long", a->out);
     source s;
-    if (open_source(&s, a->src, &cfg, err)) return -1;
+    if (open_source(&s, a->src, &cfg, a->weights_only, err)) return -1;
     gt_dtype dt = a->dtype >= 0 ? (gt_dtype)a->dtype : s.dtype;
     ck_catalog c;
     int rc = ck_catalog_build(&c, &cfg, dt, -1, a->shard_bytes, err);
@@ -208,7 +233,7 @@ static int run_export(const export_args *a, gt_err *err) {
 }
 
 int gt_cmd_export(int argc, char **argv) {
-    export_args a = {NULL, NULL, -1, 0};
+    export_args a = {NULL, NULL, -1, 0, 0};
     gt_err err;
     int code = gt_cli_args(&gt_export_cli, argc, argv, &a);
     if (code != GT_CLI_GO) return code;

@@ -143,8 +143,9 @@ static void print_state(const gt_ckpt_state *s, gt_dtype wd) {
            s->opt_skipped, gt_dtype_name(wd));
 }
 
-/* A checkpoint or HF directory. Returns 0 when complete. */
-static int inspect_model_dir(const char *dir) {
+/* A checkpoint or HF directory. Returns 0 when complete. verified: 0 check the checksums here, 1 the
+ * caller did, 2 the caller found none. */
+static int inspect_model_dir(const char *dir, int verified) {
     char path[GT_CKPT_PATH];
     gt_config cfg;
     gt_err e;
@@ -165,9 +166,20 @@ static int inspect_model_dir(const char *dir) {
     print_files(dir);
     print_fp8(dir);
     int bad = ckpt ? gt_checkpoint_validate(dir, &e) : ck_check_weights(dir, &cfg, &e);
+    if (bad) {
+        printf("INCOMPLETE: %s\n", e.msg);
+        return 1;
+    }
+    int had = 0;
+    if (ckpt && !verified && ck_sums_verify(NULL, dir, 0, &had, &e)) {
+        printf("%s\n", e.msg); /* PATH: CORRUPT: ... */
+        return 1;
+    }
     const char *what = ckpt ? " (resumable; loads in transformers as it is)" : " (every tensor present with its shape)";
-    printf("%s%s\n", bad ? "INCOMPLETE: " : "complete", bad ? e.msg : what);
-    return bad ? 1 : 0;
+    const char *sums = !ckpt ? "" : verified == 1 || had ? "; every file matches its checksum"
+                                                    : "; no " CK_SUMS_FILE " (saved by an older gemmatron): content not verified";
+    printf("complete%s%s\n", what, sums);
+    return 0;
 }
 
 /* A run directory: its checkpoints, `latest`, and the one a resume would take. */
@@ -185,16 +197,18 @@ static int inspect_run_dir(const char *dir, const long long *steps, int n) {
     for (int i = 0; i < n; i++) {
         ck_dir_name(name, sizeof name, steps[i]);
         gt_path_join(path, sizeof path, dir, name, NULL);
-        int bad = gt_checkpoint_validate(path, &e);
-        printf("  %s  %s%s\n", name, bad ? "NOT USABLE: " : "complete", bad ? e.msg : "");
+        int had = 0, bad = gt_checkpoint_validate(path, &e) || ck_sums_verify(NULL, path, 0, &had, &e);
+        printf("  %s  %s%s%s\n", name, bad ? "NOT USABLE: " : "complete", bad ? e.msg : "",
+               bad || had ? "" : " (no checksums: saved by an older gemmatron)");
     }
-    int found = gt_checkpoint_find_latest(dir, path, sizeof path, NULL, &e);
+    int unverified;
+    int found = gt_checkpoint_find_verified(NULL, dir, path, sizeof path, NULL, &unverified, &e);
     if (found <= 0) {
         printf("resume: %s\n", found == 0 ? "nothing to resume from" : e.msg);
         return 1;
     }
     printf("resume would take: %s\n\n", path);
-    return inspect_model_dir(path);
+    return inspect_model_dir(path, unverified ? 2 : 1);
 }
 
 typedef struct {
@@ -234,7 +248,7 @@ int gt_cmd_inspect(int argc, char **argv) {
         fprintf(stderr, "gemmatron: %s\n", e.msg);
         return 1;
     }
-    int rc = n > 0 || is_file(dir, "latest") ? inspect_run_dir(dir, steps, n) : inspect_model_dir(dir);
+    int rc = n > 0 || is_file(dir, "latest") ? inspect_run_dir(dir, steps, n) : inspect_model_dir(dir, 0);
     free(steps);
     return rc;
 }

@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <sys/stat.h>
 
+#include "../run_lock.h"
 #include "../signals.h"
 #include "../trainer.h"
 #include "../trainer_ckpt.h"
@@ -168,9 +169,18 @@ int gt_cmd_train(int argc, char **argv) {
         gt_run_config_free(&rc);
         return 1;
     }
+    /* Before anything reads or writes the run directory: one run at a time in it. */
+    gt_run_lock lock;
+    if (gt_run_lock_take(&lock, &g, rc.run_dir, &err)) {
+        if (g.world_rank == 0) fprintf(stderr, "gemmatron: %s\n", err.msg);
+        gt_grid_free(&g);
+        gt_run_config_free(&rc);
+        return 1;
+    }
     gt_signals_install();
     int r = run(&rc, &g, resume, &err);
     if (r < 0) fprintf(stderr, "gemmatron: %s\n", err.msg);
+    gt_run_lock_release(&lock, r < 0);
     gt_grid_free(&g);
     gt_run_config_free(&rc);
     return r < 0 ? 1 : r > 0 ? GT_EXIT_PREEMPTED : 0;
