@@ -122,7 +122,7 @@ static int make_dirs(const char *path, gt_err *err) {
 }
 
 static int prepare_run_dir(const gt_run_config *rc, gt_err *err) {
-    if (make_dirs(rc->run_dir, err)) return -1;
+    if (make_dirs(rc->run_dir, err) || gt_trainer_clear_stopped(rc->run_dir, err)) return -1;
     char path[4200];
     snprintf(path, sizeof path, "%s/config.yaml", rc->run_dir);
     return gt_run_config_save(rc, path, err);
