@@ -125,6 +125,8 @@ static int is_checkpoint_dir(const char *dir) {
 /* Rank 0 picks the checkpoint (warnings printed once); everyone gets it. Returns 1 found, 0 none. */
 static int pick(gt_trainer *t, const char *from, char *path, gt_err *err) {
     int found = 0;
+    /* rank 0 alone looks at (validates) the checkpoints while the others wait (see ck_agree) */
+    int armed = gt_watchdog_arm(t->grid->wd, 0);
     if (t->grid->world_rank == 0) {
         const char *run_dir = from ? from : t->rc->run_dir;
         if (from && is_checkpoint_dir(from)) {
@@ -134,10 +136,14 @@ static int pick(gt_trainer *t, const char *from, char *path, gt_err *err) {
             if (found == 0 && from) found = gt_fail(err, "--resume %s: no checkpoint there to resume from", from);
         }
     }
-    if (ck_agree(t->grid, found < 0, err)) return -1;
+    if (ck_agree(t->grid, found < 0, err)) {
+        gt_watchdog_arm(t->grid->wd, armed);
+        return -1;
+    }
     ck_bcast_text(t->grid, path, GT_CKPT_PATH);
     int f = found;
     if (t->grid->world.size > 1) MPI_CHECK(MPI_Bcast(&f, 1, MPI_INT, 0, t->grid->world.mpi));
+    gt_watchdog_arm(t->grid->wd, armed);
     return f;
 }
 
