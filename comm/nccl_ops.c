@@ -1,10 +1,13 @@
 /* NCCL collectives on the CUDA backend's stream. */
 #include "nccl_ops.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 
 #include <cuda_runtime.h>
 #include <nccl.h>
+
+#include "watchdog.h"
 
 #define NCCL_CHECK(call)                                                                           \
     do {                                                                                           \
@@ -26,6 +29,31 @@ static ncclDataType_t nccl_type(gt_dtype t) {
 
 static ncclRedOp_t nccl_op(gt_red op) { return op == GT_RED_MAX ? ncclMax : ncclSum; }
 
+/* Watchdog hooks (watchdog.h), on its thread: NCCL documents ncclCommGetAsyncError and ncclCommAbort
+ * as callable while another thread uses the communicator. An error NCCL found asynchronously (a
+ * peer gone, a network failure) ends the process instead of leaving the stream waiting for ever. */
+static int nccl_poll(void *ctx, char *msg, size_t len) {
+    gt_group *g = ctx;
+    ncclResult_t async = ncclSuccess;
+    ncclResult_t r = ncclCommGetAsyncError((ncclComm_t)g->nccl, &async);
+    if (r != ncclSuccess) {
+        snprintf(msg, len, "%s:%d: ncclCommGetAsyncError on the %s group: %s", __FILE__, __LINE__, g->name,
+                 ncclGetErrorString(r));
+        return 1;
+    }
+    if (async == ncclSuccess || async == ncclInProgress) return 0;
+    snprintf(msg, len, "NCCL reported an asynchronous error on the %s group: %s", g->name, ncclGetErrorString(async));
+    return 1;
+}
+
+static void nccl_abort(void *ctx) {
+    gt_group *g = ctx;
+    ncclResult_t r = ncclCommAbort((ncclComm_t)g->nccl);
+    if (r != ncclSuccess)
+        fprintf(stderr, "gemmatron: %s:%d: ncclCommAbort on the %s group: %s\n", __FILE__, __LINE__, g->name,
+                ncclGetErrorString(r));
+}
+
 void gt_nccl_group_init(gt_group *g, void *stream) {
     ncclUniqueId id;
     if (g->rank == 0) NCCL_CHECK(ncclGetUniqueId(&id));
@@ -34,10 +62,12 @@ void gt_nccl_group_init(gt_group *g, void *stream) {
     NCCL_CHECK(ncclCommInitRank(&comm, g->size, id, g->rank));
     g->nccl = comm;
     g->stream = stream;
+    gt_watchdog_add_hook(g->wd, nccl_poll, nccl_abort, g);
 }
 
 void gt_nccl_group_free(gt_group *g) {
     if (!g->nccl) return;
+    gt_watchdog_remove_hook(g->wd, g);
     NCCL_CHECK(ncclCommDestroy((ncclComm_t)g->nccl));
     g->nccl = NULL;
 }

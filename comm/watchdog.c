@@ -9,21 +9,53 @@
 #include "../core/base.h"
 #include "../core/clock.h"
 
+#define GT_WD_HOOKS 8
+/* Seconds the abort hooks may take before SIGALRM ends the process anyway. */
+#define GT_WD_ABORT_S 10
+
+typedef struct {
+    gt_watchdog_poll_fn poll;
+    gt_watchdog_abort_fn abort;
+    void *ctx;
+} hook;
+
 struct gt_watchdog {
     pthread_mutex_t mu;
     pthread_t thread;
-    int running, stop, armed, inside, rank;
+    int running, stop, armed, inside, rank, nhooks;
     double timeout, last_progress;
     char what[160];
+    hook hooks[GT_WD_HOOKS];
 };
 
-/* Prints what this rank was doing and ends the process; the launcher then ends the others. */
+/* Called with wd->mu held: aborts the communicators, then ends the process (exit 1); the launcher
+ * then ends the other ranks. */
+static void end_process(gt_watchdog *wd) {
+    if (wd->nhooks) alarm(GT_WD_ABORT_S);
+    for (int i = 0; i < wd->nhooks; i++)
+        if (wd->hooks[i].abort) wd->hooks[i].abort(wd->hooks[i].ctx);
+    _exit(1);
+}
+
+/* Prints what this rank was doing and ends the process. */
 static void fire(gt_watchdog *wd, double idle) {
     fprintf(stderr, "gemmatron: rank %d: no collective has completed or started for %.0f s: %s %s; "
             "a peer rank has likely died or hung (timeout: GT_COMM_TIMEOUT)\n",
             wd->rank, idle, wd->inside ? "stuck in" : "last issued", wd->what);
     fflush(stderr);
-    _exit(1);
+    end_process(wd);
+}
+
+/* Called with wd->mu held: the first hook that reports a failure ends the process. */
+static void poll_hooks(gt_watchdog *wd) {
+    for (int i = 0; i < wd->nhooks; i++) {
+        char msg[256] = "";
+        if (!wd->hooks[i].poll || !wd->hooks[i].poll(wd->hooks[i].ctx, msg, sizeof msg)) continue;
+        fprintf(stderr, "gemmatron: rank %d: %s; %s %s\n", wd->rank, msg, wd->inside ? "in" : "last issued",
+                wd->what);
+        fflush(stderr);
+        end_process(wd);
+    }
 }
 
 static void *watch(void *arg) {
@@ -36,6 +68,7 @@ static void *watch(void *arg) {
         if (wd->stop) break;
         double idle = gt_now() - wd->last_progress;
         if (wd->armed && idle > wd->timeout) fire(wd, idle);
+        poll_hooks(wd);
         pthread_mutex_unlock(&wd->mu);
     }
     pthread_mutex_unlock(&wd->mu);
@@ -86,10 +119,31 @@ void gt_watchdog_leave(gt_watchdog *wd) {
     pthread_mutex_unlock(&wd->mu);
 }
 
-void gt_watchdog_arm(gt_watchdog *wd, int armed) {
-    if (!wd) return;
+int gt_watchdog_arm(gt_watchdog *wd, int armed) {
+    if (!wd) return 0;
     pthread_mutex_lock(&wd->mu);
+    int was = wd->armed;
     wd->armed = armed;
     wd->last_progress = gt_now();
+    pthread_mutex_unlock(&wd->mu);
+    return was;
+}
+
+void gt_watchdog_add_hook(gt_watchdog *wd, gt_watchdog_poll_fn poll, gt_watchdog_abort_fn abort, void *ctx) {
+    if (!wd) return;
+    pthread_mutex_lock(&wd->mu);
+    GT_ASSERT(wd->nhooks < GT_WD_HOOKS, "watchdog: more than %d hooks", GT_WD_HOOKS);
+    wd->hooks[wd->nhooks++] = (hook){poll, abort, ctx};
+    pthread_mutex_unlock(&wd->mu);
+}
+
+void gt_watchdog_remove_hook(gt_watchdog *wd, void *ctx) {
+    if (!wd) return;
+    pthread_mutex_lock(&wd->mu);
+    for (int i = 0; i < wd->nhooks; i++)
+        if (wd->hooks[i].ctx == ctx) {
+            wd->hooks[i] = wd->hooks[--wd->nhooks];
+            i--;
+        }
     pthread_mutex_unlock(&wd->mu);
 }

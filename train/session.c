@@ -36,10 +36,15 @@ int gt_session_open(gt_session *s, const gt_session_spec *spec, gt_grid *grid, g
     gt_grid_use_nccl(grid, s->compute.ops->stream(s->compute.be));
     gt_model_set_tp(&s->model, &grid->tp_group);
     gt_model_overlap_tp(&s->model, spec->tp_overlap);
+    /* From here on every rank runs collectives: a rank that stops issuing them (dead, hung,
+     * stopped) ends the job within GT_COMM_TIMEOUT. Checkpoint reads and writes and exports
+     * disarm it while they run (train/ckpt). */
+    gt_watchdog_arm(grid->wd, 1);
     return 0;
 }
 
 void gt_session_close(gt_session *s) {
+    if (s->grid) gt_watchdog_arm(s->grid->wd, 0);
     gt_model_free(&s->model);
     gt_compute_close(&s->compute);
 }

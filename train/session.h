@@ -26,7 +26,8 @@ typedef struct {
     gt_model model;
 } gt_session;
 
-/* On failure everything made so far is freed and err says why. */
+/* On failure everything made so far is freed and err says why. On success the grid's
+ * communication watchdog is armed (comm/watchdog.h) until gt_session_close. */
 int gt_session_open(gt_session *s, const gt_session_spec *spec, gt_grid *grid, gt_err *err);
 void gt_session_close(gt_session *s);
 

@@ -2,8 +2,10 @@
  * resume, when checkpoints are written, and stop signals (trainer_ckpt.h). */
 #include "trainer_ckpt.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/stat.h>
 
 #include "../core/clock.h"
@@ -32,14 +34,14 @@ static void fill_state(const gt_trainer *t, gt_ckpt_state *st) {
     st->run_config = gt_run_config_yaml(rc);
 }
 
-int gt_trainer_checkpoint(gt_trainer *t, gt_err *err) {
+/* gt_trainer_checkpoint, the directory written in path[GT_CKPT_PATH]. */
+static int checkpoint_to(gt_trainer *t, char *path, gt_err *err) {
     const gt_run_config *rc = t->rc;
     double t0 = gt_now();
     gt_ckpt_state st;
     fill_state(t, &st);
     gt_ckpt_options opt = {rc->run_dir, strcmp(rc->ckpt_dtype, "fp32") ? GT_BF16 : GT_F32, (int)rc->ckpt_keep,
                            (uint64_t)rc->ckpt_max_shard_bytes};
-    char path[GT_CKPT_PATH];
     int r = gt_checkpoint_save(&t->session.model, &t->opt, t->grid, &st, &opt, path, err);
     gt_ckpt_state_free(&st);
     if (r == 0 && t->grid->world_rank == 0 && !rc->quiet) {
@@ -47,6 +49,11 @@ int gt_trainer_checkpoint(gt_trainer *t, gt_err *err) {
         fflush(stdout);
     }
     return r;
+}
+
+int gt_trainer_checkpoint(gt_trainer *t, gt_err *err) {
+    char path[GT_CKPT_PATH];
+    return checkpoint_to(t, path, err);
 }
 
 /* The data position counts sequences of seq_len tokens in one order: only the same data setup
@@ -115,9 +122,8 @@ static int is_checkpoint_dir(const char *dir) {
     return gt_path_join(p, sizeof p, dir, "trainer_state.json", NULL) == 0 && stat(p, &sb) == 0;
 }
 
-/* Rank 0 picks the checkpoint (warnings printed once), every rank verifies its checksums, a slice
- * each; a corrupt one in a run directory falls back to the previous one. Returns 1 found, 0 none. */
-static int pick(gt_trainer *t, const char *from, char *path, gt_err *err) {
+/* pick() without the watchdog: rank 0 looks for the checkpoint, every rank verifies a slice. */
+static int pick_verified(gt_trainer *t, const char *from, char *path, gt_err *err) {
     int rank0 = t->grid->world_rank == 0, unverified = 0, found = 0;
     const char *run_dir = from ? from : t->rc->run_dir;
     if (from && is_checkpoint_dir(from)) {
@@ -137,12 +143,49 @@ static int pick(gt_trainer *t, const char *from, char *path, gt_err *err) {
     return found;
 }
 
+/* Rank 0 picks the checkpoint (warnings printed once), every rank verifies its checksums, a slice
+ * each; a corrupt one in a run directory falls back to the previous one. Returns 1 found, 0 none. */
+static int pick(gt_trainer *t, const char *from, char *path, gt_err *err) {
+    /* checkpoints are read and verified here, unevenly across ranks: I/O, not a hang */
+    int armed = gt_watchdog_arm(t->grid->wd, 0);
+    int found = pick_verified(t, from, path, err);
+    gt_watchdog_arm(t->grid->wd, armed);
+    return found;
+}
+
 int gt_trainer_start(gt_trainer *t, const char *from, gt_err *err) {
     if (!from && !t->rc->ckpt_resume) return 0;
     char path[GT_CKPT_PATH] = "";
     int found = pick(t, from, path, err);
     if (found <= 0) return found;
     return gt_trainer_resume(t, path, err);
+}
+
+int gt_trainer_clear_stopped(const char *run_dir, gt_err *err) {
+    char p[GT_CKPT_PATH];
+    if (gt_path_join(p, sizeof p, run_dir, GT_STOPPED_FILE, err)) return -1;
+    if (remove(p) != 0 && errno != ENOENT) return gt_fail(err, "%s: cannot remove: %s", p, strerror(errno));
+    return 0;
+}
+
+/* Rank 0, after every rank wrote the stop checkpoint: RUN_DIR/stopped, whole or not at all (a
+ * temporary file renamed into place). A failure is a warning: the checkpoint itself is complete. */
+static void write_stopped(const gt_trainer *t, int sig, const char *ckpt) {
+    char p[GT_CKPT_PATH], tmp[GT_CKPT_PATH + 8], text[GT_CKPT_PATH + 128];
+    gt_err e;
+    snprintf(text, sizeof text, "step %lld\nsignal %d\ncheckpoint %s\nranks %d", t->step, sig, ckpt,
+             t->grid->world_size);
+    int r = gt_path_join(p, sizeof p, t->rc->run_dir, GT_STOPPED_FILE, &e);
+    if (r == 0) {
+        snprintf(tmp, sizeof tmp, "%s.tmp", p);
+        r = gt_write_text(tmp, text, &e);
+    }
+    if (r == 0 && rename(tmp, p) != 0) {
+        r = gt_fail(&e, "%s: cannot rename %s into place: %s", p, tmp, strerror(errno));
+        remove(tmp);
+    }
+    if (r == 0) r = gt_fsync_dir(t->rc->run_dir, &e);
+    if (r) fprintf(stderr, "gemmatron: warning: %s (the checkpoint is complete)\n", e.msg);
 }
 
 int gt_trainer_after_step(gt_trainer *t, int *stop, gt_err *err) {
@@ -152,8 +195,10 @@ int gt_trainer_after_step(gt_trainer *t, int *stop, gt_err *err) {
     gt_allreduce_host(&t->grid->world, &sig, 1, GT_I32, GT_RED_MAX);
     *stop = sig != 0 && t->step < rc->steps; /* after the last step the run ends normally anyway */
     int due = *stop || t->step == rc->steps || (rc->ckpt_every > 0 && t->step % rc->ckpt_every == 0);
-    if (due && gt_trainer_checkpoint(t, err)) return -1;
+    char path[GT_CKPT_PATH] = "";
+    if (due && checkpoint_to(t, path, err)) return -1;
     if (*stop && t->grid->world_rank == 0) {
+        write_stopped(t, (int)sig, path);
         printf("stopped by signal %d after step %lld: checkpoint written; exit %d (run the same command again to "
                "resume)\n", (int)sig, t->step, GT_EXIT_PREEMPTED);
         fflush(stdout);

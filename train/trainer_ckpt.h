@@ -29,4 +29,12 @@ int gt_trainer_start(gt_trainer *t, const char *from, gt_err *err);
  * received: the checkpoint is written and the run should end with GT_EXIT_PREEMPTED. */
 int gt_trainer_after_step(gt_trainer *t, int *stop, gt_err *err);
 
+/* RUN_DIR/stopped: written by world rank 0 once every rank has written the checkpoint after a stop
+ * signal (just before they all exit 75), removed at the start of every run. For launchers whose own
+ * exit status is not the ranks' (mpirun given SIGTERM returns 1): scripts/slurm/requeue.sh reads it
+ * as "every rank checkpointed", status 75. Text: step, signal, checkpoint and world size lines. */
+#define GT_STOPPED_FILE "stopped"
+/* Removes RUN_DIR/stopped (rank 0, at start); missing is fine. */
+int gt_trainer_clear_stopped(const char *run_dir, gt_err *err);
+
 #endif

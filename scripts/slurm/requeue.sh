@@ -7,6 +7,11 @@
 #                         passed on to srun / mpirun, which pass it on to every rank.
 #   preemption, scancel   Slurm sends SIGTERM to every process of the job (the ranks included) and
 #                         SIGKILL after KillWait / GraceTime: the ranks finish the step and checkpoint.
+#   SIGTERM to mpirun  Open MPI's mpirun, itself given SIGTERM (Slurm signals every process of the
+#                      job), passes it on to the ranks but then returns 1, whatever they returned. So
+#                      a status other than 75 still counts as 75 when RUN_DIR/stopped exists: world
+#                      rank 0 writes it once every rank has written the stop checkpoint, just before
+#                      they all exit 75 (removed here before the start, and by gemmatron at start).
 # GT_MAX_REQUEUES (default 20) bounds the requeues of one job (SLURM_RESTART_COUNT counts them).
 
 gt_child=""
@@ -15,9 +20,12 @@ gt_forward() {
     return 0
 }
 
-# gt_run_requeue CMD ARGS...: runs CMD in the background and returns its exit status, requeueing
-# the job first when that status is 75.
+# gt_run_requeue RUN_DIR CMD ARGS...: runs CMD (the training of RUN_DIR) in the background and
+# returns its exit status, requeueing the job first when that status is 75.
 gt_run_requeue() {
+    local stopped="$1/stopped"
+    shift
+    rm -f "$stopped"
     trap gt_forward USR1 TERM
     "$@" &
     gt_child=$!
@@ -26,6 +34,10 @@ gt_run_requeue() {
     wait "$gt_child"
     local rc=$?
     trap - USR1 TERM
+    if [ "$rc" -ne 75 ] && [ "$rc" -ne 0 ] && [ -f "$stopped" ]; then
+        echo "the launcher exited $rc, but every rank checkpointed after a stop signal ($(tr '\n' ' ' <"$stopped")): exit 75"
+        rc=75
+    fi
     if [ "$rc" -eq 75 ]; then
         local n=${SLURM_RESTART_COUNT:-0} max=${GT_MAX_REQUEUES:-20}
         if [ "$n" -lt "$max" ] && [ -n "${SLURM_JOB_ID:-}" ]; then

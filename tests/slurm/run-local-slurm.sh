@@ -5,8 +5,9 @@
 #   bash tests/slurm/run-local-slurm.sh [build/gemmatron]
 # The job runs scripts/slurm/train-1node.sbatch on the CPU (1 task, no GPU) with a 1-minute time
 # limit and --signal=B:USR1@45: Slurm signals the batch shell, gemmatron checkpoints and exits 75,
-# the script requeues the job, and the requeued job resumes from the checkpoint and finishes. Prints
-# "N passed, M failed".
+# the script requeues the job, and the requeued job resumes from the checkpoint and finishes. Two
+# more jobs get SIGTERM while training (to the job step, to the batch shell): gemmatron checkpoints
+# and the job's exit code is 75. Prints "N passed, M failed".
 set -u
 cd "$(dirname "$0")/../.."
 bin=$(realpath "${1:-build/gemmatron}")
@@ -92,8 +93,34 @@ check "the job was requeued by the script" 'grep -q "requeueing job $jobid" <<<"
 check "the requeued job resumed from the checkpoint" 'grep -q "resumed from $run/checkpoint-" <<<"$log"'
 check "the requeued run stopped again and was not requeued past GT_MAX_REQUEUES" \
     'grep -q "not requeued (restart 1 of at most 1)" <<<"$log"'
+
+# SIGTERM while training, no time-limit notice, GT_MAX_REQUEUES=0 (so the 75 is the job's exit
+# code): `scancel -s TERM` signals the job step's tasks (srun passes nothing: the ranks get it from
+# slurmstepd), `scancel -b -s TERM` the batch shell, which passes it on as USR1. Not tested:
+# `scancel --full`, which also signals srun itself: srun answers SIGTERM with SIGKILL to every
+# task ("forcing job termination"), so no checkpoint can be written (Slurm's behaviour).
+term_job() { # name, scancel options
+    local name=$1 opts=$2 o="$work/$1.out"
+    local j
+    j=$(sbatch --parsable --nodes=1 --ntasks-per-node=1 --gpus-per-node=0 --cpus-per-task=1 --time=5 \
+        --output="$o" --export=ALL,GEMMATRON="$bin",SRUN_MPI=${SRUN_MPI:-pmix},GT_MAX_REQUEUES=0 \
+        scripts/slurm/train-1node.sbatch configs/tiny-cpu.yaml "$work/run-$name" --set data.seq_len=64 \
+        --set data.micro_batch=2 --set train.eval_every=0 --set train.log_every=1 --set train.save_final=false \
+        --set train.steps=100000000 --set optim.warmup_steps=2 --set device=cpu 2>&1)
+    for _ in $(seq 120); do grep -q "^step 3/" "$o" 2>/dev/null && break; sleep 1; done
+    scancel $opts -s TERM "$j"
+    for _ in $(seq 120); do squeue -h -j "$j" 2>/dev/null | grep -q . || break; sleep 1; done
+    code=$(scontrol show job "$j" 2>/dev/null | grep -o ' ExitCode=[0-9:]*' | cut -d= -f2)
+    local before=$fail
+    check "scancel ${opts:+$opts }-s TERM while training: checkpoint, job exit code 75 (ExitCode=$code)" \
+        'grep -q "^stopped by signal .* after step" "$o" && [ "${code%%:*}" = 75 ]'
+    [ $fail = $before ] || { echo "--- $name output"; grep -v "^step" "$o" | tail -12; }
+}
+term_job steps ""
+term_job batch -b
 if [ $fail -gt 0 ]; then
-    echo "--- job output"; tail -40 "$out"; echo "--- slurmctld.log"; tail -20 "$work/slurmctld.log"
+    echo "--- job output"; tail -40 "$out"
+    echo "--- slurmctld.log"; tail -20 "$work/slurmctld.log"
 fi
-echo "slurm_local: $((6 - fail)) passed, $fail failed"
+echo "slurm_local: $((8 - fail)) passed, $fail failed"
 exit $fail

@@ -158,6 +158,8 @@ int gt_checkpoint_save(gt_model *m, gt_optimizer *o, gt_grid *g, const gt_ckpt_s
     int rank0 = g->world_rank == 0;
     ck_paths p;
     ck_catalog c;
+    /* Rank 0 alone seals and prunes while the others wait: not a hang (see ck_agree). */
+    int armed = gt_watchdog_arm(g->wd, 0);
     int rc = check_options(opt, err) || make_paths(&p, opt->run_dir, st->step, err);
     int built = rc == 0 && ck_catalog_build(&c, &m->cfg, opt->dtype, o ? (int)ck_state_dtype(m) : -1,
                                             opt->shard_bytes, err) == 0;
@@ -180,6 +182,7 @@ int gt_checkpoint_save(gt_model *m, gt_optimizer *o, gt_grid *g, const gt_ckpt_s
     rc = ck_agree(g, rc, err);
     if (built) ck_catalog_free(&c);
     if (rc == 0 && path) snprintf(path, GT_CKPT_PATH, "%s", p.final);
+    gt_watchdog_arm(g->wd, armed);
     return rc;
 }
 
@@ -215,6 +218,7 @@ int gt_checkpoint_load(gt_model *m, gt_optimizer *o, gt_grid *g, const char *dir
                        gt_err *err) {
     GT_ASSERT(o, "gt_checkpoint_load needs an optimizer");
     memset(st, 0, sizeof *st);
+    int armed = gt_watchdog_arm(g->wd, 0); /* reads of different sizes per rank (see ck_agree) */
     char path[GT_CKPT_PATH];
     int rc = gt_checkpoint_validate(dir, err);
     if (rc == 0) rc = same_model(dir, &m->cfg, err);
@@ -230,5 +234,6 @@ int gt_checkpoint_load(gt_model *m, gt_optimizer *o, gt_grid *g, const char *dir
     }
     rc = ck_agree(g, rc, err);
     if (rc) gt_ckpt_state_free(st);
+    gt_watchdog_arm(g->wd, armed);
     return rc;
 }

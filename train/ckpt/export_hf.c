@@ -62,6 +62,7 @@ int gt_export_hf(gt_model *m, gt_grid *g, const char *dir, gt_dtype dtype, gt_er
     int rank0 = g->world_rank == 0;
     export_paths p;
     ck_catalog c;
+    int armed = gt_watchdog_arm(g->wd, 0); /* rank 0 alone seals while the others wait (see ck_agree) */
     int rc = dtype == GT_BF16 || dtype == GT_F32 || dtype == GT_F16 ? 0
                                                                      : gt_fail(err, "%s: export dtype must be BF16, F16 or F32", dir);
     if (rc == 0) rc = make_paths(&p, dir, err);
@@ -75,5 +76,6 @@ int gt_export_hf(gt_model *m, gt_grid *g, const char *dir, gt_dtype dtype, gt_er
     if (rank0 && built) gt_remove_tree(p.tmp, NULL);
     rc = ck_agree(g, rc, err);
     if (built) ck_catalog_free(&c);
+    gt_watchdog_arm(g->wd, armed);
     return rc;
 }

@@ -7,7 +7,7 @@
  *
  * --resume PATH: a run directory (its newest usable checkpoint) or one checkpoint directory; the
  * run directory becomes PATH (or the checkpoint's parent) and, without --config, its config.yaml
- * is the config. After a stop signal (SIGTERM, SIGUSR1) the step ends, a checkpoint is written and
+ * is the config. After a stop signal (SIGTERM, SIGUSR1, SIGINT, SIGHUP) the step ends, a checkpoint is written and
  * the exit status is GT_EXIT_PREEMPTED (75). */
 #include "train_cmd.h"
 
@@ -64,8 +64,9 @@ const gt_cli_cmd gt_train_cli = {
     .summary = "fine-tunes a Gemma model as a YAML run config says (see configs/)",
     .about = "Fine-tunes an HF Gemma checkpoint (model.path), or trains one built from an HF config.json "
              "(model.config), as the run config says; prints the resolved config, one line per step and the "
-             "final eval_loss. Under mpirun the job is a dp x tp grid with tp = parallel.tp. After SIGTERM or "
-             "SIGUSR1 the step ends, a checkpoint is written and the exit status is 75.",
+             "final eval_loss. Under mpirun the job is a dp x tp grid with tp = parallel.tp. After SIGTERM, "
+             "SIGUSR1, SIGINT (Ctrl-C; a second one exits at once) or SIGHUP the step ends, a checkpoint is written "
+             "and the exit status is 75.",
     .examples = "gemmatron train --config configs/tiny-cpu.yaml\n"
                 "gemmatron train --config configs/tiny-cpu.yaml --set train.steps=50 --set optim.lr=2e-3 "
                 "--run-dir runs/try\n"
@@ -122,7 +123,7 @@ static int make_dirs(const char *path, gt_err *err) {
 }
 
 static int prepare_run_dir(const gt_run_config *rc, gt_err *err) {
-    if (make_dirs(rc->run_dir, err)) return -1;
+    if (make_dirs(rc->run_dir, err) || gt_trainer_clear_stopped(rc->run_dir, err)) return -1;
     char path[4200];
     snprintf(path, sizeof path, "%s/config.yaml", rc->run_dir);
     return gt_run_config_save(rc, path, err);
