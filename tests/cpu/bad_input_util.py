@@ -45,3 +45,15 @@ class Checks:
 
     def exit(self):
         sys.exit(1 if self.fails else 0)
+
+
+def token_ids(path, n=40):
+    """A whitespace-separated token file of n ids that every fixture's vocabulary holds."""
+    with open(path, "w") as f:
+        f.write(" ".join(str(i % 150 + 3) for i in range(n)) + "\n")
+    return path
+
+
+def eval_cpu(bin_, model, ids):
+    """`gemmatron eval` of model on ids on the CPU: (exit status, stdout, stderr)."""
+    return run([bin_, "eval", "--model", model, "--data", ids, "--device", "cpu"])

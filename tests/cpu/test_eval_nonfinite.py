@@ -4,16 +4,14 @@ import shutil
 import struct
 import sys
 
-from bad_input_util import Checks, fixture_copy, read_st, run, write_st
+from bad_input_util import Checks, eval_cpu, fixture_copy, read_st, token_ids, write_st
 
 bin_ = sys.argv[1]
 c = Checks()
 tmp, model = fixture_copy("mha")
 try:
-    ids = f"{tmp}/ids.txt"
-    with open(ids, "w") as f:
-        f.write(" ".join(str(i % 150 + 3) for i in range(40)) + "\n")
-    rc, out, err = run([bin_, "eval", "--model", model, "--data", ids, "--device", "cpu"])
+    ids = token_ids(f"{tmp}/ids.txt")
+    rc, out, err = eval_cpu(bin_, model, ids)
     c.check("finite weights: eval_loss printed, exit 0", rc == 0 and "eval_loss=" in out, err)
     for value, what in ((float("nan"), "NaN"), (float("inf"), "infinity")):
         header, data = read_st(f"{model}/model.safetensors")
@@ -22,7 +20,7 @@ try:
         off = header[name]["data_offsets"][0] + 4 * 7
         data[off:off + 4] = struct.pack("<f", value)
         write_st(f"{model}/model.safetensors", header, bytes(data))
-        rc, out, err = run([bin_, "eval", "--model", model, "--data", ids, "--device", "cpu"])
+        rc, out, err = eval_cpu(bin_, model, ids)
         c.check(f"{what} weight: exit 1", rc == 1, f"rc={rc} out={out!r} err={err!r}")
         c.check(f"{what} weight: no eval_loss line", "eval_loss" not in out, out)
         c.check(f"{what} weight: the message names {name}", name in err and "non-finite" in err, err)

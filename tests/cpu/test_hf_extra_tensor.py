@@ -3,16 +3,14 @@ refused by name when an HF checkpoint is loaded, instead of being ignored (argv[
 import shutil
 import sys
 
-from bad_input_util import Checks, fixture_copy, read_st, run, write_st
+from bad_input_util import Checks, eval_cpu, fixture_copy, read_st, token_ids, write_st
 
 bin_ = sys.argv[1]
 c = Checks()
 tmp, model = fixture_copy("mha")
 try:
-    ids = f"{tmp}/ids.txt"
-    with open(ids, "w") as f:
-        f.write(" ".join(str(i % 150 + 3) for i in range(40)) + "\n")
-    rc, out, err = run([bin_, "eval", "--model", model, "--data", ids, "--device", "cpu"])
+    ids = token_ids(f"{tmp}/ids.txt")
+    rc, out, err = eval_cpu(bin_, model, ids)
     c.check("the fixture itself loads", rc == 0, err)
     for extra in ("model.layers.5.input_layernorm.weight", "model.layers.02.input_layernorm.weight",
                   "model.layers.0.self_attn.rotary.weight", "lm_head.weight"):
@@ -21,7 +19,7 @@ try:
         n = src["data_offsets"][1] - src["data_offsets"][0]
         header[extra] = {"dtype": "F32", "shape": src["shape"], "data_offsets": [len(data), len(data) + n]}
         write_st(f"{model}/model.safetensors", header, data + b"\0" * n)
-        rc, out, err = run([bin_, "eval", "--model", model, "--data", ids, "--device", "cpu"])
+        rc, out, err = eval_cpu(bin_, model, ids)
         c.check(f"{extra}: refused, exit 1", rc == 1 and "eval_loss" not in out, f"rc={rc} {err!r}")
         c.check(f"{extra}: the message names it", extra in err and "not part of this model" in err, err)
     # What transformers ignores too: a tied lm_head.weight of the embedding's shape, rotary inv_freq.
@@ -33,7 +31,7 @@ try:
         header[extra] = {"dtype": src["dtype"], "shape": src["shape"],
                          "data_offsets": [len(data), len(data) + n]}
         write_st(f"{model}/model.safetensors", header, data + b"\0" * n)
-        rc, out, err = run([bin_, "eval", "--model", model, "--data", ids, "--device", "cpu"])
+        rc, out, err = eval_cpu(bin_, model, ids)
         c.check(f"{extra} ({like}'s shape): accepted as transformers does", rc == 0, err)
 finally:
     shutil.rmtree(tmp)

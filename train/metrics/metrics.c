@@ -376,15 +376,17 @@ int gt_metrics_open(gt_metrics *m, const char *path, const gt_metrics_info *info
 
 /* ---- appending ---- */
 
-static int append(gt_metrics *m, int64_t ds, uint64_t row, hid_t type, const void *value, gt_err *err) {
-    hsize_t at = row, one = 1, size = row + 1;
+/* Row `row` of column ds (1-D when cols is 0, else [rows, cols]) set to v, flushed for readers. */
+int mh5_append(gt_metrics *m, int64_t ds, uint64_t row, int cols, int64_t type, const void *v, gt_err *err) {
+    int rank = cols ? 2 : 1;
+    hsize_t size[2] = {row + 1, (hsize_t)cols}, at[2] = {row, 0}, one[2] = {1, (hsize_t)cols};
     int64_t space = 0, mem = 0;
     int rc = -1;
-    H5_GO(H5Dset_extent(ds, &size));
+    H5_GO(H5Dset_extent(ds, size));
     H5_SET(space, H5Dget_space(ds));
-    H5_GO(H5Sselect_hyperslab(space, H5S_SELECT_SET, &at, NULL, &one, NULL));
-    H5_SET(mem, H5Screate_simple(1, &one, NULL));
-    H5_GO(H5Dwrite(ds, type, mem, space, H5P_DEFAULT, value));
+    H5_GO(H5Sselect_hyperslab(space, H5S_SELECT_SET, at, NULL, one, NULL));
+    H5_SET(mem, H5Screate_simple(rank, one, NULL));
+    H5_GO(H5Dwrite(ds, type, mem, space, H5P_DEFAULT, v));
     H5_GO(H5Dflush(ds));
     rc = 0;
 out:
@@ -398,16 +400,16 @@ static int append_train(gt_metrics *m, const gt_train_row *row, gt_err *err) {
                                                  row->tokens_per_s, row->mfu, row->step_time_s,
                                                  row->gpu_mem_gib};
     for (int i = 1; i < GT_METRICS_TRAIN_COLS; i++) {
-        if (append(m, m->train[i], m->ntrain, H5T_NATIVE_DOUBLE, &v[i - 1], err)) return -1;
+        if (mh5_append(m, m->train[i], m->ntrain, 0, H5T_NATIVE_DOUBLE, &v[i - 1], err)) return -1;
     }
-    if (append(m, m->train[0], m->ntrain, H5T_NATIVE_LLONG, &row->step, err)) return -1;
+    if (mh5_append(m, m->train[0], m->ntrain, 0, H5T_NATIVE_LLONG, &row->step, err)) return -1;
     m->ntrain++;
     return 0;
 }
 
 static int append_eval(gt_metrics *m, long long step, double loss, gt_err *err) {
-    if (append(m, m->eval[1], m->neval, H5T_NATIVE_DOUBLE, &loss, err)) return -1;
-    if (append(m, m->eval[0], m->neval, H5T_NATIVE_LLONG, &step, err)) return -1;
+    if (mh5_append(m, m->eval[1], m->neval, 0, H5T_NATIVE_DOUBLE, &loss, err)) return -1;
+    if (mh5_append(m, m->eval[0], m->neval, 0, H5T_NATIVE_LLONG, &step, err)) return -1;
     m->neval++;
     return 0;
 }

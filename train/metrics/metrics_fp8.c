@@ -177,31 +177,12 @@ void mh5_fp8_close(gt_metrics *m) {
     m->fp8_count = 0;
 }
 
-/* Row `row` of column ds (1-D when cols is 0, else [rows, cols]) set to v, flushed for readers. */
-static int append(gt_metrics *m, int64_t ds, uint64_t row, int cols, hid_t type, const void *v, gt_err *err) {
-    int rank = cols ? 2 : 1;
-    hsize_t size[2] = {row + 1, (hsize_t)cols}, at[2] = {row, 0}, one[2] = {1, (hsize_t)cols};
-    int64_t space = 0, mem = 0;
-    int rc = -1;
-    H5_GO(H5Dset_extent(ds, size));
-    H5_SET(space, H5Dget_space(ds));
-    H5_GO(H5Sselect_hyperslab(space, H5S_SELECT_SET, at, NULL, one, NULL));
-    H5_SET(mem, H5Screate_simple(rank, one, NULL));
-    H5_GO(H5Dwrite(ds, type, mem, space, H5P_DEFAULT, v));
-    H5_GO(H5Dflush(ds));
-    rc = 0;
-out:
-    mh5_close(&space);
-    mh5_close(&mem);
-    return rc;
-}
-
 /* step last: a reader sees whole rows up to len(step). */
 static int append_row(gt_metrics *m, long long step, const float *amax, const float *scale, gt_err *err) {
     int n = m->fp8_count;
-    if (append(m, m->fp8[C_AMAX], m->nfp8, n, H5T_NATIVE_FLOAT, amax, err) ||
-        append(m, m->fp8[C_SCALE], m->nfp8, n, H5T_NATIVE_FLOAT, scale, err) ||
-        append(m, m->fp8[C_STEP], m->nfp8, 0, H5T_NATIVE_LLONG, &step, err))
+    if (mh5_append(m, m->fp8[C_AMAX], m->nfp8, n, H5T_NATIVE_FLOAT, amax, err) ||
+        mh5_append(m, m->fp8[C_SCALE], m->nfp8, n, H5T_NATIVE_FLOAT, scale, err) ||
+        mh5_append(m, m->fp8[C_STEP], m->nfp8, 0, H5T_NATIVE_LLONG, &step, err))
         return -1;
     m->nfp8++;
     return 0;

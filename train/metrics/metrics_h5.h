@@ -12,6 +12,8 @@
 int mh5_fail(const gt_metrics *m, gt_err *err, const char *call, const char *file, int line);
 /* Closes an id of any kind if it is open, and zeroes it. */
 void mh5_close(int64_t *id);
+/* Row `row` of column ds (1-D when cols is 0, else [rows, cols]) set to v, flushed for readers. */
+int mh5_append(gt_metrics *m, int64_t ds, uint64_t row, int cols, int64_t type, const void *v, gt_err *err);
 
 /* Of the first `rows` rows of the 1-D int64 dataset step_ds, those before the first step greater
  * than resume_step (steps increase down the column). */
