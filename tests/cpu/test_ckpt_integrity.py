@@ -28,7 +28,9 @@ FAILS, PASSED = [], []
 SMALL = ["--set", "data.seq_len=64", "--set", "data.micro_batch=2", "--set", "data.grad_accum=2",
          "--set", "optim.warmup_steps=2", "--set", "train.eval_every=0", "--set", "train.log_every=1",
          "--set", "train.save_final=false"]
-MPI = ["mpirun", "--oversubscribe", "--allow-run-as-root", "-np", "2"]
+# Under the sanitizer build, Open MPI's own allocations read as leaks (as for every MPI test, see
+# tests/CMakeLists.txt): the ranks run without leak detection, other errors still fail them.
+MPI = ["mpirun", "--oversubscribe", "--allow-run-as-root", "-np", "2", "-x", "ASAN_OPTIONS=detect_leaks=0"]
 
 
 def check(ok, what):
@@ -107,7 +109,7 @@ def test_lock(binary, tmp):
               f"(rc {p.returncode}: {p.stderr.strip()})")
         if shutil.which("mpirun"):
             p = run(MPI + cmd(binary, d, "--set", "train.steps=4"), timeout=120)
-            check(p.returncode != 0 and "in use" in p.stderr and f"pid {first.pid}" in p.stderr,
+            check(p.returncode == 1 and "in use" in p.stderr and f"pid {first.pid}" in p.stderr,
                   f"a second job of 2 ranks (mpirun) is refused too (rc {p.returncode}: {p.stderr.strip()[-300:]})")
         check(first.poll() is None and not [f for f in os.listdir(d) if "crashed" in f] and
               not [f for f in os.listdir(d) if f.startswith("checkpoint-")],
