@@ -7,8 +7,9 @@
 #                         passed on to srun / mpirun, which pass it on to every rank.
 #   preemption, scancel   Slurm sends SIGTERM to every process of the job (the ranks included) and
 #                         SIGKILL after KillWait / GraceTime: the ranks finish the step and checkpoint.
-#   SIGTERM to mpirun  Open MPI's mpirun, itself given SIGTERM (Slurm signals every process of the
-#                      job), passes it on to the ranks but then returns 1, whatever they returned. So
+#   SIGTERM to mpirun  Open MPI's mpirun, given SIGTERM with its ranks (Slurm signals every process
+#                      of the job), returns 1 whatever the ranks returned (and given SIGTERM alone it
+#                      was seen not to pass it on to busy ranks, so stop a job with scancel). So
 #                      a status other than 75 still counts as 75 when RUN_DIR/stopped exists: world
 #                      rank 0 writes it once every rank has written the stop checkpoint, just before
 #                      they all exit 75 (removed here before the start, and by gemmatron at start).

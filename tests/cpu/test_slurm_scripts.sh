@@ -34,7 +34,8 @@ small=(--set data.seq_len=64 --set data.micro_batch=2 --set data.grad_accum=1 --
        --set train.eval_every=0 --set train.log_every=1 --set train.save_final=false)
 
 # run_until_signal NAME SCRIPT RUN_DIR ARGS...: starts the batch script, sends it SIGUSR1 (SIG, and
-# to its launcher child when TO=launcher) once step 3 is printed, waits; sets rc and log.
+# to its launcher child and the launcher's ranks when TO=launcher) once step 3 is printed, waits;
+# sets rc and log.
 run_until_signal() {
     local name=$1 script=$2 run=$3
     shift 3
@@ -44,7 +45,9 @@ run_until_signal() {
     until grep -q '^step 3/' "$log" || [ $waited -ge 600 ]; do sleep 0.1; waited=$((waited + 1)); done
     local to=$pid
     [ "${TO:-}" = launcher ] && to=$(ps -o pid= --ppid $pid | head -1 | tr -d ' ')
-    echo "signal ${SIG:-USR1} to $to ($(ps -o comm= -p $to))" >>"$tmp/$name.signal"
+    # TO=launcher: the launcher and its ranks, as Slurm signals every process of a job step
+    [ "${TO:-}" = launcher ] && to="$to $(ps -o pid= --ppid "$to" | tr '\n' ' ')"
+    echo "signal ${SIG:-USR1} to $to ($(ps -o comm= -p "${to%% *}"))" >>"$tmp/$name.signal"
     kill -"${SIG:-USR1}" $to
     wait $pid
     rc=$?
@@ -68,11 +71,12 @@ ASAN_OPTIONS="${ASAN_OPTIONS:-}:detect_leaks=0" SLURM_NTASKS=2 SLURM_NTASKS_PER_
 step=$(sed -n 's/^stopped by signal 10 after step \([0-9]*\).*/\1/p' "$log")
 check "N nodes (mpirun, tp=2): SIGUSR1 -> both ranks checkpoint after step $step, exit $rc (75), requeued" \
     '[ "$rc" = 75 ] && [ -n "$step" ] && [ -d "$tmp/run2/checkpoint-$(printf %06d "$step")" ] && [ "$(wc -l <"$tmp/scontrol.log")" = 2 ]'
-ASAN_OPTIONS="${ASAN_OPTIONS:-}:detect_leaks=0" SLURM_NTASKS=2 SLURM_NTASKS_PER_NODE=2 LAUNCHER=mpirun GT_STOP_GRACE=5 \
+ASAN_OPTIONS="${ASAN_OPTIONS:-}:detect_leaks=0" SLURM_NTASKS=2 SLURM_NTASKS_PER_NODE=2 LAUNCHER=mpirun GT_STOP_GRACE=60 \
     SIG=TERM TO=launcher run_until_signal term scripts/slurm/train-nnodes.sbatch "$tmp/run3" --set parallel.tp=2
 step=$(sed -n 's/^stopped by signal 15 after step \([0-9]*\).*/\1/p' "$log")
 check "N nodes (mpirun, tp=2): SIGTERM to mpirun -> checkpoint after step $step, mpirun's status read as 75 ($rc), requeued" \
     '[ "$rc" = 75 ] && [ -n "$step" ] && grep -q "^the launcher exited 1, but every rank checkpointed" "$log" && [ "$(wc -l <"$tmp/scontrol.log")" = 3 ]'
+[ "$rc" = 75 ] || { cat "$tmp/term.signal"; tail -15 "$log"; }
 bash scripts/slurm/train-1node.sbatch >"$tmp/usage.log" 2>&1
 rc=$?
 check "usage without CONFIG RUN_DIR: exit $rc (2)" '[ "$rc" = 2 ] && grep -q usage "$tmp/usage.log"'
