@@ -210,13 +210,21 @@ out:
 
 /* ---- attributes ---- */
 
-static int put_attr(gt_metrics *m, const char *name, hid_t type, const void *value, gt_err *err) {
-    int64_t space = 0, attr = 0, exists;
+/* Attribute name of obj (replaced if there): a scalar of type, or a 1-D array of n when n > 0. */
+int mh5_put_attr(gt_metrics *m, int64_t obj, const char *name, int64_t type, unsigned long long n,
+                 const void *value, gt_err *err) {
+    hsize_t len = n;
+    int64_t space = 0, attr = 0;
+    htri_t exists;
     int rc = -1;
-    H5_SET(exists, H5Aexists(m->file, name));
-    if (exists) H5_GO(H5Adelete(m->file, name));
-    H5_SET(space, H5Screate(H5S_SCALAR));
-    H5_SET(attr, H5Acreate2(m->file, name, type, space, H5P_DEFAULT, H5P_DEFAULT));
+    H5_SET(exists, H5Aexists(obj, name));
+    if (exists) H5_GO(H5Adelete(obj, name));
+    if (n > 0) {
+        H5_SET(space, H5Screate_simple(1, &len, NULL));
+    } else {
+        H5_SET(space, H5Screate(H5S_SCALAR));
+    }
+    H5_SET(attr, H5Acreate2(obj, name, type, space, H5P_DEFAULT, H5P_DEFAULT));
     H5_GO(H5Awrite(attr, type, value));
     rc = 0;
 out:
@@ -231,7 +239,7 @@ static int put_string(gt_metrics *m, const char *name, const char *value, gt_err
     H5_SET(type, H5Tcopy(H5T_C_S1));
     H5_GO(H5Tset_size(type, H5T_VARIABLE));
     H5_GO(H5Tset_cset(type, H5T_CSET_UTF8));
-    rc = put_attr(m, name, type, &value, err);
+    rc = mh5_put_attr(m, m->file, name, type, 0, &value, err);
 out:
     mh5_close(&type);
     return rc;
@@ -244,8 +252,8 @@ static int write_attrs(gt_metrics *m, const gt_metrics_info *info, gt_err *err) 
         put_string(m, "version", info->version, err) || put_string(m, "mfu_convention", mfu, err)) {
         return -1;
     }
-    if (put_attr(m, "flops_per_token", H5T_NATIVE_DOUBLE, &info->flops_per_token, err)) return -1;
-    return put_attr(m, "seq_len", H5T_NATIVE_LLONG, &info->seq_len, err);
+    if (mh5_put_attr(m, m->file, "flops_per_token", H5T_NATIVE_DOUBLE, 0, &info->flops_per_token, err)) return -1;
+    return mh5_put_attr(m, m->file, "seq_len", H5T_NATIVE_LLONG, 0, &info->seq_len, err);
 }
 
 /* ---- files set aside after crashes ---- */

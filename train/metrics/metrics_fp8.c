@@ -98,28 +98,6 @@ out:
     return rc;
 }
 
-/* Attribute name of obj (replaced if there): a scalar of type, or a 1-D array of n when n > 0. */
-static int put_attr(gt_metrics *m, int64_t obj, const char *name, hid_t type, hsize_t n, const void *value,
-                    gt_err *err) {
-    int64_t space = 0, attr = 0;
-    htri_t exists;
-    int rc = -1;
-    H5_SET(exists, H5Aexists(obj, name));
-    if (exists) H5_GO(H5Adelete(obj, name));
-    if (n > 0) {
-        H5_SET(space, H5Screate_simple(1, &n, NULL));
-    } else {
-        H5_SET(space, H5Screate(H5S_SCALAR));
-    }
-    H5_SET(attr, H5Acreate2(obj, name, type, space, H5P_DEFAULT, H5P_DEFAULT));
-    H5_GO(H5Awrite(attr, type, value));
-    rc = 0;
-out:
-    mh5_close(&attr);
-    mh5_close(&space);
-    return rc;
-}
-
 static int write_attrs(gt_metrics *m, int64_t group, const gt_metrics_fp8_info *info, gt_err *err) {
     int64_t str = 0;
     int rc = -1;
@@ -127,10 +105,10 @@ static int write_attrs(gt_metrics *m, int64_t group, const gt_metrics_fp8_info *
     H5_SET(str, H5Tcopy(H5T_C_S1));
     H5_GO(H5Tset_size(str, H5T_VARIABLE));
     H5_GO(H5Tset_cset(str, H5T_CSET_UTF8));
-    if (put_attr(m, group, "tensors", str, (hsize_t)info->count, info->names, err) ||
-        put_attr(m, group, "algo", str, 0, &info->algo, err) ||
-        put_attr(m, group, "history_len", H5T_NATIVE_LLONG, 0, &len, err) ||
-        put_attr(m, group, "margin", H5T_NATIVE_DOUBLE, 0, &info->margin, err))
+    if (mh5_put_attr(m, group, "tensors", str, (hsize_t)info->count, info->names, err) ||
+        mh5_put_attr(m, group, "algo", str, 0, &info->algo, err) ||
+        mh5_put_attr(m, group, "history_len", H5T_NATIVE_LLONG, 0, &len, err) ||
+        mh5_put_attr(m, group, "margin", H5T_NATIVE_DOUBLE, 0, &info->margin, err))
         goto out;
     rc = 0;
 out:

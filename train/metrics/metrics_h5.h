@@ -12,6 +12,9 @@
 int mh5_fail(const gt_metrics *m, gt_err *err, const char *call, const char *file, int line);
 /* Closes an id of any kind if it is open, and zeroes it. */
 void mh5_close(int64_t *id);
+/* Attribute name of obj (replaced if there): a scalar of type, or a 1-D array of n when n > 0. */
+int mh5_put_attr(gt_metrics *m, int64_t obj, const char *name, int64_t type, unsigned long long n,
+                 const void *value, gt_err *err);
 /* Row `row` of column ds (1-D when cols is 0, else [rows, cols]) set to v, flushed for readers. */
 int mh5_append(gt_metrics *m, int64_t ds, uint64_t row, int cols, int64_t type, const void *v, gt_err *err);
 
