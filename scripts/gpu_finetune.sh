@@ -27,6 +27,10 @@
 #            30-step run made here) to F32 and to BF16, each loaded by transformers and compared
 #            with `gemmatron eval --logits` on the first $EXPORT_T tokens of the val shard; the F32
 #            export also on gemmatron's CPU backend (float32) on the first $EXPORT_CPU_T tokens
+#   7b1gpu   Gemma-7B fine-tuned on one GPU (configs/gemma-7b-1gpu.yaml, the lean optimizer state) from
+#            an HF random init, B=1 x 2048, $STEPS_7B steps (loss, non-finite steps, tokens/s,
+#            memory, the memory plan's line), then HF transformers' step on the same GPU (eager and
+#            compile, fused AdamW): tokens/s and peak memory to compare with
 #   ckpt7b   the disk's write bandwidth (dd), then Gemma-7B at tp=2 (configs/gemma-7b-tp2.yaml,
 #            random init, 2 steps): the trainer's own time for writing its checkpoint, in GB/s
 #            (needs 2 GPUs with about 90 GB each: 2 x H200, and about 125 GB of free disk)
@@ -36,7 +40,7 @@
 # full output of every gemmatron run is in runs/gpu/logs/. When OUT is set, the summary, metrics.h5
 # files and plots are copied there (flat names).
 #
-# Environment: DD_MIB (disk, 8192), STEPS (1gpu, 300), LR (1gpu and tp2 peak learning rate, 3e-4), TP2_STEPS (200), TP2_REF (1), CKPT_EVERY (1gpu/tp2 checkpoint.every,
+# Environment: DD_MIB (disk, 8192), STEPS_7B (200), SET_7B (extra --set options of the 7b1gpu run), STEPS (1gpu, 300), LR (1gpu and tp2 peak learning rate, 3e-4), TP2_STEPS (200), TP2_REF (1), CKPT_EVERY (1gpu/tp2 checkpoint.every,
 # 0: only the end-of-run checkpoint, which the trainer always writes), KEEP_CKPT (0: delete big
 # checkpoints once they are no longer needed), RESUME_SEQ (512), CKPT7B_LAYERS (28), RESUME_LAYERS (18: Gemma-2B; fewer
 # keeps every tensor shape but writes smaller checkpoints), EXPORT_T (512), EXPORT_CPU_T (16; 0:
@@ -68,6 +72,8 @@ RESUME_SEQ=${RESUME_SEQ:-512}
 RESUME_LAYERS=${RESUME_LAYERS:-18}
 EXPORT_T=${EXPORT_T:-512}
 EXPORT_CPU_T=${EXPORT_CPU_T:-16}
+STEPS_7B=${STEPS_7B:-200}
+SET_7B=${SET_7B:-}
 
 # ---------------------------------------------------------------------------------------------- helpers
 say() { # say TEXT...: every line of every argument as a SUMMARY line, also in runs/gpu/summary.txt
@@ -194,11 +200,12 @@ for p in sys.argv[1:]:
 EOF
 }
 
-hf_init() {
-    [ -f $HF/config.json ] && ls $HF/*.safetensors >/dev/null 2>&1 && return 0
-    if ! $PY scripts/gpu_make_hf_init.py --config configs/hf/gemma-2b --out $HF --dtype bf16 >$G/logs/hf_init.log 2>&1; then
+hf_init() { # hf_init [CONFIG_DIR OUT_DIR]: an HF random init written by transformers (default Gemma-2B)
+    local cfg=${1:-configs/hf/gemma-2b} out=${2:-$HF}
+    [ -f "$out/config.json" ] && ls "$out"/*.safetensors >/dev/null 2>&1 && return 0
+    if ! $PY scripts/gpu_make_hf_init.py --config "$cfg" --out "$out" --dtype bf16 >$G/logs/hf_init.log 2>&1; then
         tail -15 $G/logs/hf_init.log
-        say "setup: FAIL: transformers could not write $HF ($G/logs/hf_init.log)"
+        say "setup: FAIL: transformers could not write $out ($G/logs/hf_init.log)"
         return 1
     fi
     grep '^hf init:' $G/logs/hf_init.log
@@ -359,6 +366,42 @@ sec_export() {
     for r in "${results[@]}"; do say "export: $r"; done
 }
 
+# ---------------------------------------------------------------------------------------------- 7b1gpu
+# Gemma-7B fine-tuned on one GPU (configs/gemma-7b-1gpu.yaml: the lean optimizer state), from an HF
+# random init written by transformers, B=1 x 2048, $STEPS_7B steps; then HF transformers' training
+# step on the same GPU (scripts/bench_hf.py, pure bf16, fused AdamW, clip 1.0; eager and compile):
+# tokens/s (the median step of steps 11.. of the run), peak memory, loss first/last.
+sec_7b1gpu() {
+    setup || return 1
+    need_gb 25 "a Gemma-7B HF directory (17 GB)" || return 1
+    hf_init configs/hf/gemma-7b $G/hf-gemma-7b || return 1
+    rm -rf $G/7b1gpu
+    # shellcheck disable=SC2086 # SET_7B is a list of options
+    train_run 7b1gpu 1 --config configs/gemma-7b-1gpu.yaml --run-dir $G/7b1gpu --set "model.path=$G/hf-gemma-7b" \
+        --set "data.train=[$TRAIN]" --set "data.val=[]" --set train.eval_every=0 --set train.steps=$STEPS_7B \
+        --set data.grad_accum=1 --set optim.lr=1e-4 --set optim.warmup_steps=20 --set train.log_every=25 \
+        --set train.save_final=false --set checkpoint.every=0 $SET_7B
+    local rc=$? ours
+    ours=$($PY - $G/7b1gpu/metrics.h5 <<'EOF'
+import sys, h5py, numpy as np
+t = h5py.File(sys.argv[1], "r")["/train"]
+c = lambda k: np.asarray(t[k][:], dtype=float)
+loss, tps, mem = c("loss"), c("tokens_per_s"), c("gpu_mem_gib")
+fin = np.isfinite(loss)
+print(f"gemmatron {len(loss)} steps, non-finite {int((~fin).sum())}, loss {loss[0]:.4f} -> mean of last 10 "
+      f"{np.nanmean(loss[-10:]):.4f}, tokens/s {np.median(tps[10:]):.0f} (median of steps 11..), "
+      f"device memory {np.nanmax(mem):.1f} GiB")
+EOF
+)
+    say "7b1gpu: run exit $rc; $ours" "7b1gpu: $(grep -m1 -E '^memory' $G/logs/7b1gpu.log)"
+    for mode in eager compile; do
+        local hf
+        hf=$(timeout 400 $PY scripts/bench_hf.py --config configs/hf/gemma-7b --mode $mode --batch 1 --seq 2048 \
+            --steps 8 2>&1 | tee $G/logs/7b1gpu-hf-$mode.log | grep '^hf ' | tail -1)
+        say "7b1gpu: HF $mode: ${hf:-FAIL (see $G/logs/7b1gpu-hf-$mode.log)}"
+    done
+}
+
 # ---------------------------------------------------------------------------------------------- disk, ckpt7b
 DD_RESULT=""
 dd_one() { # dd_one LABEL DD-ARGS...: prints "LABEL: X GB in S s = R GB/s"
@@ -451,9 +494,10 @@ for s in "$@"; do
     resume-bf16) sec_resume_one bf16 ;;
     resume-fp8) sec_resume_one fp8 ;;
     export) sec_export ;;
+    7b1gpu) sec_7b1gpu ;;
     ckpt7b) sec_ckpt7b ;;
     disk) sec_disk ;;
-    *) echo "unknown section '$s' (setup 1gpu tp2 tp2-fp8 resume resume-bf16 resume-fp8 export ckpt7b disk)"; exit 2 ;;
+    *) echo "unknown section '$s' (setup 1gpu tp2 tp2-fp8 resume resume-bf16 resume-fp8 export 7b1gpu ckpt7b disk)"; exit 2 ;;
     esac
     rc=$?
     [ $rc -ne 0 ] && status=$rc && say "$s: section ended with status $rc"
