@@ -12,6 +12,7 @@
 #include "../core/fs.h"
 #include "../model/fp8.h"
 #include "ckpt/checkpoint.h"
+#include "trainer_fp8.h"
 #include "signals.h"
 
 static void fill_state(const gt_trainer *t, gt_ckpt_state *st) {
@@ -154,11 +155,12 @@ static int pick(gt_trainer *t, const char *from, char *path, gt_err *err) {
 }
 
 int gt_trainer_start(gt_trainer *t, const char *from, gt_err *err) {
-    if (!from && !t->rc->ckpt_resume) return 0;
     char path[GT_CKPT_PATH] = "";
-    int found = pick(t, from, path, err);
-    if (found <= 0) return found;
-    return gt_trainer_resume(t, path, err);
+    int found = from || t->rc->ckpt_resume ? pick(t, from, path, err) : 0;
+    if (found < 0) return -1;
+    if (found) return gt_trainer_resume(t, path, err);
+    /* a new run: the FP8 state model.path may hold (a calibrated model) replaces the calibration */
+    return gt_trainer_fp8_from_model(t, err);
 }
 
 int gt_trainer_clear_stopped(const char *run_dir, gt_err *err) {

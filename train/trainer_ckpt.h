@@ -22,7 +22,8 @@ int gt_trainer_resume(gt_trainer *t, const char *dir, gt_err *err);
 
 /* The resume at start: from `from` when not NULL (a checkpoint directory, or a run directory
  * whose newest usable checkpoint is taken; having none is an error), else from RUN_DIR's newest
- * when checkpoint.resume is set and there is one. Returns 0 (resumed or nothing to resume) or -1. */
+ * when checkpoint.resume is set and there is one. A new run (nothing resumed) takes the FP8 state
+ * model.path holds, if any (gt_trainer_fp8_from_model). Returns 0 (resumed or nothing to resume) or -1. */
 int gt_trainer_start(gt_trainer *t, const char *from, gt_err *err);
 
 /* After each step: writes the checkpoints due (see above). *stop is set when a stop signal was

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 
 #include "../model/fp8_state.h"
+#include "ckpt/calibrated.h"
 
 int gt_trainer_fp8_enable(gt_trainer *t, gt_err *err) {
     const gt_run_config *rc = t->rc;
@@ -17,6 +18,27 @@ int gt_trainer_fp8_enable(gt_trainer *t, gt_err *err) {
      * (tp) or sees other data (dp) must agree on its scale. */
     gt_model_enable_fp8(m, &r, t->grid->world_size > 1 ? &t->grid->world : NULL);
     t->fp8_fresh = 1;
+    return 0;
+}
+
+int gt_trainer_fp8_from_model(gt_trainer *t, gt_err *err) {
+    gt_model *m = &t->session.model;
+    if (!m->fp8 || !t->rc->model_path) return 0;
+    gt_fp8_file in;
+    int loaded = gt_fp8_state_load(m, t->rc->model_path, &in, err);
+    if (ck_agree(t->grid, loaded < 0, err)) return -1;
+    if (!loaded) return 0;
+    t->fp8_fresh = 0;
+    if (t->grid->world_rank != 0 || t->rc->quiet) return 0;
+    char how[64] = "";
+    if (in.calibrated >= 0) snprintf(how, sizeof how, ", calibrated on %lld step(s) of batches", in.calibrated);
+    printf("fp8: state loaded from %s/%s (%d tensors, amax history %d%s): no calibration steps\n",
+           t->rc->model_path, CK_FP8_FILE, in.fp8.count, in.fp8.history_len, how);
+    const gt_fp8 *f = m->fp8;
+    if (in.fp8.algo != f->recipe.algo || (float)in.fp8.margin != f->recipe.margin)
+        printf("note: the FP8 recipe differs from the saved state's (algo %s, margin %g); the run config's applies "
+               "from the first step on\n", ck_fp8_algo_name(in.fp8.algo), in.fp8.margin);
+    fflush(stdout);
     return 0;
 }
 
@@ -56,7 +78,7 @@ void gt_trainer_fp8_print(const gt_trainer *t) {
     if (!f) return;
     char start[96];
     if (t->fp8_fresh) snprintf(start, sizeof start, "fresh scales, %lld calibration step(s)", t->rc->fp8_calibration_steps);
-    else snprintf(start, sizeof start, "state from the checkpoint");
+    else snprintf(start, sizeof start, "saved state (checkpoint or calibrated model)");
     printf("fp8: QKV, o_proj, fc1, fc2%s GEMMs in FP8 (E4M3 forward, E5M2 gradients; %s BF16), "
            "delayed scaling of %d tensors: history %d, algo %s, margin %g; %s\n",
            f->recipe.lm_head ? ", lm_head" : "", f->recipe.lm_head ? "embedding lookup" : "lm_head and embedding",

@@ -10,6 +10,12 @@
  * over the whole tp x dp world (none on one process). Fails when the backend has no FP8 ops. */
 int gt_trainer_fp8_enable(gt_trainer *t, gt_err *err);
 
+/* A new run whose model.path holds FP8 state (fp8_state.safetensors of a calibrated model or of a
+ * checkpoint; train/ckpt/calibrated.h): the state is loaded and the calibration steps are skipped,
+ * said in one line. Nothing without FP8 or without that file. Collective: a failure on any rank
+ * fails every rank. */
+int gt_trainer_fp8_from_model(gt_trainer *t, gt_err *err);
+
 /* What metrics.h5 /fp8 holds for this run, or NULL without FP8. The tensor names are malloc'ed
  * into info->names: free with gt_trainer_fp8_info_free. */
 const gt_metrics_fp8_info *gt_trainer_fp8_info(const gt_trainer *t, gt_metrics_fp8_info *info);

@@ -10,7 +10,11 @@
  * every rank after the MAX reduction of the amaxes and does not depend on tp, so rank 0 writes it
  * whole and every rank reads all of it, on any layout. trainer_state.json's "fp8" object repeats
  * the count, length and recipe, so that a resume decides what to do without opening the file; the
- * recipe tensors make the file readable on its own. */
+ * recipe tensors make the file readable on its own.
+ *
+ * A calibrated model directory (`gemmatron calibrate`, train/ckpt/calibrated.h) holds the same file
+ * with one more tensor, written by ck_fp8_save_file:
+ *   calibration.steps         I64 [1]      the steps of batches the amaxes were recorded on */
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -122,6 +126,56 @@ int ck_read_fp8(gt_model *m, const char *dir, const gt_ckpt_fp8 *info, gt_err *e
     if (rc == 0) gt_fp8_upload(m, &h);
     gt_fp8_host_free(&want);
     gt_fp8_host_free(&h);
+    gt_st_close(&st);
+    return rc;
+}
+
+#define CK_FP8_CALIBRATION "calibration.steps"
+
+int ck_fp8_save_file(gt_model *m, const char *dir, long long calibrated, gt_err *err) {
+    char path[GT_CKPT_PATH];
+    if (gt_path_join(path, sizeof path, dir, CK_FP8_FILE, err)) return -1;
+    gt_fp8_host h;
+    gt_fp8_download(m, &h);
+    gt_ckpt_fp8 info = {1, h.count, h.len, h.recipe.algo, h.recipe.margin};
+    gt_st_entry e[CK_FP8_TENSORS + 1];
+    fp8_entries(&info, e);
+    int32_t algo = (int32_t)h.recipe.algo;
+    float margin = h.recipe.margin;
+    int64_t steps = calibrated;
+    const void *data[CK_FP8_TENSORS] = {h.history, h.scale, h.scale_inv, h.fp8_max, &algo, &margin};
+    for (int i = 0; i < CK_FP8_TENSORS; i++) e[i].data = data[i];
+    e[CK_FP8_TENSORS] = (gt_st_entry){CK_FP8_CALIBRATION, GT_I64, 1, {1}, &steps};
+    int rc = gt_st_write(path, e, CK_FP8_TENSORS + 1, err);
+    gt_fp8_host_free(&h);
+    return rc;
+}
+
+int ck_fp8_describe(const char *dir, gt_ckpt_fp8 *info, long long *calibrated, gt_err *err) {
+    char path[GT_CKPT_PATH];
+    gt_st st;
+    if (gt_path_join(path, sizeof path, dir, CK_FP8_FILE, err) || gt_st_open(&st, path, err)) return -1;
+    const gt_st_tensor *h = gt_st_find(&st, "amax_history"), *al = gt_st_find(&st, "recipe.amax_compute_algo");
+    const gt_st_tensor *mg = gt_st_find(&st, "recipe.margin"), *cs = gt_st_find(&st, CK_FP8_CALIBRATION);
+    int32_t algo = 0;
+    float margin = 0;
+    int64_t steps = -1;
+    int rc = 0;
+    if (!h || h->ndim != 2 || h->dtype != GT_F32 || !al || al->dtype != GT_I32 || al->numel != 1 || !mg ||
+        mg->dtype != GT_F32 || mg->numel != 1 || (cs && (cs->dtype != GT_I64 || cs->numel != 1)))
+        rc = gt_fail(err, "%s: not an FP8 state file (needs amax_history F32 [len, count], recipe.amax_compute_algo "
+                          "I32 [1], recipe.margin F32 [1]; " CK_FP8_CALIBRATION ", when present, I64 [1])", path);
+    if (rc == 0) rc = gt_st_read_raw(&st, al, &algo, err);
+    if (rc == 0) rc = gt_st_read_raw(&st, mg, &margin, err);
+    if (rc == 0 && cs) rc = gt_st_read_raw(&st, cs, &steps, err);
+    if (rc == 0 && (h->shape[0] < 1 || h->shape[1] < 1 || h->shape[0] > (1 << 30) || h->shape[1] > (1 << 30) ||
+                    (algo != GT_AMAX_MAX && algo != GT_AMAX_MOST_RECENT)))
+        rc = gt_fail(err, "%s: amax_history [%lld, %lld] or recipe.amax_compute_algo %d out of range", path,
+                     (long long)h->shape[0], (long long)h->shape[1], (int)algo);
+    if (rc == 0) {
+        *info = (gt_ckpt_fp8){1, (int)h->shape[1], (int)h->shape[0], (gt_amax_algo)algo, margin};
+        *calibrated = steps;
+    }
     gt_st_close(&st);
     return rc;
 }

@@ -99,6 +99,12 @@ int ck_check_fp8(const char *dir, const gt_ckpt_fp8 *info, gt_err *err);
 /* Restores dir's FP8 state (described by info) into the model's; refuses another history length
  * or tensor count, naming both. */
 int ck_read_fp8(gt_model *m, const char *dir, const gt_ckpt_fp8 *info, gt_err *err);
+/* The model's FP8 state as dir's fp8_state.safetensors, written whole by the caller (rank 0) with
+ * calibration.steps = calibrated (gt_st_write: fsync'ed; removed on failure). */
+int ck_fp8_save_file(gt_model *m, const char *dir, long long calibrated, gt_err *err);
+/* What dir's fp8_state.safetensors holds, from the file alone (a checkpoint's or a calibrated
+ * directory's); *calibrated = its calibration.steps, -1 when it has none (a checkpoint's). */
+int ck_fp8_describe(const char *dir, gt_ckpt_fp8 *info, long long *calibrated, gt_err *err);
 
 /* ---- trainer_state.json (train/ckpt/ckpt_state.c) ---- */
 
