@@ -98,6 +98,30 @@ static void print_scales(const gt_st *st, const gt_st_tensor *sc, int count) {
     free(s);
 }
 
+/* The amaxes of the file's histories [len, count]: the largest, and the smallest recorded one (> 0;
+ * 0 is an empty slot). */
+static void print_amax(const gt_st *st, const gt_st_tensor *h) {
+    int64_t n = h->numel;
+    float *a = gt_malloc((size_t)n * sizeof *a);
+    gt_err e;
+    if (gt_st_read_f32(st, h, 0, h->shape[0], 0, h->shape[1], a, &e)) {
+        printf("  fp8 amax: UNREADABLE: %s\n", e.msg);
+        free(a);
+        return;
+    }
+    float lo = INFINITY, hi = 0;
+    int64_t recorded = 0;
+    for (int64_t i = 0; i < n; i++) {
+        if (a[i] > hi) hi = a[i];
+        if (a[i] > 0 && a[i] < lo) lo = a[i];
+        recorded += a[i] > 0;
+    }
+    if (recorded) printf("  fp8 amax: %lld recorded of %lld history slots, min %.6g, max %.6g\n", (long long)recorded,
+                         (long long)n, lo, hi);
+    else printf("  fp8 amax: none recorded yet (fresh state)\n");
+    free(a);
+}
+
 /* The FP8 delayed-scaling state (train/ckpt/ckpt_fp8.c): tensors, history length, recipe, scales. */
 static void print_fp8(const char *dir) {
     char path[GT_CKPT_PATH];
@@ -126,6 +150,11 @@ static void print_fp8(const char *dir) {
     printf("  fp8 state: %d tensors (%d layers x 4 GEMMs x input/weight/grad_output), amax history length %lld, "
            "algo %s, margin %g\n", count, count / 12, (long long)h->shape[0],
            algo == 0 ? "max" : algo == 1 ? "most_recent" : "unknown", margin);
+    const gt_st_tensor *cs = gt_st_find(&st, "calibration.steps");
+    int64_t steps = -1;
+    if (cs && cs->dtype == GT_I64 && cs->numel == 1 && gt_st_read_raw(&st, cs, &steps, &e) == 0)
+        printf("  fp8 state: calibrated on %lld step(s) of batches (gemmatron calibrate)\n", (long long)steps);
+    print_amax(&st, h);
     print_scales(&st, sc, count);
     gt_st_close(&st);
 }
