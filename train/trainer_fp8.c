@@ -78,7 +78,7 @@ void gt_trainer_fp8_print(const gt_trainer *t) {
     if (!f) return;
     char start[96];
     if (t->fp8_fresh) snprintf(start, sizeof start, "fresh scales, %lld calibration step(s)", t->rc->fp8_calibration_steps);
-    else snprintf(start, sizeof start, "saved state (checkpoint or calibrated model)");
+    else snprintf(start, sizeof start, "saved state (checkpoint or model directory)");
     printf("fp8: QKV, o_proj, fc1, fc2%s GEMMs in FP8 (E4M3 forward, E5M2 gradients; %s BF16), "
            "delayed scaling of %d tensors: history %d, algo %s, margin %g; %s\n",
            f->recipe.lm_head ? ", lm_head" : "", f->recipe.lm_head ? "embedding lookup" : "lm_head and embedding",
