@@ -98,6 +98,8 @@ static int configure(gt_run_config *rc, const calibrate_args *a, gt_err *err) {
 static int run(const gt_run_config *rc, const calibrate_args *a, gt_grid *g, gt_err *err) {
     gt_trainer t;
     if (gt_trainer_init(&t, rc, g, err)) return -1;
+    /* Calibration takes no step: AdamW's state (master weights and moments) is given back at once. */
+    gt_optimizer_free(&t.opt);
     int rank0 = g->world_rank == 0;
     const gt_fp8 *f = t.session.model.fp8;
     if (rank0) {
