@@ -73,6 +73,9 @@ static int configure(gt_run_config *rc, const calibrate_args *a, gt_err *err) {
     gt_config cfg;
     if (gt_config_load(&cfg, a->model, err)) return -1;
     int T = a->seq_len ? a->seq_len : cfg.max_position_embeddings < 512 ? cfg.max_position_embeddings : 512;
+    if (T > cfg.max_position_embeddings)
+        return gt_fail(err, "--seq-len %d is longer than the context of %s (max_position_embeddings %d)", T, a->model,
+                       cfg.max_position_embeddings);
     char v[4][32];
     snprintf(v[0], sizeof v[0], "%d", T);
     snprintf(v[1], sizeof v[1], "%d", a->micro_batch);
@@ -89,9 +92,9 @@ static int configure(gt_run_config *rc, const calibrate_args *a, gt_err *err) {
                              {"data.micro_batch", v[1]}, {"data.grad_accum", "1"}, {"data.shuffle", "false"},
                              {"fp8.enabled", "true"}, {"fp8.calibration_steps", v[2]}, {"parallel.tp", v[3]},
                              {"device", a->device}, {"train.quiet", "false"}};
+    const char *what = "calibrate's options";
     for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++)
-        if (gt_run_config_set(rc, keys[i][0], keys[i][1], "--model/--data/--seq-len/--micro-batch/--steps/--tp/--device", err))
-            return -1;
+        if (gt_run_config_set(rc, keys[i][0], keys[i][1], what, err)) return -1;
     return 0;
 }
 
