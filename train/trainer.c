@@ -101,7 +101,8 @@ int gt_trainer_init_fed(gt_trainer *t, const gt_run_config *rc, gt_grid *grid, c
         return -1;
     }
     gt_adamw_config ac = {(float)rc->beta1, (float)rc->beta2, (float)rc->eps, (float)rc->weight_decay,
-                          (float)rc->clip};
+                          (float)rc->clip, GT_OPT_FP32, (uint64_t)rc->seed};
+    gt_opt_state_parse(rc->opt_state, &ac.state); /* the schema allows only the known names */
     gt_optimizer_init(&t->opt, &t->session.model, &ac);
     gt_lr_kind kind = GT_LR_COSINE;
     gt_lr_kind_parse(rc->schedule, &kind); /* the schema allows only the known names */

@@ -137,7 +137,7 @@ static void run_op(bench *b, bench_op op) {
     const gt_ops *o = b->o;
     gt_backend *be = b->be;
     const float scale = 45.25f, theta = 10000.0f, att_scale = 0.0625f;
-    gt_adamw_args args = {1e-4f, 0.9f, 0.95f, 1e-8f, 0.1f, 1.0f, 1};
+    gt_adamw_args args = {1e-4f, 0.9f, 0.95f, 1e-8f, 0.1f, 1.0f, 1, GT_OPT_FP32, 0, 0};
     switch (op) {
     case OP_COPY: o->copy(be, b->copy_dst, b->copy_src, COPY_BYTES); break;
     case OP_ADD: o->add(be, b->c, b->a, b->b, (size_t)NT * CH); break;

@@ -112,7 +112,7 @@ static void compare_curves(gt_check *c, const char *fixture, int steps) {
     open_side(&gpu, 1, dir);
     enum { B = 4, T = 64, N = B * T };
     int32_t tok[N], tgt[N], pos[N];
-    gt_adamw_config ac = {0.9f, 0.95f, 1e-8f, 0.1f, 1.0f};
+    gt_adamw_config ac = {0.9f, 0.95f, 1e-8f, 0.1f, 1.0f, GT_OPT_FP32, 0};
     gt_optimizer oc, og;
     gt_optimizer_init(&oc, &cpu.m, &ac);
     gt_optimizer_init(&og, &gpu.m, &ac);

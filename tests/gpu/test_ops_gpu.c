@@ -376,7 +376,7 @@ static void case_optimizer(harness *h, size_t n) {
     pair_set(h, &master, init_p);
     pair_fill(h, &m, -0.01f, 0.01f);
     pair_fill(h, &v, 0, 1e-4f);
-    gt_adamw_args args = {1e-2f, 0.9f, 0.95f, 1e-8f, 0.1f, 0.5f, 1};
+    gt_adamw_args args = {1e-2f, 0.9f, 0.95f, 1e-8f, 0.1f, 0.5f, 1, GT_OPT_FP32, 0, 0};
     for (args.step = 1; args.step <= 3; args.step++) {
         h->cpu->adamw(h->cbe, p.c, master.c, m.c, v.c, g.c, n, &args);
         h->gpu->adamw(h->gbe, p.g, master.g, m.g, v.g, g.g, n, &args);
