@@ -56,14 +56,19 @@ const char *gt_opt_state_name(int state) { return state >= 0 && state < 3 ? stat
 
 /* A separate master copy exists where the parameters are narrower than fp32 (CUDA's bf16), except
  * in the pure-bf16 state, whose bf16 parameters are their own master. */
-static int has_master(const gt_ops *ops, int state) {
-    return ops->size[GT_ACT] != ops->size[GT_GRAD] && state != GT_OPT_BF16;
+static int has_master(const size_t size[3], int state) {
+    return size[GT_ACT] != size[GT_GRAD] && state != GT_OPT_BF16;
 }
 
 static gt_kind moment_kind(int state) { return state == GT_OPT_FP32 ? GT_GRAD : GT_ACT; }
 
-size_t gt_opt_state_bytes(const gt_ops *ops, int state) {
-    return (has_master(ops, state) ? ops->size[GT_GRAD] : 0) + 2 * ops->size[moment_kind(state)];
+size_t gt_opt_state_bytes(const size_t size[3], int state) {
+    return (has_master(size, state) ? size[GT_GRAD] : 0) + 2 * size[moment_kind(state)];
+}
+
+size_t gt_opt_step_bytes(const size_t size[3], int state) {
+    size_t own_master = has_master(size, state) ? 0 : size[GT_ACT]; /* parameter read */
+    return size[GT_GRAD] + 2 * gt_opt_state_bytes(size, state) + size[GT_ACT] + own_master;
 }
 
 void gt_optimizer_init(gt_optimizer *o, gt_model *m, const gt_adamw_config *cfg) {
@@ -72,7 +77,7 @@ void gt_optimizer_init(gt_optimizer *o, gt_model *m, const gt_adamw_config *cfg)
     o->m = m;
     const gt_ops *ops = m->ops;
     o->mom_kind = moment_kind(cfg->state);
-    if (has_master(ops, cfg->state)) {
+    if (has_master(ops->size, cfg->state)) {
         o->master = ops->alloc(m->be, m->lay.count * ops->size[GT_GRAD]);
         init_master(o);
     }

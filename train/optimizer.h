@@ -36,8 +36,11 @@ typedef struct {
 int gt_opt_state_parse(const char *name, int *state);
 const char *gt_opt_state_name(int state);
 /* Bytes per parameter of the optimizer's own buffers (master copy, m, v) with this state on a
- * backend whose element sizes are ops->size (the weights and gradients are the model's). */
-size_t gt_opt_state_bytes(const gt_ops *ops, int state);
+ * backend of element sizes size[3] (gt_ops.size; the weights and gradients are the model's), and
+ * the bytes one step moves per parameter (kernels/cuda/optimizer.cu's table: the gradient read,
+ * the state read and written, the parameter written, and read where it is its own master). */
+size_t gt_opt_state_bytes(const size_t size[3], int state);
+size_t gt_opt_step_bytes(const size_t size[3], int state);
 
 void gt_optimizer_init(gt_optimizer *o, gt_model *m, const gt_adamw_config *cfg);
 void gt_optimizer_free(gt_optimizer *o);
