@@ -18,6 +18,7 @@
 static int plan_memory(void *user, const gt_config *cfg, const gt_compute *c, gt_err *err) {
     gt_trainer *t = user;
     const gt_run_config *rc = t->rc;
+    /* zero (the 5th field): 1 once the optimizer state is sharded over dp (ZeRO-1) */
     gt_mem_plan_in in = {t->B, t->T, (int)rc->tp, t->grid->dp, 0, GT_OPT_FP32, rc->fp8_enabled,
                          rc->fp8_enabled && rc->fp8_lm_head, (int)rc->fp8_history_len};
     gt_opt_state_parse(rc->opt_state, &in.state);
