@@ -45,10 +45,21 @@ typedef struct {
  * DESIGN.md §6). */
 #define GT_H100_BF16_FLOPS 989e12
 
+/* How AdamW keeps its state (optim.state; DESIGN.md §5). Bytes per parameter on the GPU, with the
+ * bf16 weights and fp32 gradients: 18, 14, 10. */
+typedef enum {
+    GT_OPT_FP32 = 0,     /* fp32 master weights, fp32 m and v */
+    GT_OPT_BF16_MOMENTS, /* fp32 master weights, m and v in bf16 (rounded to nearest even) */
+    GT_OPT_BF16          /* no master: bf16 weights updated with stochastic rounding; bf16 m, v */
+} gt_opt_state;
+
 typedef struct {
     float lr, beta1, beta2, eps, weight_decay;
     float grad_scale; /* gradients are multiplied by this first (clipping, 1/accumulation) */
     int step;         /* 1-based, for bias correction */
+    int state;        /* gt_opt_state */
+    uint64_t seed;    /* GT_OPT_BF16: stochastic rounding's bits hash (seed, step, index0 + i) */
+    uint64_t index0;  /* element 0's index in the parameter buffer (kernels/bf16_round.h) */
 } gt_adamw_args;
 
 typedef struct gt_ops {
@@ -65,6 +76,12 @@ typedef struct gt_ops {
     void *(*stream)(gt_backend *be);
     /* Device memory in use, in bytes (0 on the CPU backends: host memory is not reported). */
     size_t (*mem_in_use)(gt_backend *be);
+    /* Optional (NULL: no device memory to plan for, the CPU backends). mem_free: device memory
+     * free now, in bytes; mem_reserve: bytes the backend may still allocate for itself during a
+     * step beyond the op buffers (workspaces made on first use), for the memory plan
+     * (train/memory_plan.h). */
+    size_t (*mem_free)(gt_backend *be);
+    size_t (*mem_reserve)(gt_backend *be);
     void (*device_name)(gt_backend *be, char *buf, size_t len);
     gt_peak (*peak)(gt_backend *be);
 
@@ -179,7 +196,11 @@ typedef struct gt_ops {
     void (*grad_sumsq)(gt_backend *be, void *out, const void *g, size_t n);
     /* AdamW on n elements: master/m/v fp32 (fp64 on cpu64; the CPU backends use param as master
      * and master is NULL), param (ACT) gets the rounded master. Decoupled weight decay:
-     * p -= lr * (mhat / (sqrt(vhat) + eps) + wd * p). */
+     * p -= lr * (mhat / (sqrt(vhat) + eps) + wd * p). With args->state GT_OPT_BF16_MOMENTS or
+     * GT_OPT_BF16, m and v are ACT-kind elements (bf16 on CUDA; on the CPU backends `real`s
+     * rounded to bf16), math in fp32, stored rounded to nearest even; GT_OPT_BF16 has no master
+     * (NULL) and stores param stochastically rounded (kernels/bf16_round.h; on the CPU backends
+     * rounded to bf16 precision the same way). */
     void (*adamw)(gt_backend *be, void *param, void *master, void *m, void *v, const void *grad,
                   size_t n, const gt_adamw_args *args);
 

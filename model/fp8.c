@@ -3,6 +3,7 @@
 #include "fp8.h"
 
 #include <stdlib.h>
+#include <string.h>
 
 #include "linear.h"
 
@@ -17,6 +18,46 @@ static void fill(gt_model *m, float *dst, float v, size_t n) {
     free(h);
 }
 
+/* Floats of the state arrays of S slots (3 S tensors) with histories of len, in this order:
+ * history, scale, scale_inv, fp8_max, reduced, eval_amax, w_sinv, x_sinv. */
+#define STATE_ARRAYS 8
+static void state_floats(int S, int len, size_t n[STATE_ARRAYS]) {
+    size_t count = 3 * (size_t)S;
+    size_t v[STATE_ARRAYS] = {(size_t)len * count, count, count, count, count, 1, 2 * (size_t)S, 2 * (size_t)S};
+    memcpy(n, v, sizeof v);
+}
+
+/* The widest operand (x8, dy8, dy8T) of the S GEMMs for N tokens: the lm_head's is one chunk of
+ * tokens times the vocabulary ([ce_chunk, V]). */
+static size_t widest_operand(const gt_model *m, int S, int N) {
+    size_t widest = 0;
+    for (int s = 0; s < S; s++) {
+        int ic, oc;
+        size_t off;
+        gt_linear_dims(m, s, &ic, &oc, &off);
+        size_t rows = s < GT_GEMMS * m->lay.L ? (size_t)N : (size_t)m->ce_chunk;
+        size_t big = rows * (size_t)(ic > oc ? ic : oc);
+        widest = big > widest ? big : widest;
+    }
+    return widest;
+}
+
+void gt_model_fp8_bytes(const gt_model *m, int lm_head, int history_len, int N, size_t *state, size_t *acts) {
+    int S = GT_GEMMS * m->lay.L + (lm_head ? 1 : 0);
+    size_t n[STATE_ARRAYS];
+    state_floats(S, history_len, n);
+    *state = 0;
+    for (int i = 0; i < STATE_ARRAYS; i++) *state += n[i] * sizeof(float);
+    *acts = 3 * widest_operand(m, S, N);
+    for (int s = 0; s < S; s++) {
+        int ic, oc;
+        size_t off;
+        gt_linear_dims(m, s, &ic, &oc, &off);
+        *state += 2 * (size_t)ic * oc; /* w8, w8t */
+        *acts += (size_t)N * ic;       /* x8t */
+    }
+}
+
 void gt_model_enable_fp8(gt_model *m, const gt_fp8_recipe *r, gt_group *amax_group) {
     GT_ASSERT(m->ops->fp8_cast && m->ops->matmul_fp8 && m->ops->fp8_update,
               "backend %s has no FP8 ops", m->ops->name);
@@ -27,14 +68,11 @@ void gt_model_enable_fp8(gt_model *m, const gt_fp8_recipe *r, gt_group *amax_gro
     f->count = 3 * S;
     f->len = r->history_len;
     f->amax_group = amax_group;
-    f->history = alloc_floats(m, (size_t)f->len * f->count);
-    f->scale = alloc_floats(m, (size_t)f->count);
-    f->scale_inv = alloc_floats(m, (size_t)f->count);
-    f->fp8_max = alloc_floats(m, (size_t)f->count);
-    f->reduced = alloc_floats(m, (size_t)f->count);
-    f->eval_amax = alloc_floats(m, 1);
-    f->w_sinv = alloc_floats(m, 2 * (size_t)S);
-    f->x_sinv = alloc_floats(m, 2 * (size_t)S);
+    size_t n[STATE_ARRAYS];
+    state_floats(S, f->len, n);
+    float **arrays[STATE_ARRAYS] = {&f->history, &f->scale, &f->scale_inv, &f->fp8_max,
+                                    &f->reduced, &f->eval_amax, &f->w_sinv, &f->x_sinv};
+    for (int i = 0; i < STATE_ARRAYS; i++) *arrays[i] = alloc_floats(m, n[i]);
     fill(m, f->scale, 1.0f, (size_t)f->count);
     fill(m, f->scale_inv, 1.0f, (size_t)f->count);
     fill(m, f->fp8_max, 448.0f, 2 * (size_t)S);
@@ -84,20 +122,17 @@ void gt_model_fp8_weights_changed(gt_model *m) {
     if (m->fp8) m->fp8->weights_stale = 1;
 }
 
-/* Scratch for x8, dy8 and dy8T: the largest operand of any GEMM, where the lm_head's is one chunk
- * of tokens times the vocabulary ([ce_chunk, V]); x8T per GEMM for the N tokens of a micro-batch. */
+/* Scratch for x8, dy8 and dy8T: the largest operand of any GEMM (widest_operand); x8T per GEMM
+ * for the N tokens of a micro-batch. */
 void gt_model_fp8_size_acts(gt_model *m, int N) {
     gt_fp8 *f = m->fp8;
     if (f->n_tokens == N) return;
     free_acts(m);
-    size_t widest = 0;
+    size_t widest = widest_operand(m, f->slots, N);
     for (int s = 0; s < f->slots; s++) {
         int ic, oc;
         size_t off;
         gt_linear_dims(m, s, &ic, &oc, &off);
-        size_t rows = s < GT_GEMMS * m->lay.L ? (size_t)N : (size_t)m->ce_chunk;
-        size_t big = rows * (size_t)(ic > oc ? ic : oc);
-        widest = big > widest ? big : widest;
         f->x8t[s] = m->ops->alloc(m->be, (size_t)N * ic);
     }
     f->x8 = m->ops->alloc(m->be, widest);

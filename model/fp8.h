@@ -40,6 +40,11 @@ typedef struct gt_fp8 {
 } gt_fp8;
 
 /* Turns FP8 on for the model's GEMMs. amax_group: the whole tp x dp world (NULL: one process). */
+/* Bytes the FP8 state of m's layout takes (*state: the weights' FP8 copies and the scaling
+ * arrays, made by gt_model_enable_fp8) and its operands for micro-batches of N tokens (*acts:
+ * gt_model_fp8_size_acts; m->ce_chunk set): the same computation as the allocations, for the
+ * memory plan. */
+void gt_model_fp8_bytes(const gt_model *m, int lm_head, int history_len, int N, size_t *state, size_t *acts);
 void gt_model_enable_fp8(gt_model *m, const gt_fp8_recipe *r, gt_group *amax_group);
 void gt_model_fp8_free(gt_model *m);
 /* Calibration: BF16 forwards that record amaxes and update the scales (training must be set). */

@@ -60,60 +60,98 @@ static size_t max3(size_t a, size_t b, size_t c) {
     return x > c ? x : c;
 }
 
+void gt_model_batch_bytes(const gt_layout *L, const size_t size[3], int ce_chunk_cap, int B, int T,
+                          gt_batch_bytes *b) {
+    size_t N = (size_t)B * T, C = (size_t)L->C, act = size[GT_ACT], st = size[GT_STAT];
+    size_t HD = (size_t)L->Hq * L->D;
+    memset(b, 0, sizeof *b);
+    /* Logits exist one chunk of tokens at a time, at most ~1 GiB of ACT elements (2048 tokens of
+     * a 256k vocabulary in bf16): large enough that the lm_head GEMMs run at full speed and its
+     * FP32 weight gradient is read and written only a few times per micro-batch. */
+    size_t chunk = ((size_t)1 << 30) / act / (size_t)L->V;
+    if (chunk > 64) chunk -= chunk % 64;
+    if (ce_chunk_cap > 0 && chunk > (size_t)ce_chunk_cap) chunk = (size_t)ce_chunk_cap;
+    if (chunk < 1) chunk = 1;
+    b->ce_chunk = (int)(chunk < N ? chunk : N);
+    size_t cc = (size_t)b->ce_chunk;
+    b->ids = N * sizeof(int32_t);
+    b->res = N * C * act;
+    b->rstd = N * st;
+    b->qkv = N * (size_t)L->Q * act;
+    b->att = N * HD * act;
+    b->lse = N * (size_t)L->Hq * st;
+    b->fc1 = N * 2 * (size_t)L->F * act;
+    b->ln = N * C * act;
+    b->h = N * (size_t)L->F * act;
+    b->nc = N * C * act;
+    b->rstdf = N * st;
+    b->logits = cc * L->V * act;
+    b->ce_parts = (size_t)L->tp_size * cc * 3 * st;
+    b->ce_lse = cc * st;
+    b->loss_sum = st;
+    b->dbig = N * max3(2 * (size_t)L->F, (size_t)L->Q, max3(C, HD, 1)) * act;
+    b->dsmall = N * max3((size_t)L->F, HD, C) * act;
+    b->ce_part_local = L->tp_size > 1 ? cc * 3 * st : 0;
+    size_t layer = 2 * b->res + 2 * b->rstd + b->qkv + b->att + b->lse + b->fc1;
+    b->total = 4 * b->ids + (size_t)L->L * layer + 5 * b->nc + b->rstdf + b->logits + b->ce_parts + b->ce_lse +
+               b->loss_sum + b->dbig + b->dsmall + b->ce_part_local;
+    b->bf16_inputs = (size_t)L->L * (2 * b->ln + b->h);
+}
+
 void gt_model_alloc_batch(gt_model *m, int B, int T) {
     if (m->acts && m->B == B && m->T == T) return;
     free_batch(m);
     const gt_ops *o = m->ops;
     gt_backend *be = m->be;
     const gt_layout *L = &m->lay;
-    size_t N = (size_t)B * T, C = (size_t)L->C, act = o->size[GT_ACT], st = o->size[GT_STAT];
-    size_t HD = (size_t)L->Hq * L->D;
+    gt_batch_bytes z;
+    gt_model_batch_bytes(L, o->size, m->ce_chunk_cap, B, T, &z);
     m->B = B;
     m->T = T;
-    m->N = (int)N;
-    /* Logits exist one chunk of tokens at a time, at most ~1 GiB of ACT elements (2048 tokens of
-     * a 256k vocabulary in bf16): large enough that the lm_head GEMMs run at full speed and its
-     * FP32 weight gradient is read and written only a few times per micro-batch. */
-    size_t chunk = ((size_t)1 << 30) / act / (size_t)L->V;
-    if (chunk > 64) chunk -= chunk % 64;
-    if (m->ce_chunk_cap > 0 && chunk > (size_t)m->ce_chunk_cap) chunk = (size_t)m->ce_chunk_cap;
-    if (chunk < 1) chunk = 1;
-    m->ce_chunk = (int)(chunk < N ? chunk : N);
-    m->tokens = o->alloc(be, N * sizeof(int32_t));
-    m->targets = o->alloc(be, N * sizeof(int32_t));
-    m->pos = o->alloc(be, N * sizeof(int32_t));
-    m->seg = o->alloc(be, N * sizeof(int32_t));
+    m->N = B * T;
+    m->ce_chunk = z.ce_chunk;
+    m->tokens = o->alloc(be, z.ids);
+    m->targets = o->alloc(be, z.ids);
+    m->pos = o->alloc(be, z.ids);
+    m->seg = o->alloc(be, z.ids);
     m->acts = gt_calloc((size_t)L->L, sizeof *m->acts);
     for (int l = 0; l < L->L; l++) {
         gt_layer_acts *a = &m->acts[l];
-        a->res = o->alloc(be, N * C * act);
-        a->rstd1 = o->alloc(be, N * st);
-        a->qkv = o->alloc(be, N * (size_t)L->Q * act);
-        a->att = o->alloc(be, N * HD * act);
-        a->lse = o->alloc(be, N * (size_t)L->Hq * st);
-        a->res_mid = o->alloc(be, N * C * act);
-        a->rstd2 = o->alloc(be, N * st);
-        a->fc1 = o->alloc(be, N * 2 * (size_t)L->F * act);
+        a->res = o->alloc(be, z.res);
+        a->rstd1 = o->alloc(be, z.rstd);
+        a->qkv = o->alloc(be, z.qkv);
+        a->att = o->alloc(be, z.att);
+        a->lse = o->alloc(be, z.lse);
+        a->res_mid = o->alloc(be, z.res);
+        a->rstd2 = o->alloc(be, z.rstd);
+        a->fc1 = o->alloc(be, z.fc1);
     }
-    m->res_final = o->alloc(be, N * C * act);
-    m->lnf = o->alloc(be, N * C * act);
-    m->rstdf = o->alloc(be, N * st);
-    m->dlnf = o->alloc(be, N * C * act);
-    m->logits = o->alloc(be, (size_t)m->ce_chunk * L->V * act);
-    m->ce_parts = o->alloc(be, (size_t)L->tp_size * m->ce_chunk * 3 * st);
-    m->ce_lse = o->alloc(be, (size_t)m->ce_chunk * st);
-    m->loss_sum = o->alloc(be, st);
-    m->tmp = o->alloc(be, N * C * act);
-    m->dres = o->alloc(be, N * C * act);
-    m->dbig = o->alloc(be, N * max3(2 * (size_t)L->F, (size_t)L->Q, max3(C, HD, 1)) * act);
-    m->dsmall = o->alloc(be, N * max3((size_t)L->F, HD, C) * act);
+    m->res_final = o->alloc(be, z.nc);
+    m->lnf = o->alloc(be, z.nc);
+    m->rstdf = o->alloc(be, z.rstdf);
+    m->dlnf = o->alloc(be, z.nc);
+    m->logits = o->alloc(be, z.logits);
+    m->ce_parts = o->alloc(be, z.ce_parts);
+    m->ce_lse = o->alloc(be, z.ce_lse);
+    m->loss_sum = o->alloc(be, z.loss_sum);
+    m->tmp = o->alloc(be, z.nc);
+    m->dres = o->alloc(be, z.nc);
+    m->dbig = o->alloc(be, z.dbig);
+    m->dsmall = o->alloc(be, z.dsmall);
 }
 
 /* ln1, ln2 and h exist only while a GEMM reads them in BF16: with FP8 GEMMs fed by the fused norm
  * and GeGLU casts they are never written (Gemma-2B: 3 GB of a micro-batch of 4096 tokens). */
-static void *bf16_input(gt_model *m, void **buf, size_t elems) {
-    if (!*buf) *buf = m->ops->alloc(m->be, elems * m->ops->size[GT_ACT]);
+static void *bf16_input(gt_model *m, void **buf, size_t bytes) {
+    if (!*buf) *buf = m->ops->alloc(m->be, bytes);
     return *buf;
+}
+
+/* gt_batch_bytes' ln (ln1, ln2) and h of the current micro-batch. */
+static size_t input_bytes(const gt_model *m, int h) {
+    gt_batch_bytes z;
+    gt_model_batch_bytes(&m->lay, m->ops->size, m->ce_chunk_cap, m->B, m->T, &z);
+    return h ? z.h : z.ln;
 }
 
 void gt_model_release_bf16_inputs(gt_model *m) {
@@ -191,7 +229,7 @@ static void layer_forward(gt_model *m, int l, void *res_out, int train) {
                            x8.scale, x8.amax);
         gt_linear_fwd(m, l, GT_GEMM_QKV, a->qkv, NULL, w->qkv, N, C, L->Q, train);
     } else {
-        o->rmsnorm_fwd(be, bf16_input(m, &a->ln1, (size_t)N * C), a->rstd1, a->res, PARAM(m, w->ln1), eps, N, C);
+        o->rmsnorm_fwd(be, bf16_input(m, &a->ln1, input_bytes(m, 0)), a->rstd1, a->res, PARAM(m, w->ln1), eps, N, C);
         gt_linear_fwd(m, l, GT_GEMM_QKV, a->qkv, a->ln1, w->qkv, N, C, L->Q, train);
     }
     o->rope_fwd(be, a->qkv, m->pos, (float)m->cfg.rope_theta, N, L->Hq, L->Hkv, L->D);
@@ -204,7 +242,7 @@ static void layer_forward(gt_model *m, int l, void *res_out, int train) {
                            x8.scale, x8.amax);
         gt_linear_fwd(m, l, GT_GEMM_FC1, a->fc1, NULL, w->fc1, N, C, 2 * L->F, train);
     } else {
-        o->rmsnorm_fwd(be, bf16_input(m, &a->ln2, (size_t)N * C), a->rstd2, a->res_mid, PARAM(m, w->ln2), eps, N,
+        o->rmsnorm_fwd(be, bf16_input(m, &a->ln2, input_bytes(m, 0)), a->rstd2, a->res_mid, PARAM(m, w->ln2), eps, N,
                        C);
         gt_linear_fwd(m, l, GT_GEMM_FC1, a->fc1, a->ln2, w->fc1, N, C, 2 * L->F, train);
     }
@@ -214,7 +252,7 @@ static void layer_forward(gt_model *m, int l, void *res_out, int train) {
         o->geglu_fwd_fp8(be, NULL, h8.x8, h8.x8t, a->fc1, m->cfg.act, N, L->F, GT_E4M3, h8.scale, h8.amax);
         gt_linear_fwd(m, l, GT_GEMM_FC2, m->tmp, NULL, w->fc2, N, L->F, C, train);
     } else {
-        o->geglu_fwd(be, bf16_input(m, &a->h, (size_t)N * L->F), a->fc1, m->cfg.act, N, L->F);
+        o->geglu_fwd(be, bf16_input(m, &a->h, input_bytes(m, 1)), a->fc1, m->cfg.act, N, L->F);
         gt_linear_fwd(m, l, GT_GEMM_FC2, m->tmp, a->h, w->fc2, N, L->F, C, train);
     }
     gt_model_tp_sum(m, m->tmp, (size_t)N * C, GT_ACT); /* row-parallel fc2 */

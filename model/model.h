@@ -86,6 +86,24 @@ void gt_model_export_tensor(const gt_model *m, int grads, const char *name, floa
  * (grads = 0) or gradients (grads = 1). With export, moves a model between layouts. */
 void gt_model_import_tensor(gt_model *m, int grads, const char *name, const float *full);
 
+/* Bytes of every buffer gt_model_alloc_batch makes (and of the BF16 GEMM inputs the first BF16
+ * forward adds), for micro-batches of B sequences of T tokens on a backend of element sizes
+ * size[3] (gt_ops.size): the one computation the allocator and the memory plan
+ * (train/memory_plan.h) share. ce_chunk_cap as gt_model's. */
+typedef struct {
+    int ce_chunk;                        /* tokens per lm_head/cross-entropy chunk */
+    size_t ids;                          /* each of tokens, targets, pos, seg */
+    size_t res, rstd, qkv, att, lse, fc1; /* per layer (res also res_mid, rstd also rstd2) */
+    size_t ln, h;                        /* per layer, BF16 GEMM inputs: ln1 and ln2, h */
+    size_t nc;                           /* [N, C] ACT: res_final, lnf, dlnf, tmp, dres */
+    size_t rstdf, logits, ce_parts, ce_lse, loss_sum, dbig, dsmall;
+    size_t ce_part_local;                /* tp's partials before the all-gather (tp > 1) */
+    size_t total;                        /* everything above but the BF16 inputs */
+    size_t bf16_inputs;                  /* ln1, ln2, h of every layer */
+} gt_batch_bytes;
+void gt_model_batch_bytes(const gt_layout *L, const size_t size[3], int ce_chunk_cap, int B, int T,
+                          gt_batch_bytes *b);
+
 /* Sizes activation buffers for micro-batches of B sequences of T tokens. The BF16 GEMM inputs ln1,
  * ln2 and h are allocated by the first forward that runs their GEMM in BF16. */
 void gt_model_alloc_batch(gt_model *m, int B, int T);

@@ -46,7 +46,11 @@ void gt_model_ce_parts(gt_model *m, const void *logits, const int32_t *target, i
         m->ops->ce_partial(m->be, m->ce_parts, logits, target, L->vstart, V, n);
         return;
     }
-    if (!m->ce_part_local) m->ce_part_local = m->ops->alloc(m->be, (size_t)m->ce_chunk * 3 * m->ops->size[GT_STAT]);
+    if (!m->ce_part_local) {
+        gt_batch_bytes z;
+        gt_model_batch_bytes(L, m->ops->size, m->ce_chunk_cap, m->B, m->T, &z);
+        m->ce_part_local = m->ops->alloc(m->be, z.ce_part_local);
+    }
     m->ops->ce_partial(m->be, m->ce_part_local, logits, target, L->vstart, V, n);
     gt_allgather(m->tp, m->ce_part_local, m->ce_parts, (size_t)n * 3, gt_kind_dtype(m, GT_STAT));
 }
@@ -54,13 +58,18 @@ void gt_model_ce_parts(gt_model *m, const void *logits, const int32_t *target, i
 /* With fewer KV heads than tp ranks, the ranks sharing a KV head each hold a replica of its K/V
  * weights and computed part of its gradient: sum them. Each rank puts its K/V gradient rows into
  * the slot of its KV head in a zeroed [kv_heads, 2, D, C] buffer; one sum over tp fills every slot. */
+size_t gt_model_kv_sum_bytes(const gt_config *c, const gt_layout *L, const size_t size[3]) {
+    if (L->tp_size <= 1 || c->num_key_value_heads >= L->tp_size) return 0;
+    return (size_t)c->num_key_value_heads * 2 * (size_t)L->D * L->C * size[GT_GRAD];
+}
+
 static void sum_replicated_kv(gt_model *m) {
     const gt_layout *L = &m->lay;
     const gt_config *c = &m->cfg;
     if (!tp_active(m) || c->num_key_value_heads >= L->tp_size) return;
     size_t slot = 2 * (size_t)L->D * L->C, gsz = m->ops->size[GT_GRAD];
     size_t total = (size_t)c->num_key_value_heads * slot;
-    if (!m->kv_sum) m->kv_sum = m->ops->alloc(m->be, total * gsz);
+    if (!m->kv_sum) m->kv_sum = m->ops->alloc(m->be, gt_model_kv_sum_bytes(c, L, m->ops->size));
     int kvh = (L->tp_rank * L->Hq) / (c->num_attention_heads / c->num_key_value_heads);
     for (int l = 0; l < L->L; l++) {
         /* one local KV group: rows [G*D, (G+2)*D) of the fused qkv are k then v */

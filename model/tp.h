@@ -24,4 +24,8 @@ void gt_model_dp_start(gt_model *m, size_t off, size_t n);
 void gt_model_dp_finish(gt_model *m);
 void gt_model_ce_parts(gt_model *m, const void *logits, const int32_t *target, int n, int V);
 
+/* Bytes of the buffer that sums replicated K/V heads' gradients over tp (0 where none is
+ * replicated), as sum_replicated_kv allocates it. */
+size_t gt_model_kv_sum_bytes(const gt_config *c, const gt_layout *L, const size_t size[3]);
+
 #endif

@@ -4,6 +4,7 @@
 
 #include <math.h>
 #include <stdlib.h>
+#include <string.h>
 
 /* Segments of the buffer with and without weight decay: norms have none (HF Trainer, Megatron). */
 static void build_segments(gt_optimizer *o) {
@@ -39,16 +40,48 @@ static void init_master(gt_optimizer *o) {
     free(buf);
 }
 
+static const char *const state_names[] = {"fp32", "bf16_moments", "bf16"};
+
+int gt_opt_state_parse(const char *name, int *state) {
+    for (int i = 0; i < 3; i++) {
+        if (!strcmp(name, state_names[i])) {
+            *state = i;
+            return 0;
+        }
+    }
+    return -1;
+}
+
+const char *gt_opt_state_name(int state) { return state >= 0 && state < 3 ? state_names[state] : "?"; }
+
+/* A separate master copy exists where the parameters are narrower than fp32 (CUDA's bf16), except
+ * in the pure-bf16 state, whose bf16 parameters are their own master. */
+static int has_master(const size_t size[3], int state) {
+    return size[GT_ACT] != size[GT_GRAD] && state != GT_OPT_BF16;
+}
+
+static gt_kind moment_kind(int state) { return state == GT_OPT_FP32 ? GT_GRAD : GT_ACT; }
+
+size_t gt_opt_state_bytes(const size_t size[3], int state) {
+    return (has_master(size, state) ? size[GT_GRAD] : 0) + 2 * size[moment_kind(state)];
+}
+
+size_t gt_opt_step_bytes(const size_t size[3], int state) {
+    size_t own_master = has_master(size, state) ? 0 : size[GT_ACT]; /* parameter read */
+    return size[GT_GRAD] + 2 * gt_opt_state_bytes(size, state) + size[GT_ACT] + own_master;
+}
+
 void gt_optimizer_init(gt_optimizer *o, gt_model *m, const gt_adamw_config *cfg) {
     memset(o, 0, sizeof *o);
     o->cfg = *cfg;
     o->m = m;
     const gt_ops *ops = m->ops;
-    size_t bytes = m->lay.count * ops->size[GT_GRAD];
-    if (ops->size[GT_ACT] != ops->size[GT_GRAD]) {
-        o->master = ops->alloc(m->be, bytes);
+    o->mom_kind = moment_kind(cfg->state);
+    if (has_master(ops->size, cfg->state)) {
+        o->master = ops->alloc(m->be, m->lay.count * ops->size[GT_GRAD]);
         init_master(o);
     }
+    size_t bytes = m->lay.count * ops->size[o->mom_kind];
     o->mom = ops->alloc(m->be, bytes);
     o->var = ops->alloc(m->be, bytes);
     build_segments(o);
@@ -81,14 +114,15 @@ int gt_optimizer_step(gt_optimizer *o, float lr, double sumsq) {
         if (coef < 1.0) scale = (float)coef;
     }
     o->step++;
-    size_t ga = ops->size[GT_GRAD], pa = ops->size[GT_ACT];
+    size_t ga = ops->size[GT_GRAD], pa = ops->size[GT_ACT], ma = ops->size[o->mom_kind];
     for (int i = 0; i < o->nseg; i++) {
         const gt_opt_segment *s = &o->seg[i];
         gt_adamw_args a = {lr, o->cfg.beta1, o->cfg.beta2, o->cfg.eps,
-                           s->decay ? o->cfg.weight_decay : 0.0f, scale, o->step};
+                           s->decay ? o->cfg.weight_decay : 0.0f, scale, o->step,
+                           o->cfg.state, o->cfg.seed, (uint64_t)s->off};
         ops->adamw(m->be, (char *)m->params + s->off * pa,
-                   o->master ? (char *)o->master + s->off * ga : NULL, (char *)o->mom + s->off * ga,
-                   (char *)o->var + s->off * ga, (char *)m->grads + s->off * ga, s->count, &a);
+                   o->master ? (char *)o->master + s->off * ga : NULL, (char *)o->mom + s->off * ma,
+                   (char *)o->var + s->off * ma, (char *)m->grads + s->off * ga, s->count, &a);
     }
     gt_model_fp8_weights_changed(m);
     return 0;

@@ -16,6 +16,7 @@ static int build_model(gt_session *s, const gt_session_spec *spec, gt_err *err) 
     if (gt_config_load(&cfg, spec->config, &inner) || gt_config_validate(&cfg, spec->config, &inner))
         return fail_at(err, spec->config_key, &inner);
     if (gt_compute_open(&s->compute, spec->device, g->local_rank, err)) return -1;
+    if (spec->before_alloc && spec->before_alloc(spec->user, &cfg, &s->compute, err)) return -1;
     if (gt_model_init(&s->model, &cfg, s->compute.ops, s->compute.be, g->tp_rank, g->tp, &inner))
         return fail_at(err, spec->tp_key, &inner);
     if (spec->weights) {

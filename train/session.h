@@ -18,6 +18,10 @@ typedef struct {
     /* Prefixes of error messages, naming where the value came from (the run config's keys); NULL:
      * the message alone. */
     const char *config_key, *weights_key, *tp_key;
+    /* Optional: called once the backend exists and before the model allocates anything (the
+     * trainer's memory plan, train/memory_plan.h); non-zero stops the session with err. */
+    int (*before_alloc)(void *user, const gt_config *cfg, const gt_compute *c, gt_err *err);
+    void *user;
 } gt_session_spec;
 
 typedef struct {

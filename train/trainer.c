@@ -12,6 +12,32 @@
 
 /* ---- building ---- */
 
+/* The run config's memory plan (train/memory_plan.h) for the session's model before it allocates;
+ * rank 0 prints it when there is a device budget. A tp the model cannot be split over is left
+ * to the model's own check (its message names the key). */
+static int plan_memory(void *user, const gt_config *cfg, const gt_compute *c, gt_err *err) {
+    gt_trainer *t = user;
+    const gt_run_config *rc = t->rc;
+    /* zero (the 5th field): 1 once the optimizer state is sharded over dp (ZeRO-1) */
+    gt_mem_plan_in in = {t->B, t->T, (int)rc->tp, t->grid->dp, 0, GT_OPT_FP32, rc->fp8_enabled,
+                         rc->fp8_enabled && rc->fp8_lm_head, (int)rc->fp8_history_len};
+    gt_opt_state_parse(rc->opt_state, &in.state);
+    gt_err e;
+    if (gt_memory_plan(cfg, c->ops->size, 0, &in, &t->plan, &e)) return 0;
+    if (gt_memory_plan_check(cfg, c->ops, c->be, &in, &t->plan, err)) return -1;
+    size_t budget;
+    int have;
+    if (t->grid->world_rank == 0 && !rc->quiet && !gt_memory_budget(c->ops, c->be, &budget, &have, &e) && have) {
+        char parts[256], total[32], free_b[32];
+        gt_memory_plan_describe(&t->plan, parts, sizeof parts);
+        gt_memory_bytes_text(t->plan.total, total, sizeof total);
+        gt_memory_bytes_text(budget, free_b, sizeof free_b);
+        printf("memory plan: %s per rank (%s) of %s free\n", total, parts, free_b);
+        fflush(stdout);
+    }
+    return 0;
+}
+
 /* The session (backend, model, weights), messages naming the run config's keys; then what needs
  * the model: seq_len against its context, the micro-batch buffers, FP8. */
 static int build_model(gt_trainer *t, gt_err *err) {
@@ -23,7 +49,9 @@ static int build_model(gt_trainer *t, gt_err *err) {
                             rc->tp_overlap,
                             rc->model_path ? "model.path" : "model.config",
                             "model.path",
-                            "parallel.tp"};
+                            "parallel.tp",
+                            plan_memory,
+                            t};
     if (gt_session_open(&t->session, &spec, t->grid, err)) return -1;
     gt_model *m = &t->session.model;
     if (rc->seq_len > m->cfg.max_position_embeddings) {
@@ -101,7 +129,8 @@ int gt_trainer_init_fed(gt_trainer *t, const gt_run_config *rc, gt_grid *grid, c
         return -1;
     }
     gt_adamw_config ac = {(float)rc->beta1, (float)rc->beta2, (float)rc->eps, (float)rc->weight_decay,
-                          (float)rc->clip};
+                          (float)rc->clip, GT_OPT_FP32, (uint64_t)rc->seed};
+    gt_opt_state_parse(rc->opt_state, &ac.state); /* the schema allows only the known names */
     gt_optimizer_init(&t->opt, &t->session.model, &ac);
     gt_lr_kind kind = GT_LR_COSINE;
     gt_lr_kind_parse(rc->schedule, &kind); /* the schema allows only the known names */

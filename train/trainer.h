@@ -16,6 +16,7 @@
 #include "../comm/grid.h"
 #include "../data/loader.h"
 #include "lr_schedule.h"
+#include "memory_plan.h"
 #include "metrics/metrics.h"
 #include "optimizer.h"
 #include "config/run_config.h"
@@ -60,6 +61,7 @@ struct gt_trainer {
     long long step;          /* steps taken */
     long long skipped;       /* steps skipped (non-finite gradient, or no target) */
     double flops_per_token;
+    gt_mem_plan plan;        /* this rank's memory plan, made before the model's first allocation */
     int fp8_fresh;           /* FP8 state at its initial values: calibrate before the first step */
     gt_trainer_hook after_backward;
     void *hook_user;

@@ -4,10 +4,19 @@
  *   p *= 1 - lr wd                                  decoupled weight decay, applied first
  *   m  = lerp(m, g', 1 - b1)   v = b2 v + (1 - b2) g'^2
  *   p -= (lr / (1 - b1^t)) m / (sqrt(v) / sqrt(1 - b2^t) + eps)
- * The scalar factors are computed in double (Python floats in torch) and used in `real`. */
+ * The scalar factors are computed in double (Python floats in torch) and used in `real`.
+ *
+ * The lean states (args->state, DESIGN.md §5) are emulated exactly: the math stays in `real`, and
+ * each stored value is rounded to bf16 precision (kept in a `real`) as the CUDA backend stores it
+ * in bf16: m and v to nearest even, and with GT_OPT_BF16 the parameter stochastically
+ * (kernels/bf16_round.h). cpu64 rounds its double results the same way (the double form of the
+ * same rule: identical to the float one for every value a float holds). */
 #include "cpu_kernels.h"
 
 #include <math.h>
+#include <string.h>
+
+#include "kernels/bf16_round.h"
 
 /* out[0] += sum g^2 over n GRAD elements, summed in double. */
 void CPU_FN(cpu_grad_sumsq)(gt_backend *be, void *out, const void *g, size_t n) {
@@ -21,6 +30,52 @@ void CPU_FN(cpu_grad_sumsq)(gt_backend *be, void *out, const void *g, size_t n) 
 /* torch.lerp(a, b, w) = a + w (b - a) for w < 0.5, else b - (b - a)(1 - w). */
 static real lerp(real a, real b, real w) {
     return w < (real)0.5 ? a + w * (b - a) : b - (b - a) * ((real)1 - w);
+}
+
+#if GT_CPU_REAL_BITS == 32
+static real round_rne(real x, uint32_t r16) {
+    (void)r16;
+    uint32_t u;
+    memcpy(&u, &x, sizeof u);
+    u = gt_bf16_bits_rne(u) << 16;
+    memcpy(&x, &u, sizeof x);
+    return x;
+}
+static real round_sr(real x, uint32_t r16) {
+    uint32_t u;
+    memcpy(&u, &x, sizeof u);
+    u = gt_bf16_bits_sr(u, r16) << 16;
+    memcpy(&x, &u, sizeof x);
+    return x;
+}
+#else
+/* |x| = (k + f) ulp with k an integer and f in [0, 1), ulp that of bf16 at |x| (8 significant
+ * bits; subnormal below 2^-126, as fp32). up(f, k) says whether to take k + 1. A result of 2^128
+ * or more is beyond bf16 (and fp32): infinity. */
+static double round_bf16_f64(double x, int sr, uint32_t r16) {
+    if (!isfinite(x) || x == 0) return x;
+    double ax = fabs(x);
+    int e;
+    frexp(ax, &e);
+    int q = e - 8 < -133 ? -133 : e - 8;
+    double scaled = ldexp(ax, -q), k = floor(scaled), f = scaled - k;
+    int up = sr ? f * 65536.0 + (double)r16 >= 65536.0 : (f > 0.5 || (f == 0.5 && fmod(k, 2.0) == 1.0));
+    double r = ldexp(k + (up ? 1.0 : 0.0), q);
+    if (r >= 0x1p128) r = INFINITY;
+    return x < 0 ? -r : r;
+}
+static real round_rne(real x, uint32_t r16) {
+    (void)r16;
+    return round_bf16_f64(x, 0, 0);
+}
+static real round_sr(real x, uint32_t r16) { return round_bf16_f64(x, 1, r16); }
+#endif
+
+/* How each stored value is kept: as computed (fp32 state; also cpu64's float64 master), or
+ * rounded to bf16. */
+static real keep(real x, uint32_t r16) {
+    (void)r16;
+    return x;
 }
 
 /* param, m, v, grad: n elements. The CPU backends keep no separate master copy (master is NULL and
@@ -38,12 +93,18 @@ void CPU_FN(cpu_adamw)(gt_backend *be, void *param, void *master, void *m, void 
     const real w1 = (real)(1.0 - args->beta1), b2 = (real)args->beta2;
     const real w2 = (real)(1.0 - args->beta2);
     const real eps = (real)args->eps, gscale = (real)args->grad_scale;
+    real (*round_m)(real, uint32_t) = args->state == GT_OPT_FP32 ? keep : round_rne;
+    real (*round_p)(real, uint32_t) = args->state == GT_OPT_BF16 ? round_sr : keep;
+    const uint64_t key = gt_sr_key(args->seed, (uint64_t)args->step);
     for (size_t i = 0; i < n; i++) {
         const real g = gs[i] * gscale;
-        p[i] *= decay;
-        ms[i] = lerp(ms[i], g, w1);
-        vs[i] = vs[i] * b2 + w2 * g * g;
-        p[i] -= step_size * ms[i] / (r_sqrt(vs[i]) / bc2_sqrt + eps);
+        real pi = p[i] * decay;
+        const real mi = lerp(ms[i], g, w1);
+        const real vi = vs[i] * b2 + w2 * g * g;
+        pi -= step_size * mi / (r_sqrt(vi) / bc2_sqrt + eps);
+        ms[i] = round_m(mi, 0);
+        vs[i] = round_m(vi, 0);
+        p[i] = round_p(pi, args->state == GT_OPT_BF16 ? gt_sr_bits(key, args->index0 + i) : 0);
     }
     if (master) {
         real *ps = param;

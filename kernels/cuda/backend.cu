@@ -147,6 +147,8 @@ static gt_ops make_table(void) {
     t.destroy = gt_cuda_backend_destroy;
     t.stream = cuda_stream_handle;
     t.mem_in_use = gt_cuda_mem_in_use;
+    t.mem_free = gt_cuda_mem_free;
+    t.mem_reserve = gt_cuda_mem_reserve;
     t.device_name = gt_cuda_device_name;
     t.peak = gt_cuda_peak;
     t.alloc = cuda_alloc;

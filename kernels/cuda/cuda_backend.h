@@ -18,6 +18,8 @@ const gt_ops *gt_cuda_ops(void);
  * peak rates (gt_ops.peak). */
 void gt_cuda_device_name(gt_backend *be, char *buf, size_t len);
 size_t gt_cuda_mem_in_use(gt_backend *be);
+size_t gt_cuda_mem_free(gt_backend *be);
+size_t gt_cuda_mem_reserve(gt_backend *be);
 gt_peak gt_cuda_peak(gt_backend *be);
 /* Which implementation attention_fwd/bwd run for this case: "cudnn" (cuDNN's fused attention,
  * kernels/cuda/attention_cudnn.h; its plan is built by this query) or "builtin". */

@@ -19,6 +19,24 @@ extern "C" size_t gt_cuda_mem_in_use(gt_backend *be) {
     return total_b - free_b;
 }
 
+/* Free device memory now, in bytes (the memory plan's budget: after the context and the cuBLASLt
+ * workspace, before the model). */
+extern "C" size_t gt_cuda_mem_free(gt_backend *be) {
+    size_t free_b = 0, total_b = 0;
+    CUDA_CHECK(cudaSetDevice(be->device));
+    CUDA_CHECK(cudaMemGetInfo(&free_b, &total_b));
+    return free_b;
+}
+
+/* What the backend and its libraries still allocate once a step runs, beyond the op buffers: cuDNN
+ * attention's workspace (sized by its plans on first use; tens to hundreds of MiB at Gemma's
+ * shapes), NCCL's communicator buffers (made after the plan), and the allocator's rounding. An
+ * estimate, not a measurement: 1 GiB. */
+extern "C" size_t gt_cuda_mem_reserve(gt_backend *be) {
+    (void)be;
+    return (size_t)1 << 30;
+}
+
 /* MFU is taken against the H100/H200 SXM dense BF16 peak on every GPU (the README's definition);
  * the memory bandwidth, for the profile's rooflines, is the H200's HBM3e or else the H100's HBM3. */
 extern "C" gt_peak gt_cuda_peak(gt_backend *be) {

@@ -12,9 +12,19 @@
  *   p -= (lr / (1 - beta1^t)) * m / (sqrt(v) / sqrt(1 - beta2^t) + eps)
  * with the scalar factors computed in double on the host, as Python does, and IEEE-rounded
  * sqrt and division on the device (the file is built with --use_fast_math). The bf16 parameter gets
- * the rounded fp32 master. With master NULL the bf16 parameter is its own master. */
+ * the rounded fp32 master. With master NULL the bf16 parameter is its own master.
+ *
+ * The state kinds (args->state, DESIGN.md §5), one pass each, vectorized by 4 elements. Bytes moved
+ * per parameter per step (fp32 gradient read in every kind; grad_sumsq reads it once more):
+ *   GT_OPT_FP32          grad 4 + master r/w 8 + m r/w 8 + v r/w 8 + bf16 param write 2 = 30 B
+ *   GT_OPT_BF16_MOMENTS  grad 4 + master r/w 8 + m r/w 4 + v r/w 4 + bf16 param write 2 = 22 B
+ *   GT_OPT_BF16          grad 4 + bf16 param r/w 4 + m r/w 4 + v r/w 4               = 16 B
+ * bf16 m and v are widened to fp32, updated in fp32 and rounded to nearest even on store; the
+ * pure-bf16 parameter is stored stochastically rounded with the bits of kernels/bf16_round.h for
+ * its element index, as the CPU backend rounds it. */
 #include <math.h>
 
+#include "../bf16_round.h"
 #include "cuda_ops.cuh"
 #include "cuda_vec.cuh"
 
@@ -124,10 +134,31 @@ template <int W> static __device__ __forceinline__ void store_bf16(bf16 *p, cons
     }
 }
 
-/* Grid-stride over groups of W elements. */
+/* W consecutive bf16 values stochastically rounded from f; element j's bits are those of index
+ * index + j. */
 template <int W>
-static __global__ void adamw_kernel(bf16 *param, float *master, float *m, float *v,
-                                    const float *grad, size_t n, adamw_scalars s) {
+static __device__ __forceinline__ void store_bf16_sr(bf16 *p, const float *f, uint64_t key,
+                                                     uint64_t index) {
+    uint32_t h[4] = {0, 0, 0, 0};
+#pragma unroll
+    for (int j = 0; j < W; j++) h[j] = gt_bf16_bits_sr(__float_as_uint(f[j]), gt_sr_bits(key, index + j));
+    if (W == 4)
+        *(uint2 *)p = make_uint2(h[0] | (h[1] << 16), h[2] | (h[3] << 16));
+    else
+        p[0] = __ushort_as_bfloat16((unsigned short)h[0]);
+}
+
+/* Moments of type M (float or bf16), W of them. */
+template <int W> static __device__ __forceinline__ void load_mom(const float *p, float *f) { load_f32<W>(p, f); }
+template <int W> static __device__ __forceinline__ void load_mom(const bf16 *p, float *f) { load_bf16<W>(p, f); }
+template <int W> static __device__ __forceinline__ void store_mom(float *p, const float *f) { store_f32<W>(p, f); }
+template <int W> static __device__ __forceinline__ void store_mom(bf16 *p, const float *f) { store_bf16<W>(p, f); }
+
+/* Grid-stride over groups of W elements. M: the moments' type; SR: the parameter (with no master)
+ * stochastically rounded, element e's bits from index0 + e. */
+template <int W, typename M, bool SR>
+static __global__ void adamw_kernel(bf16 *param, float *master, M *m, M *v, const float *grad,
+                                    size_t n, adamw_scalars s, uint64_t key, uint64_t index0) {
     size_t groups = n / W;
     for (size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x; i < groups;
          i += (size_t)gridDim.x * blockDim.x) {
@@ -137,15 +168,18 @@ static __global__ void adamw_kernel(bf16 *param, float *master, float *m, float 
             load_f32<W>(master + e, pv);
         else
             load_bf16<W>(param + e, pv);
-        load_f32<W>(m + e, mv);
-        load_f32<W>(v + e, vv);
+        load_mom<W>(m + e, mv);
+        load_mom<W>(v + e, vv);
         load_f32<W>(grad + e, gv);
 #pragma unroll
         for (int j = 0; j < W; j++) pv[j] = adamw_one(pv[j], &mv[j], &vv[j], gv[j], &s);
         if (master) store_f32<W>(master + e, pv);
-        store_f32<W>(m + e, mv);
-        store_f32<W>(v + e, vv);
-        store_bf16<W>(param + e, pv);
+        store_mom<W>(m + e, mv);
+        store_mom<W>(v + e, vv);
+        if (SR)
+            store_bf16_sr<W>(param + e, pv, key, index0 + e);
+        else
+            store_bf16<W>(param + e, pv);
     }
 }
 
@@ -165,29 +199,46 @@ static adamw_scalars make_scalars(const gt_adamw_args *a) {
     return s;
 }
 
-extern "C" void gt_cuda_adamw(gt_backend *be, void *param, void *master, void *m, void *v,
-                              const void *grad, size_t n, const gt_adamw_args *args) {
-    if (n == 0) return;
-    GT_ASSERT(args->step >= 1, "adamw: step %d (1-based)", args->step);
-    GT_NVTX_PUSH("adamw");
-    adamw_scalars s = make_scalars(args);
-    /* The vector body needs 16-byte fp32 and 8-byte bf16 alignment; the tail (n % 4) goes scalar.
-     */
-    int vec = gt_aligned16(m) && gt_aligned16(v) && gt_aligned16(grad) &&
+/* The vector body (n / 4 * 4 elements, when every pointer allows 16-byte fp32 and 8-byte bf16
+ * accesses), then the scalar tail. */
+template <typename M, bool SR>
+static void adamw_launch(gt_backend *be, bf16 *param, float *master, M *m, M *v, const float *grad,
+                         size_t n, const adamw_scalars &s, uint64_t key, uint64_t index0) {
+    const unsigned align = sizeof(M) == 4 ? 15u : 7u;
+    int vec = ((uintptr_t)m & align) == 0 && ((uintptr_t)v & align) == 0 && gt_aligned16(grad) &&
               (!master || gt_aligned16(master)) && ((uintptr_t)param & 7u) == 0;
     size_t body = vec ? n / 4 * 4 : 0;
     const int threads = 256;
     if (body) {
-        adamw_kernel<4><<<gt_grid_stride_blocks(be, body / 4, threads), threads, 0, be->stream>>>(
-            (bf16 *)param, (float *)master, (float *)m, (float *)v, (const float *)grad, body, s);
+        adamw_kernel<4, M, SR><<<gt_grid_stride_blocks(be, body / 4, threads), threads, 0, be->stream>>>(
+            param, master, m, v, grad, body, s, key, index0);
         CUDA_CHECK_LAUNCH();
     }
     if (n > body) {
         size_t rest = n - body;
-        adamw_kernel<1><<<gt_grid_stride_blocks(be, rest, threads), threads, 0, be->stream>>>(
-            (bf16 *)param + body, master ? (float *)master + body : NULL, (float *)m + body,
-            (float *)v + body, (const float *)grad + body, rest, s);
+        adamw_kernel<1, M, SR><<<gt_grid_stride_blocks(be, rest, threads), threads, 0, be->stream>>>(
+            param + body, master ? master + body : NULL, m + body, v + body, grad + body, rest, s, key,
+            index0 + body);
         CUDA_CHECK_LAUNCH();
     }
+}
+
+extern "C" void gt_cuda_adamw(gt_backend *be, void *param, void *master, void *m, void *v,
+                              const void *grad, size_t n, const gt_adamw_args *args) {
+    if (n == 0) return;
+    GT_ASSERT(args->step >= 1, "adamw: step %d (1-based)", args->step);
+    GT_ASSERT(args->state != GT_OPT_BF16 || !master, "adamw: the bf16 state has no master copy");
+    GT_NVTX_PUSH("adamw");
+    adamw_scalars s = make_scalars(args);
+    uint64_t key = gt_sr_key(args->seed, (uint64_t)args->step);
+    bf16 *p = (bf16 *)param;
+    float *ms = (float *)master;
+    const float *g = (const float *)grad;
+    if (args->state == GT_OPT_FP32)
+        adamw_launch<float, false>(be, p, ms, (float *)m, (float *)v, g, n, s, key, args->index0);
+    else if (args->state == GT_OPT_BF16_MOMENTS)
+        adamw_launch<bf16, false>(be, p, ms, (bf16 *)m, (bf16 *)v, g, n, s, key, args->index0);
+    else
+        adamw_launch<bf16, true>(be, p, NULL, (bf16 *)m, (bf16 *)v, g, n, s, key, args->index0);
     GT_NVTX_POP();
 }

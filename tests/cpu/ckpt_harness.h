@@ -32,7 +32,7 @@ static void h_open(harness *h, const char *dir, const gt_ops *ops, int r, int tp
     GT_ASSERT(!gt_config_load(&cfg, dir, &err) && !gt_model_init(&h->m, &cfg, ops, h->be, r, tp, &err) &&
                   (!load || !gt_model_load_hf(&h->m, dir, &err)),
               "%s", err.msg);
-    gt_adamw_config ac = {0.9f, 0.95f, 1e-8f, 0.1f, 1.0f};
+    gt_adamw_config ac = {0.9f, 0.95f, 1e-8f, 0.1f, 1.0f, GT_OPT_FP32, 0};
     gt_optimizer_init(&h->o, &h->m, &ac);
     gt_model_alloc_batch(&h->m, H_B, H_T);
 }

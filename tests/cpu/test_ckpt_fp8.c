@@ -42,7 +42,7 @@ static void rig_open(rig *r, int len, int head) {
         gt_fp8_recipe rec = {len, GT_AMAX_MAX, 0.5f, head};
         gt_model_enable_fp8(&r->m, &rec, NULL);
     }
-    gt_adamw_config ac = {0.9f, 0.95f, 1e-8f, 0.0f, 1.0f};
+    gt_adamw_config ac = {0.9f, 0.95f, 1e-8f, 0.0f, 1.0f, GT_OPT_FP32, 0};
     gt_optimizer_init(&r->o, &r->m, &ac);
 }
 

@@ -35,7 +35,7 @@ static void open_fixture(gt_model *m, const gt_config *cfg, const gt_ops *o, gt_
 }
 
 static void run(gt_model *m, double *loss) {
-    gt_adamw_config ac = {0.9f, 0.95f, 1e-8f, 0.0f, 1.0f};
+    gt_adamw_config ac = {0.9f, 0.95f, 1e-8f, 0.0f, 1.0f, GT_OPT_FP32, 0};
     gt_optimizer opt;
     gt_optimizer_init(&opt, m, &ac);
     int32_t tok[N], tgt[N], pos[N];
@@ -124,7 +124,7 @@ static void short_run(const gt_config *cfg, const gt_ops *o, gt_backend *be, dou
     open_fixture(&m, cfg, o, be);
     gt_fp8_recipe r = {16, GT_AMAX_MAX, 0.0f, 0};
     gt_model_enable_fp8(&m, &r, NULL);
-    gt_adamw_config ac = {0.9f, 0.95f, 1e-8f, 0.0f, 1.0f};
+    gt_adamw_config ac = {0.9f, 0.95f, 1e-8f, 0.0f, 1.0f, GT_OPT_FP32, 0};
     gt_optimizer opt;
     gt_optimizer_init(&opt, &m, &ac);
     int32_t tok[N], tgt[N], pos[N];

@@ -462,7 +462,7 @@ static void adamw_formula(double *p, double *m, double *v, double g, const gt_ad
 
 static void test_adamw(suite *s, rng *r) {
     enum { n = 40 };
-    gt_adamw_args args = {1e-2f, 0.9f, 0.95f, 1e-8f, 0.1f, 0.5f, 0};
+    gt_adamw_args args = {1e-2f, 0.9f, 0.95f, 1e-8f, 0.1f, 0.5f, 0, GT_OPT_FP32, 0, 0};
     double *p0 = rand_arr(r, n, 1), *g1 = rand_arr(r, n, 1), *g2 = rand_arr(r, n, 1e-3);
     double ref[3 * n] = {0}, o64[3 * n] = {0}, o32[3 * n] = {0}; /* p, m, v */
     for (int i = 0; i < n; i++) {

@@ -55,7 +55,7 @@ static void run_fixture(gt_check *c, const char *name) {
 
     gt_model_alloc_batch(&m, B, T);
     gt_model_set_batch(&m, tok, tgt, pos, NULL);
-    gt_adamw_config ac = {0.9f, 0.95f, 1e-8f, 0.1f, 1.0f};
+    gt_adamw_config ac = {0.9f, 0.95f, 1e-8f, 0.1f, 1.0f, GT_OPT_FP32, 0};
     gt_optimizer opt;
     gt_optimizer_init(&opt, &m, &ac);
     double got[5], num = 0, den = 0;

@@ -65,6 +65,8 @@ typedef enum {
     OP_CE_BWD,
     OP_SUMSQ,
     OP_ADAMW,
+    OP_ADAMW_BF16M,
+    OP_ADAMW_BF16,
     OP_COUNT
 } bench_op;
 
@@ -131,13 +133,17 @@ static const op_info INFO[OP_COUNT] = {
     [OP_CE_BWD] = {"ce_backward (in place)", "N=4096 V=256000", 2.0 * NT *VOC * 2, 0},
     [OP_SUMSQ] = {"grad_sumsq", "n=2^27", 4.0 * OPT_N, 0},
     [OP_ADAMW] = {"adamw (fp32 master)", "n=2^27", 30.0 * OPT_N, 0},
+    /* optim.state bf16_moments and bf16 (bytes per element: kernels/cuda/optimizer.cu); their
+     * moments use the first halves of the fp32 buffers */
+    [OP_ADAMW_BF16M] = {"adamw (bf16 moments)", "n=2^27", 22.0 * OPT_N, 0},
+    [OP_ADAMW_BF16] = {"adamw (pure bf16, SR)", "n=2^27", 16.0 * OPT_N, 0},
 };
 
 static void run_op(bench *b, bench_op op) {
     const gt_ops *o = b->o;
     gt_backend *be = b->be;
     const float scale = 45.25f, theta = 10000.0f, att_scale = 0.0625f;
-    gt_adamw_args args = {1e-4f, 0.9f, 0.95f, 1e-8f, 0.1f, 1.0f, 1};
+    gt_adamw_args args = {1e-4f, 0.9f, 0.95f, 1e-8f, 0.1f, 1.0f, 1, GT_OPT_FP32, 0, 0};
     switch (op) {
     case OP_COPY: o->copy(be, b->copy_dst, b->copy_src, COPY_BYTES); break;
     case OP_ADD: o->add(be, b->c, b->a, b->b, (size_t)NT * CH); break;
@@ -182,6 +188,14 @@ static void run_op(bench *b, bench_op op) {
         break;
     case OP_SUMSQ: o->grad_sumsq(be, b->sumsq, b->grad, OPT_N); break;
     case OP_ADAMW: o->adamw(be, b->param, b->master, b->m, b->v, b->grad, OPT_N, &args); break;
+    case OP_ADAMW_BF16M:
+        args.state = GT_OPT_BF16_MOMENTS;
+        o->adamw(be, b->param, b->master, b->m, b->v, b->grad, OPT_N, &args);
+        break;
+    case OP_ADAMW_BF16:
+        args.state = GT_OPT_BF16;
+        o->adamw(be, b->param, NULL, b->m, b->v, b->grad, OPT_N, &args);
+        break;
     case OP_COUNT: break;
     }
 }

@@ -5,7 +5,8 @@
  *     with HF transformers' own bf16 model against its float32 one (scripts/hf_bf16_error.py, H100):
  *     logits 1.6e-2 .. 2.7e-2, worst gradient 5.0e-2 .. 1.1e-1. The tolerances allow that much;
  *  2. 50 AdamW steps of a tiny model on the same batches on both backends: the GPU loss curve must
- *     follow the CPU one within BF16 tolerance at every step.
+ *     follow the CPU one within BF16 tolerance at every step; also with each lean optim.state
+ *     (bf16 moments; pure bf16 with stochastic rounding), which the CPU backend emulates.
  * Prints a table; exits non-zero on any failure. */
 #include <math.h>
 #include <stdio.h>
@@ -104,7 +105,7 @@ static void compare_step(gt_check *c, const char *fixture) {
     close_side(&gpu);
 }
 
-static void compare_curves(gt_check *c, const char *fixture, int steps) {
+static void compare_curves(gt_check *c, const char *fixture, int steps, int state) {
     char dir[128], what[160];
     snprintf(dir, sizeof dir, "tests/fixtures/%s", fixture);
     side cpu, gpu;
@@ -112,7 +113,7 @@ static void compare_curves(gt_check *c, const char *fixture, int steps) {
     open_side(&gpu, 1, dir);
     enum { B = 4, T = 64, N = B * T };
     int32_t tok[N], tgt[N], pos[N];
-    gt_adamw_config ac = {0.9f, 0.95f, 1e-8f, 0.1f, 1.0f};
+    gt_adamw_config ac = {0.9f, 0.95f, 1e-8f, 0.1f, 1.0f, state, 42};
     gt_optimizer oc, og;
     gt_optimizer_init(&oc, &cpu.m, &ac);
     gt_optimizer_init(&og, &gpu.m, &ac);
@@ -141,8 +142,8 @@ static void compare_curves(gt_check *c, const char *fixture, int steps) {
         if (s == 0) first[0] = l[0], first[1] = l[1];
         last[0] = l[0], last[1] = l[1];
     }
-    snprintf(what, sizeof what, "%s %d AdamW steps: loss %.3f->%.3f (cpu %.3f->%.3f)", fixture, steps,
-             first[1], last[1], first[0], last[0]);
+    snprintf(what, sizeof what, "%s %d AdamW steps, optim.state %s: loss %.3f->%.3f (cpu %.3f->%.3f)", fixture,
+             steps, gt_opt_state_name(state), first[1], last[1], first[0], last[0]);
     gt_check_rel(c, worst, 5e-2, what);
     gt_check_true(c, last[1] < 0.8 * first[1], "%s: GPU loss did not fall", fixture);
     gt_optimizer_free(&oc);
@@ -156,7 +157,9 @@ int main(void) {
     GT_ASSERT(gt_cuda_device_count() > 0, "no CUDA device");
     const char *fx[] = {"mha", "mqa", "gqa", "bf16"};
     for (int i = 0; i < 4; i++) compare_step(&c, fx[i]);
-    compare_curves(&c, "gqa", 50);
-    compare_curves(&c, "mqa", 50);
+    compare_curves(&c, "gqa", 50, GT_OPT_FP32);
+    compare_curves(&c, "mqa", 50, GT_OPT_FP32);
+    compare_curves(&c, "gqa", 50, GT_OPT_BF16_MOMENTS);
+    compare_curves(&c, "gqa", 50, GT_OPT_BF16);
     return gt_check_done(&c, "gpu_step");
 }

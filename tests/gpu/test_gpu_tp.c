@@ -164,7 +164,7 @@ static void run(gt_check *c, gt_grid *g, gt_backend *be, const char *name, const
     int32_t *buf = gt_malloc(3 * (size_t)N * 4), *tok = buf, *tgt = buf + N, *pos = buf + 2 * N;
     gt_model_alloc_batch(&ref, B, T);
     gt_model_alloc_batch(&m, B, T);
-    gt_adamw_config ac = {0.9f, 0.95f, 1e-8f, 0.1f, 1.0f};
+    gt_adamw_config ac = {0.9f, 0.95f, 1e-8f, 0.1f, 1.0f, GT_OPT_FP32, 0};
     gt_optimizer orf, om;
     outcome o = {.same_cal = 1, .same_end = 1};
     gt_test_grads bf16 = {0};

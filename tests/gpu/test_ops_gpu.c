@@ -376,7 +376,7 @@ static void case_optimizer(harness *h, size_t n) {
     pair_set(h, &master, init_p);
     pair_fill(h, &m, -0.01f, 0.01f);
     pair_fill(h, &v, 0, 1e-4f);
-    gt_adamw_args args = {1e-2f, 0.9f, 0.95f, 1e-8f, 0.1f, 0.5f, 1};
+    gt_adamw_args args = {1e-2f, 0.9f, 0.95f, 1e-8f, 0.1f, 0.5f, 1, GT_OPT_FP32, 0, 0};
     for (args.step = 1; args.step <= 3; args.step++) {
         h->cpu->adamw(h->cbe, p.c, master.c, m.c, v.c, g.c, n, &args);
         h->gpu->adamw(h->gbe, p.g, master.g, m.g, v.g, g.g, n, &args);
@@ -388,6 +388,57 @@ static void case_optimizer(harness *h, size_t n) {
     free(init_p);
     pair_free(h, &g);
     pair_free(h, &ss);
+    pair_free(h, &p);
+    pair_free(h, &master);
+    pair_free(h, &m);
+    pair_free(h, &v);
+}
+
+/* The lean states (optim.state): bf16 m and v (ACT pairs: bf16 here, bf16-rounded floats on the
+ * CPU); bf16_moments keeps the fp32 master, bf16 has none and rounds the weights stochastically
+ * with the same hash bits as the CPU. The same fp32 math rounds the same way, so all but the
+ * elements whose pre-rounding values differ in the last fp32 bit (FMA contraction) are bitwise
+ * equal: at most 1% may differ, none by more than one bf16 ulp (relative error TOL_BF16). */
+static void case_optimizer_lean(harness *h, size_t n, int state) {
+    char shape[64], name[96];
+    snprintf(shape, sizeof shape, "n=%zu", n);
+    const char *sn = state == GT_OPT_BF16 ? "bf16" : "bf16_moments";
+    pair g = pair_new(h, GT_GRAD, n), p = pair_new(h, GT_ACT, n), master = pair_new(h, GT_GRAD, n);
+    pair m = pair_new(h, GT_ACT, n), v = pair_new(h, GT_ACT, n);
+    float *init = gt_malloc(n * sizeof(float));
+    pair_fill(h, &g, -1, 1);
+    for (size_t i = 0; i < n; i++) init[i] = gt_round_bf16(ops_rng_uniform(h, -1, 1));
+    pair_set(h, &p, init);
+    pair_set(h, &master, init);
+    for (size_t i = 0; i < n; i++) init[i] = gt_round_bf16(ops_rng_uniform(h, -0.01f, 0.01f));
+    pair_set(h, &m, init);
+    for (size_t i = 0; i < n; i++) init[i] = gt_round_bf16(ops_rng_uniform(h, 0, 1e-4f));
+    pair_set(h, &v, init);
+    int bf16 = state == GT_OPT_BF16;
+    gt_adamw_args args = {1e-2f, 0.9f, 0.95f, 1e-8f, 0.1f, 0.5f, 1, state, 1234, 777};
+    for (args.step = 1; args.step <= 3; args.step++) {
+        h->cpu->adamw(h->cbe, p.c, bf16 ? NULL : master.c, m.c, v.c, g.c, n, &args);
+        h->gpu->adamw(h->gbe, p.g, bf16 ? NULL : master.g, m.g, v.g, g.g, n, &args);
+    }
+    if (!bf16) {
+        snprintf(name, sizeof name, "adamw %s x3 master", sn);
+        ops_report(h, name, shape, pair_err(h, &master), TOL_F32);
+    }
+    pair *outs[3] = {&p, &m, &v};
+    const char *what[3] = {"param", "m", "v"};
+    for (int k = 0; k < 3; k++) {
+        float *a = pair_get(h, outs[k], 1), *b = pair_get(h, outs[k], 0);
+        size_t differ = 0;
+        for (size_t i = 0; i < n; i++) differ += a[i] != b[i];
+        snprintf(name, sizeof name, "adamw %s x3 %s (bf16)", sn, what[k]);
+        ops_report(h, name, shape, pair_err(h, outs[k]), TOL_BF16);
+        snprintf(name, sizeof name, "adamw %s x3 %s: share not bitwise the CPU's", sn, what[k]);
+        ops_report(h, name, shape, (double)differ / (double)n, 0.01);
+        free(a);
+        free(b);
+    }
+    free(init);
+    pair_free(h, &g);
     pair_free(h, &p);
     pair_free(h, &master);
     pair_free(h, &m);
@@ -490,6 +541,8 @@ static void run_shapes(harness *h, const shapes *s, int gemma) {
     case_geglu(h, gemma ? 1024 : s->N, s->F, GT_GELU_ERF);
     case_ce(h, gemma ? 64 : s->N, s->V);
     case_optimizer(h, gemma ? ((size_t)1 << 22) + 3 : 1001);
+    case_optimizer_lean(h, gemma ? ((size_t)1 << 22) + 3 : 1001, GT_OPT_BF16_MOMENTS);
+    case_optimizer_lean(h, gemma ? ((size_t)1 << 22) + 3 : 1001, GT_OPT_BF16);
     if (gemma) case_determinism(h, s->N, s->C, 8192);
 }
 

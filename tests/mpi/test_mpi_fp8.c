@@ -28,7 +28,7 @@ static void make_batch(int step, int vocab, int32_t *tok, int32_t *tgt, int32_t 
 static void train(gt_model *m, int head, gt_group *dp, gt_group *world, double *loss) {
     gt_fp8_recipe r = {4, GT_AMAX_MAX, 0.0f, head};
     gt_model_enable_fp8(m, &r, world);
-    gt_adamw_config ac = {0.9f, 0.95f, 1e-8f, 0.0f, 1.0f};
+    gt_adamw_config ac = {0.9f, 0.95f, 1e-8f, 0.0f, 1.0f, GT_OPT_FP32, 0};
     gt_optimizer opt;
     gt_optimizer_init(&opt, m, &ac);
     int dpn = dp ? dp->size : 1, dpr = dp ? dp->rank : 0, nb = B / dpn;

@@ -112,7 +112,7 @@ static void run_layout(gt_check *c, gt_grid *g, const char *fixture) {
     gt_test_grads_free(&on);
     gt_test_grads_free(&off);
     double nr = gt_model_grad_sumsq(&ref), nm = gt_model_grad_sumsq(&m);
-    gt_adamw_config ac = {0.9f, 0.95f, 1e-8f, 0.1f, 0.5f};
+    gt_adamw_config ac = {0.9f, 0.95f, 1e-8f, 0.1f, 0.5f, GT_OPT_FP32, 0};
     gt_optimizer orf, om;
     gt_optimizer_init(&orf, &ref, &ac);
     gt_optimizer_init(&om, &m, &ac);

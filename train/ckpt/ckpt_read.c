@@ -1,7 +1,10 @@
 /* Reading this rank's slices of the optimizer state of a checkpoint (whatever tp/dp wrote it):
  * NAME.master becomes the parameters (rounded to the activation dtype) and the master copy,
  * NAME.exp_avg and NAME.exp_avg_sq the moments. Stored values of the backend's own dtype are
- * uploaded as they are (bit-exact resume); others are converted through float. */
+ * uploaded as they are (bit-exact resume); others are converted through float: bf16 moments
+ * (optim.state) are stored widened to the state dtype, and rounding them back is exact, so a resume
+ * with any optim.state continues bitwise from one written with the same state, and one written
+ * with another converts (a missing master copy is the weights; extra precision is rounded off). */
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -31,8 +34,8 @@ static int dests(gt_model *m, gt_optimizer *o, int kind, dest d[2]) {
         d[0] = (dest){m->params, GT_ACT};
         d[1] = (dest){o->master, GT_GRAD};
         return o->master ? 2 : 1;
-    case CK_EXP_AVG: d[0] = (dest){o->mom, GT_GRAD}; return 1;
-    default: d[0] = (dest){o->var, GT_GRAD}; return 1;
+    case CK_EXP_AVG: d[0] = (dest){o->mom, o->mom_kind}; return 1;
+    default: d[0] = (dest){o->var, o->mom_kind}; return 1;
     }
 }
 

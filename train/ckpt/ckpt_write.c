@@ -18,13 +18,14 @@ typedef struct {
 
 gt_dtype ck_state_dtype(const gt_model *m) { return gt_kind_dtype(m, GT_GRAD); }
 
-/* Where each kind of entry comes from. On the CPU backends the parameters are the master copy. */
+/* Where each kind of entry comes from. On the CPU backends and with optim.state bf16 the
+ * parameters are the master copy. */
 static void sources(const gt_model *m, const gt_optimizer *o, source src[CK_KINDS]) {
     src[CK_WEIGHT] = (source){m->params, GT_ACT};
     if (!o) return;
     src[CK_MASTER] = o->master ? (source){o->master, GT_GRAD} : (source){m->params, GT_ACT};
-    src[CK_EXP_AVG] = (source){o->mom, GT_GRAD};
-    src[CK_EXP_AVG_SQ] = (source){o->var, GT_GRAD};
+    src[CK_EXP_AVG] = (source){o->mom, o->mom_kind}; /* bf16 moments: widened (exact) */
+    src[CK_EXP_AVG_SQ] = (source){o->var, o->mom_kind};
 }
 
 static int overlaps(const gt_piece *a, const gt_piece *b) {

@@ -1,5 +1,5 @@
 /* gemmatron bench --model DIR [--batch B] [--seq T] [--steps S] [--warmup W] [--tp N] [--device D]
- *                 [--accum K] [--fp8] [--fp8-lm-head] [--no-tp-overlap] [--profile]
+ *                 [--accum K] [--fp8] [--fp8-lm-head] [--no-tp-overlap] [--profile] [--set KEY=VALUE ...]
  *
  * Times complete training steps of the model in DIR (its config.json; its safetensors weights if
  * present, else HF's random initialization) on random tokens: the trainer's own step
@@ -12,7 +12,10 @@
  * (--profile breaks down a step of one micro-batch). --fp8: the four
  * GEMMs of every layer in FP8 with delayed scaling (history 1024, "max"), after one calibration step;
  * --fp8-lm-head: the lm_head GEMMs too (implies --fp8). --no-tp-overlap: the backward's tp sums of
- * input gradients wait for each other instead of running beside the weight-gradient GEMMs. */
+ * input gradients wait for each other instead of running beside the weight-gradient GEMMs. --set: any
+ * run-config key over the benchmark's own (e.g. --set optim.state=bf16). The trainer's memory plan
+ * (train/memory_plan.h) runs first: a benchmark that would not fit stops with its one line, and
+ * --profile prints the plan's components beside the device memory measured after the step. */
 #include "bench_cmd.h"
 
 #include <math.h>
@@ -30,6 +33,7 @@
 typedef struct {
     const char *model, *device;
     int batch, seq, steps, warmup, profile, tp, fp8, fp8_head, accum, tp_overlap;
+    gt_cli_list sets; /* --set KEY=VALUE, in command-line order */
 } bench_args;
 
 static const gt_opt bench_opts[] = {
@@ -58,7 +62,10 @@ static const gt_opt bench_opts[] = {
      .help = "the backward's tp sums of input gradients wait for each other instead of running beside the "
              "weight-gradient GEMMs (parallel.tp_overlap: false)"},
     {.name = "--profile", .kind = GT_OPT_FLAG, .offset = offsetof(bench_args, profile), .flag = 1,
-     .help = "then a breakdown of one step (of one micro-batch) by op class against each class's roofline"},
+     .help = "then a breakdown of one step (of one micro-batch) by op class against each class's roofline, and the "
+             "memory plan beside the memory in use"},
+    {.name = "--set", .kind = GT_OPT_LIST, .offset = offsetof(bench_args, sets), .meta = "KEY=VALUE",
+     .help = "a run-config key over the benchmark's settings, as train's --set (e.g. --set optim.state=bf16)"},
 };
 
 const gt_cli_cmd gt_bench_cli = {
@@ -69,7 +76,8 @@ const gt_cli_cmd gt_bench_cli = {
              "device memory in use.",
     .examples = "gemmatron bench --model configs/hf/gemma-2b\n"
                 "gemmatron bench --model configs/hf/gemma-2b --batch 4 --seq 1024 --fp8 --profile\n"
-                "mpirun -np 2 gemmatron bench --model configs/hf/gemma-7b --tp 2 --no-tp-overlap",
+                "mpirun -np 2 gemmatron bench --model configs/hf/gemma-7b --tp 2 --no-tp-overlap\n"
+                "gemmatron bench --model configs/hf/gemma-7b --batch 1 --seq 2048 --set optim.state=bf16",
     GT_CLI_OPTS(bench_opts),
 };
 
@@ -104,6 +112,8 @@ static int bench_config(gt_run_config *rc, const bench_args *a, int loaded, gt_e
     gt_run_config_defaults(rc);
     for (size_t i = 0; i < sizeof kv / sizeof kv[0]; i++)
         if (gt_run_config_set(rc, kv[i][0], kv[i][1], "bench", err)) return -1;
+    for (int i = 0; i < a->sets.n; i++)
+        if (gt_run_config_override(rc, a->sets.value[i], err)) return -1;
     return 0;
 }
 
@@ -151,7 +161,8 @@ static int cmp_double(const void *a, const void *b) {
 
 /* Bytes a memory-bound op class must move in one step (each input read once, each output written
  * once), for its roofline; 0 for compute-bound classes. */
-static double class_bytes(int op, const gt_model *m) {
+static double class_bytes(int op, const gt_trainer *t) {
+    const gt_model *m = &t->session.model;
     const gt_layout *L = &m->lay;
     double N = m->N, C = L->C, F = L->F, a = (double)m->ops->size[GT_ACT], g = (double)m->ops->size[GT_GRAD];
     double layers = L->L;
@@ -164,7 +175,8 @@ static double class_bytes(int op, const gt_model *m) {
     case GT_PROF_ADD: return layers * 2 * 3 * N * C * a;
     case GT_PROF_EMBED: return N * C * (2 * a + a + 2 * g);
     case GT_PROF_CE: return 3 * N * (double)L->V * a;
-    case GT_PROF_OPTIM: return (double)L->count * (a + 9 * g + 4);
+    /* AdamW's bytes per parameter by optim.state, and grad_sumsq's read of the gradients */
+    case GT_PROF_OPTIM: return (double)L->count * ((double)gt_opt_step_bytes(m->ops->size, t->opt.cfg.state) + g);
     default: return 0;
     }
 }
@@ -180,6 +192,21 @@ static double class_flops(int op, const gt_model *m) {
     case GT_PROF_ATTN_BWD: return 2.5 * att;
     default: return 0;
     }
+}
+
+/* The memory plan's components beside what the device reports in use now, after the steps (every
+ * buffer of a step persists, so this is the steps' peak of the op buffers; it also counts the CUDA
+ * context, NCCL and every other process on the device). */
+static void print_plan(const gt_trainer *t) {
+    const gt_mem_plan *p = &t->plan;
+    const gt_compute *c = &t->session.compute;
+    const char *name[] = {"weights", "gradients", "optimizer", "activations", "lm_head/CE chunk", "FP8", "backend"};
+    size_t bytes[] = {p->weights, p->grads, p->optim, p->acts, p->ce, p->fp8, p->backend};
+    printf("memory plan (optim.state %s)\n", gt_opt_state_name(t->opt.cfg.state));
+    for (size_t i = 0; i < sizeof bytes / sizeof bytes[0]; i++)
+        printf("  %-17s %9.3f GiB\n", name[i], (double)bytes[i] / (1u << 30));
+    printf("  %-17s %9.3f GiB planned, %.3f GiB in use on the device\n", "total", (double)p->total / (1u << 30),
+           (double)c->ops->mem_in_use(c->be) / (1u << 30));
 }
 
 static void print_profile(gt_trainer *t, double step_s, gt_peak peak) {
@@ -204,7 +231,7 @@ static void print_profile(gt_trainer *t, double step_s, gt_peak peak) {
     printf("%-15s %6s %9s %6s %14s %11s\n", "op class", "calls", "ms/step", "share", "achieved", "roofline ms");
     for (int i = 0; i < GT_PROF_COUNT; i++) {
         if (!prof.calls[i]) continue;
-        double s = prof.seconds[i], fl = class_flops(i, m), by = class_bytes(i, m);
+        double s = prof.seconds[i], fl = class_flops(i, m), by = class_bytes(i, t);
         char rate[32] = "";
         double roof = 0;
         if (fl > 0) snprintf(rate, sizeof rate, "%.3g TFLOP/s", fl / s / 1e12), roof = fl / peak.bf16_flops;
@@ -219,6 +246,7 @@ static void print_profile(gt_trainer *t, double step_s, gt_peak peak) {
         printf("profiled step %.2f ms (synchronized per op) vs %.2f ms unprofiled\n", 1e3 * total, 1e3 * step_s);
     else
         printf("profiled step of one micro-batch %.2f ms (synchronized per op)\n", 1e3 * total);
+    print_plan(t);
 }
 
 /* --profile: rank 0 prints the breakdown; its peers run the same step, timed alike so that they
@@ -313,5 +341,6 @@ int gt_cmd_bench(int argc, char **argv) {
     int rc = run_bench(&a, &g, &err);
     if (rc) fprintf(stderr, "gemmatron: %s\n", err.msg);
     gt_grid_free(&g);
+    gt_cli_list_free(&a.sets);
     return rc ? 1 : 0;
 }

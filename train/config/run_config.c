@@ -53,6 +53,9 @@ static const rc_field schema[] = {
      "decay after warmup down to lr x min_lr_ratio at the last step"},
     {"optim.min_lr_ratio", RC_REAL, OFF(min_lr_ratio), "0.0", 0, 1, 0, 0, 0, NULL,
      "final learning rate as a fraction of lr, in [0, 1]"},
+    {"optim.state", RC_ENUM, OFF(opt_state), "fp32", 0, 0, 0, 0, 0, "fp32|bf16_moments|bf16",
+     "AdamW state per parameter on a GPU: fp32 master, m, v (18 bytes with the bf16 weights and fp32 "
+     "gradients); bf16_moments: m, v in bf16 (14); bf16: no master, stochastically rounded bf16 weights (10)"},
     {"train.steps", RC_INT, OFF(steps), "1000", 1, BIG, 0, 0, 0, NULL, "optimizer steps"},
     {"train.eval_every", RC_INT, OFF(eval_every), "0", 0, BIG, 0, 0, 0, NULL,
      "evaluate on data.val every N steps (and after the last); 0: only after the last"},

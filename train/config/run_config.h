@@ -32,6 +32,7 @@ typedef struct {
     long long warmup_steps;
     char *schedule;        /* "cosine", "linear" or "constant" */
     double min_lr_ratio;
+    char *opt_state;       /* "fp32", "bf16_moments" or "bf16" (gt_opt_state) */
     /* train */
     long long steps, eval_every, eval_steps, log_every;
     int quiet;

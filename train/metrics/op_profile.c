@@ -131,6 +131,8 @@ void gt_op_profile_init(gt_op_profile *p, const gt_ops *inner, gt_backend *inner
     o->name = "profiled";
     /* The profile borrows the inner backend: it neither makes nor frees one. */
     o->create = NULL, o->destroy = NULL;
+    /* nor plans its memory (train/memory_plan.h runs before any profile) */
+    o->mem_free = NULL, o->mem_reserve = NULL;
     o->stream = p_stream, o->mem_in_use = p_mem_in_use, o->device_name = p_device_name, o->peak = p_peak;
     o->alloc = p_alloc, o->release = p_release, o->zero = p_zero, o->copy = p_copy;
     o->upload_raw = p_upload_raw, o->download_raw = p_download_raw, o->upload = p_upload;
