@@ -25,26 +25,42 @@ static void build_segments(gt_optimizer *o) {
     o->nseg = n;
 }
 
-/* Master copy = the BF16 parameters widened to FP32, staged through the host in chunks. */
+/* Master copy = the BF16 parameters [lo, hi) widened to FP32, staged through the host in chunks. */
 static void init_master(gt_optimizer *o) {
     gt_model *m = o->m;
     const gt_ops *ops = m->ops;
-    size_t chunk = (size_t)1 << 22, count = m->lay.count;
+    size_t chunk = (size_t)1 << 22, count = o->hi - o->lo;
     float *buf = gt_malloc(chunk * sizeof(float));
     for (size_t i = 0; i < count; i += chunk) {
         size_t n = count - i < chunk ? count - i : chunk;
-        ops->download(m->be, GT_ACT, buf, (char *)m->params + i * ops->size[GT_ACT], n);
+        ops->download(m->be, GT_ACT, buf, (char *)m->params + (o->lo + i) * ops->size[GT_ACT], n);
         ops->upload(m->be, GT_GRAD, (char *)o->master + i * ops->size[GT_GRAD], buf, n);
     }
     free(buf);
 }
 
+size_t gt_optimizer_device_bytes(const gt_ops *ops, size_t count, int dp, int zero) {
+    size_t n = zero && dp > 1 ? (count + (size_t)dp - 1) / (size_t)dp : count;
+    int buffers = ops->size[GT_ACT] != ops->size[GT_GRAD] ? 3 : 2;
+    return (size_t)buffers * n * ops->size[GT_GRAD];
+}
+
 void gt_optimizer_init(gt_optimizer *o, gt_model *m, const gt_adamw_config *cfg) {
+    gt_optimizer_init_sharded(o, m, cfg, NULL);
+}
+
+void gt_optimizer_init_sharded(gt_optimizer *o, gt_model *m, const gt_adamw_config *cfg, gt_group *dp) {
     memset(o, 0, sizeof *o);
     o->cfg = *cfg;
     o->m = m;
+    if (dp && dp->size > 1) {
+        gt_model_shard_dp(m, dp);
+        o->dp = dp;
+    }
+    gt_model_shard_range(m, &o->lo, &o->hi);
     const gt_ops *ops = m->ops;
-    size_t bytes = m->lay.count * ops->size[GT_GRAD];
+    /* a rank past the end of a tiny buffer owns nothing, but gets a valid allocation */
+    size_t bytes = (o->hi > o->lo ? o->hi - o->lo : 1) * ops->size[GT_GRAD];
     if (ops->size[GT_ACT] != ops->size[GT_GRAD]) {
         o->master = ops->alloc(m->be, bytes);
         init_master(o);
@@ -84,12 +100,16 @@ int gt_optimizer_step(gt_optimizer *o, float lr, double sumsq) {
     size_t ga = ops->size[GT_GRAD], pa = ops->size[GT_ACT];
     for (int i = 0; i < o->nseg; i++) {
         const gt_opt_segment *s = &o->seg[i];
+        /* the part of the segment in this rank's range: state element k is buffer element lo + k */
+        size_t a0 = s->off > o->lo ? s->off : o->lo, a1 = s->off + s->count < o->hi ? s->off + s->count : o->hi;
+        if (a0 >= a1) continue;
+        size_t k = a0 - o->lo;
         gt_adamw_args a = {lr, o->cfg.beta1, o->cfg.beta2, o->cfg.eps,
                            s->decay ? o->cfg.weight_decay : 0.0f, scale, o->step};
-        ops->adamw(m->be, (char *)m->params + s->off * pa,
-                   o->master ? (char *)o->master + s->off * ga : NULL, (char *)o->mom + s->off * ga,
-                   (char *)o->var + s->off * ga, (char *)m->grads + s->off * ga, s->count, &a);
+        ops->adamw(m->be, (char *)m->params + a0 * pa, o->master ? (char *)o->master + k * ga : NULL,
+                   (char *)o->mom + k * ga, (char *)o->var + k * ga, (char *)m->grads + a0 * ga, a1 - a0, &a);
     }
+    if (o->dp) gt_model_dp_gather_params(m);
     gt_model_fp8_weights_changed(m);
     return 0;
 }

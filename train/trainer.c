@@ -102,7 +102,7 @@ int gt_trainer_init_fed(gt_trainer *t, const gt_run_config *rc, gt_grid *grid, c
     }
     gt_adamw_config ac = {(float)rc->beta1, (float)rc->beta2, (float)rc->eps, (float)rc->weight_decay,
                           (float)rc->clip};
-    gt_optimizer_init(&t->opt, &t->session.model, &ac);
+    gt_optimizer_init_sharded(&t->opt, &t->session.model, &ac, rc->zero ? &grid->dp_group : NULL);
     gt_lr_kind kind = GT_LR_COSINE;
     gt_lr_kind_parse(rc->schedule, &kind); /* the schema allows only the known names */
     t->sched = (gt_lr_schedule){kind, rc->lr, rc->min_lr_ratio, rc->warmup_steps, rc->steps};
