@@ -94,6 +94,8 @@ void gt_model_dp_finish(gt_model *m) {
 }
 
 void gt_model_reduce_grads(gt_model *m, gt_group *dp) {
+    GT_ASSERT(!m->dp_shard_group || dp == m->dp_shard_group,
+              "the model is sharded over a dp group: its gradients must be reduced over that group");
     if (m->dp_started) {
         gt_model_dp_finish(m);
     } else if (dp && dp->size > 1 && dp == m->dp_shard_group) {

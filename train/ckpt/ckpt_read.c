@@ -84,7 +84,7 @@ static int read_piece(reader *rd, gt_optimizer *o, const gt_piece *p, int kind, 
                        gt_dtype_name(t->dtype));
     dest d[2];
     int nd = dests(m, o, kind, d);
-    /* the part of the piece in the optimizer's range, in chunks of whole rows */
+    /* the part of the piece in the optimizer's range, in chunks of a whole number of rows' elements */
     size_t size = (size_t)(p->nrows * p->ncols);
     size_t from0 = o->lo > p->dst ? o->lo : p->dst, to0 = o->hi < p->dst + size ? o->hi : p->dst + size;
     size_t a = from0 - p->dst, b = to0 > from0 ? to0 - p->dst : a;
