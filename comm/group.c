@@ -68,7 +68,9 @@ static void allgather_impl(gt_group *g, const void *send, void *recv, size_t n, 
     }
 #endif
     GT_ASSERT(!too_big(n), "all-gather of %zu elements exceeds MPI's count", n);
-    MPI_CHECK(MPI_Allgather(send, (int)n, mpi_type(t), recv, (int)n, mpi_type(t), g->mpi));
+    /* in place: this rank's block already sits at its place in recv */
+    int in_place = (const char *)send == (const char *)recv + (size_t)g->rank * n * gt_dtype_size(t);
+    MPI_CHECK(MPI_Allgather(in_place ? MPI_IN_PLACE : send, (int)n, mpi_type(t), recv, (int)n, mpi_type(t), g->mpi));
     gt_watchdog_leave(g->wd);
 }
 
@@ -85,7 +87,15 @@ static void reduce_scatter_impl(gt_group *g, const void *send, void *recv, size_
     }
 #endif
     GT_ASSERT(!too_big(n), "reduce-scatter of %zu elements exceeds MPI's count", n);
-    MPI_CHECK(MPI_Reduce_scatter_block(send, recv, (int)n, mpi_type(t), mpi_op(op), g->mpi));
+    size_t es = gt_dtype_size(t);
+    if ((const char *)recv == (const char *)send + (size_t)g->rank * n * es) {
+        /* in place (recv is this rank's block of send, as NCCL allows): MPI puts the result at the
+         * start of the buffer, whose other blocks are consumed anyway */
+        MPI_CHECK(MPI_Reduce_scatter_block(MPI_IN_PLACE, (void *)send, (int)n, mpi_type(t), mpi_op(op), g->mpi));
+        memmove(recv, send, n * es);
+    } else {
+        MPI_CHECK(MPI_Reduce_scatter_block(send, recv, (int)n, mpi_type(t), mpi_op(op), g->mpi));
+    }
     gt_watchdog_leave(g->wd);
 }
 
@@ -135,6 +145,16 @@ void gt_broadcast(gt_group *g, void *buf, size_t n, gt_dtype t, int root) {
     timing_stop(g, t0, (double)(n * gt_dtype_size(t)));
 }
 
+static MPI_Request *new_request(gt_group *g) {
+    if (g->npending == g->cap_pending) {
+        g->cap_pending = g->cap_pending ? 2 * g->cap_pending : 64;
+        MPI_Request *r = realloc(g->pending, (size_t)g->cap_pending * sizeof *r);
+        if (!r) GT_DIE("out of host memory");
+        g->pending = r;
+    }
+    return &g->pending[g->npending++];
+}
+
 void gt_allreduce_start(gt_group *g, void *buf, size_t n, gt_dtype t) {
     if (g->size == 1 || n == 0) return;
     gt_watchdog_enter(g->wd, g->name, "all-reduce(sum), overlapped", n, ++g->calls);
@@ -145,13 +165,31 @@ void gt_allreduce_start(gt_group *g, void *buf, size_t n, gt_dtype t) {
     }
 #endif
     GT_ASSERT(!too_big(n), "all-reduce of %zu elements exceeds MPI's count", n);
-    if (g->npending == g->cap_pending) {
-        g->cap_pending = g->cap_pending ? 2 * g->cap_pending : 64;
-        MPI_Request *r = realloc(g->pending, (size_t)g->cap_pending * sizeof *r);
-        if (!r) GT_DIE("out of host memory");
-        g->pending = r;
+    MPI_CHECK(MPI_Iallreduce(MPI_IN_PLACE, buf, (int)n, mpi_type(t), MPI_SUM, g->mpi, new_request(g)));
+}
+
+void gt_reduce_owners_start(gt_group *g, void *buf, size_t off, size_t n, size_t block, gt_dtype t) {
+    if (g->size == 1 || n == 0) return;
+    GT_ASSERT(block > 0 && off + n <= block * (size_t)g->size, "elements [%zu, %zu) lie outside %d blocks of %zu",
+              off, off + n, g->size, block);
+    gt_watchdog_enter(g->wd, g->name, "reduce to owners, overlapped", n, ++g->calls);
+#ifdef GT_HAVE_NCCL
+    if (g->nccl) {
+        gt_nccl_reduce_owners_start(g, buf, off, n, block, t);
+        return;
     }
-    MPI_CHECK(MPI_Iallreduce(MPI_IN_PLACE, buf, (int)n, mpi_type(t), MPI_SUM, g->mpi, &g->pending[g->npending++]));
+#endif
+    GT_ASSERT(!too_big(block), "reduce of %zu elements exceeds MPI's count", block);
+    size_t es = gt_dtype_size(t);
+    for (size_t a = off, end = off + n; a < end;) {
+        int root = (int)(a / block);
+        size_t b = (size_t)(root + 1) * block < end ? (size_t)(root + 1) * block : end;
+        char *p = (char *)buf + a * es;
+        int mine = root == g->rank; /* the receive buffer counts at the root only */
+        MPI_CHECK(MPI_Ireduce(mine ? MPI_IN_PLACE : p, mine ? p : NULL, (int)(b - a), mpi_type(t), MPI_SUM, root,
+                              g->mpi, new_request(g)));
+        a = b;
+    }
 }
 
 void gt_group_wait(gt_group *g) {

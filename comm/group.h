@@ -35,9 +35,11 @@ typedef struct gt_group {
 
 /* In place: buf[n] = reduction over the group's ranks. */
 void gt_allreduce(gt_group *g, void *buf, size_t n, gt_dtype t, gt_red op);
-/* recv[size * n] = the n elements of send from every rank, in rank order. */
+/* recv[size * n] = the n elements of send from every rank, in rank order. In place when send is
+ * recv + rank * n (this rank's block already in place). */
 void gt_allgather(gt_group *g, const void *send, void *recv, size_t n, gt_dtype t);
-/* recv[n] = reduction of the rank's block of send[size * n] over the group. */
+/* recv[n] = reduction of the rank's block of send[size * n] over the group. In place when recv is
+ * send + rank * n (the other blocks of send are then left undefined). */
 void gt_reduce_scatter(gt_group *g, const void *send, void *recv, size_t n, gt_dtype t, gt_red op);
 void gt_broadcast(gt_group *g, void *buf, size_t n, gt_dtype t, int root);
 /* Non-blocking in-place sum of buf[n] over the group: it starts after the work queued so far and
@@ -46,6 +48,13 @@ void gt_broadcast(gt_group *g, void *buf, size_t n, gt_dtype t, int root);
  * until the wait. */
 void gt_allreduce_start(gt_group *g, void *buf, size_t n, gt_dtype t);
 void gt_group_wait(gt_group *g);
+/* Non-blocking, ordered like gt_allreduce_start and waited for by gt_group_wait: of buf, seen as
+ * `size` blocks of `block` elements with block r owned by rank r, the elements [off, off + n) are
+ * summed over the group onto their owners only (in place; the other ranks' copies are left as they
+ * were). A reduce-scatter of part of a buffer: the backward of a step with a sharded optimizer
+ * (ZeRO-1) sends each finished layer's gradients to the ranks that own them. NCCL: one ncclReduce
+ * per owner, grouped; MPI: MPI_Ireduce. */
+void gt_reduce_owners_start(gt_group *g, void *buf, size_t off, size_t n, size_t block, gt_dtype t);
 /* Releases the group's stream, events and request list (the communicators are the grid's). */
 void gt_group_release(gt_group *g);
 

@@ -101,8 +101,9 @@ void gt_nccl_broadcast(gt_group *g, void *buf, size_t n, gt_dtype t, int root) {
         if (e_ != cudaSuccess) gt_die(__FILE__, __LINE__, "%s: %s", #call, cudaGetErrorString(e_)); \
     } while (0)
 
-/* events[0]: compute -> comm (the buffer is ready); events[1]: comm -> compute (reduced). */
-void gt_nccl_allreduce_start(gt_group *g, void *buf, size_t n, gt_dtype t) {
+/* events[0]: compute -> comm (the buffer is ready); events[1]: comm -> compute (reduced).
+ * Returns the communication stream, made to wait for the work queued so far on the group's stream. */
+static cudaStream_t comm_stream_after_compute(gt_group *g) {
     if (!g->comm_stream) {
         cudaStream_t s;
         cudaEvent_t *ev = gt_calloc(2, sizeof *ev);
@@ -115,7 +116,28 @@ void gt_nccl_allreduce_start(gt_group *g, void *buf, size_t n, gt_dtype t) {
     cudaEvent_t *ev = g->comm_events;
     CUDA_OK(cudaEventRecord(ev[0], (cudaStream_t)g->stream));
     CUDA_OK(cudaStreamWaitEvent((cudaStream_t)g->comm_stream, ev[0], 0));
-    NCCL_CHECK(ncclAllReduce(buf, buf, n, nccl_type(t), ncclSum, (ncclComm_t)g->nccl, (cudaStream_t)g->comm_stream));
+    return (cudaStream_t)g->comm_stream;
+}
+
+void gt_nccl_allreduce_start(gt_group *g, void *buf, size_t n, gt_dtype t) {
+    cudaStream_t s = comm_stream_after_compute(g);
+    NCCL_CHECK(ncclAllReduce(buf, buf, n, nccl_type(t), ncclSum, (ncclComm_t)g->nccl, s));
+}
+
+/* One in-place ncclReduce per owner of a part of [off, off + n), grouped so that they run at once
+ * (together they move what a reduce-scatter of the range would). */
+void gt_nccl_reduce_owners_start(gt_group *g, void *buf, size_t off, size_t n, size_t block, gt_dtype t) {
+    cudaStream_t s = comm_stream_after_compute(g);
+    size_t es = gt_dtype_size(t);
+    NCCL_CHECK(ncclGroupStart());
+    for (size_t a = off, end = off + n; a < end;) {
+        int root = (int)(a / block);
+        size_t b = (size_t)(root + 1) * block < end ? (size_t)(root + 1) * block : end;
+        char *p = (char *)buf + a * es;
+        NCCL_CHECK(ncclReduce(p, p, b - a, nccl_type(t), ncclSum, root, (ncclComm_t)g->nccl, s));
+        a = b;
+    }
+    NCCL_CHECK(ncclGroupEnd());
 }
 
 void gt_nccl_wait(gt_group *g) {

@@ -12,6 +12,7 @@ void gt_nccl_sync(gt_group *g);
 /* gt_allreduce_start / gt_group_wait over NCCL, and the release of their stream and events. */
 void gt_nccl_allreduce_start(gt_group *g, void *buf, size_t n, gt_dtype t);
 void gt_nccl_wait(gt_group *g);
+void gt_nccl_reduce_owners_start(gt_group *g, void *buf, size_t off, size_t n, size_t block, gt_dtype t);
 void gt_nccl_release_stream(gt_group *g);
 void gt_nccl_allreduce(gt_group *g, void *buf, size_t n, gt_dtype t, gt_red op);
 void gt_nccl_allgather(gt_group *g, const void *send, void *recv, size_t n, gt_dtype t);

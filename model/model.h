@@ -59,6 +59,10 @@ typedef struct {
     void *sumsq;          /* [3] STAT: squared gradient norms by replication class */
     gt_group *dp_overlap; /* set for a step's last backward: reduce gradients over dp as it goes */
     gt_group *dp_started; /* the group that backward started reductions on; reduce_grads waits */
+    /* ZeRO-1 (gt_model_shard_dp): params and grads hold dp * dp_shard elements (lay.count, then zero
+     * padding); dp rank r owns elements [r * dp_shard, (r + 1) * dp_shard) of the sums */
+    gt_group *dp_shard_group; /* NULL: gradients are all-reduced, every rank owns everything */
+    size_t dp_shard;
 } gt_model;
 
 /* Allocates parameters (zero) and gradients for rank tp_rank of tp_size. */
@@ -142,11 +146,24 @@ void gt_model_overlap_tp(gt_model *m, int on);
 
 /* Once per optimizer step, after all micro-batches: all-reduces every gradient over dp (NULL: no
  * dp; already started by an overlapped backward: waits for it), then sums the gradients of K/V heads
- * replicated across tp ranks (num_kv_heads < tp). */
+ * replicated across tp ranks (num_kv_heads < tp). Sharded over dp (gt_model_shard_dp): reduce-scatters
+ * them instead, and only the rank's own range (gt_model_shard_range) holds the sums afterwards. */
 void gt_model_reduce_grads(gt_model *m, gt_group *dp);
 
 /* Squared L2 norm of the whole model's gradient, each parameter counted once across tp ranks
- * (replicated norms and K/V heads are not counted twice); identical on every rank. */
+ * (replicated norms and K/V heads are not counted twice); identical on every rank. Sharded over dp:
+ * each rank's range is summed, then the sums over dp. */
 double gt_model_grad_sumsq(gt_model *m);
+
+/* ZeRO-1 (model/dp_shard.c): splits the parameter and gradient buffers into dp->size equal blocks
+ * (padding them to dp->size * ceil(count / dp->size) elements, contents kept), dp rank r owning
+ * block r: from then on gradients are reduced onto their owner only (overlapped: each layer's by its
+ * backward) and gt_model_dp_gather_params brings the owners' parameters to every rank. No-op for
+ * NULL or a group of one. Call once, before anything keeps pointers into m->params or m->grads. */
+void gt_model_shard_dp(gt_model *m, gt_group *dp);
+/* The rank's own elements [lo, hi) of the buffers (lo <= hi <= lay.count; all of them unsharded). */
+void gt_model_shard_range(const gt_model *m, size_t *lo, size_t *hi);
+/* Sharded: every rank's block of the parameters to every rank (all-gather over dp, in place). */
+void gt_model_dp_gather_params(gt_model *m);
 
 #endif

@@ -89,7 +89,10 @@ void gt_model_overlap_tp(gt_model *m, int on) { m->tp_overlap = on; }
 /* During an overlapped backward: starts the dp sum of gradient elements [off, off + n). */
 void gt_model_dp_start(gt_model *m, size_t off, size_t n) {
     if (!m->dp_overlap) return;
-    gt_allreduce_start(m->dp_overlap, (char *)m->grads + off * m->ops->size[GT_GRAD], n, gt_kind_dtype(m, GT_GRAD));
+    if (m->dp_shard_group == m->dp_overlap)
+        gt_reduce_owners_start(m->dp_overlap, m->grads, off, n, m->dp_shard, gt_kind_dtype(m, GT_GRAD));
+    else
+        gt_allreduce_start(m->dp_overlap, (char *)m->grads + off * m->ops->size[GT_GRAD], n, gt_kind_dtype(m, GT_GRAD));
     m->dp_started = m->dp_overlap;
 }
 
@@ -100,12 +103,19 @@ void gt_model_dp_finish(gt_model *m) {
 }
 
 void gt_model_reduce_grads(gt_model *m, gt_group *dp) {
+    GT_ASSERT(!m->dp_shard_group || dp == m->dp_shard_group,
+              "the model is sharded over a dp group: its gradients must be reduced over that group");
     if (m->dp_started) {
         gt_model_dp_finish(m);
+    } else if (dp && dp->size > 1 && dp == m->dp_shard_group) {
+        gt_model_dp_reduce_shards(m);
     } else if (dp && dp->size > 1) {
         gt_allreduce(dp, m->grads, m->lay.count, gt_kind_dtype(m, GT_GRAD), GT_RED_SUM);
     }
-    sum_replicated_kv(m); /* a sum too: its order with the dp sum does not matter */
+    /* A sum too: its order with the dp sum does not matter. Sharded, only the rank's own range holds
+     * dp sums, but the tp ranks of one dp rank own the same range (their layouts have the same
+     * offsets), so the sum over tp is right there and harmless elsewhere. */
+    sum_replicated_kv(m);
 }
 
 /* Replication class of a piece: 0 = sharded (counted once), 1 = replicated on every tp rank
@@ -125,6 +135,8 @@ double gt_model_grad_sumsq(gt_model *m) {
     o->zero(m->be, m->sumsq, 3 * st);
     int np;
     gt_piece *pc = gt_layout_pieces(&m->lay, &m->cfg, &np);
+    size_t lo, hi; /* the elements this rank holds the (dp-summed) gradients of */
+    gt_model_shard_range(m, &lo, &hi);
     /* merge runs of adjacent pieces of one class into one reduction */
     for (int i = 0; i < np;) {
         int cls = piece_class(m, &pc[i]);
@@ -132,11 +144,15 @@ double gt_model_grad_sumsq(gt_model *m) {
         int j = i + 1;
         while (j < np && piece_class(m, &pc[j]) == cls && pc[j].dst == end)
             end += (size_t)(pc[j].nrows * pc[j].ncols), j++;
-        o->grad_sumsq(m->be, (char *)m->sumsq + (size_t)cls * st, (char *)m->grads + start * gsz, end - start);
+        if (start < lo) start = lo;
+        if (end > hi) end = hi;
+        if (start < end)
+            o->grad_sumsq(m->be, (char *)m->sumsq + (size_t)cls * st, (char *)m->grads + start * gsz, end - start);
         i = j;
     }
     free(pc);
     gt_model_tp_sum(m, m->sumsq, 3, GT_STAT);
+    if (m->dp_shard_group) gt_allreduce(m->dp_shard_group, m->sumsq, 3, gt_kind_dtype(m, GT_STAT), GT_RED_SUM);
     double v[3];
     if (st == sizeof(double)) o->download_raw(m->be, v, m->sumsq, sizeof v);
     else {

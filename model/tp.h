@@ -22,6 +22,8 @@ void gt_model_dp_start(gt_model *m, size_t off, size_t n);
 /* Waits for dp sums an overlapped backward started and nobody reduced yet: before the gradients
  * are written again they must be done with them. */
 void gt_model_dp_finish(gt_model *m);
+/* Sharded over dp: the reduce-scatter of the whole gradient buffer (model/dp_shard.c). */
+void gt_model_dp_reduce_shards(gt_model *m);
 void gt_model_ce_parts(gt_model *m, const void *logits, const int32_t *target, int n, int V);
 
 /* Bytes of the buffer that sums replicated K/V heads' gradients over tp (0 where none is

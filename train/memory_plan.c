@@ -34,8 +34,14 @@ int gt_memory_plan(const gt_config *cfg, const size_t size[3], size_t reserve, c
     m.ce_chunk = b.ce_chunk;
     p->weights = count * size[GT_ACT];
     p->grads = count * size[GT_GRAD] + gt_model_kv_sum_bytes(cfg, &m.lay, size) + 3 * size[GT_STAT];
-    size_t optim = count * gt_opt_state_bytes(size, in->state);
-    p->optim = in->zero && in->dp > 1 ? (optim + (size_t)in->dp - 1) / (size_t)in->dp : optim;
+    p->optim = count * gt_opt_state_bytes(size, in->state);
+    if (in->zero && in->dp > 1) {
+        /* ZeRO-1 (train/optimizer.h): the buffers padded to dp equal shards, the state of one */
+        size_t shard = (count + (size_t)in->dp - 1) / (size_t)in->dp, pad = shard * (size_t)in->dp - count;
+        p->optim = shard * gt_opt_state_bytes(size, in->state);
+        p->weights += pad * size[GT_ACT];
+        p->grads += pad * size[GT_GRAD];
+    }
     p->ce = b.logits + b.ce_parts + b.ce_lse + b.ce_part_local;
     p->acts = b.total - p->ce;
     size_t fp8_acts = 0;

@@ -26,15 +26,15 @@ static void build_segments(gt_optimizer *o) {
     o->nseg = n;
 }
 
-/* Master copy = the BF16 parameters widened to FP32, staged through the host in chunks. */
+/* Master copy = the BF16 parameters [lo, hi) widened to FP32, staged through the host in chunks. */
 static void init_master(gt_optimizer *o) {
     gt_model *m = o->m;
     const gt_ops *ops = m->ops;
-    size_t chunk = (size_t)1 << 22, count = m->lay.count;
+    size_t chunk = (size_t)1 << 22, count = o->hi - o->lo;
     float *buf = gt_malloc(chunk * sizeof(float));
     for (size_t i = 0; i < count; i += chunk) {
         size_t n = count - i < chunk ? count - i : chunk;
-        ops->download(m->be, GT_ACT, buf, (char *)m->params + i * ops->size[GT_ACT], n);
+        ops->download(m->be, GT_ACT, buf, (char *)m->params + (o->lo + i) * ops->size[GT_ACT], n);
         ops->upload(m->be, GT_GRAD, (char *)o->master + i * ops->size[GT_GRAD], buf, n);
     }
     free(buf);
@@ -71,17 +71,33 @@ size_t gt_opt_step_bytes(const size_t size[3], int state) {
     return size[GT_GRAD] + 2 * gt_opt_state_bytes(size, state) + size[GT_ACT] + own_master;
 }
 
+size_t gt_optimizer_device_bytes(const gt_ops *ops, size_t count, int dp, int zero, int state) {
+    size_t n = zero && dp > 1 ? (count + (size_t)dp - 1) / (size_t)dp : count;
+    return n * gt_opt_state_bytes(ops->size, state);
+}
+
 void gt_optimizer_init(gt_optimizer *o, gt_model *m, const gt_adamw_config *cfg) {
+    gt_optimizer_init_sharded(o, m, cfg, NULL);
+}
+
+void gt_optimizer_init_sharded(gt_optimizer *o, gt_model *m, const gt_adamw_config *cfg, gt_group *dp) {
     memset(o, 0, sizeof *o);
     o->cfg = *cfg;
     o->m = m;
+    if (dp && dp->size > 1) {
+        gt_model_shard_dp(m, dp);
+        o->dp = dp;
+    }
+    gt_model_shard_range(m, &o->lo, &o->hi);
     const gt_ops *ops = m->ops;
     o->mom_kind = moment_kind(cfg->state);
+    /* a rank past the end of a tiny buffer owns nothing, but gets a valid allocation */
+    size_t n = o->hi > o->lo ? o->hi - o->lo : 1;
     if (has_master(ops->size, cfg->state)) {
-        o->master = ops->alloc(m->be, m->lay.count * ops->size[GT_GRAD]);
+        o->master = ops->alloc(m->be, n * ops->size[GT_GRAD]);
         init_master(o);
     }
-    size_t bytes = m->lay.count * ops->size[o->mom_kind];
+    size_t bytes = n * ops->size[o->mom_kind];
     o->mom = ops->alloc(m->be, bytes);
     o->var = ops->alloc(m->be, bytes);
     build_segments(o);
@@ -117,13 +133,17 @@ int gt_optimizer_step(gt_optimizer *o, float lr, double sumsq) {
     size_t ga = ops->size[GT_GRAD], pa = ops->size[GT_ACT], ma = ops->size[o->mom_kind];
     for (int i = 0; i < o->nseg; i++) {
         const gt_opt_segment *s = &o->seg[i];
+        /* the part of the segment in this rank's range: state element k is buffer element lo + k */
+        size_t a0 = s->off > o->lo ? s->off : o->lo, a1 = s->off + s->count < o->hi ? s->off + s->count : o->hi;
+        if (a0 >= a1) continue;
+        size_t k = a0 - o->lo;
         gt_adamw_args a = {lr, o->cfg.beta1, o->cfg.beta2, o->cfg.eps,
                            s->decay ? o->cfg.weight_decay : 0.0f, scale, o->step,
-                           o->cfg.state, o->cfg.seed, (uint64_t)s->off};
-        ops->adamw(m->be, (char *)m->params + s->off * pa,
-                   o->master ? (char *)o->master + s->off * ga : NULL, (char *)o->mom + s->off * ma,
-                   (char *)o->var + s->off * ma, (char *)m->grads + s->off * ga, s->count, &a);
+                           o->cfg.state, o->cfg.seed, (uint64_t)a0};
+        ops->adamw(m->be, (char *)m->params + a0 * pa, o->master ? (char *)o->master + k * ga : NULL,
+                   (char *)o->mom + k * ma, (char *)o->var + k * ma, (char *)m->grads + a0 * ga, a1 - a0, &a);
     }
+    if (o->dp) gt_model_dp_gather_params(m);
     gt_model_fp8_weights_changed(m);
     return 0;
 }

@@ -18,8 +18,7 @@
 static int plan_memory(void *user, const gt_config *cfg, const gt_compute *c, gt_err *err) {
     gt_trainer *t = user;
     const gt_run_config *rc = t->rc;
-    /* zero (the 5th field): 1 once the optimizer state is sharded over dp (ZeRO-1) */
-    gt_mem_plan_in in = {t->B, t->T, (int)rc->tp, t->grid->dp, 0, GT_OPT_FP32, rc->fp8_enabled,
+    gt_mem_plan_in in = {t->B, t->T, (int)rc->tp, t->grid->dp, rc->zero, GT_OPT_FP32, rc->fp8_enabled,
                          rc->fp8_enabled && rc->fp8_lm_head, (int)rc->fp8_history_len};
     gt_opt_state_parse(rc->opt_state, &in.state);
     gt_err e;
@@ -131,7 +130,7 @@ int gt_trainer_init_fed(gt_trainer *t, const gt_run_config *rc, gt_grid *grid, c
     gt_adamw_config ac = {(float)rc->beta1, (float)rc->beta2, (float)rc->eps, (float)rc->weight_decay,
                           (float)rc->clip, GT_OPT_FP32, (uint64_t)rc->seed};
     gt_opt_state_parse(rc->opt_state, &ac.state); /* the schema allows only the known names */
-    gt_optimizer_init(&t->opt, &t->session.model, &ac);
+    gt_optimizer_init_sharded(&t->opt, &t->session.model, &ac, rc->zero ? &grid->dp_group : NULL);
     gt_lr_kind kind = GT_LR_COSINE;
     gt_lr_kind_parse(rc->schedule, &kind); /* the schema allows only the known names */
     t->sched = (gt_lr_schedule){kind, rc->lr, rc->min_lr_ratio, rc->warmup_steps, rc->steps};

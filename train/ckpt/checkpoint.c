@@ -47,13 +47,14 @@ static int prepare(const gt_ckpt_options *opt, const ck_paths *p, const ck_catal
     return ck_create_files(c, p->tmp, err);
 }
 
-/* Ranks of dp replica 0: their slices, flushed to disk. */
+/* Ranks of dp replica 0: their slices, flushed to disk; with the optimizer state sharded over dp,
+ * every rank writes its part of the state. */
 static int write_slices(gt_model *m, gt_optimizer *o, gt_grid *g, const ck_paths *p, const ck_catalog *c,
                         gt_err *err) {
     int *fds = gt_calloc((size_t)c->nfiles, sizeof *fds);
     int rc = ck_open_files(c, p->tmp, fds, err);
     if (rc == 0) {
-        rc = ck_write_slices(m, o, g->tp, c, p->tmp, fds, err);
+        rc = ck_write_slices(m, o, g->tp, g->dp_rank == 0, c, p->tmp, fds, err);
         /* The FP8 state is the same on every rank: one writes it. */
         if (rc == 0 && c->fp8_file >= 0 && g->world_rank == 0) rc = ck_write_fp8(m, c, fds, p->tmp, err);
         gt_err cerr;
@@ -167,7 +168,7 @@ int gt_checkpoint_save(gt_model *m, gt_optimizer *o, gt_grid *g, const gt_ckpt_s
     if (rc == 0 && m->fp8) rc = ck_catalog_add_fp8(&c, m->fp8, err);
     if (rc == 0 && rank0) rc = prepare(opt, &p, &c, err);
     rc = ck_agree(g, rc, err);
-    if (rc == 0 && g->dp_rank == 0) rc = write_slices(m, o, g, &p, &c, err);
+    if (rc == 0 && (g->dp_rank == 0 || (o && o->dp))) rc = write_slices(m, o, g, &p, &c, err);
     rc = ck_agree(g, rc, err);
     /* Every byte is on disk: all ranks read it back, a slice each, for the checksums. */
     ck_file_size *files = built ? sum_list(&c) : NULL;
@@ -226,6 +227,8 @@ int gt_checkpoint_load(gt_model *m, gt_optimizer *o, gt_grid *g, const char *dir
     if (rc == 0) rc = ck_state_load(path, st, NULL, NULL, NULL, err);
     if (rc == 0 && m->fp8 && st->fp8.present) rc = ck_read_fp8(m, dir, &st->fp8, err);
     if (rc == 0) rc = ck_read_slices(m, o, dir, err);
+    /* A sharded optimizer read its range of the parameters: every rank's to every rank. */
+    if (o->dp && (rc = ck_agree(g, rc, err)) == 0) gt_model_dp_gather_params(m);
     /* New weights: the FP8 copies are recast (and their amaxes recorded) by the next training forward. */
     if (rc == 0) gt_model_fp8_weights_changed(m);
     if (rc == 0) {

@@ -20,8 +20,10 @@
  * directory loads in transformers as it is. Writing is parallel and needs no gather: every rank
  * computes the same headers (all ranks know all shapes), rank 0 creates the files, then each rank
  * of dp replica 0 pwrite()s the slices it holds (model/layout.h pieces) at their offsets; a slice
- * held by several tp ranks (norms, replicated K/V heads) is written by the lowest of them. Device
- * data is staged through a bounded host buffer.
+ * held by several tp ranks (norms, replicated K/V heads) is written by the lowest of them. With the
+ * optimizer sharded over dp (ZeRO-1) every dp rank writes the part of the optimizer tensors in its
+ * shard, and a load reads only that part and all-gathers the parameters. Device data is staged
+ * through a bounded host buffer.
  *
  * Atomicity: everything goes to RUN_DIR/checkpoint-N.tmp/, every file is fsync'ed, all ranks
  * agree it succeeded, every rank reads back a slice of every file for the checksums, then rank 0

@@ -123,11 +123,14 @@ int ck_sums_write(const char *dir, const gt_ckpt_state *st, const ck_file_size *
 
 /* ---- this rank's slices (train/ckpt/ckpt_write.c, train/ckpt/ckpt_read.c) ---- */
 
-/* Writes the slices this rank owns into the catalog's files, open as fds[nfiles] in dir. */
-int ck_write_slices(gt_model *m, gt_optimizer *o, int tp_size, const ck_catalog *c,
+/* Writes the slices this rank owns into the catalog's files, open as fds[nfiles] in dir: the
+ * weights when `weights` is set, and the optimizer state's part in o's range [lo, hi) when the
+ * catalog has optimizer state. */
+int ck_write_slices(gt_model *m, gt_optimizer *o, int tp_size, int weights, const ck_catalog *c,
                     const char *dir, const int *fds, gt_err *err);
 /* Reads this rank's slices of the master weights (into the parameters and the master copy) and
- * of the moments from dir/optimizer.safetensors. */
+ * of the moments from dir/optimizer.safetensors; with a sharded optimizer, only their part in o's
+ * range [lo, hi) (the caller then gathers the parameters over dp). */
 int ck_read_slices(gt_model *m, gt_optimizer *o, const char *dir, gt_err *err);
 
 /* The dtype of the optimizer state of this model's backend (F32, or F64 on cpu64). */

@@ -4,7 +4,9 @@
  * uploaded as they are (bit-exact resume); others are converted through float: bf16 moments
  * (optim.state) are stored widened to the state dtype, and rounding them back is exact, so a resume
  * with any optim.state continues bitwise from one written with the same state, and one written
- * with another converts (a missing master copy is the weights; extra precision is rounded off). */
+ * with another converts (a missing master copy is the weights; extra precision is rounded off).
+ * With the state sharded over dp (ZeRO-1), a rank reads only the part of each tensor that falls in
+ * its range [lo, hi) of the parameter buffer. */
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -15,8 +17,9 @@
 #define CHUNK_ELEMS ((size_t)1 << 22)
 
 typedef struct {
-    void *base;
+    void *base;   /* element i of the layout's buffer at base[i - shift] */
     gt_kind kind;
+    size_t shift;
 } dest;
 
 typedef struct {
@@ -31,11 +34,11 @@ typedef struct {
 static int dests(gt_model *m, gt_optimizer *o, int kind, dest d[2]) {
     switch (kind) {
     case CK_MASTER:
-        d[0] = (dest){m->params, GT_ACT};
-        d[1] = (dest){o->master, GT_GRAD};
+        d[0] = (dest){m->params, GT_ACT, 0};
+        d[1] = (dest){o->master, GT_GRAD, o->lo};
         return o->master ? 2 : 1;
-    case CK_EXP_AVG: d[0] = (dest){o->mom, o->mom_kind}; return 1;
-    default: d[0] = (dest){o->var, o->mom_kind}; return 1;
+    case CK_EXP_AVG: d[0] = (dest){o->mom, o->mom_kind, o->lo}; return 1;
+    default: d[0] = (dest){o->var, o->mom_kind, o->lo}; return 1;
     }
 }
 
@@ -51,18 +54,20 @@ static void decode(const void *src, gt_dtype dt, size_t n, float *out) {
     }
 }
 
-/* Rows [r, r+n) of piece p of tensor t (2-D view with cols columns) into r->raw. */
-static int get_rows(reader *rd, const gt_st_tensor *t, int64_t cols, const gt_piece *p, int64_t r, int64_t n,
-                    gt_err *err) {
-    size_t es = gt_dtype_size(t->dtype);
+/* Elements [k, k+n) of piece p (row-major) of tensor t (2-D view with cols columns) into rd->raw:
+ * one read when the piece spans whole rows, else one per row touched. */
+static int get_elems(reader *rd, const gt_st_tensor *t, int64_t cols, const gt_piece *p, size_t k, size_t n,
+                     gt_err *err) {
+    size_t es = gt_dtype_size(t->dtype), pc = (size_t)p->ncols;
     const gt_st_file *f = &rd->st->files[t->file];
     if (p->col0 == 0 && p->ncols == cols)
-        return gt_pread_all(f->fd, rd->raw, (size_t)(n * cols) * es, t->offset + (uint64_t)((p->row0 + r) * cols) * es,
-                            f->path, err);
-    for (int64_t i = 0; i < n; i++) {
-        uint64_t at = t->offset + (uint64_t)((p->row0 + r + i) * cols + p->col0) * es;
-        if (gt_pread_all(f->fd, rd->raw + (size_t)(i * p->ncols) * es, (size_t)p->ncols * es, at, f->path, err))
-            return -1;
+        return gt_pread_all(f->fd, rd->raw, n * es, t->offset + ((uint64_t)p->row0 * (uint64_t)cols + k) * es, f->path,
+                            err);
+    for (size_t done = 0; done < n;) {
+        size_t row = (k + done) / pc, col = (k + done) % pc, len = pc - col < n - done ? pc - col : n - done;
+        uint64_t at = t->offset + (((uint64_t)p->row0 + row) * (uint64_t)cols + (uint64_t)p->col0 + col) * es;
+        if (gt_pread_all(f->fd, rd->raw + done * es, len * es, at, f->path, err)) return -1;
+        done += len;
     }
     return 0;
 }
@@ -82,15 +87,18 @@ static int read_piece(reader *rd, gt_optimizer *o, const gt_piece *p, int kind, 
                        gt_dtype_name(t->dtype));
     dest d[2];
     int nd = dests(m, o, kind, d);
-    int64_t step = (int64_t)(rd->chunk / (size_t)p->ncols);
-    for (int64_t r = 0; r < p->nrows; r += step) {
-        int64_t n = p->nrows - r < step ? p->nrows - r : step;
-        size_t count = (size_t)(n * p->ncols);
-        if (get_rows(rd, t, cols, p, r, n, err)) return -1;
+    /* the part of the piece in the optimizer's range, in chunks of a whole number of rows' elements */
+    size_t size = (size_t)(p->nrows * p->ncols);
+    size_t from0 = o->lo > p->dst ? o->lo : p->dst, to0 = o->hi < p->dst + size ? o->hi : p->dst + size;
+    size_t a = from0 - p->dst, b = to0 > from0 ? to0 - p->dst : a;
+    size_t step = rd->chunk / (size_t)p->ncols * (size_t)p->ncols;
+    for (size_t e = a; e < b; e += step) {
+        size_t count = b - e < step ? b - e : step;
+        if (get_elems(rd, t, cols, p, e, count, err)) return -1;
         int decoded = 0;
         for (int k = 0; k < nd; k++) {
             size_t esz = m->ops->size[d[k].kind];
-            char *to = (char *)d[k].base + (p->dst + (size_t)(r * p->ncols)) * esz;
+            char *to = (char *)d[k].base + (p->dst + e - d[k].shift) * esz;
             if (gt_kind_dtype(m, d[k].kind) == t->dtype) {
                 m->ops->upload_raw(m->be, to, rd->raw, count * esz);
                 continue;

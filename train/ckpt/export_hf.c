@@ -30,7 +30,7 @@ static int prepare(const export_paths *p, const ck_catalog *c, gt_err *err) {
 static int write_slices(gt_model *m, gt_grid *g, const export_paths *p, const ck_catalog *c, gt_err *err) {
     int *fds = gt_calloc((size_t)c->nfiles, sizeof *fds);
     int rc = ck_open_files(c, p->tmp, fds, err);
-    if (rc == 0) rc = ck_write_slices(m, NULL, g->tp, c, p->tmp, fds, err);
+    if (rc == 0) rc = ck_write_slices(m, NULL, g->tp, 1, c, p->tmp, fds, err);
     gt_err cerr;
     if (ck_close_files(c, p->tmp, fds, &cerr) && rc == 0) {
         *err = cerr;

@@ -77,6 +77,8 @@ static const rc_field schema[] = {
      "tensor-parallel ranks per model replica (processes = tp x dp)"},
     {"parallel.tp_overlap", RC_BOOL, OFF(tp_overlap), "true", 0, 0, 0, 0, 0, NULL,
      "sum the backward's column-parallel input gradients over tp while the weight gradients' GEMMs run (same results)"},
+    {"parallel.zero", RC_BOOL, OFF(zero), "true", 0, 0, 0, 0, 0, NULL,
+     "ZeRO-1: shard AdamW's master weights and moments over dp (reduce-scatter, all-gather; no-op at dp=1)"},
     {"checkpoint.every", RC_INT, OFF(ckpt_every), "0", 0, BIG, 0, 0, 0, NULL,
      "write RUN_DIR/checkpoint-N every N steps; 0: only after the last step (and on SIGTERM/SIGUSR1)"},
     {"checkpoint.keep", RC_INT, OFF(ckpt_keep), "3", 0, BIG, 0, 0, 0, NULL,

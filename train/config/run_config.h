@@ -53,6 +53,7 @@ typedef struct {
     char *device;          /* "auto", "cpu", "cpu64" or "cuda" */
     long long tp;          /* parallel.tp */
     int tp_overlap;        /* parallel.tp_overlap */
+    int zero;              /* parallel.zero: optimizer state sharded over dp (train/optimizer.h) */
 } gt_run_config;
 
 /* Every key at its default. */
