@@ -135,7 +135,7 @@ static int read_lines(const char *path, json_t **vals, int count, gt_err *err) {
     int i = 0;
     for (; i < count; i++) {
         json_error_t je;
-        vals[i] = json_loadf(f, JSON_DISABLE_EOF_CHECK, &je);
+        vals[i] = json_loadf(f, JSON_DISABLE_EOF_CHECK | JSON_DECODE_ANY, &je);
         if (!vals[i]) break;
     }
     fclose(f);
