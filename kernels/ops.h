@@ -245,6 +245,9 @@ typedef struct gt_ops {
     void (*attention_decode)(gt_backend *be, void *out, const void *qkv, const void *kc,
                              const void *vc, const int32_t *len, float scale, int B, int Hq,
                              int Hkv, int D, int Tmax);
+    /* Greedy decoding without moving logits to the host: for each row of x[N, V] (ACT),
+     * val[n] (STAT) = its largest value and idx[n] (int32) = the first column holding it. */
+    void (*argmax_rows)(gt_backend *be, void *val, int32_t *idx, const void *x, int N, int V);
 
     /* Optional (NULL: no graphs; the caller runs the ops directly). Stream capture of the ops
      * queued between graph_begin and graph_end (no host synchronization or allocation there), and

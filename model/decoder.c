@@ -35,10 +35,14 @@ int gt_decoder_init(gt_decoder *d, gt_model *m, int B, int Tmax, gt_err *err) {
         d->kc[l] = act_alloc(d, cache);
         d->vc[l] = act_alloc(d, cache);
     }
-    d->tok = o->alloc(m->be, (size_t)B * sizeof(int32_t));
-    d->pos = o->alloc(m->be, (size_t)B * sizeof(int32_t));
-    d->dst = o->alloc(m->be, (size_t)B * sizeof(int32_t));
-    d->len = o->alloc(m->be, (size_t)B * sizeof(int32_t));
+    d->inputs = o->alloc(m->be, 4 * (size_t)B * sizeof(int32_t));
+    d->tok = d->inputs, d->pos = d->inputs + B, d->dst = d->inputs + 2 * B, d->len = d->inputs + 3 * B;
+    d->best_val = o->alloc(m->be, (size_t)B * o->size[GT_STAT]);
+    d->best_idx = o->alloc(m->be, (size_t)B * sizeof(int32_t));
+    if (tp_size(d) > 1) {
+        d->gathered_best = o->alloc(m->be, (size_t)tp_size(d) * B * o->size[GT_STAT]);
+        d->gathered_idx = o->alloc(m->be, (size_t)tp_size(d) * B * sizeof(int32_t));
+    }
     d->prefill_dst = o->alloc(m->be, (size_t)Tmax * sizeof(int32_t));
     d->x = act_alloc(d, B * C);
     d->xmid = act_alloc(d, B * C);
@@ -82,7 +86,7 @@ void gt_decoder_free(gt_decoder *d) {
     }
     free(d->kc);
     free(d->vc);
-    void *bufs[] = {d->tok, d->pos, d->dst, d->len, d->prefill_dst, d->x, d->xmid, d->ln, d->tmp, d->qkv,
+    void *bufs[] = {d->inputs, d->best_val, d->best_idx, d->gathered_best, d->gathered_idx, d->prefill_dst, d->x, d->xmid, d->ln, d->tmp, d->qkv,
                     d->att, d->fc1, d->h, d->rstd, d->logits, d->gathered};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) o->release(be, bufs[i]);
     free(d->host);
@@ -123,10 +127,40 @@ static void decode_layer(gt_decoder *d, int l, int B) {
     o->add(be, d->x, d->xmid, d->tmp, (size_t)B * C);
 }
 
-/* d->logits[B, head_vocab] = lm_head(x[B, C]) (x already through the final norm). */
+/* d->logits[B, head_vocab] = lm_head(x[B, C]) (x already through the final norm), and the greedy
+ * pick of this rank's columns. */
 static void lm_head(gt_decoder *d, const void *x, int B) {
     gt_model *m = d->m;
-    gt_linear_fwd(m, m->lay.L, 0, d->logits, x, m->lay.wte, B, m->lay.C, gt_model_head_vocab(m), 0);
+    int vh = gt_model_head_vocab(m);
+    gt_linear_fwd(m, m->lay.L, 0, d->logits, x, m->lay.wte, B, m->lay.C, vh, 0);
+    m->ops->argmax_rows(m->be, d->best_val, d->best_idx, d->logits, B, vh);
+}
+
+/* next[B] = the greedy tokens: the best of every rank's pick, the lowest vocabulary id (rank) on
+ * ties, as the first largest logit of the full row. */
+static void gather_next(gt_decoder *d, int B, int32_t *next) {
+    gt_model *m = d->m;
+    const gt_ops *o = m->ops;
+    int tp = tp_size(d);
+    const void *val = d->best_val;
+    const int32_t *idx = d->best_idx;
+    if (tp > 1) {
+        gt_allgather(m->tp, d->best_val, d->gathered_best, (size_t)B, gt_kind_dtype(m, GT_STAT));
+        gt_allgather(m->tp, d->best_idx, d->gathered_idx, (size_t)B, GT_I32);
+        val = d->gathered_best, idx = d->gathered_idx;
+    }
+    float *v = gt_malloc((size_t)tp * B * sizeof(float));
+    int32_t *ix = gt_malloc((size_t)tp * B * sizeof(int32_t));
+    o->download(m->be, GT_STAT, v, val, (size_t)tp * B);
+    o->download_raw(m->be, ix, idx, (size_t)tp * B * sizeof(int32_t));
+    for (int b = 0; b < B; b++) {
+        int r0 = 0;
+        for (int r = 1; r < tp; r++)
+            if (v[(size_t)r * B + b] > v[(size_t)r0 * B + b]) r0 = r;
+        next[b] = (int32_t)((int64_t)r0 * d->V + ix[(size_t)r0 * B + b]);
+    }
+    free(ix);
+    free(v);
 }
 
 /* The ops of one decode step for B rows, inputs in d->tok/pos/dst/len, output in d->logits. */
@@ -162,7 +196,7 @@ static void gather_logits(gt_decoder *d, int B, float *logits) {
     }
 }
 
-void gt_decoder_prefill(gt_decoder *d, int b, const int32_t *ids, int n, float *logits) {
+void gt_decoder_prefill(gt_decoder *d, int b, const int32_t *ids, int n, float *logits, int32_t *next) {
     gt_model *m = d->m;
     const gt_ops *o = m->ops;
     const gt_layout *L = &m->lay;
@@ -178,7 +212,8 @@ void gt_decoder_prefill(gt_decoder *d, int b, const int32_t *ids, int n, float *
     for (int l = 0; l < L->L; l++)
         o->kv_write(m->be, d->kc[l], d->vc[l], m->acts[l].qkv, d->prefill_dst, n, L->Hq, L->Hkv, L->D, d->Tmax);
     lm_head(d, (const char *)m->lnf + (size_t)(n - 1) * L->C * o->size[GT_ACT], 1);
-    gather_logits(d, 1, logits);
+    if (logits) gather_logits(d, 1, logits);
+    if (next) gather_next(d, 1, next);
     free(buf);
 }
 
@@ -190,7 +225,7 @@ static int bucket_of(const gt_decoder *d, int B, int *rows) {
     return i;
 }
 
-void gt_decoder_step(gt_decoder *d, int B, const int32_t *tok, const int32_t *pos, float *logits) {
+void gt_decoder_step(gt_decoder *d, int B, const int32_t *tok, const int32_t *pos, float *logits, int32_t *next) {
     gt_model *m = d->m;
     const gt_ops *o = m->ops;
     GT_ASSERT(B >= 1 && B <= d->B, "decode step of %d sequences, cache of %d", B, d->B);
@@ -209,11 +244,11 @@ void gt_decoder_step(gt_decoder *d, int B, const int32_t *tok, const int32_t *po
         dst[b] = b * d->Tmax + p[b];
         len[b] = p[b] + 1;
     }
+    /* rows of d->inputs are d->B apart: four uploads where the bucket is smaller than the cache */
     size_t bytes = (size_t)rows * sizeof(int32_t);
-    o->upload_raw(m->be, d->tok, t, bytes);
-    o->upload_raw(m->be, d->pos, p, bytes);
-    o->upload_raw(m->be, d->dst, dst, bytes);
-    o->upload_raw(m->be, d->len, len, bytes);
+    if (rows == d->B) o->upload_raw(m->be, d->inputs, buf, 4 * bytes);
+    else
+        for (int k = 0; k < 4; k++) o->upload_raw(m->be, d->inputs + (size_t)k * d->B, buf + (size_t)k * rows, bytes);
     free(buf);
     if (!d->graphs) {
         step_ops(d, rows);
@@ -227,5 +262,6 @@ void gt_decoder_step(gt_decoder *d, int B, const int32_t *tok, const int32_t *po
         step_ops(d, rows);
         d->graph[bucket] = o->graph_end(m->be);
     }
-    gather_logits(d, B, logits);
+    if (logits) gather_logits(d, B, logits);
+    if (next) gather_next(d, B, next);
 }

@@ -23,8 +23,12 @@ typedef struct {
     int B, Tmax; /* sequences and positions the cache holds */
     int V;       /* this rank's lm_head rows (lay.V) */
     void **kc, **vc;              /* [L] each [B, Hkv, Tmax, D] ACT */
-    int32_t *tok, *dst, *len;     /* [B] device: token, cache slot b*Tmax+pos, keys to attend */
-    int32_t *pos;                 /* [B] device: each token's position */
+    int32_t *inputs;              /* [4, B] device, one upload per step: */
+    int32_t *tok, *pos, *dst, *len; /* its rows: token, position, cache slot b*Tmax+pos, keys to attend */
+    void *best_val;               /* [B] STAT: the largest logit of this rank's columns */
+    int32_t *best_idx;            /* [B] device: its column */
+    void *gathered_best;          /* [tp, B] STAT, [tp, B] int32 at tp > 1 */
+    int32_t *gathered_idx;
     int32_t *prefill_dst;         /* [Tmax] device */
     void *x, *xmid, *ln, *qkv, *att, *tmp, *fc1, *h, *rstd; /* step activations of B rows */
     void *logits;                 /* [B, V] ACT, this rank's vocabulary columns */
@@ -41,12 +45,15 @@ void gt_decoder_free(gt_decoder *d);
 void gt_decoder_graphs(gt_decoder *d, int on);
 
 /* Runs the prompt ids[n] (1 <= n <= Tmax) of sequence b through the model, stores its K/V at
- * positions 0..n-1 and writes the logits of its last position to logits[vocab_size] (float). */
-void gt_decoder_prefill(gt_decoder *d, int b, const int32_t *ids, int n, float *logits);
+ * positions 0..n-1 and writes the logits of its last position to logits[vocab_size] (float), and
+ * the greedy next token (the first largest logit) to *next; either may be NULL. Greedy decoding
+ * with logits NULL moves only the B picks, not the logits, to the host. */
+void gt_decoder_prefill(gt_decoder *d, int b, const int32_t *ids, int n, float *logits, int32_t *next);
 
 /* One decode step of sequences 0..B-1 (B <= d->B): tok[b] at position pos[b] (the number of
- * tokens of sequence b already cached; pos[b] < Tmax) is appended to the cache, and
- * logits[B, vocab_size] (float) receives its next-token logits. */
-void gt_decoder_step(gt_decoder *d, int B, const int32_t *tok, const int32_t *pos, float *logits);
+ * tokens of sequence b already cached; pos[b] < Tmax) is appended to the cache;
+ * logits[B, vocab_size] (float, may be NULL) receives the next-token logits and next[B] (may be
+ * NULL) the greedy next tokens. */
+void gt_decoder_step(gt_decoder *d, int B, const int32_t *tok, const int32_t *pos, float *logits, int32_t *next);
 
 #endif

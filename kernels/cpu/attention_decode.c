@@ -3,7 +3,7 @@
  * row equals the full causal forward's row over the same prefix.
  *
  * qkv[N, W], W = (Hq + 2 Hkv) D, grouped by KV group g: [q_{gG} .. q_{gG+G-1}, k_g, v_g].
- * kc, vc [B, Hkv, Tmax, D]; out[B, Hq D]. */
+ * kc, vc [B, Hkv, Tmax, D]; out[B, Hq D]. Also the greedy pick of a row of logits (argmax_rows). */
 #include "cpu_kernels.h"
 
 #include <stdlib.h>
@@ -72,4 +72,18 @@ void CPU_FN(cpu_attention_decode)(gt_backend *be, void *out, const void *qkv, co
     }
     free(oacc);
     free(s);
+}
+
+void CPU_FN(cpu_argmax_rows)(gt_backend *be, void *val, int32_t *idx, const void *x, int N, int V) {
+    (void)be;
+    const real *in = x;
+    real *v = val;
+    for (int n = 0; n < N; n++) {
+        const real *row = in + (size_t)n * V;
+        int32_t best = 0;
+        for (int c = 1; c < V; c++)
+            if (row[c] > row[best]) best = c;
+        idx[n] = best;
+        v[n] = row[best];
+    }
 }

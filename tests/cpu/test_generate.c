@@ -1,6 +1,7 @@
 /* Generation with the KV cache on the CPU reference (float32), on the HF fixtures:
  * - every decode step's logits (and each prefill's) equal the full forward over the same prefix
  *   (gt_model_forward, no cache) within 1e-5, for a batch of prompts of unequal lengths;
+ * - the decoder's own greedy picks (ops argmax_rows) equal the argmax of its logits;
  * - greedy tokens equal transformers' generate (left-padded batch, attention_mask) where
  *   scripts/make_fixtures.py recorded them (tests/fixtures/NAME/generate.safetensors);
  * - the sampler: seeded draws repeat, and their frequencies follow the softmax (chi-square,
@@ -119,10 +120,11 @@ static void check_fixture(gt_check *c, const char *name) {
     gt_decoder d;
     GT_ASSERT(gt_decoder_init(&d, &m, B, longest + K, &err) == 0, "%s", err.msg);
     float *logits = gt_malloc((size_t)B * V * sizeof *logits), *ref = gt_malloc((size_t)V * sizeof *ref);
-    int32_t tok[16], pos[16];
+    int32_t tok[16], pos[16], next[16];
+    int picks_ok = 1;
     double worst = 0;
     for (int b = 0; b < B; b++) {
-        gt_decoder_prefill(&d, b, seq[b], n[b], logits + (size_t)b * V);
+        gt_decoder_prefill(&d, b, seq[b], n[b], logits + (size_t)b * V, next + b);
         full_last_logits(&m, seq[b], n[b], ref);
         worst = fmax(worst, max_abs_diff(logits + (size_t)b * V, ref, V));
     }
@@ -130,6 +132,7 @@ static void check_fixture(gt_check *c, const char *name) {
     for (int k = 0; k < K; k++) {
         for (int b = 0; b < B; b++) {
             tok[b] = argmax(logits + (size_t)b * V, V);
+            picks_ok &= next[b] == tok[b];
             if (have_hf && hf.gen[b * hf.K + k] != tok[b]) {
                 /* HF pads after EOS; a sequence's tokens after its EOS are not compared */
                 int ended = 0;
@@ -140,7 +143,7 @@ static void check_fixture(gt_check *c, const char *name) {
             pos[b] = n[b]++;
         }
         if (k + 1 == K) break;
-        gt_decoder_step(&d, B, tok, pos, logits);
+        gt_decoder_step(&d, B, tok, pos, logits, next);
         for (int b = 0; b < B; b++) {
             full_last_logits(&m, seq[b], n[b], ref);
             double e = max_abs_diff(logits + (size_t)b * V, ref, V);
@@ -151,6 +154,7 @@ static void check_fixture(gt_check *c, const char *name) {
              "max |diff| %.3g", name, B, plen[0], plen[1 % B], plen[2 % B], K, worst);
     gt_check_true(c, worst <= 1e-5, "%s", what);
     printf("%s\n", what);
+    gt_check_true(c, picks_ok, "%s: the decoder's greedy picks (argmax_rows) differ from the logits' argmax", name);
     if (have_hf) {
         gt_check_true(c, hf_ok, "%s: greedy tokens differ from transformers' generate", name);
         printf("%s: greedy tokens %s transformers' generate\n", name, hf_ok ? "equal" : "DIFFER FROM");

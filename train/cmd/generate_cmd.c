@@ -136,14 +136,17 @@ static void generate_batch(gt_decoder *d, const gt_prompts *p, int i0, int B, co
                            gt_sampler *smp, completion *out, gen_timing *tm) {
     gt_model *m = d->m;
     int vocab = m->cfg.vocab_size, eos = m->cfg.eos_token_id;
-    float *logits = gt_malloc((size_t)B * vocab * sizeof(float));
+    /* greedy: only the picks come to the host (ops argmax_rows); sampling needs the logits */
+    int greedy = smp->temperature <= 0;
+    float *logits = greedy ? NULL : gt_malloc((size_t)B * vocab * sizeof(float));
+    int32_t *next = gt_malloc((size_t)B * sizeof(int32_t));
     int32_t *tok = gt_malloc((size_t)B * sizeof(int32_t)), *pos = gt_malloc((size_t)B * sizeof(int32_t));
     int32_t *step_pos = gt_malloc((size_t)B * sizeof(int32_t));
     uint64_t *rng = gt_malloc((size_t)B * sizeof(uint64_t));
     int *done = gt_calloc((size_t)B, sizeof(int));
     double t0 = gt_now();
     for (int b = 0; b < B; b++) {
-        gt_decoder_prefill(d, b, p->ids[i0 + b], p->n[i0 + b], logits + (size_t)b * vocab);
+        gt_decoder_prefill(d, b, p->ids[i0 + b], p->n[i0 + b], greedy ? NULL : logits + (size_t)b * vocab, next + b);
         rng[b] = gt_sampler_stream((uint64_t)a->seed, (uint64_t)(i0 + b));
         out[b].ids = gt_malloc((size_t)a->max_new * sizeof(int32_t));
         out[b].n = 0;
@@ -157,7 +160,7 @@ static void generate_batch(gt_decoder *d, const gt_prompts *p, int i0, int B, co
     for (int step = 0; active > 0; step++) {
         for (int b = 0; b < B; b++) {
             if (done[b]) continue;
-            int32_t t = gt_sampler_next(smp, logits + (size_t)b * vocab, &rng[b]);
+            int32_t t = greedy ? next[b] : gt_sampler_next(smp, logits + (size_t)b * vocab, &rng[b]);
             out[b].ids[out[b].n++] = t;
             tok[b] = t;
             if (!a->ignore_eos && t == eos) done[b] = 1, out[b].finish = "eos";
@@ -170,7 +173,7 @@ static void generate_batch(gt_decoder *d, const gt_prompts *p, int i0, int B, co
         /* Finished sequences keep stepping (their tokens are dropped): the batch keeps its shape,
          * so one captured graph serves the whole batch. */
         for (int b = 0; b < B; b++) step_pos[b] = done[b] ? 0 : pos[b];
-        gt_decoder_step(d, B, tok, step_pos, logits);
+        gt_decoder_step(d, B, tok, step_pos, logits, greedy ? next : NULL);
         for (int b = 0; b < B; b++) pos[b] += !done[b];
         tm->decode_tokens += active;
         tm->steps++;
@@ -178,6 +181,7 @@ static void generate_batch(gt_decoder *d, const gt_prompts *p, int i0, int B, co
     tm->decode_s += gt_now() - t1;
     free(done);
     free(rng);
+    free(next);
     free(step_pos);
     free(pos);
     free(tok);
