@@ -5,8 +5,8 @@
  * model/decoder.h, until every sequence has met EOS, a stop string, --max-new-tokens or the
  * model's context. Under mpirun every rank runs the same prompts on its tp slice (each caches its
  * KV heads) and rank 0 prints. Output: each completion's text followed by a newline, or with
- * --jsonl one JSON object a line: {"index", "prompt_ids", "ids", "text", "finish"}. --bench adds
- * time to first token and decode tokens/s on stderr. */
+ * --jsonl one JSON object a line: {"index", "prompt_ids", "ids", "text", "finish"}. --bench runs the
+ * first batch once untimed (warm-up), then prints time to first token and decode tokens/s on stderr. */
 #define _POSIX_C_SOURCE 200809L
 #include "generate_cmd.h"
 
@@ -290,6 +290,11 @@ static int run_generate(const gen_args *a, gt_grid *g, gt_err *err) {
                 d.graphs ? ", CUDA graphs" : "");
     gen_timing tm = {0};
     completion *c = gt_calloc((size_t)B, sizeof *c);
+    if (a->bench) { /* a warm-up of the first batch, untimed: GEMM plans, attention plans, graph capture */
+        gen_timing warm = {0};
+        generate_batch(&d, &p, 0, B, a, &smp, c, &warm);
+        for (int b = 0; b < B; b++) free(c[b].ids), c[b].ids = NULL;
+    }
     rc = 0;
     for (int i0 = 0; i0 < p.count && !rc; i0 += B) {
         int nb = p.count - i0 < B ? p.count - i0 : B;
