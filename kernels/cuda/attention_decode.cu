@@ -17,8 +17,8 @@
 
 #define DEC_THREADS 128
 #define DEC_WARPS (DEC_THREADS / 32)
-#define DEC_CHUNK 256 /* keys per split */
-#define DEC_MAX_G 8   /* query heads per KV group (static shared memory: 24 KiB) */
+#define DEC_CHUNK 64 /* keys per split: short splits keep every SM busy at batch 1 (Gemma-2B: one KV head) */
+#define DEC_MAX_G 8   /* query heads per KV group (static shared memory: 18 KiB) */
 #define DEC_MAX_D 512
 
 static __global__ void kv_write_kernel(bf16 *kc, bf16 *vc, const bf16 *qkv, const int32_t *dst, int Hq,

@@ -1,6 +1,6 @@
 /* Generation on the GPU against the CPU reference:
  *  1. ops kv_write + attention_decode on random caches (MHA, GQA, MQA at Gemma-2B's head_dim 256),
- *     lengths from 1 to a cache of 700 positions (three splits of the sequence): within BF16
+ *     lengths from 1 to a cache of 700 positions (eleven splits of the sequence): within BF16
  *     tolerance of the float32 CPU op;
  *  2. the decoder (model/decoder.h) on the fixtures, a batch of 3 prompts of unequal length and 8
  *     decode steps fed the CPU's greedy tokens: CUDA logits within BF16 tolerance of the CPU's at
