@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "../../comm/grid.h"
+#include "../../comm/watchdog.h"
 #include "../../core/clock.h"
 #include "../../model/decoder.h"
 #include "../sampler.h"
@@ -133,7 +134,7 @@ typedef struct {
 
 /* Generates for prompts [i0, i0 + B) with the decoder (sized for at least B sequences). */
 static void generate_batch(gt_decoder *d, const gt_prompts *p, int i0, int B, const gen_args *a,
-                           gt_sampler *smp, completion *out, gen_timing *tm) {
+                           gt_sampler *smp, int byte_vocab, completion *out, gen_timing *tm) {
     gt_model *m = d->m;
     int vocab = m->cfg.vocab_size, eos = m->cfg.eos_token_id;
     /* greedy: only the picks come to the host (ops argmax_rows); sampling needs the logits */
@@ -164,7 +165,7 @@ static void generate_batch(gt_decoder *d, const gt_prompts *p, int i0, int B, co
             out[b].ids[out[b].n++] = t;
             tok[b] = t;
             if (!a->ignore_eos && t == eos) done[b] = 1, out[b].finish = "eos";
-            else if (a->stop && d->m->cfg.vocab_size == 259 && byte_stop_hit(out[b].ids, out[b].n, a->stop))
+            else if (a->stop && byte_vocab && byte_stop_hit(out[b].ids, out[b].n, a->stop))
                 done[b] = 1, out[b].finish = "stop";
             else if (out[b].n >= a->max_new || pos[b] >= d->Tmax) done[b] = 1;
             active -= done[b];
@@ -275,10 +276,13 @@ static int run_generate(const gen_args *a, gt_grid *g, gt_err *err) {
     gt_decoder d = {0};
     gt_sampler smp;
     gt_sampler_init(&smp, cfg->vocab_size, temperature, a->top_k, top_p);
-    if (open_tokenizer(&tok, a, cfg->vocab_size, tpath, sizeof tpath, &have_tok, err) ||
-        gt_prompts_encode(&p, have_tok ? &tok : NULL, cfg->bos_token_id, cfg->vocab_size, err) ||
-        check_lengths(&p, cfg, &longest, err))
-        goto out;
+    /* The tokenizer runs Python on every rank, for as long as it takes: not a collective to watch. */
+    int armed = gt_watchdog_arm(g->wd, 0);
+    int bad = open_tokenizer(&tok, a, cfg->vocab_size, tpath, sizeof tpath, &have_tok, err) ||
+              gt_prompts_encode(&p, have_tok ? &tok : NULL, cfg->bos_token_id, cfg->vocab_size, err) ||
+              check_lengths(&p, cfg, &longest, err);
+    gt_watchdog_arm(g->wd, armed);
+    if (bad) goto out;
     int B = a->batch < p.count ? a->batch : p.count;
     int64_t tmax = (int64_t)longest + a->max_new;
     if (tmax > cfg->max_position_embeddings) tmax = cfg->max_position_embeddings;
@@ -292,14 +296,18 @@ static int run_generate(const gen_args *a, gt_grid *g, gt_err *err) {
     completion *c = gt_calloc((size_t)B, sizeof *c);
     if (a->bench) { /* a warm-up of the first batch, untimed: GEMM plans, attention plans, graph capture */
         gen_timing warm = {0};
-        generate_batch(&d, &p, 0, B, a, &smp, c, &warm);
+        generate_batch(&d, &p, 0, B, a, &smp, have_tok && tok.byte, c, &warm);
         for (int b = 0; b < B; b++) free(c[b].ids), c[b].ids = NULL;
     }
     rc = 0;
     for (int i0 = 0; i0 < p.count && !rc; i0 += B) {
         int nb = p.count - i0 < B ? p.count - i0 : B;
-        generate_batch(&d, &p, i0, nb, a, &smp, c, &tm);
-        if (have_tok && g->world_rank == 0) rc = decode_texts(&tok, c, nb, cfg->eos_token_id, a->stop, err);
+        generate_batch(&d, &p, i0, nb, a, &smp, have_tok && tok.byte, c, &tm);
+        if (have_tok && g->world_rank == 0) { /* rank 0 alone (Python start-up and decode) */
+            armed = gt_watchdog_arm(g->wd, 0);
+            rc = decode_texts(&tok, c, nb, cfg->eos_token_id, a->stop, err);
+            gt_watchdog_arm(g->wd, armed);
+        }
         for (int b = 0; b < nb; b++) {
             if (!rc && g->world_rank == 0) print_completion(a, &p, i0 + b, &c[b]);
             free(c[b].ids);
