@@ -76,6 +76,10 @@ def main():
         rc, out, _ = gen(*tiny, "--prompt", "Hello", "--max-new-tokens", "20", "--jsonl", "--stop", stop)
         s = jsonl(out)
         check(rc == 0 and s and s[0]["finish"] == "stop" and stop not in s[0]["text"], "stop string ends and cuts")
+        rc, out, _ = gen(*tiny, "--prompt", "Hello", "--max-new-tokens", "20", "--jsonl", "--stop", "\x01never",
+                         "--stop", stop)
+        s2 = jsonl(out)
+        check(rc == 0 and s2 and s2[0] == s[0], "the second of two --stop strings ends it the same")
     rc, out, _ = gen(*tiny, "--prompts", write(tmp, "chat.jsonl", {"messages": [{"role": "user", "content": "hi"}]}),
                      "--max-new-tokens", "3", "--jsonl")
     r = jsonl(out)

@@ -27,7 +27,8 @@
 #include "generate_prompts.h"
 
 typedef struct {
-    const char *model, *prompt, *prompt_ids, *prompts, *tokenizer, *device, *stop, *temperature, *top_p;
+    const char *model, *prompt, *prompt_ids, *prompts, *tokenizer, *device, *temperature, *top_p;
+    gt_cli_list stop; /* --stop, each occurrence */
     int max_new, top_k, seed, batch, tp, jsonl, no_graphs, bench, ignore_eos, random_init;
 } gen_args;
 
@@ -46,8 +47,8 @@ static const gt_opt gen_opts[] = {
      .help = "a tokenizer.json (through the Python tokenizers package) or 'byte' (the demo's byte vocabulary)"},
     {.name = "--max-new-tokens", .kind = GT_OPT_INT, .offset = offsetof(gen_args, max_new), .meta = "N", .def = "64",
      .min = 1, .help = "tokens to generate at most per prompt"},
-    {.name = "--stop", .kind = GT_OPT_STRING, .offset = offsetof(gen_args, stop), .meta = "TEXT",
-     .help = "also stop a sequence where its text contains TEXT (the text is cut before it)"},
+    {.name = "--stop", .kind = GT_OPT_LIST, .offset = offsetof(gen_args, stop), .meta = "TEXT",
+     .help = "also stop a sequence where its text contains TEXT (the text is cut before it); may be given more than once"},
     {.name = "--temperature", .kind = GT_OPT_STRING, .offset = offsetof(gen_args, temperature), .meta = "T",
      .def = "0", .help = "0: greedy (the most likely token); > 0: sample from softmax(logits / T)"},
     {.name = "--top-k", .kind = GT_OPT_INT, .offset = offsetof(gen_args, top_k), .meta = "K", .def = "0", .min = 0,
@@ -117,14 +118,16 @@ typedef struct {
     char *text;
 } completion;
 
-/* Where the byte text of ids[0..n) contains the stop string: the sequence is done. Only the byte
- * vocabulary is checked while decoding; other tokenizers' texts are cut after decoding. */
-static int byte_stop_hit(const int32_t *ids, int n, const char *stop) {
-    size_t sl = strlen(stop);
-    if (!sl || (size_t)n < sl) return 0;
-    for (size_t k = 0; k < sl; k++)
-        if (ids[n - sl + k] != (unsigned char)stop[k] + 3) return 0;
-    return 1;
+/* Whether the byte text of ids[0..n) ends with one of the stop strings: the sequence is done. Only
+ * the byte vocabulary is checked while decoding; other tokenizers' texts are cut after decoding. */
+static int byte_stop_hit(const int32_t *ids, int n, const gt_cli_list *stop) {
+    for (int i = 0; i < stop->n; i++) {
+        size_t sl = strlen(stop->value[i]), k = 0;
+        if (!sl || (size_t)n < sl) continue;
+        while (k < sl && ids[n - sl + k] == (unsigned char)stop->value[i][k] + 3) k++;
+        if (k == sl) return 1;
+    }
+    return 0;
 }
 
 typedef struct {
@@ -165,7 +168,7 @@ static void generate_batch(gt_decoder *d, const gt_prompts *p, int i0, int B, co
             out[b].ids[out[b].n++] = t;
             tok[b] = t;
             if (!a->ignore_eos && t == eos) done[b] = 1, out[b].finish = "eos";
-            else if (a->stop && byte_vocab && byte_stop_hit(out[b].ids, out[b].n, a->stop))
+            else if (byte_vocab && byte_stop_hit(out[b].ids, out[b].n, &a->stop))
                 done[b] = 1, out[b].finish = "stop";
             else if (out[b].n >= a->max_new || pos[b] >= d->Tmax) done[b] = 1;
             active -= done[b];
@@ -189,9 +192,13 @@ static void generate_batch(gt_decoder *d, const gt_prompts *p, int i0, int B, co
     free(logits);
 }
 
-/* The completion's text, cut before the stop string. */
-static void cut_at_stop(completion *c, const char *stop) {
-    char *hit = stop && *stop ? strstr(c->text, stop) : NULL;
+/* The completion's text, cut before the first stop string in it. */
+static void cut_at_stop(completion *c, const gt_cli_list *stop) {
+    char *hit = NULL;
+    for (int i = 0; i < stop->n; i++) {
+        char *h = *stop->value[i] ? strstr(c->text, stop->value[i]) : NULL;
+        if (h && (!hit || h < hit)) hit = h;
+    }
     if (hit) {
         *hit = 0;
         c->finish = "stop";
@@ -222,7 +229,7 @@ static void print_completion(const gen_args *a, const gt_prompts *p, int i, cons
 }
 
 /* The text of each completion (without its EOS), through the tokenizer. */
-static int decode_texts(const gt_tokenizer *t, completion *c, int B, int eos, const char *stop, gt_err *err) {
+static int decode_texts(const gt_tokenizer *t, completion *c, int B, int eos, const gt_cli_list *stop, gt_err *err) {
     int32_t **ids = gt_malloc((size_t)B * sizeof *ids);
     int *n = gt_malloc((size_t)B * sizeof *n);
     for (int b = 0; b < B; b++) {
@@ -305,7 +312,7 @@ static int run_generate(const gen_args *a, gt_grid *g, gt_err *err) {
         generate_batch(&d, &p, i0, nb, a, &smp, have_tok && tok.byte, c, &tm);
         if (have_tok && g->world_rank == 0) { /* rank 0 alone (Python start-up and decode) */
             armed = gt_watchdog_arm(g->wd, 0);
-            rc = decode_texts(&tok, c, nb, cfg->eos_token_id, a->stop, err);
+            rc = decode_texts(&tok, c, nb, cfg->eos_token_id, &a->stop, err);
             gt_watchdog_arm(g->wd, armed);
         }
         for (int b = 0; b < nb; b++) {
@@ -336,12 +343,17 @@ int gt_cmd_generate(int argc, char **argv) {
     gt_err err;
     gt_grid g;
     int code = gt_cli_args(&gt_generate_cli, argc, argv, &a);
-    if (code != GT_CLI_GO) return code;
+    if (code != GT_CLI_GO) {
+        gt_cli_list_free(&a.stop);
+        return code;
+    }
     if (gt_grid_init(&g, &argc, &argv, a.tp, &err)) {
+        gt_cli_list_free(&a.stop);
         fprintf(stderr, "gemmatron: %s\n", err.msg);
         return 1;
     }
     int rc = run_generate(&a, &g, &err);
+    gt_cli_list_free(&a.stop);
     if (rc) fprintf(stderr, "gemmatron: %s\n", err.msg);
     gt_grid_free(&g);
     return rc ? 1 : 0;
