@@ -253,6 +253,30 @@ typedef struct gt_ops {
     void (*rmsnorm_fwd_fp8)(gt_backend *be, void *y, void *y8, void *y8t, void *rstd,
                             const void *x, const void *w, float eps, int N, int C, gt_dtype fmt,
                             const float *scale, float *amax);
+
+    /* ---- generation: a KV cache of B sequences, kc and vc [B, Hkv, Tmax, D] (ACT) each ----
+     * kv_write: row i of qkv[N, (Hq + 2*Hkv) * D] (fused layout as above, after RoPE) stores its
+     *   k_g and v_g at kc/vc[b, g, t, :] with b = dst[i] / Tmax, t = dst[i] % Tmax (dst[N] int32).
+     * attention_decode: one query row per sequence, q = the q heads of qkv[B, W]; sequence b
+     *   attends to its cache positions 0..len[b]-1 (len[B] int32 >= 1; the new token's K/V is
+     *   written by kv_write first); out[B, Hq*D] (ACT). Scores, scale and softmax as
+     *   attention_fwd's, so a decode row equals the full forward's row of the same prefix. */
+    void (*kv_write)(gt_backend *be, void *kc, void *vc, const void *qkv, const int32_t *dst, int N,
+                     int Hq, int Hkv, int D, int Tmax);
+    void (*attention_decode)(gt_backend *be, void *out, const void *qkv, const void *kc,
+                             const void *vc, const int32_t *len, float scale, int B, int Hq,
+                             int Hkv, int D, int Tmax);
+    /* Greedy decoding without moving logits to the host: for each row of x[N, V] (ACT),
+     * val[n] (STAT) = its largest value and idx[n] (int32) = the first column holding it. */
+    void (*argmax_rows)(gt_backend *be, void *val, int32_t *idx, const void *x, int N, int V);
+
+    /* Optional (NULL: no graphs; the caller runs the ops directly). Stream capture of the ops
+     * queued between graph_begin and graph_end (no host synchronization or allocation there), and
+     * replays of the instantiated graph graph_end returns, on the backend's stream. */
+    void (*graph_begin)(gt_backend *be);
+    void *(*graph_end)(gt_backend *be);
+    void (*graph_launch)(gt_backend *be, void *graph);
+    void (*graph_destroy)(gt_backend *be, void *graph);
 } gt_ops;
 
 /* The CPU backends' tables (kernels/backend.h picks a backend by name; tests take these

@@ -290,8 +290,8 @@ static double head_forward(gt_model *m, int train, float dscale, float *logits_o
     return loss64;
 }
 
-double gt_model_forward(gt_model *m, int train, float dscale, float *logits_out) {
-    if (train) gt_model_dp_finish(m); /* the lm_head writes d(wte) */
+/* Embedding, layers and the final norm (into m->lnf): the forward up to the lm_head. */
+static void body_forward(gt_model *m, int train) {
     const gt_ops *o = m->ops;
     const gt_layout *L = &m->lay;
     int N = m->N, C = L->C;
@@ -306,6 +306,13 @@ double gt_model_forward(gt_model *m, int train, float dscale, float *logits_out)
      * would have nowhere to put its FP8 copies; in BF16 (the default) the GEMMs read lnf itself. */
     o->rmsnorm_fwd(m->be, m->lnf, m->rstdf, m->res_final, PARAM(m, L->lnf), (float)m->cfg.rms_norm_eps,
                    N, C);
+}
+
+void gt_model_forward_body(gt_model *m) { body_forward(m, 0); }
+
+double gt_model_forward(gt_model *m, int train, float dscale, float *logits_out) {
+    if (train) gt_model_dp_finish(m); /* the lm_head writes d(wte) */
+    body_forward(m, train);
     double loss = head_forward(m, train, dscale, logits_out);
     if (train) gt_model_fp8_after_forward(m); /* the lm_head's backward ran with the forward's scales */
     return loss;

@@ -127,6 +127,9 @@ void gt_model_set_batch(gt_model *m, const int32_t *tokens, const int32_t *targe
  * logits_out (may be NULL): receives all [N, V] logits of this rank as float, V = this rank's real
  * vocabulary columns (its padding rows, if any, produce none). */
 double gt_model_forward(gt_model *m, int train, float dscale, float *logits_out);
+/* The evaluation forward without the lm_head: m->lnf[N, C] = the final norm's output, and every
+ * layer's acts[l].qkv (after RoPE) for a KV cache (model/decoder.h). */
+void gt_model_forward_body(gt_model *m);
 
 /* Backward pass after a training forward: accumulates into m->grads. */
 void gt_model_backward(gt_model *m);

@@ -9,6 +9,12 @@ Each fixture is a tiny random GemmaForCausalLM written by save_pretrained, plus 
   loss       F32 [1]        HF's causal-LM loss (mean over unmasked next-token targets)
   grad.NAME  F32 [...]      d loss / d parameter, for every parameter under its HF name
   train_loss F32 [5]        loss before each of 4 AdamW steps on this batch, and after the last
+and generate.safetensors (`make_fixtures.py --generate [NAME...]`: only these files, from the saved
+checkpoints, whose weights are left as they are): HF's greedy generate on a batch of prompts of
+unequal length, left-padded with attention_mask, in float32 eager attention:
+  input_ids      I64 [B, T]    prompts, left-padded with pad_token_id
+  attention_mask I64 [B, T]    0 on the padding
+  generated      I64 [B, 8]    the new tokens (pad_token_id after a sequence's EOS)
 The reference numbers come from the checkpoint as loaded back by from_pretrained in float32, so a
 bf16 or f16 checkpoint is compared after the same rounding gemmatron sees."""
 import json
@@ -139,8 +145,42 @@ def probe_activation():
           f"{getattr(m, 'approximate', '')}")
 
 
+GEN_FIXTURES = ["mha", "mqa", "gqa", "f16", "bf16"]
+GEN_LENGTHS = [5, 9, 3]
+GEN_NEW = 8
+
+
+def record_generate(name, seed):
+    """generate.safetensors of fixture `name` (its checkpoint as saved; nothing else rewritten)."""
+    path = os.path.join(ROOT, name)
+    model = GemmaForCausalLM.from_pretrained(path, dtype=torch.float32, attn_implementation="eager")
+    model.eval()
+    gen = torch.Generator().manual_seed(seed)
+    vocab, pad = model.config.vocab_size, model.config.pad_token_id
+    T = max(GEN_LENGTHS)
+    ids = torch.full((len(GEN_LENGTHS), T), pad, dtype=torch.long)
+    mask = torch.zeros((len(GEN_LENGTHS), T), dtype=torch.long)
+    for b, n in enumerate(GEN_LENGTHS):
+        ids[b, T - n:] = torch.randint(3, vocab, (n,), generator=gen)  # no pad, eos or bos inside
+        mask[b, T - n:] = 1
+    with torch.no_grad():
+        out = model.generate(input_ids=ids, attention_mask=mask, do_sample=False, max_new_tokens=GEN_NEW,
+                             pad_token_id=pad,
+                             eos_token_id=model.config.eos_token_id)
+    new = out[:, T:]
+    if new.shape[1] < GEN_NEW:  # every sequence ended early
+        new = torch.cat([new, torch.full((new.shape[0], GEN_NEW - new.shape[1]), pad, dtype=torch.long)], 1)
+    save_file({"input_ids": ids.contiguous(), "attention_mask": mask.contiguous(), "generated": new.contiguous()},
+              os.path.join(path, "generate.safetensors"), metadata={"format": "pt"})
+    print(f"{name}: generate {new.tolist()}")
+
+
 def main():
     print(f"transformers {transformers.__version__} torch {torch.__version__}")
+    if sys.argv[1:2] == ["--generate"]:
+        for i, name in enumerate(sys.argv[2:] or GEN_FIXTURES):
+            record_generate(name, seed=4321 + i)
+        return
     probe_activation()
     names = sys.argv[1:] or list(FIXTURES)
     for i, name in enumerate(names):

@@ -70,6 +70,14 @@ void CPU_FN(cpu_attention_bwd)(gt_backend *be, void *dqkv, const void *dout, con
                                const void *out, const void *lse, const int32_t *seg, float scale,
                                int B, int T, int Hq, int Hkv, int D);
 
+/* attention_decode.c */
+void CPU_FN(cpu_kv_write)(gt_backend *be, void *kc, void *vc, const void *qkv, const int32_t *dst,
+                          int N, int Hq, int Hkv, int D, int Tmax);
+void CPU_FN(cpu_attention_decode)(gt_backend *be, void *out, const void *qkv, const void *kc,
+                                  const void *vc, const int32_t *len, float scale, int B, int Hq,
+                                  int Hkv, int D, int Tmax);
+void CPU_FN(cpu_argmax_rows)(gt_backend *be, void *val, int32_t *idx, const void *x, int N, int V);
+
 /* geglu.c */
 void CPU_FN(cpu_geglu_fwd)(gt_backend *be, void *h, const void *a, gt_gelu kind, int N, int F);
 void CPU_FN(cpu_geglu_bwd)(gt_backend *be, void *da, const void *dh, const void *a, gt_gelu kind,

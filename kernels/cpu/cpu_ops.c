@@ -62,6 +62,9 @@ static const gt_ops cpu_table = {
     .rmsnorm_fwd_fp8 = CPU_FN(cpu_rmsnorm_fwd_fp8),
     .set_dw_accumulate = CPU_FN(cpu_set_dw_accumulate),
     .init_normal = CPU_FN(cpu_init_normal),
+    .kv_write = CPU_FN(cpu_kv_write),
+    .attention_decode = CPU_FN(cpu_attention_decode),
+    .argmax_rows = CPU_FN(cpu_argmax_rows),
 };
 
 const gt_ops *CPU_OPS_GETTER(void) { return &cpu_table; }

@@ -52,6 +52,7 @@ extern "C" void gt_cuda_backend_destroy(gt_backend *be) {
     gt_cudnn_attn_destroy(be->cudnn);
     gt_gemm_cache_destroy(be->gemm);
     gt_cuda_fp8_release(be);
+    if (be->decode_ws) CUDA_CHECK(cudaFree(be->decode_ws));
     CUDA_CHECK(cudaFree(be->workspace));
     CUBLAS_CHECK(cublasLtDestroy(be->lt));
     CUDA_CHECK(cudaStreamDestroy(be->stream));
@@ -188,6 +189,13 @@ static gt_ops make_table(void) {
     t.geglu_fwd_fp8 = gt_cuda_geglu_fwd_fp8;
     t.geglu_bwd_fp8 = gt_cuda_geglu_bwd_fp8;
     t.rmsnorm_fwd_fp8 = gt_cuda_rmsnorm_fwd_fp8;
+    t.kv_write = gt_cuda_kv_write;
+    t.attention_decode = gt_cuda_attention_decode;
+    t.argmax_rows = gt_cuda_argmax_rows;
+    t.graph_begin = gt_cuda_graph_begin;
+    t.graph_end = gt_cuda_graph_end;
+    t.graph_launch = gt_cuda_graph_launch;
+    t.graph_destroy = gt_cuda_graph_destroy;
     return t;
 }
 

@@ -42,6 +42,8 @@ struct gt_backend {
                                     gt_cuda_fp8_release() (kernels/cuda/fp8_cuda.h) */
     int fp8_autotune;    /* new FP8 GEMM plans time cuBLASLt's candidates (GT_FP8_AUTOTUNE=0: off) */
     gt_cudnn_attn *cudnn; /* cuDNN's fused attention, or NULL: the built-in kernels run */
+    void *decode_ws;      /* attention_decode's split partials (kernels/cuda/attention_decode.cu) */
+    size_t decode_bytes;
 };
 
 /* Attention (kernels/cuda/attention_fwd.cu, attention_bwd.cu), with the signatures of gt_ops.attention_fwd/bwd. */

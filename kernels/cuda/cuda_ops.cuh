@@ -92,4 +92,15 @@ extern "C" void gt_cuda_geglu_bwd_fp8(gt_backend *be, void *da, void *da8, void 
                                       const void *dh, const void *a, gt_gelu kind, int N, int F,
                                       gt_dtype fmt, const float *scale, float *amax);
 
+/* attention_decode.cu: the KV cache's writes, decode attention, and CUDA graphs of the stream */
+extern "C" void gt_cuda_kv_write(gt_backend *be, void *kc, void *vc, const void *qkv, const int32_t *dst, int N,
+                                 int Hq, int Hkv, int D, int Tmax);
+extern "C" void gt_cuda_attention_decode(gt_backend *be, void *out, const void *qkv, const void *kc, const void *vc,
+                                         const int32_t *len, float scale, int B, int Hq, int Hkv, int D, int Tmax);
+extern "C" void gt_cuda_argmax_rows(gt_backend *be, void *val, int32_t *idx, const void *x, int N, int V);
+extern "C" void gt_cuda_graph_begin(gt_backend *be);
+extern "C" void *gt_cuda_graph_end(gt_backend *be);
+extern "C" void gt_cuda_graph_launch(gt_backend *be, void *graph);
+extern "C" void gt_cuda_graph_destroy(gt_backend *be, void *graph);
+
 #endif

@@ -7,6 +7,7 @@
 #include "calibrate_cmd.h"
 #include "eval_cmd.h"
 #include "export_cmd.h"
+#include "generate_cmd.h"
 #include "inspect_cmd.h"
 #include "train_cmd.h"
 #include "version.h"
@@ -17,7 +18,7 @@ typedef struct {
 } command;
 
 static const command commands[] = {
-    {&gt_train_cli, gt_cmd_train},     {&gt_eval_cli, gt_cmd_eval},       {&gt_bench_cli, gt_cmd_bench},
+    {&gt_train_cli, gt_cmd_train},     {&gt_eval_cli, gt_cmd_eval},       {&gt_generate_cli, gt_cmd_generate}, {&gt_bench_cli, gt_cmd_bench},
     {&gt_export_cli, gt_cmd_export},   {&gt_inspect_cli, gt_cmd_inspect}, {&gt_version_cli, gt_cmd_version},
     {&gt_calibrate_cli, gt_cmd_calibrate},
 };
@@ -35,7 +36,7 @@ static void usage(FILE *f) {
     fputs("  help      this list; `gemmatron help COMMAND` (or `gemmatron COMMAND --help`): the command's\n"
           "            options, their defaults and examples\n\n"
           "gemmatron --version: the version, git commit, build type and CUDA/NCCL versions compiled in.\n"
-          "Multi-GPU: mpirun -np N gemmatron train|eval|bench|calibrate ... (one process per GPU).\n",
+          "Multi-GPU: mpirun -np N gemmatron train|eval|generate|bench|calibrate ... (one process per GPU).\n",
           f);
 }
 

@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Generation throughput on one GPU, gemmatron against HF transformers on the same GPU (never in CI):
+#   bash scripts/bench_generate.sh [BUILD_DIR]      (default build-gpu, as tests/gpu/run.sh builds)
+# Gemma-2B's config with HF's random initialization, BF16: prompts of 128 tokens, 256 new tokens
+# (--ignore-eos: exactly 256), at batch 1 and 64, with and without CUDA graphs; time to first token
+# for a 2,048-token prompt; then scripts/bench_hf_generate.py (model.generate, greedy, sdpa) at the
+# same shapes. One "gemmatron generate: bench: ..." or "hf generate ..." line per run.
+# Targets (issue 16): batch-1 decode >= 75% of the HBM limit (~958 tokens/s on an H200 for 5 GB of
+# weights); batch 64 >= 5x HF's tokens/s.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+bin=${1:-build-gpu}/gemmatron
+cfg=configs/hf/gemma-2b
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+prompts() { # count, length -> JSONL of random ids
+    /usr/bin/python3 -c "
+import json, random, sys
+r = random.Random(1)
+for _ in range(int(sys.argv[1])):
+    print(json.dumps({'ids': [2] + [r.randrange(3, 256000) for _ in range(int(sys.argv[2]) - 1)]}))" "$1" "$2"
+}
+for B in 1 64; do
+    prompts "$B" 128 >"$tmp/p$B.jsonl"
+    for graphs in "" "--no-cuda-graphs"; do
+        echo "=== gemmatron batch $B prompt 128 new 256 ${graphs:-CUDA graphs}"
+        "$bin" generate --model "$cfg" --random-init --device cuda --prompts "$tmp/p$B.jsonl" --batch-size "$B" \
+            --max-new-tokens 256 --ignore-eos --bench --jsonl $graphs 2>&1 >/dev/null | grep "bench:"
+    done
+done
+prompts 1 2048 >"$tmp/long.jsonl"
+echo "=== gemmatron time to first token, prompt 2048"
+"$bin" generate --model "$cfg" --random-init --device cuda --prompts "$tmp/long.jsonl" --max-new-tokens 2 \
+    --ignore-eos --bench --jsonl 2>&1 >/dev/null | grep "bench:"
+echo "=== HF transformers generate"
+python3 scripts/bench_hf_generate.py --config "$cfg" --batch 1 64 --prompt 128 --new 256 --ttft-prompt 2048
