@@ -120,6 +120,13 @@ typedef struct gt_ops {
     /* dx[N,C] += (ACT), dw[C] += sum_rows dout * xhat (GRAD). */
     void (*rmsnorm_bwd)(gt_backend *be, void *dx, void *dw, const void *dout, const void *x,
                         const void *w, const void *rstd, int N, int C);
+    /* Optional (NULL: the model calls add, then rmsnorm_fwd). A residual connection fused into the
+     * norm that reads its sum: res[N,C] = a + b (ACT, as add's out; may alias a or b), then
+     * rmsnorm_fwd(out, rstd, res, w, eps, N, C). Bit-identical to that composition; one pass over
+     * a and b instead of add's pass plus the norm's read of res. (The backward needs no fused op:
+     * rmsnorm_bwd's dx += already adds the norm's gradient into the residual gradient.) */
+    void (*add_rmsnorm_fwd)(gt_backend *be, void *res, void *out, void *rstd, const void *a,
+                            const void *b, const void *w, float eps, int N, int C);
 
     /* ---- linear layers: y[N,OC] = x[N,IC] W[OC,IC]^T ---- */
     void (*matmul_fwd)(gt_backend *be, void *y, const void *x, const void *w, int N, int IC, int OC);

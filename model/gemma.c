@@ -210,42 +210,64 @@ static float embed_scale(const gt_model *m) {
 
 static float attn_scale(const gt_model *m) { return (float)(1.0 / sqrt((double)m->lay.D)); }
 
-static void layer_forward(gt_model *m, int l, void *res_out, int train) {
+/* x[N,C] = a + b, then the norm of x with the weights at w into y (ACT) and rstd: one fused pass
+ * where the backend has add_rmsnorm_fwd (bit-identical to add then rmsnorm_fwd, kernels/ops.h).
+ * b NULL: x already holds the norm's input, there is nothing to add. */
+static void add_norm(gt_model *m, void *x, const void *a, const void *b, void *y, void *rstd, size_t w) {
+    const gt_ops *o = m->ops;
+    int N = m->N, C = m->lay.C;
+    float eps = (float)m->cfg.rms_norm_eps;
+    if (b && o->add_rmsnorm_fwd) {
+        o->add_rmsnorm_fwd(m->be, x, y, rstd, a, b, PARAM(m, w), eps, N, C);
+        return;
+    }
+    if (b) o->add(m->be, x, a, b, (size_t)N * C);
+    o->rmsnorm_fwd(m->be, y, rstd, x, PARAM(m, w), eps, N, C);
+}
+
+/* The norm in front of QKV (ln1, l = 0..L-1) or fc1 (ln2) of layer l, over x = a + b (b NULL: x
+ * as it is), and the GEMM after it, into out [N, OC]. In FP8 the GEMM reads only the FP8 copies
+ * of its input (the forward x8, the weight gradient x8T) and rmsnorm_bwd needs only the residual
+ * and rstd: the fused norm writes the copies and rstd, the ACT norm output is never stored (and the
+ * residual add stays a separate op). In BF16 the residual add is fused into the norm. */
+static void norm_linear(gt_model *m, int l, int gemm, void *x, const void *a, const void *b, void **y,
+                        void *rstd, size_t w, void *out, int OC, int train) {
+    const gt_ops *o = m->ops;
+    int N = m->N, C = m->lay.C;
+    size_t wgemm = gemm == GT_GEMM_QKV ? m->lay.layer[l].qkv : m->lay.layer[l].fc1;
+    gt_fp8_target x8;
+    if (o->rmsnorm_fwd_fp8 && gt_linear_fp8_input(m, l, gemm, N, train, &x8)) {
+        if (b) o->add(m->be, x, a, b, (size_t)N * C);
+        o->rmsnorm_fwd_fp8(m->be, NULL, x8.x8, x8.x8t, rstd, x, PARAM(m, w), (float)m->cfg.rms_norm_eps, N, C,
+                           GT_E4M3, x8.scale, x8.amax);
+        gt_linear_fwd(m, l, gemm, out, NULL, wgemm, N, C, OC, train);
+    } else {
+        add_norm(m, x, a, b, bf16_input(m, y, input_bytes(m, 0)), rstd, w);
+        gt_linear_fwd(m, l, gemm, out, *y, wgemm, N, C, OC, train);
+    }
+}
+
+/* Layer l from its input residual a->res to res_mid and, in m->tmp, its MLP output (tp-summed).
+ * The layer's output residual res_mid + tmp is the next norm's x = a + b: the next layer's ln1
+ * (norm_linear) or the final norm (body_forward) adds it, fused into that norm. Layer 0's input is
+ * the embedding (prev_mid NULL); layer l > 0 gets layer l-1's res_mid, and m->tmp still holds
+ * layer l-1's MLP output when it starts. */
+static void layer_forward(gt_model *m, int l, const void *prev_mid, int train) {
     const gt_ops *o = m->ops;
     gt_backend *be = m->be;
     const gt_layout *L = &m->lay;
     const gt_layer_offsets *w = &L->layer[l];
     gt_layer_acts *a = &m->acts[l];
     int N = m->N, C = L->C, HD = L->Hq * L->D;
-    float eps = (float)m->cfg.rms_norm_eps;
     const int32_t *seg = m->has_seg ? m->seg : NULL;
 
-    /* QKV and fc1 in FP8 read only the FP8 copies of their inputs (the forward x8, the weight
-     * gradient x8T), and rmsnorm_bwd needs only the residual and rstd: the fused norm writes the
-     * copies and rstd, ln1 / ln2 themselves are never stored. */
-    gt_fp8_target x8;
-    if (o->rmsnorm_fwd_fp8 && gt_linear_fp8_input(m, l, GT_GEMM_QKV, N, train, &x8)) {
-        o->rmsnorm_fwd_fp8(be, NULL, x8.x8, x8.x8t, a->rstd1, a->res, PARAM(m, w->ln1), eps, N, C, GT_E4M3,
-                           x8.scale, x8.amax);
-        gt_linear_fwd(m, l, GT_GEMM_QKV, a->qkv, NULL, w->qkv, N, C, L->Q, train);
-    } else {
-        o->rmsnorm_fwd(be, bf16_input(m, &a->ln1, input_bytes(m, 0)), a->rstd1, a->res, PARAM(m, w->ln1), eps, N, C);
-        gt_linear_fwd(m, l, GT_GEMM_QKV, a->qkv, a->ln1, w->qkv, N, C, L->Q, train);
-    }
+    norm_linear(m, l, GT_GEMM_QKV, a->res, prev_mid, prev_mid ? m->tmp : NULL, &a->ln1, a->rstd1, w->ln1, a->qkv,
+                L->Q, train);
     o->rope_fwd(be, a->qkv, m->pos, (float)m->cfg.rope_theta, N, L->Hq, L->Hkv, L->D);
     o->attention_fwd(be, a->att, a->lse, a->qkv, seg, attn_scale(m), m->B, m->T, L->Hq, L->Hkv, L->D);
     gt_linear_fwd(m, l, GT_GEMM_O, m->tmp, a->att, w->o, N, HD, C, train);
     gt_model_tp_sum(m, m->tmp, (size_t)N * C, GT_ACT); /* row-parallel o_proj */
-    o->add(be, a->res_mid, a->res, m->tmp, (size_t)N * C);
-    if (o->rmsnorm_fwd_fp8 && gt_linear_fp8_input(m, l, GT_GEMM_FC1, N, train, &x8)) {
-        o->rmsnorm_fwd_fp8(be, NULL, x8.x8, x8.x8t, a->rstd2, a->res_mid, PARAM(m, w->ln2), eps, N, C, GT_E4M3,
-                           x8.scale, x8.amax);
-        gt_linear_fwd(m, l, GT_GEMM_FC1, a->fc1, NULL, w->fc1, N, C, 2 * L->F, train);
-    } else {
-        o->rmsnorm_fwd(be, bf16_input(m, &a->ln2, input_bytes(m, 0)), a->rstd2, a->res_mid, PARAM(m, w->ln2), eps, N,
-                       C);
-        gt_linear_fwd(m, l, GT_GEMM_FC1, a->fc1, a->ln2, w->fc1, N, C, 2 * L->F, train);
-    }
+    norm_linear(m, l, GT_GEMM_FC1, a->res_mid, a->res, m->tmp, &a->ln2, a->rstd2, w->ln2, a->fc1, 2 * L->F, train);
     gt_fp8_target h8;
     if (o->geglu_fwd_fp8 && gt_linear_fp8_input(m, l, GT_GEMM_FC2, N, train, &h8)) {
         /* fc2 in FP8 reads only the FP8 copies of h: GeGLU writes them, h itself is never stored */
@@ -256,7 +278,6 @@ static void layer_forward(gt_model *m, int l, void *res_out, int train) {
         gt_linear_fwd(m, l, GT_GEMM_FC2, m->tmp, a->h, w->fc2, N, L->F, C, train);
     }
     gt_model_tp_sum(m, m->tmp, (size_t)N * C, GT_ACT); /* row-parallel fc2 */
-    o->add(be, res_out, a->res_mid, m->tmp, (size_t)N * C);
 }
 
 /* lm_head and cross-entropy over chunks of tokens, so that only one chunk of logits exists. */
@@ -299,13 +320,13 @@ static void body_forward(gt_model *m, int train) {
                  N, C);
     gt_model_tp_sum(m, m->acts[0].res, (size_t)N * C, GT_ACT); /* vocab-parallel embedding */
     if (train) gt_model_fp8_before_forward(m);
-    for (int l = 0; l < L->L; l++) layer_forward(m, l, l + 1 < L->L ? m->acts[l + 1].res : m->res_final, train);
-    /* The final norm stays unfused (rmsnorm_fwd, then the lm_head casts): the lm_head runs in chunks
-     * of ce_chunk tokens, and in FP8 (fp8.lm_head) gt_linear_fwd casts each chunk of lnf into FP8
-     * buffers sized for one chunk just before that chunk's GEMMs, so a norm fused over all N tokens
-     * would have nowhere to put its FP8 copies; in BF16 (the default) the GEMMs read lnf itself. */
-    o->rmsnorm_fwd(m->be, m->lnf, m->rstdf, m->res_final, PARAM(m, L->lnf), (float)m->cfg.rms_norm_eps,
-                   N, C);
+    for (int l = 0; l < L->L; l++) layer_forward(m, l, l ? m->acts[l - 1].res_mid : NULL, train);
+    /* The last layer's output residual, res_final = res_mid + tmp, with the final norm. That norm is
+     * never fused with an FP8 cast (the lm_head runs in chunks of ce_chunk tokens, and in FP8
+     * (fp8.lm_head) gt_linear_fwd casts each chunk of lnf into FP8 buffers sized for one chunk just
+     * before that chunk's GEMMs, so a norm fused over all N tokens would have nowhere to put its FP8
+     * copies; in BF16 (the default) the GEMMs read lnf itself), only with the residual add. */
+    add_norm(m, m->res_final, m->acts[L->L - 1].res_mid, m->tmp, m->lnf, m->rstdf, L->lnf);
 }
 
 void gt_model_forward_body(gt_model *m) { body_forward(m, 0); }

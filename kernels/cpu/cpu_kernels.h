@@ -46,6 +46,8 @@ void CPU_FN(cpu_rmsnorm_fwd)(gt_backend *be, void *out, void *rstd, const void *
                              float eps, int N, int C);
 void CPU_FN(cpu_rmsnorm_bwd)(gt_backend *be, void *dx, void *dw, const void *dout, const void *x,
                              const void *w, const void *rstd, int N, int C);
+void CPU_FN(cpu_add_rmsnorm_fwd)(gt_backend *be, void *res, void *out, void *rstd, const void *a,
+                                 const void *b, const void *w, float eps, int N, int C);
 void CPU_FN(cpu_rmsnorm_fwd_fp8)(gt_backend *be, void *y, void *y8, void *y8t, void *rstd,
                                  const void *x, const void *w, float eps, int N, int C, gt_dtype fmt,
                                  const float *scale, float *amax);

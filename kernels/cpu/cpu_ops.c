@@ -41,6 +41,7 @@ static const gt_ops cpu_table = {
     .embed_bwd = CPU_FN(cpu_embed_bwd),
     .rmsnorm_fwd = CPU_FN(cpu_rmsnorm_fwd),
     .rmsnorm_bwd = CPU_FN(cpu_rmsnorm_bwd),
+    .add_rmsnorm_fwd = CPU_FN(cpu_add_rmsnorm_fwd),
     .matmul_fwd = CPU_FN(cpu_matmul_fwd),
     .matmul_bwd = CPU_FN(cpu_matmul_bwd),
     .rope_fwd = CPU_FN(cpu_rope_fwd),

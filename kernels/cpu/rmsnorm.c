@@ -21,6 +21,19 @@ void CPU_FN(cpu_rmsnorm_fwd)(gt_backend *be, void *out, void *rstd, const void *
     }
 }
 
+/* add_rmsnorm_fwd (ops.h): row by row, cpu_add into the row of res, then cpu_rmsnorm_fwd of that
+ * stored row: the composition add + rmsnorm_fwd, so bit-identical to it by construction. Each row
+ * of a and b is read before its row of res is written, so res may alias a or b. */
+void CPU_FN(cpu_add_rmsnorm_fwd)(gt_backend *be, void *res, void *out, void *rstd, const void *a,
+                                 const void *b, const void *w, float eps, int N, int C) {
+    for (int n = 0; n < N; n++) {
+        size_t off = (size_t)n * C;
+        real *row = (real *)res + off;
+        CPU_FN(cpu_add)(be, row, (const real *)a + off, (const real *)b + off, (size_t)C);
+        CPU_FN(cpu_rmsnorm_fwd)(be, (real *)out + off, (real *)rstd + n, row, w, eps, 1, C);
+    }
+}
+
 /* rmsnorm_fwd_fp8 (ops.h): row by row, the row of y is computed by cpu_rmsnorm_fwd above into y
  * or, when that is NULL, a one-row scratch, and cast by fp8_cast's own row code: the composition
  * rmsnorm_fwd + fp8_cast, so bit-identical to it by construction (as geglu.c's fused ops). The

@@ -166,13 +166,16 @@ static double class_bytes(int op, const gt_trainer *t) {
     const gt_layout *L = &m->lay;
     double N = m->N, C = L->C, F = L->F, a = (double)m->ops->size[GT_ACT], g = (double)m->ops->size[GT_GRAD];
     double layers = L->L;
+    /* norms with the residual add fused in (add_rmsnorm_fwd: every norm but layer 0's ln1) also
+     * read the add's second input and write the sum: 4 passes instead of 2, and no add */
+    double fused = m->ops->add_rmsnorm_fwd ? 2 * layers : 0;
     switch (op) {
-    case GT_PROF_RMSNORM_FWD: return (2 * layers + 1) * 2 * N * C * a;
+    case GT_PROF_RMSNORM_FWD: return ((2 * layers + 1) * 2 + 2 * fused) * N * C * a;
     case GT_PROF_RMSNORM_BWD: return (2 * layers + 1) * 4 * N * C * a;
     case GT_PROF_ROPE: return layers * 2 * 2 * N * (L->Hq + L->Hkv) * L->D * a;
     case GT_PROF_GEGLU_FWD: return layers * 3 * N * F * a;
     case GT_PROF_GEGLU_BWD: return layers * 5 * N * F * a;
-    case GT_PROF_ADD: return layers * 2 * 3 * N * C * a;
+    case GT_PROF_ADD: return (layers * 2 - fused) * 3 * N * C * a;
     case GT_PROF_EMBED: return N * C * (2 * a + a + 2 * g);
     case GT_PROF_CE: return 3 * N * (double)L->V * a;
     /* AdamW's bytes per parameter by optim.state, and grad_sumsq's read of the gradients */

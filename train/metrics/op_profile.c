@@ -51,6 +51,11 @@ static void p_rms_fwd(gt_backend *be, void *o, void *r, const void *x, const voi
 static void p_rms_bwd(gt_backend *be, void *dx, void *dw, const void *d, const void *x, const void *w, const void *r, int N, int C) {
     TIMED(GT_PROF_RMSNORM_BWD, rmsnorm_bwd(ib, dx, dw, d, x, w, r, N, C));
 }
+/* The residual add fused into the norm counts as a norm: the add it replaces is gone. */
+static void p_add_rms_fwd(gt_backend *be, void *res, void *o, void *r, const void *a, const void *b, const void *w,
+                          float eps, int N, int C) {
+    TIMED(GT_PROF_RMSNORM_FWD, add_rmsnorm_fwd(ib, res, o, r, a, b, w, eps, N, C));
+}
 static void p_mm_fwd(gt_backend *be, void *y, const void *x, const void *w, int N, int IC, int OC) {
     TIMED(GT_PROF_MATMUL_FWD, matmul_fwd(ib, y, x, w, N, IC, OC));
 }
@@ -144,6 +149,7 @@ void gt_op_profile_init(gt_op_profile *p, const gt_ops *inner, gt_backend *inner
     o->geglu_fwd_fp8 = inner->geglu_fwd_fp8 ? p_geglu_fwd_fp8 : NULL;
     o->geglu_bwd_fp8 = inner->geglu_bwd_fp8 ? p_geglu_bwd_fp8 : NULL;
     o->rmsnorm_fwd_fp8 = inner->rmsnorm_fwd_fp8 ? p_rms_fwd_fp8 : NULL;
+    o->add_rmsnorm_fwd = inner->add_rmsnorm_fwd ? p_add_rms_fwd : NULL;
     o->ce_partial = p_ce_partial, o->ce_finish = p_ce_finish, o->ce_backward = p_ce_backward;
     o->grad_sumsq = p_sumsq, o->adamw = p_adamw;
     o->set_dw_accumulate = inner->set_dw_accumulate ? p_set_dw : NULL;
