@@ -167,6 +167,7 @@ static gt_ops make_table(void) {
     t.embed_bwd = gt_cuda_embed_bwd;
     t.rmsnorm_fwd = gt_cuda_rmsnorm_fwd;
     t.rmsnorm_bwd = gt_cuda_rmsnorm_bwd;
+    t.add_rmsnorm_fwd = gt_cuda_add_rmsnorm_fwd;
     t.matmul_fwd = gt_cuda_matmul_fwd;
     t.matmul_bwd = gt_cuda_matmul_bwd;
     t.rope_fwd = gt_cuda_rope_fwd;

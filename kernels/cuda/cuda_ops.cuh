@@ -38,6 +38,9 @@ extern "C" void gt_cuda_rmsnorm_fwd(gt_backend *be, void *out, void *rstd, const
                                     const void *w, float eps, int N, int C);
 extern "C" void gt_cuda_rmsnorm_bwd(gt_backend *be, void *dx, void *dw, const void *dout,
                                     const void *x, const void *w, const void *rstd, int N, int C);
+extern "C" void gt_cuda_add_rmsnorm_fwd(gt_backend *be, void *res, void *out, void *rstd,
+                                        const void *a, const void *b, const void *w, float eps,
+                                        int N, int C);
 
 /* rmsnorm_fp8.cu */
 extern "C" void gt_cuda_rmsnorm_fwd_fp8(gt_backend *be, void *y, void *y8, void *y8t, void *rstd,

@@ -33,8 +33,7 @@ static __global__ void rmsnorm_fwd_kernel(bf16 *out, float *rstd, const bf16 *x,
         for (int c = lane * GT_VEC; c < C; c += 32 * GT_VEC) {
             float f[GT_VEC];
             gt_load8(xr + c, f);
-#pragma unroll
-            for (int j = 0; j < GT_VEC; j++) ss += f[j] * f[j];
+            ss = gt_rmsnorm_sumsq8(ss, f);
         }
     } else {
         for (int c = lane; c < C; c += 32) {
@@ -62,12 +61,92 @@ static __global__ void rmsnorm_fwd_kernel(bf16 *out, float *rstd, const bf16 *x,
     }
 }
 
+/* add_rmsnorm_fwd: res = a + b (rounded to bf16), out = rmsnorm(res), rstd, for rows whose every
+ * pointer is 16-byte aligned and C % 8 == 0 (the host runs add then the row kernel otherwise). The
+ * row kernel's layout exactly: one warp per row, lane i takes the 8 columns at i*8, + 256, ...; the
+ * sum is add's expression (fp32 sum of the bf16 inputs, one rounding) and the sum of squares runs
+ * over the rounded sums in the row kernel's order (gt_rmsnorm_sumsq8), so every bit equals add
+ * followed by rmsnorm_fwd. The second pass re-reads the row of res each lane has just written itself
+ * (program order makes its own stores visible; the row is in L1/L2). res may alias a or b: each
+ * lane reads its columns of a and b before it writes them. */
+static __global__ void add_rmsnorm_fwd_kernel(bf16 *res, bf16 *out, float *rstd, const bf16 *a,
+                                              const bf16 *b, const bf16 *w, float eps, float inv_c,
+                                              int N, int C) {
+    int row = blockIdx.x * FWD_ROWS_PER_BLOCK + (threadIdx.x >> 5), lane = threadIdx.x & 31;
+    if (row >= N) return; /* the whole warp leaves together */
+    size_t off = (size_t)row * C;
+    float ss = 0.0f;
+    for (int c = lane * GT_VEC; c < C; c += 32 * GT_VEC) {
+        float fa[GT_VEC], fb[GT_VEC];
+        gt_load8(a + off + c, fa);
+        gt_load8(b + off + c, fb);
+#pragma unroll
+        for (int j = 0; j < GT_VEC; j++) fa[j] += fb[j];
+        gt_store8(res + off + c, fa);
+        gt_load8(res + off + c, fa); /* the rounded sums, as the row kernel reads them */
+        ss = gt_rmsnorm_sumsq8(ss, fa);
+    }
+    float r = rsqrtf(gt_warp_sum(ss) * inv_c + eps);
+    if (lane == 0) rstd[row] = r;
+    for (int c = lane * GT_VEC; c < C; c += 32 * GT_VEC) {
+        float f[GT_VEC], g[GT_VEC];
+        gt_load8(res + off + c, f);
+        gt_load8(w + c, g);
+#pragma unroll
+        for (int j = 0; j < GT_VEC; j++) f[j] = gt_rmsnorm1(f[j], r, g[j]);
+        gt_store8(out + off + c, f);
+    }
+}
+
+/* W (8 or 1) consecutive bf16 as raw bits, so that a thread can hold several rows' worth in flight
+ * in few registers (one 16-byte vector, or one element). */
+template <int W> struct raw_cols {
+    uint4 v;
+};
+template <> struct raw_cols<1> {
+    unsigned short v;
+};
+
+template <int W> static __device__ __forceinline__ raw_cols<W> load_raw(const bf16 *p) {
+    raw_cols<W> r;
+    if constexpr (W == GT_VEC)
+        r.v = *(const uint4 *)p;
+    else
+        r.v = *(const unsigned short *)p;
+    return r;
+}
+
+template <int W> static __device__ __forceinline__ raw_cols<W> zero_raw() {
+    raw_cols<W> r;
+    if constexpr (W == GT_VEC)
+        r.v = make_uint4(0u, 0u, 0u, 0u);
+    else
+        r.v = 0;
+    return r;
+}
+
+/* The W floats of r (exactly gt_load8's / __bfloat162float's values). */
+template <int W> static __device__ __forceinline__ void unpack(const raw_cols<W> &r, float *f) {
+    if constexpr (W == GT_VEC) {
+        union {
+            uint4 u;
+            __nv_bfloat162 h[4];
+        } v;
+        v.u = r.v;
+#pragma unroll
+        for (int i = 0; i < 4; i++) {
+            float2 t = __bfloat1622float2(v.h[i]);
+            f[2 * i] = t.x;
+            f[2 * i + 1] = t.y;
+        }
+    } else {
+        f[0] = __bfloat162float(__ushort_as_bfloat16(r.v));
+    }
+}
+
 /* W (1 or 8) consecutive bf16 at p + c as floats. */
 template <int W> static __device__ __forceinline__ void load_cols(const bf16 *p, int c, float *f) {
-    if (W == GT_VEC)
-        gt_load8(p + c, f);
-    else
-        f[0] = __bfloat162float(p[c]);
+    unpack<W>(load_raw<W>(p + c), f);
 }
 
 #define BWD_ROWS 4 /* rows a block takes at once: their loads are in flight together */
@@ -88,10 +167,13 @@ static __device__ __forceinline__ void block_sum_rows(float *v, float (*scratch)
 
 /* Thread i owns columns [i*W, i*W + W) of every row (the host makes blockDim.x * W >= C), so it
  * keeps (1 + w) and its dw partial in registers. A block takes BWD_ROWS consecutive rows at a time
- * (row groups blockIdx.x, + gridDim.x, ...): loads x and dy of all of them, one block reduction
- * for their dot products, then adds their dx. At the end its dw partial goes to
- * part[blockIdx.x, C]. W = 8 (16-byte accesses) or 1; a template so the arrays stay in registers.
- */
+ * (row groups blockIdx.x, + gridDim.x, ...): it issues the loads of x, dy and dx (the
+ * read-modify-write of dx +=) of all of them together, as raw bf16 (12 registers a row), then one
+ * block reduction for their dot products, then adds and stores their dx. Nothing waits on a load
+ * after the reduction, so the only exposed latency per row group is one round of loads. At the end
+ * its dw partial goes to part[blockIdx.x, C]. W = 8 (16-byte accesses) or 1; a template so the
+ * arrays stay in registers. A row's dot product is summed within one block in a fixed order, so dx
+ * does not depend on the grid; dw's partials do (the grid is fixed per device and shape). */
 template <int W>
 static __global__ void rmsnorm_bwd_kernel(bf16 *dx, float *part, const bf16 *dout, const bf16 *x,
                                           const bf16 *w, const float *rstd, float inv_c, int N,
@@ -106,26 +188,32 @@ static __global__ void rmsnorm_bwd_kernel(bf16 *dx, float *part, const bf16 *dou
 #pragma unroll
     for (int j = 0; j < W; j++) gam[j] += 1.0f;
     for (int n0 = blockIdx.x * BWD_ROWS; n0 < N; n0 += gridDim.x * BWD_ROWS) {
-        float fx[BWD_ROWS][W], fg[BWD_ROWS][W], r[BWD_ROWS], dot[BWD_ROWS];
+        raw_cols<W> rx[BWD_ROWS], rg[BWD_ROWS], rd[BWD_ROWS];
+        float r[BWD_ROWS], dot[BWD_ROWS];
 #pragma unroll
         for (int k = 0; k < BWD_ROWS; k++) {
             int n = n0 + k;
             r[k] = n < N ? rstd[n] : 0.0f;
-#pragma unroll
-            for (int j = 0; j < W; j++) fx[k][j] = fg[k][j] = 0.0f;
             if (own && n < N) {
-                load_cols<W>(x + (size_t)n * C, c, fx[k]);
-                load_cols<W>(dout + (size_t)n * C, c, fg[k]);
+                size_t off = (size_t)n * C + c;
+                rx[k] = load_raw<W>(x + off);
+                rg[k] = load_raw<W>(dout + off);
+                rd[k] = load_raw<W>(dx + off);
+            } else {
+                rx[k] = rg[k] = rd[k] = zero_raw<W>();
             }
         }
 #pragma unroll
         for (int k = 0; k < BWD_ROWS; k++) {
+            float fx[W], fg[W];
+            unpack<W>(rx[k], fx);
+            unpack<W>(rg[k], fg);
             dot[k] = 0.0f;
 #pragma unroll
             for (int j = 0; j < W; j++) {
-                float xhat = fx[k][j] * r[k];
-                dot[k] += fg[k][j] * gam[j] * xhat;
-                dw[j] += fg[k][j] * xhat;
+                float xhat = fx[j] * r[k];
+                dot[k] += fg[j] * gam[j] * xhat;
+                dw[j] += fg[j] * xhat;
             }
         }
         block_sum_rows(dot, scratch);
@@ -134,11 +222,12 @@ static __global__ void rmsnorm_bwd_kernel(bf16 *dx, float *part, const bf16 *dou
             int n = n0 + k;
             if (!own || n >= N) continue;
             bf16 *dxr = dx + (size_t)n * C;
-            float fd[W], mean = dot[k] * inv_c;
-            load_cols<W>(dxr, c, fd);
+            float fx[W], fg[W], fd[W], mean = dot[k] * inv_c;
+            unpack<W>(rx[k], fx);
+            unpack<W>(rg[k], fg);
+            unpack<W>(rd[k], fd);
 #pragma unroll
-            for (int j = 0; j < W; j++)
-                fd[j] += r[k] * (fg[k][j] * gam[j] - fx[k][j] * r[k] * mean);
+            for (int j = 0; j < W; j++) fd[j] += r[k] * (fg[j] * gam[j] - fx[j] * r[k] * mean);
             if (W == GT_VEC)
                 gt_store8(dxr + c, fd);
             else
@@ -214,6 +303,27 @@ extern "C" void gt_cuda_rmsnorm_fwd(gt_backend *be, void *out, void *rstd, const
     GT_NVTX_POP();
 }
 
+extern "C" void gt_cuda_add_rmsnorm_fwd(gt_backend *be, void *res, void *out, void *rstd,
+                                        const void *a, const void *b, const void *w, float eps,
+                                        int N, int C) {
+    if (N <= 0 || C <= 0) return;
+    GT_NVTX_PUSH("add_rmsnorm_fwd");
+    int fused = C % GT_VEC == 0 && gt_aligned16(res) && gt_aligned16(out) && gt_aligned16(a) &&
+                gt_aligned16(b) && gt_aligned16(w);
+    if (fused) {
+        unsigned blocks = (unsigned)((N + FWD_ROWS_PER_BLOCK - 1) / FWD_ROWS_PER_BLOCK);
+        add_rmsnorm_fwd_kernel<<<blocks, 32 * FWD_ROWS_PER_BLOCK, 0, be->stream>>>(
+            (bf16 *)res, (bf16 *)out, (float *)rstd, (const bf16 *)a, (const bf16 *)b,
+            (const bf16 *)w, eps, 1.0f / (float)C, N, C);
+        CUDA_CHECK_LAUNCH();
+    } else {
+        /* odd widths or alignments: the composition itself */
+        gt_cuda_add(be, res, a, b, (size_t)N * C);
+        launch_fwd(be, (bf16 *)out, (float *)rstd, (const bf16 *)res, (const bf16 *)w, eps, N, C);
+    }
+    GT_NVTX_POP();
+}
+
 void gt_cuda_rmsnorm_rstd(gt_backend *be, float *rstd, const void *x, float eps, int N, int C) {
     if (N <= 0 || C <= 0) return;
     launch_fwd(be, NULL, rstd, (const bf16 *)x, NULL, eps, N, C);
@@ -228,10 +338,17 @@ extern "C" void gt_cuda_rmsnorm_bwd(gt_backend *be, void *dx, void *dw, const vo
     int width = vec ? GT_VEC : 1;
     int threads = (C / width + 31) / 32 * 32;
     int wide = threads > 1024; /* the register-cached kernel needs one column group per thread */
-    /* One wave of blocks (the cached kernel holds 128 registers a thread: 2 blocks of 256 per SM),
-     * no more partial rows than row groups or than fit in the workspace. */
+    /* One wave of blocks: as many as are resident at once (the cached kernel's registers decide),
+     * at most 4 per SM (each adds a partial row of dw to write and reduce), no more partial rows
+     * than row groups or than fit in the workspace. A function of the device and the shape only,
+     * so dw's summation order is the same run to run. */
     size_t fit = be->workspace_bytes / ((size_t)C * sizeof(float));
-    int G = be->num_sms * 2, groups = wide ? N : (N + BWD_ROWS - 1) / BWD_ROWS;
+    int per_sm = 2;
+    if (!wide)
+        CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(
+            &per_sm, vec ? rmsnorm_bwd_kernel<GT_VEC> : rmsnorm_bwd_kernel<1>, threads, 0));
+    per_sm = per_sm < 1 ? 1 : per_sm > 4 ? 4 : per_sm;
+    int G = be->num_sms * per_sm, groups = wide ? N : (N + BWD_ROWS - 1) / BWD_ROWS;
     if (G > groups) G = groups;
     if ((size_t)G > fit) G = (int)fit;
     GT_ASSERT(G >= 1, "rmsnorm_bwd: C=%d too wide for the %zu-byte workspace", C,

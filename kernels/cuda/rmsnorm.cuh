@@ -15,6 +15,15 @@ static __device__ __forceinline__ float gt_rmsnorm1(float x, float rstd, float w
     return (x * rstd) * (1.0f + w);
 }
 
+/* The sum of squares of one row over 8 consecutive elements at a time: ss += f[j] * f[j], j = 0..7.
+ * rmsnorm_fwd's row kernel and the fused residual add + norm (rmsnorm.cu) both accumulate through
+ * this, in the same lane order, so their rstd agree bit for bit. */
+static __device__ __forceinline__ float gt_rmsnorm_sumsq8(float ss, const float f[8]) {
+#pragma unroll
+    for (int j = 0; j < 8; j++) ss += f[j] * f[j];
+    return ss;
+}
+
 /* rstd[N] of x[N, C] (bf16) as rmsnorm_fwd computes it, and nothing else: its row kernel with no
  * output (rmsnorm.cu). The first pass of rmsnorm_fwd_fp8. */
 void gt_cuda_rmsnorm_rstd(gt_backend *be, float *rstd, const void *x, float eps, int N, int C);

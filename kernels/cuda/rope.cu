@@ -8,10 +8,10 @@
  *
  * Angles exactly as HF's GemmaRotaryEmbedding, all in fp32: inv_freq[i] = 1 / theta^(float(2i)/D),
  * angle = float(pos) * inv_freq[i]. inv_freq is computed on the host (IEEE fp32, pow in double
- * rounded to fp32). The device code is built with --use_fast_math, which would turn cosf/sinf and
- * fp32 products into approximate or contracted forms, so the angle uses the explicitly rounded
- * __fmul_rn and cos/sin are evaluated in double and rounded to fp32: the correctly rounded fp32
- * values, as accurate as torch's precise float functions. HF also rounds
+ * rounded to fp32). So that no compiler flag (--use_fast_math would turn cosf/sinf and fp32
+ * products into approximate or contracted forms) changes them, the angle uses the explicitly
+ * rounded __fmul_rn and cos/sin are evaluated in double and rounded to fp32: the correctly rounded
+ * fp32 values, as accurate as torch's precise float functions. HF also rounds
  * cos/sin and each product to bf16 in a bf16 model; as the op contract asks, we keep fp32 and round
  * once per output element. */
 #include <math.h>
@@ -47,46 +47,102 @@ static __device__ __forceinline__ void rope_angle(int p, float inv_freq, float *
     *s = (float)sd;
 }
 
-/* One block per token n: its threads first compute the D/2 (cos, sin) pairs of the token's position
- * into shared memory (each angle once), then rotate W consecutive pairs of one q or k head each.
+#define HEADS_AT_ONCE 4 /* heads whose loads a thread has in flight together */
+#define ROPE_THREADS 256
+
+/* W (8 or 1) consecutive bf16 as raw bits (loads in flight cost 4 registers per 16 bytes). */
+template <int W> struct rope_raw {
+    uint4 v;
+};
+template <> struct rope_raw<1> {
+    unsigned short v;
+};
+
+template <int W> static __device__ __forceinline__ rope_raw<W> rope_load(const bf16 *p) {
+    rope_raw<W> r;
+    if constexpr (W == GT_VEC)
+        r.v = *(const uint4 *)p;
+    else
+        r.v = *(const unsigned short *)p;
+    return r;
+}
+
+template <int W> static __device__ __forceinline__ void rope_unpack(const rope_raw<W> &r, float *f) {
+    if constexpr (W == GT_VEC) {
+        union {
+            uint4 u;
+            __nv_bfloat162 h[4];
+        } v;
+        v.u = r.v;
+#pragma unroll
+        for (int i = 0; i < 4; i++) {
+            float2 t = __bfloat1622float2(v.h[i]);
+            f[2 * i] = t.x;
+            f[2 * i + 1] = t.y;
+        }
+    } else {
+        f[0] = __bfloat162float(__ushort_as_bfloat16(r.v));
+    }
+}
+
+/* One thread per (token n, W consecutive pairs i0 .. i0+W-1 of a head): it computes the W angles of
+ * its pairs once, in registers (no shared memory, no barrier), and rotates those pairs in every q
+ * and k head of the token, HEADS_AT_ONCE heads at a time with all their loads issued before any
+ * rotation (the first group's loads are in flight while the angles are computed). Threads of a
+ * token are consecutive (P = D/2/W of them), so a warp's accesses to one head's half are contiguous.
  * Rotated head h (h < Hq + Hkv) is member j = h % (G + 1) of KV group g = h / (G + 1): j < G its
  * q heads, j == G its k head. sign = +1 forward, -1 backward. W is 8 (16-byte accesses,
- * D/2 % 8 == 0) or 1. */
+ * D/2 % 8 == 0, qkv 16-byte aligned) or 1. The element math (cos, sign * sin, the two products and
+ * their difference or sum in fp32, one rounding) is the same for both widths. */
 template <int W>
-static __global__ void rope_kernel(bf16 *qkv, const int32_t *pos, rope_freqs freqs, float sign,
-                                   int Hq, int Hkv, int D) {
-    __shared__ float cs[MAX_HALF], sn[MAX_HALF];
-    int n = blockIdx.x, half = D / 2, p = pos[n];
-    for (int i = threadIdx.x; i < half; i += blockDim.x) {
-        rope_angle(p, freqs.inv_freq[i], &cs[i], &sn[i]);
-        sn[i] *= sign;
-    }
-    __syncthreads();
-    int G = Hq / Hkv, per_head = half / W, items = (Hq + Hkv) * per_head;
-    bf16 *row = qkv + (size_t)n * (Hq + 2 * Hkv) * D;
-    for (int item = threadIdx.x; item < items; item += blockDim.x) {
-        int h = item / per_head, i0 = (item % per_head) * W;
-        int g = h / (G + 1), j = h % (G + 1);
-        bf16 *x1 = row + (size_t)(g * (G + 2) + j) * D + i0, *x2 = x1 + half;
-        float a[W], b[W], y1[W], y2[W];
-        if (W == GT_VEC) {
-            gt_load8(x1, a);
-            gt_load8(x2, b);
-        } else {
-            a[0] = __bfloat162float(x1[0]);
-            b[0] = __bfloat162float(x2[0]);
+static __global__ void __launch_bounds__(ROPE_THREADS, 2)
+    rope_kernel(bf16 *qkv, const int32_t *pos, rope_freqs freqs, float sign, int N, int Hq,
+                int Hkv, int D) {
+    int half = D / 2, P = half / W;
+    long t = (long)blockIdx.x * blockDim.x + threadIdx.x;
+    if (t >= (long)N * P) return;
+    int n = (int)(t / P), i0 = (int)(t % P) * W;
+    int G = Hq / Hkv, heads = Hq + Hkv;
+    bf16 *row = qkv + (size_t)n * (Hq + 2 * Hkv) * D + i0;
+    float cs[W], sn[W];
+    for (int h0 = 0; h0 < heads; h0 += HEADS_AT_ONCE) {
+        rope_raw<W> ra[HEADS_AT_ONCE], rb[HEADS_AT_ONCE];
+#pragma unroll
+        for (int u = 0; u < HEADS_AT_ONCE; u++) {
+            int h = h0 + u;
+            if (h >= heads) break;
+            const bf16 *x1 = row + (size_t)((h / (G + 1)) * (G + 2) + h % (G + 1)) * D;
+            ra[u] = rope_load<W>(x1);
+            rb[u] = rope_load<W>(x1 + half);
+        }
+        if (h0 == 0) {
+            int p = pos[n];
+#pragma unroll
+            for (int k = 0; k < W; k++) {
+                rope_angle(p, freqs.inv_freq[i0 + k], &cs[k], &sn[k]);
+                sn[k] *= sign;
+            }
         }
 #pragma unroll
-        for (int k = 0; k < W; k++) {
-            y1[k] = a[k] * cs[i0 + k] - b[k] * sn[i0 + k];
-            y2[k] = b[k] * cs[i0 + k] + a[k] * sn[i0 + k];
-        }
-        if (W == GT_VEC) {
-            gt_store8(x1, y1);
-            gt_store8(x2, y2);
-        } else {
-            x1[0] = __float2bfloat16_rn(y1[0]);
-            x2[0] = __float2bfloat16_rn(y2[0]);
+        for (int u = 0; u < HEADS_AT_ONCE; u++) {
+            int h = h0 + u;
+            if (h >= heads) break;
+            bf16 *x1 = row + (size_t)((h / (G + 1)) * (G + 2) + h % (G + 1)) * D;
+            float a[W], b[W], y1[W], y2[W];
+            rope_unpack<W>(ra[u], a);
+            rope_unpack<W>(rb[u], b);
+#pragma unroll
+            for (int k = 0; k < W; k++) {
+                y1[k] = a[k] * cs[k] - b[k] * sn[k];
+                y2[k] = b[k] * cs[k] + a[k] * sn[k];
+            }
+            if (W == GT_VEC) {
+                gt_store8(x1, y1);
+                gt_store8(x1 + half, y2);
+            } else {
+                x1[0] = __float2bfloat16_rn(y1[0]);
+                x1[half] = __float2bfloat16_rn(y2[0]);
+            }
         }
     }
 }
@@ -98,14 +154,15 @@ static void launch_rope(gt_backend *be, void *qkv, const int32_t *pos, float the
               D);
     rope_freqs freqs = make_freqs(theta, D);
     int vec = (D / 2) % GT_VEC == 0 && gt_aligned16(qkv);
-    int items = (Hq + Hkv) * (D / 2) / (vec ? GT_VEC : 1);
-    int threads = (items + 31) / 32 * 32;
-    threads = threads > 256 ? 256 : threads;
+    size_t work = (size_t)N * (D / 2) / (vec ? GT_VEC : 1);
+    const int threads = ROPE_THREADS;
+    unsigned blocks = (unsigned)((work + threads - 1) / threads);
     if (vec)
         rope_kernel<GT_VEC>
-            <<<N, threads, 0, be->stream>>>((bf16 *)qkv, pos, freqs, sign, Hq, Hkv, D);
+            <<<blocks, threads, 0, be->stream>>>((bf16 *)qkv, pos, freqs, sign, N, Hq, Hkv, D);
     else
-        rope_kernel<1><<<N, threads, 0, be->stream>>>((bf16 *)qkv, pos, freqs, sign, Hq, Hkv, D);
+        rope_kernel<1>
+            <<<blocks, threads, 0, be->stream>>>((bf16 *)qkv, pos, freqs, sign, N, Hq, Hkv, D);
     CUDA_CHECK_LAUNCH();
 }
 

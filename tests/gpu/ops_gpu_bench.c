@@ -42,6 +42,7 @@ typedef enum {
     OP_EMBED_BWD,
     OP_NORM_FWD,
     OP_NORM_BWD,
+    OP_ADD_NORM_FWD,
     OP_QKV_FWD,
     OP_QKV_BWD,
     OP_O_FWD,
@@ -110,6 +111,7 @@ static const op_info INFO[OP_COUNT] = {
     [OP_EMBED_BWD] = {"embed_bwd", "N=4096 C=2048 V=256000", NT *CH *(2.0 + 8.0), 0},
     [OP_NORM_FWD] = {"rmsnorm_fwd", "N=4096 C=2048", 2.0 * NT *CH * 2, 0},
     [OP_NORM_BWD] = {"rmsnorm_bwd", "N=4096 C=2048", 4.0 * NT *CH * 2, 0},
+    [OP_ADD_NORM_FWD] = {"add_rmsnorm_fwd", "N=4096 C=2048", 4.0 * NT *CH * 2, 0},
     [OP_QKV_FWD] = {"matmul_fwd qkv", "4096x2048 -> 2560", 0, GEMM_QKV},
     [OP_QKV_BWD] = {"matmul_bwd qkv", "dx + dW", 0, 2 * GEMM_QKV},
     [OP_O_FWD] = {"matmul_fwd o", "4096x2048 -> 2048", 0, GEMM_O},
@@ -152,6 +154,9 @@ static void run_op(bench *b, bench_op op) {
     case OP_EMBED_BWD: o->embed_bwd(be, b->dwte, b->a, b->tok, scale, 0, VOC, NT, CH, 0); break;
     case OP_NORM_FWD: o->rmsnorm_fwd(be, b->b, b->rstd, b->a, b->nw, 1e-6f, NT, CH); break;
     case OP_NORM_BWD: o->rmsnorm_bwd(be, b->c, b->ndw, b->b, b->a, b->nw, b->rstd, NT, CH); break;
+    case OP_ADD_NORM_FWD:
+        o->add_rmsnorm_fwd(be, b->c, b->b, b->rstd, b->a, b->c, b->nw, 1e-6f, NT, CH);
+        break;
     case OP_QKV_FWD: o->matmul_fwd(be, b->qkv, b->a, b->w_qkv, NT, CH, QKV); break;
     case OP_QKV_BWD:
         o->matmul_bwd(be, b->b, b->dw_qkv, b->dqkv, b->a, b->w_qkv, NT, CH, QKV);

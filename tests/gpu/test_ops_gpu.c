@@ -3,7 +3,8 @@
  * poisoned with NaN before each op so an unwritten element fails, max rel-norm error per output in
  * a table.
  *
- *   test_ops_gpu            Gemma-2B shapes and odd shapes
+ *   test_ops_gpu            Gemma-2B shapes, odd shapes, and the fused and memory-bound ops
+ *                           (add_rmsnorm_fwd, rmsnorm, rope) at more layouts, Gemma-7B's included
  *   test_ops_gpu --small    odd shapes only (for compute-sanitizer)
  *   test_ops_gpu --bench    times each op at Gemma-2B shapes (ops_gpu_bench.c)
  * Exits non-zero on any FAIL. Built only with the CUDA backend; not a CTest test (CI has no GPU).
@@ -140,6 +141,55 @@ static void case_rmsnorm(harness *h, int N, int C) {
     pair_free(h, &dw);
 }
 
+/* ---- the residual add fused into RMSNorm ---- */
+
+/* Elements of the GPU side of a and b that differ (bf16 and fp32 convert to float exactly, so
+ * equal floats are equal bits; a NaN never equals), over n elements from off. */
+static double share_differing(harness *h, const pair *a, const pair *b, size_t off, size_t n) {
+    float *x = pair_get(h, a, 1), *y = pair_get(h, b, 1);
+    size_t differ = 0;
+    for (size_t i = off; i < off + n; i++) differ += !(x[i] == y[i]);
+    free(x);
+    free(y);
+    return (double)differ / (double)(n ? n : 1);
+}
+
+/* add_rmsnorm_fwd against the CPU op, and bitwise against the GPU's own add then rmsnorm_fwd (the
+ * op's contract: bit-identical to that composition). off: elements every [N, C] pointer and w are
+ * moved by (1: the unaligned fallback); alias: res is a (the op writes the sum over its input). */
+static void case_add_rmsnorm(harness *h, int N, int C, size_t off, int alias) {
+    char shape[64];
+    snprintf(shape, sizeof shape, "N=%d C=%d%s%s", N, C, off ? " (unaligned)" : "", alias ? " res=a" : "");
+    size_t n = (size_t)N * C;
+    const float eps = 1e-6f;
+    pair a = pair_new(h, GT_ACT, n + off), b = pair_new(h, GT_ACT, n + off), w = pair_new(h, GT_ACT, C + off);
+    pair res = pair_new(h, GT_ACT, n + off), y = pair_new(h, GT_ACT, n + off), rstd = pair_new(h, GT_STAT, N);
+    pair cres = pair_new(h, GT_ACT, n + off), cy = pair_new(h, GT_ACT, n + off), crstd = pair_new(h, GT_STAT, N);
+    pair_fill(h, &a, -2, 2);
+    pair_fill(h, &b, -2, 2);
+    pair_fill(h, &w, -0.5f, 0.5f);
+    pair *r = alias ? &a : &res;
+    pair *outs[] = {&res, &y, &rstd, &cres, &cy, &crstd};
+    for (size_t i = 0; i < sizeof outs / sizeof outs[0]; i++) pair_poison(h, outs[i]);
+    /* the composition on the GPU first: it reads a before the aliased fused op overwrites it */
+    h->gpu->add(h->gbe, at(h, &cres, 1, off), at(h, &a, 1, off), at(h, &b, 1, off), n);
+    h->gpu->rmsnorm_fwd(h->gbe, at(h, &cy, 1, off), crstd.g, at(h, &cres, 1, off), at(h, &w, 1, off), eps, N, C);
+    h->cpu->add_rmsnorm_fwd(h->cbe, at(h, r, 0, off), at(h, &y, 0, off), rstd.c, at(h, &a, 0, off),
+                            at(h, &b, 0, off), at(h, &w, 0, off), eps, N, C);
+    h->gpu->add_rmsnorm_fwd(h->gbe, at(h, r, 1, off), at(h, &y, 1, off), rstd.g, at(h, &a, 1, off),
+                            at(h, &b, 1, off), at(h, &w, 1, off), eps, N, C);
+    ops_report(h, "add_rmsnorm_fwd res", shape, pair_err_range(h, r, off, n), TOL_BF16);
+    ops_report(h, "add_rmsnorm_fwd out", shape, pair_err_range(h, &y, off, n), TOL_BF16);
+    ops_report(h, "add_rmsnorm_fwd rstd", shape, pair_err(h, &rstd), TOL_F32);
+    ops_report(h, "add_rmsnorm_fwd res: share not bitwise add's", shape, share_differing(h, r, &cres, off, n), 0.0);
+    ops_report(h, "add_rmsnorm_fwd out: share not bitwise rmsnorm_fwd's", shape,
+               share_differing(h, &y, &cy, off, n), 0.0);
+    ops_report(h, "add_rmsnorm_fwd rstd: share not bitwise rmsnorm_fwd's", shape,
+               share_differing(h, &rstd, &crstd, 0, (size_t)N), 0.0);
+    pair *all[] = {&a, &b, &w, &res, &y, &rstd, &cres, &cy, &crstd};
+    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) pair_free(h, all[i]);
+}
+
 /* ---- matmul ---- */
 
 /* With rows > 0 the CPU computes only the last `rows` rows of y and dx and the last `rows` rows of
@@ -197,22 +247,36 @@ static void case_matmul(harness *h, const char *name, int N, int IC, int OC, int
 
 /* ---- RoPE ---- */
 
-static void case_rope(harness *h, int N, int Hq, int Hkv, int D) {
+/* off: elements the qkv pointer is moved by (1: the kernel's one-pair-per-thread path at any D).
+ * The v heads must come back untouched, bit for bit. */
+static void case_rope(harness *h, int N, int Hq, int Hkv, int D, size_t off) {
     char shape[64];
-    snprintf(shape, sizeof shape, "N=%d Hq=%d Hkv=%d D=%d", N, Hq, Hkv, D);
+    snprintf(shape, sizeof shape, "N=%d Hq=%d Hkv=%d D=%d%s", N, Hq, Hkv, D, off ? " (unaligned)" : "");
     size_t n = (size_t)N * (Hq + 2 * Hkv) * D;
     int32_t *pos_h = gt_malloc((size_t)N * sizeof *pos_h);
     for (int i = 0; i < N; i++) pos_h[i] = i < 2 ? i : ops_rng_int(h, 0, 8192);
     ipair pos = ipair_new(h, pos_h, (size_t)N);
-    pair qkv = pair_new(h, GT_ACT, n);
+    pair qkv = pair_new(h, GT_ACT, n + off);
     pair_fill(h, &qkv, -2, 2);
-    h->cpu->rope_fwd(h->cbe, qkv.c, pos.c, 10000.0f, N, Hq, Hkv, D);
-    h->gpu->rope_fwd(h->gbe, qkv.g, pos.g, 10000.0f, N, Hq, Hkv, D);
-    ops_report(h, "rope_fwd", shape, pair_err(h, &qkv), TOL_BF16);
+    float *before = pair_get(h, &qkv, 1);
+    h->cpu->rope_fwd(h->cbe, at(h, &qkv, 0, off), pos.c, 10000.0f, N, Hq, Hkv, D);
+    h->gpu->rope_fwd(h->gbe, at(h, &qkv, 1, off), pos.g, 10000.0f, N, Hq, Hkv, D);
+    ops_report(h, "rope_fwd", shape, pair_err_range(h, &qkv, off, n), TOL_BF16);
+    float *after = pair_get(h, &qkv, 1);
+    size_t width = (size_t)(Hq + 2 * Hkv) * D, vchanged = 0;
+    for (int i = 0; i < N; i++)
+        for (int g = 0; g < Hkv; g++)
+            for (int d = 0; d < D; d++) {
+                size_t e = off + (size_t)i * width + ((size_t)g * (Hq / Hkv + 2) + Hq / Hkv + 1) * D + d;
+                vchanged += !(before[e] == after[e]);
+            }
+    ops_report(h, "rope_fwd: v elements changed", shape, (double)vchanged, 0.0);
+    free(before);
+    free(after);
     pair_fill(h, &qkv, -2, 2);
-    h->cpu->rope_bwd(h->cbe, qkv.c, pos.c, 10000.0f, N, Hq, Hkv, D);
-    h->gpu->rope_bwd(h->gbe, qkv.g, pos.g, 10000.0f, N, Hq, Hkv, D);
-    ops_report(h, "rope_bwd", shape, pair_err(h, &qkv), TOL_BF16);
+    h->cpu->rope_bwd(h->cbe, at(h, &qkv, 0, off), pos.c, 10000.0f, N, Hq, Hkv, D);
+    h->gpu->rope_bwd(h->gbe, at(h, &qkv, 1, off), pos.g, 10000.0f, N, Hq, Hkv, D);
+    ops_report(h, "rope_bwd", shape, pair_err_range(h, &qkv, off, n), TOL_BF16);
     pair_free(h, &qkv);
     ipair_free(h, &pos);
     free(pos_h);
@@ -524,12 +588,14 @@ static void run_shapes(harness *h, const shapes *s, int gemma) {
     case_add(h, (size_t)s->N * s->C + 3, 1);
     case_embedding(h, s->N, s->C, gemma ? 8192 : s->V, gemma ? 0 : 500);
     case_rmsnorm(h, s->N, s->C);
+    case_add_rmsnorm(h, s->N, s->C, 0, 0);
+    case_add_rmsnorm(h, s->N, s->C, 0, 1);
     case_matmul(h, "qkv", s->N, s->C, qkv, gemma ? 8 : 0);
     case_matmul(h, "o", s->N, s->Hq * s->D, s->C, gemma ? 8 : 0);
     case_matmul(h, "fc1", s->N, s->C, 2 * s->F, gemma ? 8 : 0);
     case_matmul(h, "fc2", s->N, s->F, s->C, gemma ? 8 : 0);
     case_matmul(h, "lm_head", gemma ? 1024 : s->N, s->C, s->V, gemma ? 4 : 0);
-    case_rope(h, s->N, s->Hq, s->Hkv, s->D);
+    case_rope(h, s->N, s->Hq, s->Hkv, s->D, 0);
     if (gemma) {
         case_attention(h, 2, 256, s->Hq, s->Hkv, s->D, 0);
         case_attention(h, 1, 512, s->Hq, s->Hkv, s->D, 1);
@@ -552,7 +618,33 @@ static void run_scalar_paths(harness *h) {
     case_embedding(h, 37, 75, 300, 0);
     case_rmsnorm(h, 37, 75);
     case_rmsnorm(h, 9, 1500); /* wider than one column group per thread */
+    case_add_rmsnorm(h, 37, 75, 0, 0);
+    case_add_rmsnorm(h, 37, 72, 1, 0);
+    case_add_rmsnorm(h, 37, 72, 1, 1);
+    case_rope(h, 37, 4, 2, 24, 1);
     case_matmul(h, "odd", 37, 75, 41, 0);
+}
+
+/* The memory-bound ops the training step fuses or vectorizes, at more head and width layouts than
+ * run_shapes: Gemma-7B (C=3072, 16 q and 16 KV heads), rows that leave the last row group of the
+ * norm backward part-filled, the largest head_dim, MHA, a head count that leaves RoPE's last group
+ * of heads part-filled, unaligned rows; and the norm backward's dw repeatable at 7B width. */
+static void run_fused_shapes(harness *h, int full) {
+    printf("-- fused and memory-bound ops: more shapes\n");
+    case_rmsnorm(h, 37, 3072);
+    case_rmsnorm(h, 3, 2048);
+    case_add_rmsnorm(h, 37, 3072, 0, 0);
+    case_add_rmsnorm(h, 1, 8, 0, 0);
+    case_rope(h, 37, 4, 2, 16, 0); /* D/2 = 8: one vector per half */
+    case_rope(h, 33, 3, 3, 32, 0); /* MHA */
+    case_rope(h, 5, 8, 1, 512, 0); /* the largest D */
+    case_rope(h, 7, 5, 1, 256, 0); /* 6 heads rotated: a part-filled group */
+    case_rope(h, 9, 8, 1, 256, 1); /* unaligned at Gemma-2B's D */
+    if (!full) return;
+    case_rmsnorm(h, 4096, 3072);
+    case_add_rmsnorm(h, 4096, 3072, 0, 1);
+    case_rope(h, 4096, 16, 16, 256, 0);
+    case_determinism(h, 4096, 3072, 8192);
 }
 
 int main(int argc, char **argv) {
@@ -581,6 +673,7 @@ int main(int argc, char **argv) {
     const shapes gemma = {"gemma-2b", 4096, 2048, 16384, 8, 1, 256, 256000};
     run_shapes(&h, &odd, 0);
     run_scalar_paths(&h);
+    run_fused_shapes(&h, !small);
     if (!small) run_shapes(&h, &gemma, 1);
     printf("test_ops_gpu: %d passed, %d failed\n", h.passed, h.failed);
     harness_close(&h);
