@@ -101,7 +101,24 @@ static float embed_scale(const gt_model *m) {
 
 static float attn_scale(const gt_model *m) { return (float)(1.0 / sqrt((double)m->lay.D)); }
 
-/* Layer l for the B new tokens in d->x (residual in, residual out). */
+/* x[B, C] = a + b (b NULL: x as it is), then its norm with the weights at w into d->ln: one fused op
+ * where the backend has add_rmsnorm_fwd (bit-identical to add then rmsnorm_fwd), as model/gemma.c. */
+static void add_norm(gt_decoder *d, void *x, const void *a, const void *b, size_t w, int B) {
+    gt_model *m = d->m;
+    const gt_ops *o = m->ops;
+    int C = m->lay.C;
+    float eps = (float)m->cfg.rms_norm_eps;
+    if (b && o->add_rmsnorm_fwd) {
+        o->add_rmsnorm_fwd(m->be, x, d->ln, d->rstd, a, b, PARAM(m, w), eps, B, C);
+        return;
+    }
+    if (b) o->add(m->be, x, a, b, (size_t)B * C);
+    o->rmsnorm_fwd(m->be, d->ln, d->rstd, x, PARAM(m, w), eps, B, C);
+}
+
+/* Layer l for the B new tokens: residual in d->x, out d->xmid + d->tmp (the MLP output), which the
+ * next layer's first norm, or the final norm, adds into d->x (fused into that norm). Layer 0's
+ * input is the embedding in d->x. */
 static void decode_layer(gt_decoder *d, int l, int B) {
     gt_model *m = d->m;
     const gt_ops *o = m->ops;
@@ -109,8 +126,7 @@ static void decode_layer(gt_decoder *d, int l, int B) {
     const gt_layout *L = &m->lay;
     const gt_layer_offsets *w = &L->layer[l];
     int C = L->C, HD = L->Hq * L->D;
-    float eps = (float)m->cfg.rms_norm_eps;
-    o->rmsnorm_fwd(be, d->ln, d->rstd, d->x, PARAM(m, w->ln1), eps, B, C);
+    add_norm(d, d->x, d->xmid, l ? d->tmp : NULL, w->ln1, B);
     gt_linear_fwd(m, l, GT_GEMM_QKV, d->qkv, d->ln, w->qkv, B, C, L->Q, 0);
     o->rope_fwd(be, d->qkv, d->pos, (float)m->cfg.rope_theta, B, L->Hq, L->Hkv, L->D);
     o->kv_write(be, d->kc[l], d->vc[l], d->qkv, d->dst, B, L->Hq, L->Hkv, L->D, d->Tmax);
@@ -118,13 +134,11 @@ static void decode_layer(gt_decoder *d, int l, int B) {
                         d->Tmax);
     gt_linear_fwd(m, l, GT_GEMM_O, d->tmp, d->att, w->o, B, HD, C, 0);
     gt_model_tp_sum(m, d->tmp, (size_t)B * C, GT_ACT); /* row-parallel o_proj */
-    o->add(be, d->xmid, d->x, d->tmp, (size_t)B * C);
-    o->rmsnorm_fwd(be, d->ln, d->rstd, d->xmid, PARAM(m, w->ln2), eps, B, C);
+    add_norm(d, d->xmid, d->x, d->tmp, w->ln2, B);
     gt_linear_fwd(m, l, GT_GEMM_FC1, d->fc1, d->ln, w->fc1, B, C, 2 * L->F, 0);
     o->geglu_fwd(be, d->h, d->fc1, m->cfg.act, B, L->F);
     gt_linear_fwd(m, l, GT_GEMM_FC2, d->tmp, d->h, w->fc2, B, L->F, C, 0);
     gt_model_tp_sum(m, d->tmp, (size_t)B * C, GT_ACT); /* row-parallel fc2 */
-    o->add(be, d->x, d->xmid, d->tmp, (size_t)B * C);
 }
 
 /* d->logits[B, head_vocab] = lm_head(x[B, C]) (x already through the final norm), and the greedy
@@ -170,7 +184,7 @@ static void step_ops(gt_decoder *d, int B) {
     m->ops->embed_fwd(m->be, d->x, d->tok, PARAM(m, L->wte), embed_scale(m), L->vstart, L->V, B, L->C);
     gt_model_tp_sum(m, d->x, (size_t)B * L->C, GT_ACT); /* vocab-parallel embedding */
     for (int l = 0; l < L->L; l++) decode_layer(d, l, B);
-    m->ops->rmsnorm_fwd(m->be, d->ln, d->rstd, d->x, PARAM(m, L->lnf), (float)m->cfg.rms_norm_eps, B, L->C);
+    add_norm(d, d->x, d->xmid, d->tmp, L->lnf, B); /* the last layer's output residual, then the final norm */
     lm_head(d, d->ln, B);
 }
 
