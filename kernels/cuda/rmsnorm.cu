@@ -3,7 +3,8 @@
  * As HF's GemmaRMSNorm: everything in fp32 on the bf16 input, (x * rstd) first, then * (1 + w), one
  * rounding to bf16 at the end (rmsnorm.cuh: the element expression, shared with the fused RMSNorm +
  * FP8 cast of rmsnorm_fp8.cu, whose first pass is this file's row kernel without an output). The
- * forward saves rstd[N] (fp32) for the backward.
+ * forward saves rstd[N] (fp32) for the backward. add_rmsnorm_fwd is the residual add fused in
+ * front: the row kernel's layout with add's element expression, bit-identical to add + the norm.
  *
  * Backward, with xhat = x * rstd and g = dy * (1 + w):
  *   dx = rstd * (g - xhat * mean(g * xhat))     added into dx (bf16, one rounding)
