@@ -160,22 +160,25 @@ static int cmp_double(const void *a, const void *b) {
 }
 
 /* Bytes a memory-bound op class must move in one step (each input read once, each output written
- * once), for its roofline; 0 for compute-bound classes. */
-static double class_bytes(int op, const gt_trainer *t) {
+ * once), for its roofline; 0 for compute-bound classes. adds: the residual adds that ran as their
+ * own op (the rest ran inside add_rmsnorm_fwd). */
+static double class_bytes(int op, const gt_trainer *t, long adds) {
     const gt_model *m = &t->session.model;
     const gt_layout *L = &m->lay;
     double N = m->N, C = L->C, F = L->F, a = (double)m->ops->size[GT_ACT], g = (double)m->ops->size[GT_GRAD];
     double layers = L->L;
-    /* norms with the residual add fused in (add_rmsnorm_fwd: every norm but layer 0's ln1) also
-     * read the add's second input and write the sum: 4 passes instead of 2, and no add */
-    double fused = m->ops->add_rmsnorm_fwd ? 2 * layers : 0;
+    /* norms with the residual add fused in (add_rmsnorm_fwd: every norm but layer 0's ln1, except
+     * those fused with an FP8 cast instead) also read the add's second input and write the sum: 4
+     * passes instead of 2, and no add */
+    double fused = 2 * layers - (double)adds;
+    if (fused < 0) fused = 0;
     switch (op) {
     case GT_PROF_RMSNORM_FWD: return ((2 * layers + 1) * 2 + 2 * fused) * N * C * a;
     case GT_PROF_RMSNORM_BWD: return (2 * layers + 1) * 4 * N * C * a;
     case GT_PROF_ROPE: return layers * 2 * 2 * N * (L->Hq + L->Hkv) * L->D * a;
     case GT_PROF_GEGLU_FWD: return layers * 3 * N * F * a;
     case GT_PROF_GEGLU_BWD: return layers * 5 * N * F * a;
-    case GT_PROF_ADD: return (layers * 2 - fused) * 3 * N * C * a;
+    case GT_PROF_ADD: return (double)adds * 3 * N * C * a;
     case GT_PROF_EMBED: return N * C * (2 * a + a + 2 * g);
     case GT_PROF_CE: return 3 * N * (double)L->V * a;
     /* AdamW's bytes per parameter by optim.state, and grad_sumsq's read of the gradients */
@@ -234,7 +237,7 @@ static void print_profile(gt_trainer *t, double step_s, gt_peak peak) {
     printf("%-15s %6s %9s %6s %14s %11s\n", "op class", "calls", "ms/step", "share", "achieved", "roofline ms");
     for (int i = 0; i < GT_PROF_COUNT; i++) {
         if (!prof.calls[i]) continue;
-        double s = prof.seconds[i], fl = class_flops(i, m), by = class_bytes(i, t);
+        double s = prof.seconds[i], fl = class_flops(i, m), by = class_bytes(i, t, prof.calls[GT_PROF_ADD]);
         char rate[32] = "";
         double roof = 0;
         if (fl > 0) snprintf(rate, sizeof rate, "%.3g TFLOP/s", fl / s / 1e12), roof = fl / peak.bf16_flops;
