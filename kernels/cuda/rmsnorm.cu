@@ -267,15 +267,28 @@ static __global__ void rmsnorm_bwd_wide_kernel(bf16 *dx, float *part, const bf16
 }
 
 #define REDUCE_LANES 32 /* partial rows summed in parallel per column, then combined in order */
+#define REDUCE_LOADS 8  /* partial rows a lane loads before adding them: in flight together */
 
-/* dw[C] += sum over b of part[b, C], b = 0..G-1, in a fixed order. Block: 32 columns x 32 lanes. */
+/* dw[C] += sum over b of part[b, C], b = 0..G-1, in a fixed order. Block: 32 columns x 32 lanes;
+ * lane l adds rows l, l + 32, l + 64, ... in that order, REDUCE_LOADS of them loaded at a time
+ * (a grid of C / 32 blocks is small: each lane's loads must not wait for each other). */
 static __global__ void rmsnorm_dw_reduce_kernel(float *dw, const float *part, int G, int C) {
     __shared__ float s[REDUCE_LANES][33];
     int tx = threadIdx.x & 31, lane = threadIdx.x >> 5;
     int col = blockIdx.x * 32 + tx;
     float acc = 0.0f;
     if (col < C)
-        for (int b = lane; b < G; b += REDUCE_LANES) acc += part[(size_t)b * C + col];
+        for (int b0 = lane; b0 < G; b0 += REDUCE_LANES * REDUCE_LOADS) {
+            float v[REDUCE_LOADS];
+#pragma unroll
+            for (int u = 0; u < REDUCE_LOADS; u++) {
+                int b = b0 + u * REDUCE_LANES;
+                v[u] = b < G ? part[(size_t)b * C + col] : 0.0f;
+            }
+#pragma unroll
+            for (int u = 0; u < REDUCE_LOADS; u++)
+                if (b0 + u * REDUCE_LANES < G) acc += v[u];
+        }
     s[lane][tx] = acc;
     __syncthreads();
     if (lane == 0 && col < C) {
