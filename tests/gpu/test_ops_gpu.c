@@ -178,9 +178,11 @@ static void case_add_rmsnorm(harness *h, int N, int C, size_t off, int alias) {
                             at(h, &b, 0, off), at(h, &w, 0, off), eps, N, C);
     h->gpu->add_rmsnorm_fwd(h->gbe, at(h, r, 1, off), at(h, &y, 1, off), rstd.g, at(h, &a, 1, off),
                             at(h, &b, 1, off), at(h, &w, 1, off), eps, N, C);
+    /* the CPU's sum is a float, the GPU's is rounded to bf16 before the norm reads it: rstd and out
+     * differ from the CPU's by that rounding too, hence bf16 tolerances for all three */
     ops_report(h, "add_rmsnorm_fwd res", shape, pair_err_range(h, r, off, n), TOL_BF16);
     ops_report(h, "add_rmsnorm_fwd out", shape, pair_err_range(h, &y, off, n), TOL_BF16);
-    ops_report(h, "add_rmsnorm_fwd rstd", shape, pair_err(h, &rstd), TOL_F32);
+    ops_report(h, "add_rmsnorm_fwd rstd", shape, pair_err(h, &rstd), TOL_BF16);
     ops_report(h, "add_rmsnorm_fwd res: share not bitwise add's", shape, share_differing(h, r, &cres, off, n), 0.0);
     ops_report(h, "add_rmsnorm_fwd out: share not bitwise rmsnorm_fwd's", shape,
                share_differing(h, &y, &cy, off, n), 0.0);
