@@ -260,6 +260,13 @@ typedef struct gt_ops {
     void (*rmsnorm_fwd_fp8)(gt_backend *be, void *y, void *y8, void *y8t, void *rstd,
                             const void *x, const void *w, float eps, int N, int C, gt_dtype fmt,
                             const float *scale, float *amax);
+    /* Optional (NULL: the model calls add, then rmsnorm_fwd_fp8). The residual add fused in front of
+     * rmsnorm_fwd_fp8, as add_rmsnorm_fwd in front of rmsnorm_fwd: res[N,C] = a + b (ACT, as add's
+     * out; may alias a or b), then rmsnorm_fwd_fp8(y, y8, y8t, rstd, res, w, eps, N, C, fmt, scale,
+     * amax). Bit-identical to that composition. */
+    void (*add_rmsnorm_fwd_fp8)(gt_backend *be, void *res, void *y, void *y8, void *y8t, void *rstd,
+                                const void *a, const void *b, const void *w, float eps, int N, int C,
+                                gt_dtype fmt, const float *scale, float *amax);
 
     /* ---- generation: a KV cache of B sequences, kc and vc [B, Hkv, Tmax, D] (ACT) each ----
      * kv_write: row i of qkv[N, (Hq + 2*Hkv) * D] (fused layout as above, after RoPE) stores its

@@ -228,18 +228,25 @@ static void add_norm(gt_model *m, void *x, const void *a, const void *b, void *y
 /* The norm in front of QKV (ln1, l = 0..L-1) or fc1 (ln2) of layer l, over x = a + b (b NULL: x
  * as it is), and the GEMM after it, into out [N, OC]. In FP8 the GEMM reads only the FP8 copies
  * of its input (the forward x8, the weight gradient x8T) and rmsnorm_bwd needs only the residual
- * and rstd: the fused norm writes the copies and rstd, the ACT norm output is never stored (and the
- * residual add stays a separate op). In BF16 the residual add is fused into the norm. */
+ * and rstd: the fused norm writes the copies and rstd, the ACT norm output is never stored. The
+ * residual add is fused into the norm where the backend can (add_rmsnorm_fwd_fp8, add_rmsnorm_fwd:
+ * bit-identical to add then the norm). */
 static void norm_linear(gt_model *m, int l, int gemm, void *x, const void *a, const void *b, void **y,
                         void *rstd, size_t w, void *out, int OC, int train) {
     const gt_ops *o = m->ops;
     int N = m->N, C = m->lay.C;
     size_t wgemm = gemm == GT_GEMM_QKV ? m->lay.layer[l].qkv : m->lay.layer[l].fc1;
     gt_fp8_target x8;
+    float eps = (float)m->cfg.rms_norm_eps;
     if (o->rmsnorm_fwd_fp8 && gt_linear_fp8_input(m, l, gemm, N, train, &x8)) {
-        if (b) o->add(m->be, x, a, b, (size_t)N * C);
-        o->rmsnorm_fwd_fp8(m->be, NULL, x8.x8, x8.x8t, rstd, x, PARAM(m, w), (float)m->cfg.rms_norm_eps, N, C,
-                           GT_E4M3, x8.scale, x8.amax);
+        if (b && o->add_rmsnorm_fwd_fp8) {
+            o->add_rmsnorm_fwd_fp8(m->be, x, NULL, x8.x8, x8.x8t, rstd, a, b, PARAM(m, w), eps, N, C, GT_E4M3,
+                                   x8.scale, x8.amax);
+        } else {
+            if (b) o->add(m->be, x, a, b, (size_t)N * C);
+            o->rmsnorm_fwd_fp8(m->be, NULL, x8.x8, x8.x8t, rstd, x, PARAM(m, w), eps, N, C, GT_E4M3, x8.scale,
+                               x8.amax);
+        }
         gt_linear_fwd(m, l, gemm, out, NULL, wgemm, N, C, OC, train);
     } else {
         add_norm(m, x, a, b, bf16_input(m, y, input_bytes(m, 0)), rstd, w);

@@ -51,6 +51,10 @@ void CPU_FN(cpu_add_rmsnorm_fwd)(gt_backend *be, void *res, void *out, void *rst
 void CPU_FN(cpu_rmsnorm_fwd_fp8)(gt_backend *be, void *y, void *y8, void *y8t, void *rstd,
                                  const void *x, const void *w, float eps, int N, int C, gt_dtype fmt,
                                  const float *scale, float *amax);
+void CPU_FN(cpu_add_rmsnorm_fwd_fp8)(gt_backend *be, void *res, void *y, void *y8, void *y8t,
+                                     void *rstd, const void *a, const void *b, const void *w,
+                                     float eps, int N, int C, gt_dtype fmt, const float *scale,
+                                     float *amax);
 
 /* matmul.c */
 void CPU_FN(cpu_matmul_fwd)(gt_backend *be, void *y, const void *x, const void *w, int N, int IC,

@@ -61,6 +61,7 @@ static const gt_ops cpu_table = {
     .geglu_fwd_fp8 = CPU_FN(cpu_geglu_fwd_fp8),
     .geglu_bwd_fp8 = CPU_FN(cpu_geglu_bwd_fp8),
     .rmsnorm_fwd_fp8 = CPU_FN(cpu_rmsnorm_fwd_fp8),
+    .add_rmsnorm_fwd_fp8 = CPU_FN(cpu_add_rmsnorm_fwd_fp8),
     .set_dw_accumulate = CPU_FN(cpu_set_dw_accumulate),
     .init_normal = CPU_FN(cpu_init_normal),
     .kv_write = CPU_FN(cpu_kv_write),

@@ -56,6 +56,17 @@ void CPU_FN(cpu_rmsnorm_fwd_fp8)(gt_backend *be, void *y, void *y8, void *y8t, v
     free(scratch);
 }
 
+/* add_rmsnorm_fwd_fp8 (ops.h): the composition itself, cpu_add over all rows then
+ * cpu_rmsnorm_fwd_fp8 of res (its transposed output needs every row), so bit-identical to it. */
+void CPU_FN(cpu_add_rmsnorm_fwd_fp8)(gt_backend *be, void *res, void *y, void *y8, void *y8t,
+                                     void *rstd, const void *a, const void *b, const void *w,
+                                     float eps, int N, int C, gt_dtype fmt, const float *scale,
+                                     float *amax) {
+    if (N <= 0 || C <= 0) return;
+    CPU_FN(cpu_add)(be, res, a, b, (size_t)N * C);
+    CPU_FN(cpu_rmsnorm_fwd_fp8)(be, y, y8, y8t, rstd, res, w, eps, N, C, fmt, scale, amax);
+}
+
 /* With g = dout * (1 + w) and xhat = x * rstd (rstd saved by the forward):
  *   dx[N, C] += rstd * (g - xhat * mean_c(g * xhat))
  *   dw[C]    += sum over rows of dout * xhat (summed in double, added once). */

@@ -43,6 +43,10 @@ extern "C" void gt_cuda_add_rmsnorm_fwd(gt_backend *be, void *res, void *out, vo
                                         int N, int C);
 
 /* rmsnorm_fp8.cu */
+extern "C" void gt_cuda_add_rmsnorm_fwd_fp8(gt_backend *be, void *res, void *y, void *y8, void *y8t,
+                                            void *rstd, const void *a, const void *b,
+                                            const void *w, float eps, int N, int C, gt_dtype fmt,
+                                            const float *scale, float *amax);
 extern "C" void gt_cuda_rmsnorm_fwd_fp8(gt_backend *be, void *y, void *y8, void *y8t, void *rstd,
                                         const void *x, const void *w, float eps, int N, int C,
                                         gt_dtype fmt, const float *scale, float *amax);

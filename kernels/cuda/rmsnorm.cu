@@ -69,7 +69,8 @@ static __global__ void rmsnorm_fwd_kernel(bf16 *out, float *rstd, const bf16 *x,
  * over the rounded sums in the row kernel's order (gt_rmsnorm_sumsq8), so every bit equals add
  * followed by rmsnorm_fwd. The second pass re-reads the row of res each lane has just written itself
  * (program order makes its own stores visible; the row is in L1/L2). res may alias a or b: each
- * lane reads its columns of a and b before it writes them. */
+ * lane reads its columns of a and b before it writes them. out NULL: res and rstd only (the first
+ * pass of add_rmsnorm_fwd_fp8). */
 static __global__ void add_rmsnorm_fwd_kernel(bf16 *res, bf16 *out, float *rstd, const bf16 *a,
                                               const bf16 *b, const bf16 *w, float eps, float inv_c,
                                               int N, int C) {
@@ -89,6 +90,7 @@ static __global__ void add_rmsnorm_fwd_kernel(bf16 *res, bf16 *out, float *rstd,
     }
     float r = rsqrtf(gt_warp_sum(ss) * inv_c + eps);
     if (lane == 0) rstd[row] = r;
+    if (!out) return;
     for (int c = lane * GT_VEC; c < C; c += 32 * GT_VEC) {
         float f[GT_VEC], g[GT_VEC];
         gt_load8(res + off + c, f);
@@ -317,25 +319,38 @@ extern "C" void gt_cuda_rmsnorm_fwd(gt_backend *be, void *out, void *rstd, const
     GT_NVTX_POP();
 }
 
+/* add_rmsnorm_fwd, out NULL: res and rstd only. Fused where every pointer is 16-byte aligned and
+ * C % 8 == 0, else add then the row kernel: the composition either way, bit for bit. */
+static void launch_add_fwd(gt_backend *be, bf16 *res, bf16 *out, float *rstd, const bf16 *a,
+                           const bf16 *b, const bf16 *w, float eps, int N, int C) {
+    int fused = C % GT_VEC == 0 && gt_aligned16(res) && gt_aligned16(a) && gt_aligned16(b) &&
+                (!out || (gt_aligned16(out) && gt_aligned16(w)));
+    if (fused) {
+        unsigned blocks = (unsigned)((N + FWD_ROWS_PER_BLOCK - 1) / FWD_ROWS_PER_BLOCK);
+        add_rmsnorm_fwd_kernel<<<blocks, 32 * FWD_ROWS_PER_BLOCK, 0, be->stream>>>(
+            res, out, rstd, a, b, w, eps, 1.0f / (float)C, N, C);
+        CUDA_CHECK_LAUNCH();
+    } else {
+        /* odd widths or alignments: the composition itself */
+        gt_cuda_add(be, res, a, b, (size_t)N * C);
+        launch_fwd(be, out, rstd, res, w, eps, N, C);
+    }
+}
+
 extern "C" void gt_cuda_add_rmsnorm_fwd(gt_backend *be, void *res, void *out, void *rstd,
                                         const void *a, const void *b, const void *w, float eps,
                                         int N, int C) {
     if (N <= 0 || C <= 0) return;
     GT_NVTX_PUSH("add_rmsnorm_fwd");
-    int fused = C % GT_VEC == 0 && gt_aligned16(res) && gt_aligned16(out) && gt_aligned16(a) &&
-                gt_aligned16(b) && gt_aligned16(w);
-    if (fused) {
-        unsigned blocks = (unsigned)((N + FWD_ROWS_PER_BLOCK - 1) / FWD_ROWS_PER_BLOCK);
-        add_rmsnorm_fwd_kernel<<<blocks, 32 * FWD_ROWS_PER_BLOCK, 0, be->stream>>>(
-            (bf16 *)res, (bf16 *)out, (float *)rstd, (const bf16 *)a, (const bf16 *)b,
-            (const bf16 *)w, eps, 1.0f / (float)C, N, C);
-        CUDA_CHECK_LAUNCH();
-    } else {
-        /* odd widths or alignments: the composition itself */
-        gt_cuda_add(be, res, a, b, (size_t)N * C);
-        launch_fwd(be, (bf16 *)out, (float *)rstd, (const bf16 *)res, (const bf16 *)w, eps, N, C);
-    }
+    launch_add_fwd(be, (bf16 *)res, (bf16 *)out, (float *)rstd, (const bf16 *)a, (const bf16 *)b,
+                   (const bf16 *)w, eps, N, C);
     GT_NVTX_POP();
+}
+
+void gt_cuda_add_rmsnorm_rstd(gt_backend *be, void *res, float *rstd, const void *a, const void *b,
+                              float eps, int N, int C) {
+    if (N <= 0 || C <= 0) return;
+    launch_add_fwd(be, (bf16 *)res, NULL, rstd, (const bf16 *)a, (const bf16 *)b, NULL, eps, N, C);
 }
 
 void gt_cuda_rmsnorm_rstd(gt_backend *be, float *rstd, const void *x, float eps, int N, int C) {

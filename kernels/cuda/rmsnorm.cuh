@@ -28,4 +28,9 @@ static __device__ __forceinline__ float gt_rmsnorm_sumsq8(float ss, const float 
  * output (rmsnorm.cu). The first pass of rmsnorm_fwd_fp8. */
 void gt_cuda_rmsnorm_rstd(gt_backend *be, float *rstd, const void *x, float eps, int N, int C);
 
+/* res[N, C] = a + b and rstd[N] of res, as add then gt_cuda_rmsnorm_rstd compute them (the fused
+ * residual add of rmsnorm.cu without the norm's output). The first pass of add_rmsnorm_fwd_fp8. */
+void gt_cuda_add_rmsnorm_rstd(gt_backend *be, void *res, float *rstd, const void *a, const void *b,
+                              float eps, int N, int C);
+
 #endif

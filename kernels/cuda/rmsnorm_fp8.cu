@@ -151,6 +151,17 @@ static void launch(gt_backend *be, bf16 *y, uint8_t *y8, uint8_t *y8t, const bf1
     CUDA_CHECK_LAUNCH();
 }
 
+/* Pass 2 (y, y8, y8t from x, w and rstd) in the format's instantiation. */
+static void cast_pass(gt_backend *be, void *y, void *y8, void *y8t, const void *rstd, const void *x,
+                      const void *w, int N, int C, gt_dtype fmt, const float *scale, float *amax) {
+    if (fmt == GT_E4M3)
+        launch<__NV_E4M3>(be, (bf16 *)y, (uint8_t *)y8, (uint8_t *)y8t, (const bf16 *)x,
+                          (const bf16 *)w, (const float *)rstd, N, C, scale, amax);
+    else
+        launch<__NV_E5M2>(be, (bf16 *)y, (uint8_t *)y8, (uint8_t *)y8t, (const bf16 *)x,
+                          (const bf16 *)w, (const float *)rstd, N, C, scale, amax);
+}
+
 extern "C" void gt_cuda_rmsnorm_fwd_fp8(gt_backend *be, void *y, void *y8, void *y8t, void *rstd,
                                         const void *x, const void *w, float eps, int N, int C,
                                         gt_dtype fmt, const float *scale, float *amax) {
@@ -159,11 +170,21 @@ extern "C" void gt_cuda_rmsnorm_fwd_fp8(gt_backend *be, void *y, void *y8, void 
     if (N <= 0 || C <= 0) return;
     GT_NVTX_PUSH("rmsnorm_fwd_fp8");
     gt_cuda_rmsnorm_rstd(be, (float *)rstd, x, eps, N, C);
-    if (fmt == GT_E4M3)
-        launch<__NV_E4M3>(be, (bf16 *)y, (uint8_t *)y8, (uint8_t *)y8t, (const bf16 *)x,
-                          (const bf16 *)w, (const float *)rstd, N, C, scale, amax);
-    else
-        launch<__NV_E5M2>(be, (bf16 *)y, (uint8_t *)y8, (uint8_t *)y8t, (const bf16 *)x,
-                          (const bf16 *)w, (const float *)rstd, N, C, scale, amax);
+    cast_pass(be, y, y8, y8t, rstd, x, w, N, C, fmt, scale, amax);
+    GT_NVTX_POP();
+}
+
+/* add_rmsnorm_fwd_fp8: pass 1 is the fused residual add (rmsnorm.cu: res and rstd, bit-identical
+ * to add then pass 1 above), pass 2 the same cast pass over res. */
+extern "C" void gt_cuda_add_rmsnorm_fwd_fp8(gt_backend *be, void *res, void *y, void *y8, void *y8t,
+                                            void *rstd, const void *a, const void *b,
+                                            const void *w, float eps, int N, int C, gt_dtype fmt,
+                                            const float *scale, float *amax) {
+    GT_ASSERT(fmt == GT_E4M3 || fmt == GT_E5M2,
+              "add_rmsnorm_fwd_fp8: format %s is not an FP8 format", gt_dtype_name(fmt));
+    if (N <= 0 || C <= 0) return;
+    GT_NVTX_PUSH("add_rmsnorm_fwd_fp8");
+    gt_cuda_add_rmsnorm_rstd(be, res, (float *)rstd, a, b, eps, N, C);
+    cast_pass(be, y, y8, y8t, rstd, res, w, N, C, fmt, scale, amax);
     GT_NVTX_POP();
 }

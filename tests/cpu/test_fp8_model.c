@@ -4,8 +4,8 @@
  * stay finite, and calibration (BF16 forwards that only record amaxes) sets every scale from the
  * data before FP8 starts. The same with the lm_head in FP8 too (fp8.lm_head): 3 more tensors, named
  * lm_head.*, and the same closeness to BF16. The fused RMSNorm->FP8 and GeGLU->FP8 casts change
- * nothing: 5 steps with them and with the norms, GeGLU and the casts as separate ops give
- * bitwise-equal losses. */
+ * nothing: 5 steps with them (and the residual adds fused into the norms) and with the adds, norms,
+ * GeGLU and the casts as separate ops give bitwise-equal losses. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -149,21 +149,34 @@ static void counted_rmsnorm_fwd_fp8(gt_backend *be, void *y, void *y8, void *y8t
     gt_cpu_ops()->rmsnorm_fwd_fp8(be, y, y8, y8t, rstd, x, w, eps, N_, C, fmt, scale, amax);
 }
 
+/* The residual add fused in front (add_rmsnorm_fwd_fp8) counts as the same norm. */
+static void counted_add_rmsnorm_fwd_fp8(gt_backend *be, void *res, void *y, void *y8, void *y8t, void *rstd,
+                                        const void *a, const void *b, const void *w, float eps, int N_, int C,
+                                        gt_dtype fmt, const float *scale, float *amax) {
+    rms_fp8_calls++;
+    gt_cpu_ops()->add_rmsnorm_fwd_fp8(be, res, y, y8, y8t, rstd, a, b, w, eps, N_, C, fmt, scale, amax);
+}
+
 static void check_fused(gt_check *c, const gt_config *cfg, gt_backend *be) {
     const gt_ops *o = gt_cpu_ops();
-    GT_ASSERT(o->geglu_fwd_fp8 && o->geglu_bwd_fp8 && o->rmsnorm_fwd_fp8, "cpu backend: no fused FP8 casts");
+    GT_ASSERT(o->geglu_fwd_fp8 && o->geglu_bwd_fp8 && o->rmsnorm_fwd_fp8 && o->add_rmsnorm_fwd_fp8,
+              "cpu backend: no fused FP8 casts");
     gt_ops fused_ops = *o, split = *o;
     fused_ops.rmsnorm_fwd_fp8 = counted_rmsnorm_fwd_fp8;
+    fused_ops.add_rmsnorm_fwd_fp8 = counted_add_rmsnorm_fwd_fp8;
     split.geglu_fwd_fp8 = NULL;
     split.geglu_bwd_fp8 = NULL;
     split.rmsnorm_fwd_fp8 = NULL;
+    split.add_rmsnorm_fwd_fp8 = NULL;
+    split.add_rmsnorm_fwd = NULL;
     double fused[5], unfused[5];
     short_run(cfg, &fused_ops, be, fused);
     short_run(cfg, &split, be, unfused);
     gt_check_true(c, !memcmp(fused, unfused, sizeof fused),
                   "fused RMSNorm/GeGLU->FP8 casts: losses %.9g .. %.9g vs separate ops %.9g .. %.9g", fused[0],
                   fused[4], unfused[0], unfused[4]);
-    /* the fused norms ran: ln1 and ln2 of every layer in each of the 5 training forwards */
+    /* the fused norms ran: ln1 and ln2 of every layer in each of the 5 training forwards (all but
+     * layer 0's ln1 with the residual add fused in) */
     gt_check_true(c, rms_fp8_calls == 2L * cfg->num_hidden_layers * 5, "rmsnorm_fwd_fp8 called %ld times, want %d",
                   rms_fp8_calls, 2 * cfg->num_hidden_layers * 5);
 }

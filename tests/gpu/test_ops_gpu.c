@@ -4,7 +4,8 @@
  * a table.
  *
  *   test_ops_gpu            Gemma-2B shapes, odd shapes, and the fused and memory-bound ops
- *                           (add_rmsnorm_fwd, rmsnorm, rope) at more layouts, Gemma-7B's included
+ *                           (add_rmsnorm_fwd and its FP8 variant, rmsnorm, rope) at more layouts,
+ *                           Gemma-7B's included
  *   test_ops_gpu --small    odd shapes only (for compute-sanitizer)
  *   test_ops_gpu --bench    times each op at Gemma-2B shapes (ops_gpu_bench.c)
  * Exits non-zero on any FAIL. Built only with the CUDA backend; not a CTest test (CI has no GPU).
@@ -189,6 +190,51 @@ static void case_add_rmsnorm(harness *h, int N, int C, size_t off, int alias) {
     ops_report(h, "add_rmsnorm_fwd rstd: share not bitwise rmsnorm_fwd's", shape,
                share_differing(h, &rstd, &crstd, 0, (size_t)N), 0.0);
     pair *all[] = {&a, &b, &w, &res, &y, &rstd, &cres, &cy, &crstd};
+    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) pair_free(h, all[i]);
+}
+
+/* add_rmsnorm_fwd_fp8 (E4M3, y NULL as the model calls it) against add then rmsnorm_fwd_fp8 on the
+ * GPU, bit for bit: res, rstd, the bytes of y8 and y8t, the bits of amax. off: as above, also for
+ * the FP8 buffers (1: the unaligned paths of both passes). */
+static void case_add_rmsnorm_fp8(harness *h, int N, int C, size_t off) {
+    char shape[64];
+    snprintf(shape, sizeof shape, "N=%d C=%d E4M3%s", N, C, off ? " (unaligned)" : "");
+    size_t n = (size_t)N * C;
+    const float eps = 1e-6f, scale_h = 56.0f;
+    pair a = pair_new(h, GT_ACT, n + off), b = pair_new(h, GT_ACT, n + off), w = pair_new(h, GT_ACT, C + off);
+    pair res = pair_new(h, GT_ACT, n + off), rstd = pair_new(h, GT_STAT, N);
+    pair cres = pair_new(h, GT_ACT, n + off), crstd = pair_new(h, GT_STAT, N);
+    pair_fill(h, &a, -2, 2);
+    pair_fill(h, &b, -2, 2);
+    pair_fill(h, &w, -0.5f, 0.5f);
+    pair *outs[] = {&res, &rstd, &cres, &crstd};
+    for (size_t i = 0; i < sizeof outs / sizeof outs[0]; i++) pair_poison(h, outs[i]);
+    uint8_t *q[4]; /* composition y8, y8t; fused y8, y8t (zero-filled by alloc) */
+    for (int i = 0; i < 4; i++) q[i] = h->gpu->alloc(h->gbe, n + off);
+    float *scale = h->gpu->alloc(h->gbe, sizeof(float)), *amax = h->gpu->alloc(h->gbe, 2 * sizeof(float));
+    h->gpu->upload_raw(h->gbe, scale, &scale_h, sizeof scale_h);
+    h->gpu->add(h->gbe, at(h, &cres, 1, off), at(h, &a, 1, off), at(h, &b, 1, off), n);
+    h->gpu->rmsnorm_fwd_fp8(h->gbe, NULL, q[0] + off, q[1] + off, crstd.g, at(h, &cres, 1, off), at(h, &w, 1, off),
+                            eps, N, C, GT_E4M3, scale, amax);
+    h->gpu->add_rmsnorm_fwd_fp8(h->gbe, at(h, &res, 1, off), NULL, q[2] + off, q[3] + off, rstd.g,
+                                at(h, &a, 1, off), at(h, &b, 1, off), at(h, &w, 1, off), eps, N, C, GT_E4M3,
+                                scale, amax + 1);
+    uint8_t *hq = gt_malloc(4 * (n + off));
+    for (int i = 0; i < 4; i++) h->gpu->download_raw(h->gbe, hq + i * (n + off), q[i], n + off);
+    float am[2];
+    h->gpu->download_raw(h->gbe, am, amax, sizeof am);
+    size_t differ = memcmp(am, am + 1, sizeof(float)) != 0;
+    for (size_t i = off; i < n + off; i++)
+        differ += (hq[i] != hq[2 * (n + off) + i]) + (hq[(n + off) + i] != hq[3 * (n + off) + i]);
+    ops_report(h, "add_rmsnorm_fwd_fp8: y8, y8t, amax not bitwise", shape, (double)differ, 0.0);
+    ops_report(h, "add_rmsnorm_fwd_fp8: res not bitwise", shape, share_differing(h, &res, &cres, off, n), 0.0);
+    ops_report(h, "add_rmsnorm_fwd_fp8: rstd not bitwise", shape, share_differing(h, &rstd, &crstd, 0, (size_t)N),
+               0.0);
+    free(hq);
+    for (int i = 0; i < 4; i++) h->gpu->release(h->gbe, q[i]);
+    h->gpu->release(h->gbe, scale);
+    h->gpu->release(h->gbe, amax);
+    pair *all[] = {&a, &b, &w, &res, &rstd, &cres, &crstd};
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) pair_free(h, all[i]);
 }
 
@@ -592,6 +638,7 @@ static void run_shapes(harness *h, const shapes *s, int gemma) {
     case_rmsnorm(h, s->N, s->C);
     case_add_rmsnorm(h, s->N, s->C, 0, 0);
     case_add_rmsnorm(h, s->N, s->C, 0, 1);
+    case_add_rmsnorm_fp8(h, s->N, s->C, 0);
     case_matmul(h, "qkv", s->N, s->C, qkv, gemma ? 8 : 0);
     case_matmul(h, "o", s->N, s->Hq * s->D, s->C, gemma ? 8 : 0);
     case_matmul(h, "fc1", s->N, s->C, 2 * s->F, gemma ? 8 : 0);
@@ -637,6 +684,8 @@ static void run_fused_shapes(harness *h, int full) {
     case_rmsnorm(h, 3, 2048);
     case_add_rmsnorm(h, 37, 3072, 0, 0);
     case_add_rmsnorm(h, 1, 8, 0, 0);
+    case_add_rmsnorm_fp8(h, 32, 64, 0); /* the tiled cast pass */
+    case_add_rmsnorm_fp8(h, 32, 64, 1);
     case_rope(h, 37, 4, 2, 16, 0); /* D/2 = 8: one vector per half */
     case_rope(h, 33, 3, 3, 32, 0); /* MHA */
     case_rope(h, 5, 8, 1, 512, 0); /* the largest D */
@@ -645,6 +694,7 @@ static void run_fused_shapes(harness *h, int full) {
     if (!full) return;
     case_rmsnorm(h, 4096, 3072);
     case_add_rmsnorm(h, 4096, 3072, 0, 1);
+    case_add_rmsnorm_fp8(h, 4096, 3072, 0);
     case_rope(h, 4096, 16, 16, 256, 0);
     case_determinism(h, 4096, 3072, 8192);
 }

@@ -92,6 +92,11 @@ static void p_rms_fwd_fp8(gt_backend *be, void *y, void *y8, void *y8t, void *r,
                           int N, int C, gt_dtype fmt, const float *scale, float *amax) {
     TIMED(GT_PROF_RMSNORM_FWD, rmsnorm_fwd_fp8(ib, y, y8, y8t, r, x, w, eps, N, C, fmt, scale, amax));
 }
+static void p_add_rms_fwd_fp8(gt_backend *be, void *res, void *y, void *y8, void *y8t, void *r, const void *a,
+                              const void *b, const void *w, float eps, int N, int C, gt_dtype fmt, const float *scale,
+                              float *amax) {
+    TIMED(GT_PROF_RMSNORM_FWD, add_rmsnorm_fwd_fp8(ib, res, y, y8, y8t, r, a, b, w, eps, N, C, fmt, scale, amax));
+}
 static void p_ce_partial(gt_backend *be, void *p, const void *l, const int32_t *t, int64_t vs, int V, int N) {
     TIMED(GT_PROF_CE, ce_partial(ib, p, l, t, vs, V, N));
 }
@@ -150,6 +155,7 @@ void gt_op_profile_init(gt_op_profile *p, const gt_ops *inner, gt_backend *inner
     o->geglu_bwd_fp8 = inner->geglu_bwd_fp8 ? p_geglu_bwd_fp8 : NULL;
     o->rmsnorm_fwd_fp8 = inner->rmsnorm_fwd_fp8 ? p_rms_fwd_fp8 : NULL;
     o->add_rmsnorm_fwd = inner->add_rmsnorm_fwd ? p_add_rms_fwd : NULL;
+    o->add_rmsnorm_fwd_fp8 = inner->add_rmsnorm_fwd_fp8 ? p_add_rms_fwd_fp8 : NULL;
     o->ce_partial = p_ce_partial, o->ce_finish = p_ce_finish, o->ce_backward = p_ce_backward;
     o->grad_sumsq = p_sumsq, o->adamw = p_adamw;
     o->set_dw_accumulate = inner->set_dw_accumulate ? p_set_dw : NULL;
