@@ -2,8 +2,9 @@
  * - every decode step's logits (and each prefill's) equal the full forward over the same prefix
  *   (gt_model_forward, no cache) within 1e-5, for a batch of prompts of unequal lengths;
  * - the decoder's own greedy picks (ops argmax_rows) equal the argmax of its logits;
- * - greedy tokens equal transformers' generate (left-padded batch, attention_mask) where
- *   scripts/make_fixtures.py recorded them (tests/fixtures/NAME/generate.safetensors);
+ * - greedy tokens equal transformers' generate (left-padded batch, attention_mask), as
+ *   scripts/make_fixtures.py --generate recorded them (tests/fixtures/NAME/generate.safetensors,
+ *   float32, transformers 5.17);
  * - the sampler: seeded draws repeat, and their frequencies follow the softmax (chi-square,
  *   including top-k and top-p truncation). */
 #include <math.h>
@@ -155,11 +156,11 @@ static void check_fixture(gt_check *c, const char *name) {
     gt_check_true(c, worst <= 1e-5, "%s", what);
     printf("%s\n", what);
     gt_check_true(c, picks_ok, "%s: the decoder's greedy picks (argmax_rows) differ from the logits' argmax", name);
+    /* every generation fixture has its recorded HF ids: a missing file is a failure, not a skip */
+    gt_check_true(c, have_hf, "%s: no generate.safetensors (scripts/make_fixtures.py --generate records it)", name);
     if (have_hf) {
         gt_check_true(c, hf_ok, "%s: greedy tokens differ from transformers' generate", name);
         printf("%s: greedy tokens %s transformers' generate\n", name, hf_ok ? "equal" : "DIFFER FROM");
-    } else {
-        printf("%s: no generate.safetensors (scripts/make_fixtures.py records it): HF ids not compared\n", name);
     }
     for (int b = 0; b < B; b++) free(seq[b]);
     free(ref);
