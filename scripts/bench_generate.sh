@@ -7,7 +7,7 @@
 # same shapes. One "gemmatron generate: bench: ..." or "hf generate ..." line per run.
 # FP8 (generate --fp8): the same random-init Gemma-2B written as an HF directory by
 # scripts/gpu_make_hf_init.py (torch and transformers, as bench_hf_generate.py needs), calibrated by
-# `gemmatron calibrate` on 4 sequences of 2,048 random token ids (a synthetic shard: random weights
+# `gemmatron calibrate` on 4 sequences of 2,048 of 16,384 random token ids (a synthetic shard: random weights
 # have no real data to prefer), then batch 1 and 64 at the BF16 runs' shapes, with CUDA graphs.
 # Targets (issue 16): batch-1 decode >= 75% of the HBM limit (~958 tokens/s on an H200 for 5 GB of
 # weights); batch 64 >= 5x HF's tokens/s.
@@ -41,7 +41,7 @@ python3 scripts/gpu_make_hf_init.py --config "$cfg" --out "$tmp/hf-2b" >/dev/nul
 /usr/bin/python3 -c "
 import random, struct, sys
 r = random.Random(2)
-t = [r.randrange(3, 256000) for _ in range(4 * 2048 + 1)]
+t = [r.randrange(3, 256000) for _ in range(8 * 2048)]
 open(sys.argv[1], 'wb').write(b'GTTOKENS' + struct.pack('<IIQI', 1, 0, len(t), 256000) + bytes(36) + struct.pack('<%dI' % len(t), *t))" "$tmp/cal.bin"
 "$bin" calibrate --model "$tmp/hf-2b" --data "$tmp/cal.bin" --out "$tmp/hf-2b-fp8" --steps 4 --seq-len 2048 \
     --device cuda --set fp8.lm_head=true | tail -1
