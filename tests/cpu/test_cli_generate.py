@@ -126,7 +126,7 @@ def main():
     check(p.returncode == 0, f"calibrate the fixture ({p.stderr[-200:]})")
     rc, out, err = gen("--model", cal, "--fp8", "--prompts", pf, "--max-new-tokens", "10", "--jsonl", "--bench")
     f8 = jsonl(out)
-    check(rc == 0 and len(f8) == 3 and "FP8 GEMMs (12 layer GEMMs + lm_head, scales of " + cal in err
+    check(rc == 0 and len(f8) == 3 and "FP8 GEMMs (12 of 12 layer GEMMs + lm_head, scales of " + cal in err
           and "GEMMs FP8" in err, f"generate --fp8: 3 completions, banner and bench say FP8 ({err.strip()[-300:]})")
     one = jsonl(gen("--model", cal, "--fp8", "--prompts", pf, "--max-new-tokens", "10", "--jsonl", "--batch-size", "1")[1])
     check(f8 and one == f8, "generate --fp8: batch 1 gives the tokens of batch 3")
