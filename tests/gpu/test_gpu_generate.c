@@ -218,7 +218,7 @@ static void check_decoder(gt_check *c, const char *name, int fp8) {
     snprintf(what, sizeof what, "%s%s: decoder logits, cuda vs cpu, prefill + %d steps", name, mode, NEW - 1);
     /* FP8: the GPU's BF16 activations round some E4M3 values the other way than the CPU's float32
      * (each by one E4M3 step, 6% of the element), which compounds over the layers as FP8's own error
-     * does (FP8 vs BF16 on the CPU: 33-41% on these heavy-tailed random fixtures, test_generate_fp8);
+     * does (FP8 vs BF16 on the CPU: 33-41% on these random-init fixtures, test_generate_fp8);
      * a fraction of that, not measured here: bound 30%, against ~140% for unrelated logits */
     gt_check_rel(c, worst, fp8 ? 0.3 : 3e-2, what);
     gt_check_true(c, same, "%s%s: CUDA-graph steps differ from direct steps", name, mode);
