@@ -77,7 +77,8 @@ static const gt_opt gen_opts[] = {
      .help = "do not stop at EOS (benchmarks: exactly --max-new-tokens per prompt)"},
     {.name = "--fp8", .kind = GT_OPT_FLAG, .offset = offsetof(gen_args, fp8), .flag = 1,
      .help = "every layer GEMM (and the lm_head where the state has it) in FP8 with the calibrated scales of "
-             "DIR/fp8_state.safetensors, written by `gemmatron calibrate` (never updated while generating)"},
+             "DIR/fp8_state.safetensors, written by `gemmatron calibrate` (or an FP8 training checkpoint's), never "
+             "updated while generating"},
     {.name = "--random-init", .kind = GT_OPT_FLAG, .offset = offsetof(gen_args, random_init), .flag = 1,
      .help = "HF's random initialization from DIR's config.json instead of its weights (benchmarks)"},
 };
