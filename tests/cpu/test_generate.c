@@ -72,19 +72,6 @@ static void full_last_logits(gt_model *m, const int32_t *seq, int n, float *out)
     free(tgt);
 }
 
-static double max_abs_diff(const float *a, const float *b, int n) {
-    double e = 0;
-    for (int i = 0; i < n; i++) e = fmax(e, fabs((double)a[i] - b[i]));
-    return e;
-}
-
-static int32_t argmax(const float *x, int n) {
-    int32_t k = 0;
-    for (int i = 1; i < n; i++)
-        if (x[i] > x[k]) k = i;
-    return k;
-}
-
 static void check_fixture(gt_check *c, const char *name) {
     char dir[256], what[200];
     snprintf(dir, sizeof dir, "tests/fixtures/%s", name);
@@ -127,12 +114,12 @@ static void check_fixture(gt_check *c, const char *name) {
     for (int b = 0; b < B; b++) {
         gt_decoder_prefill(&d, b, seq[b], n[b], logits + (size_t)b * V, next + b);
         full_last_logits(&m, seq[b], n[b], ref);
-        worst = fmax(worst, max_abs_diff(logits + (size_t)b * V, ref, V));
+        worst = fmax(worst, gt_max_abs_diff_f(logits + (size_t)b * V, ref, V));
     }
     int hf_ok = 1;
     for (int k = 0; k < K; k++) {
         for (int b = 0; b < B; b++) {
-            tok[b] = argmax(logits + (size_t)b * V, V);
+            tok[b] = gt_argmax_f(logits + (size_t)b * V, V);
             picks_ok &= next[b] == tok[b];
             if (have_hf && hf.gen[b * hf.K + k] != tok[b]) {
                 /* HF pads after EOS; a sequence's tokens after its EOS are not compared */
@@ -147,7 +134,7 @@ static void check_fixture(gt_check *c, const char *name) {
         gt_decoder_step(&d, B, tok, pos, logits, next);
         for (int b = 0; b < B; b++) {
             full_last_logits(&m, seq[b], n[b], ref);
-            double e = max_abs_diff(logits + (size_t)b * V, ref, V);
+            double e = gt_max_abs_diff_f(logits + (size_t)b * V, ref, V);
             worst = fmax(worst, e);
         }
     }

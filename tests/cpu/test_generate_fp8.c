@@ -61,19 +61,6 @@ static void full_last_logits(gt_model *m, const int32_t *seq, int n, int padded,
     free(tok);
 }
 
-static double max_abs_diff(const float *a, const float *b, int n) {
-    double e = 0;
-    for (int i = 0; i < n; i++) e = fmax(e, fabs((double)a[i] - b[i]));
-    return e;
-}
-
-static int32_t argmax(const float *x, int n) {
-    int32_t k = 0;
-    for (int i = 1; i < n; i++)
-        if (x[i] > x[k]) k = i;
-    return k;
-}
-
 /* dir = `gemmatron calibrate` of the fixture on 400 random in-vocabulary tokens. */
 static void calibrate(const char *bin, const char *fixture, const char *tmp, int lm_head, char *dir, size_t len) {
     char data[512], cmd[2048];
@@ -162,7 +149,7 @@ static void check_scales_matter(gt_check *c, gt_backend *be, const char *dir, co
     GT_ASSERT(gt_decoder_init(&d, &m, 1, n + 1, &err) == 0, "%s", err.msg);
     float *lg = gt_malloc((size_t)V * sizeof *lg);
     gt_decoder_prefill(&d, 0, seq, n, lg, NULL);
-    double diff = max_abs_diff(lg, want, V);
+    double diff = gt_max_abs_diff_f(lg, want, V);
     gt_check_true(c, diff > 0, "%s control: scales times 0.7 give other logits (max |diff| %.3g)", name, diff);
     printf("%s control: scales times 0.7 change the logits by up to %.3g\n", name, diff);
     free(lg);
@@ -207,12 +194,12 @@ static void generate_checked(gt_check *c, gt_model *m, const char *name, run_log
         gt_decoder_prefill(&d, b, log->seq[b], log->n[b], lg, next + b);
         fp8_prefill &= all_fp8(m);
         full_last_logits(m, log->seq[b], log->n[b], round16(log->n[b]), ref);
-        worst = fmax(worst, max_abs_diff(lg, ref, V));
+        worst = fmax(worst, gt_max_abs_diff_f(lg, ref, V));
     }
     for (int k = 0; k < NEW; k++) {
         float *lg = log->logits + (size_t)k * NP * V;
         for (int b = 0; b < NP; b++) {
-            tok[b] = argmax(lg + (size_t)b * V, V);
+            tok[b] = gt_argmax_f(lg + (size_t)b * V, V);
             picks_ok &= next[b] == tok[b];
             log->seq[b][log->n[b]] = tok[b];
             pos[b] = log->n[b]++;
@@ -223,7 +210,7 @@ static void generate_checked(gt_check *c, gt_model *m, const char *name, run_log
         fp8_decode &= all_fp8(m);
         for (int b = 0; b < NP; b++) {
             full_last_logits(m, log->seq[b], log->n[b], round16(log->n[b]), ref);
-            worst = fmax(worst, max_abs_diff(out + (size_t)b * V, ref, V));
+            worst = fmax(worst, gt_max_abs_diff_f(out + (size_t)b * V, ref, V));
         }
     }
     gt_check_true(c, worst <= 1e-5, "%s FP8: decode logits vs the full FP8 forward: max |diff| %.3g", name, worst);
