@@ -16,6 +16,17 @@ static void *act_alloc(gt_decoder *d, size_t elems) {
 
 static int tp_size(const gt_decoder *d) { return d->m->tp ? d->m->tp->size : 1; }
 
+/* The rows a GEMM over `rows` rows runs on: with FP8, rounded up to 16 (model/linear.c runs FP8
+ * only on multiples of 16 rows; decoder.h). */
+static int gemm_rows(const gt_decoder *d, int rows) { return d->fp8 ? (rows + 15) / 16 * 16 : rows; }
+
+/* A step activation of R rows of `width`, zeroed: the padding rows a GEMM reads hold finite values. */
+static void *step_alloc(gt_decoder *d, int R, size_t width) {
+    void *p = act_alloc(d, (size_t)R * width);
+    d->m->ops->zero(d->m->be, p, (size_t)R * width * d->m->ops->size[GT_ACT]);
+    return p;
+}
+
 int gt_decoder_init(gt_decoder *d, gt_model *m, int B, int Tmax, gt_err *err) {
     memset(d, 0, sizeof *d);
     const gt_layout *L = &m->lay;
@@ -28,6 +39,9 @@ int gt_decoder_init(gt_decoder *d, gt_model *m, int B, int Tmax, gt_err *err) {
     d->B = B;
     d->Tmax = Tmax;
     d->V = L->V;
+    d->fp8 = m->fp8 != NULL;
+    int R = gemm_rows(d, B), prefill = gemm_rows(d, Tmax);
+    if (d->fp8) gt_model_fp8_inference(m, R > prefill ? R : prefill);
     size_t cache = (size_t)B * L->Hkv * Tmax * L->D, C = (size_t)L->C;
     d->kc = gt_calloc((size_t)L->L, sizeof *d->kc);
     d->vc = gt_calloc((size_t)L->L, sizeof *d->vc);
@@ -44,16 +58,16 @@ int gt_decoder_init(gt_decoder *d, gt_model *m, int B, int Tmax, gt_err *err) {
         d->gathered_idx = o->alloc(m->be, (size_t)tp_size(d) * B * sizeof(int32_t));
     }
     d->prefill_dst = o->alloc(m->be, (size_t)Tmax * sizeof(int32_t));
-    d->x = act_alloc(d, B * C);
-    d->xmid = act_alloc(d, B * C);
-    d->ln = act_alloc(d, B * C);
-    d->tmp = act_alloc(d, B * C);
-    d->qkv = act_alloc(d, (size_t)B * L->Q);
-    d->att = act_alloc(d, (size_t)B * L->Hq * L->D);
-    d->fc1 = act_alloc(d, (size_t)B * 2 * L->F);
-    d->h = act_alloc(d, (size_t)B * L->F);
-    d->rstd = o->alloc(m->be, (size_t)B * o->size[GT_STAT]);
-    d->logits = act_alloc(d, (size_t)B * d->V);
+    d->x = step_alloc(d, R, C);
+    d->xmid = step_alloc(d, R, C);
+    d->ln = step_alloc(d, R, C);
+    d->tmp = step_alloc(d, R, C);
+    d->qkv = step_alloc(d, R, (size_t)L->Q);
+    d->att = step_alloc(d, R, (size_t)L->Hq * L->D);
+    d->fc1 = step_alloc(d, R, 2 * (size_t)L->F);
+    d->h = step_alloc(d, R, (size_t)L->F);
+    d->rstd = o->alloc(m->be, (size_t)R * o->size[GT_STAT]);
+    d->logits = step_alloc(d, R, (size_t)d->V);
     if (tp_size(d) > 1) d->gathered = act_alloc(d, (size_t)tp_size(d) * B * d->V);
     d->host = gt_malloc((size_t)tp_size(d) * B * d->V * sizeof(float));
     /* Graphs where the backend has them, at tp = 1: a captured step holds no collective, whose
@@ -118,35 +132,36 @@ static void add_norm(gt_decoder *d, void *x, const void *a, const void *b, size_
 
 /* Layer l for the B new tokens: residual in d->x, out d->xmid + d->tmp (the MLP output), which the
  * next layer's first norm, or the final norm, adds into d->x (fused into that norm). Layer 0's
- * input is the embedding in d->x. */
+ * input is the embedding in d->x. Its GEMMs run on G rows. */
 static void decode_layer(gt_decoder *d, int l, int B) {
     gt_model *m = d->m;
+    int G = gemm_rows(d, B);
     const gt_ops *o = m->ops;
     gt_backend *be = m->be;
     const gt_layout *L = &m->lay;
     const gt_layer_offsets *w = &L->layer[l];
     int C = L->C, HD = L->Hq * L->D;
     add_norm(d, d->x, d->xmid, l ? d->tmp : NULL, w->ln1, B);
-    gt_linear_fwd(m, l, GT_GEMM_QKV, d->qkv, d->ln, w->qkv, B, C, L->Q, 0);
+    gt_linear_fwd(m, l, GT_GEMM_QKV, d->qkv, d->ln, w->qkv, G, C, L->Q, 0);
     o->rope_fwd(be, d->qkv, d->pos, (float)m->cfg.rope_theta, B, L->Hq, L->Hkv, L->D);
     o->kv_write(be, d->kc[l], d->vc[l], d->qkv, d->dst, B, L->Hq, L->Hkv, L->D, d->Tmax);
     o->attention_decode(be, d->att, d->qkv, d->kc[l], d->vc[l], d->len, attn_scale(m), B, L->Hq, L->Hkv, L->D,
                         d->Tmax);
-    gt_linear_fwd(m, l, GT_GEMM_O, d->tmp, d->att, w->o, B, HD, C, 0);
+    gt_linear_fwd(m, l, GT_GEMM_O, d->tmp, d->att, w->o, G, HD, C, 0);
     gt_model_tp_sum(m, d->tmp, (size_t)B * C, GT_ACT); /* row-parallel o_proj */
     add_norm(d, d->xmid, d->x, d->tmp, w->ln2, B);
-    gt_linear_fwd(m, l, GT_GEMM_FC1, d->fc1, d->ln, w->fc1, B, C, 2 * L->F, 0);
+    gt_linear_fwd(m, l, GT_GEMM_FC1, d->fc1, d->ln, w->fc1, G, C, 2 * L->F, 0);
     o->geglu_fwd(be, d->h, d->fc1, m->cfg.act, B, L->F);
-    gt_linear_fwd(m, l, GT_GEMM_FC2, d->tmp, d->h, w->fc2, B, L->F, C, 0);
+    gt_linear_fwd(m, l, GT_GEMM_FC2, d->tmp, d->h, w->fc2, G, L->F, C, 0);
     gt_model_tp_sum(m, d->tmp, (size_t)B * C, GT_ACT); /* row-parallel fc2 */
 }
 
-/* d->logits[B, head_vocab] = lm_head(x[B, C]) (x already through the final norm), and the greedy
- * pick of this rank's columns. */
+/* d->logits[B, head_vocab] = lm_head(x[B, C]) (x already through the final norm; with FP8, x holds
+ * gemm_rows(B) rows), and the greedy pick of this rank's columns. */
 static void lm_head(gt_decoder *d, const void *x, int B) {
     gt_model *m = d->m;
     int vh = gt_model_head_vocab(m);
-    gt_linear_fwd(m, m->lay.L, 0, d->logits, x, m->lay.wte, B, m->lay.C, vh, 0);
+    gt_linear_fwd(m, m->lay.L, 0, d->logits, x, m->lay.wte, gemm_rows(d, B), m->lay.C, vh, 0);
     m->ops->argmax_rows(m->be, d->best_val, d->best_idx, d->logits, B, vh);
 }
 
@@ -216,16 +231,25 @@ void gt_decoder_prefill(gt_decoder *d, int b, const int32_t *ids, int n, float *
     const gt_layout *L = &m->lay;
     GT_ASSERT(b >= 0 && b < d->B && n >= 1 && n <= d->Tmax, "prefill: sequence %d of %d, %d tokens of %d", b,
               d->B, n, d->Tmax);
-    int32_t *buf = gt_malloc(3 * (size_t)n * sizeof(int32_t));
-    int32_t *tgt = buf, *pos = buf + n, *dst = buf + 2 * n;
-    for (int t = 0; t < n; t++) tgt[t] = -1, pos[t] = t, dst[t] = b * d->Tmax + t;
-    gt_model_alloc_batch(m, 1, n);
-    gt_model_set_batch(m, ids, tgt, pos, NULL);
+    /* T = n tokens, or with FP8 n padded to 16 by token 0 at positions n.. (after the prompt: causal
+     * attention keeps them out of its rows, and only its n rows of K/V are cached) */
+    int T = gemm_rows(d, n);
+    int32_t *buf = gt_malloc(4 * (size_t)T * sizeof(int32_t));
+    int32_t *tok = buf, *tgt = buf + T, *pos = buf + 2 * T, *dst = buf + 3 * T;
+    for (int t = 0; t < T; t++) tok[t] = t < n ? ids[t] : 0, tgt[t] = -1, pos[t] = t, dst[t] = b * d->Tmax + t;
+    gt_model_alloc_batch(m, 1, T);
+    gt_model_set_batch(m, tok, tgt, pos, NULL);
     o->upload_raw(m->be, d->prefill_dst, dst, (size_t)n * sizeof(int32_t));
     gt_model_forward_body(m);
     for (int l = 0; l < L->L; l++)
         o->kv_write(m->be, d->kc[l], d->vc[l], m->acts[l].qkv, d->prefill_dst, n, L->Hq, L->Hkv, L->D, d->Tmax);
-    lm_head(d, (const char *)m->lnf + (size_t)(n - 1) * L->C * o->size[GT_ACT], 1);
+    size_t row = (size_t)L->C * o->size[GT_ACT];
+    const void *last = (const char *)m->lnf + (size_t)(n - 1) * row;
+    if (d->fp8) { /* the lm_head's GEMM reads 16 rows: the last one first in d->ln */
+        o->copy(m->be, d->ln, last, row);
+        last = d->ln;
+    }
+    lm_head(d, last, 1);
     if (logits) gather_logits(d, 1, logits);
     if (next) gather_next(d, 1, next);
     free(buf);

@@ -10,7 +10,16 @@
  * same next tokens.
  *
  * On a backend with graphs (ops graph_begin..), the decode step of each batch bucket (1, 2, 4, ..
- * up to B) is captured once and replayed; gt_decoder_graphs(d, 0) runs the ops directly. */
+ * up to B) is captured once and replayed; gt_decoder_graphs(d, 0) runs the ops directly.
+ *
+ * With the model's FP8 on (a calibrated directory's state, train/ckpt/calibrated.h), init puts it
+ * in inference mode (gt_model_fp8_inference: the loaded scales, never updated) and every GEMM whose
+ * shape FP8 takes runs in FP8. FP8 GEMMs need multiples of 16 rows (model/linear.c), so the decoder
+ * pads them: a decode step's GEMMs run on its rows rounded up to 16 (the other ops on its rows
+ * alone; the padding rows' results are never read), a prefill of n tokens runs round16(n) tokens
+ * (the padding after the prompt, which causal attention keeps out of the prompt's rows), and the
+ * prefill's lm_head one row padded to 16. GEMM rows are independent and the scales fixed, so a
+ * sequence's logits do not depend on the padding or on the other sequences of the batch. */
 #ifndef GT_DECODER_H
 #define GT_DECODER_H
 
@@ -21,6 +30,7 @@
 typedef struct {
     gt_model *m; /* borrowed */
     int B, Tmax; /* sequences and positions the cache holds */
+    int fp8;     /* the model's GEMMs in FP8 (inference mode): their rows padded to 16 */
     int V;       /* this rank's lm_head rows (lay.V) */
     void **kc, **vc;              /* [L] each [B, Hkv, Tmax, D] ACT */
     int32_t *inputs;              /* [4, B] device, one upload per step: */
@@ -30,8 +40,8 @@ typedef struct {
     void *gathered_best;          /* [tp, B] STAT, [tp, B] int32 at tp > 1 */
     int32_t *gathered_idx;
     int32_t *prefill_dst;         /* [Tmax] device */
-    void *x, *xmid, *ln, *qkv, *att, *tmp, *fc1, *h, *rstd; /* step activations of B rows */
-    void *logits;                 /* [B, V] ACT, this rank's vocabulary columns */
+    void *x, *xmid, *ln, *qkv, *att, *tmp, *fc1, *h, *rstd; /* step activations of gemm_rows(B) rows */
+    void *logits;                 /* [gemm_rows(B), V] ACT, this rank's vocabulary columns */
     void *gathered;               /* [tp, B, V] ACT at tp > 1 */
     float *host;                  /* [tp * B * V] host */
     int graphs;                   /* capture and replay decode steps (where the backend can) */
@@ -39,7 +49,8 @@ typedef struct {
 } gt_decoder;
 
 /* Allocates the cache and buffers for B sequences of at most Tmax positions (prompt and new
- * tokens). Fails when Tmax exceeds the model's context. */
+ * tokens), and with the model's FP8 on, puts it in inference mode. Fails when Tmax exceeds the
+ * model's context. */
 int gt_decoder_init(gt_decoder *d, gt_model *m, int B, int Tmax, gt_err *err);
 void gt_decoder_free(gt_decoder *d);
 void gt_decoder_graphs(gt_decoder *d, int on);

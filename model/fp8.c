@@ -126,6 +126,7 @@ void gt_model_fp8_weights_changed(gt_model *m) {
  * for the N tokens of a micro-batch. */
 void gt_model_fp8_size_acts(gt_model *m, int N) {
     gt_fp8 *f = m->fp8;
+    GT_ASSERT(!f->infer_rows, "FP8 activation copies for training requested in inference mode");
     if (f->n_tokens == N) return;
     free_acts(m);
     size_t widest = widest_operand(m, f->slots, N);
@@ -149,11 +150,35 @@ void gt_model_fp8_cast_weights(gt_model *m, int train) {
         int ic, oc, t = gt_fp8_t_w(s);
         size_t off;
         gt_linear_dims(m, s, &ic, &oc, &off);
+        /* w8t[s] is NULL in inference: the cast writes W8 alone */
         m->ops->fp8_cast(m->be, f->w8[s], f->w8t[s], PARAM(m, off), oc, ic, GT_E4M3, f->scale + t,
                          train ? f->history + t : f->eval_amax);
     }
     m->ops->copy(m->be, f->w_sinv, f->scale_inv, 2 * (size_t)f->slots * sizeof(float));
     f->weights_stale = 0;
+}
+
+void gt_model_fp8_inference(gt_model *m, int max_rows) {
+    gt_fp8 *f = m->fp8;
+    GT_ASSERT(f && max_rows > 0, "gt_model_fp8_inference: FP8 off or %d rows", max_rows);
+    if (f->infer_rows >= max_rows) { /* already (another decoder): its x8 stays where it is */
+        if (f->weights_stale) gt_model_fp8_cast_weights(m, 0);
+        return;
+    }
+    free_acts(m);
+    int widest_in = 0;
+    for (int s = 0; s < f->slots; s++) {
+        int ic, oc;
+        size_t off;
+        gt_linear_dims(m, s, &ic, &oc, &off);
+        widest_in = ic > widest_in ? ic : widest_in;
+        m->ops->release(m->be, f->w8t[s]);
+        f->w8t[s] = NULL;
+    }
+    f->x8 = m->ops->alloc(m->be, (size_t)max_rows * widest_in); /* [max_rows, widest IC] E4M3 */
+    f->infer_rows = max_rows;
+    f->calibrating = 0;
+    gt_model_fp8_cast_weights(m, 0); /* weight amaxes go to eval_amax */
 }
 
 /* All-reduces (MAX over tp x dp) slot 0 of tensors [first, first+n), then updates them. */
@@ -171,6 +196,7 @@ static void update(gt_model *m, int first, int n) {
 
 void gt_model_fp8_before_forward(gt_model *m) {
     gt_fp8 *f = m->fp8;
+    GT_ASSERT(!f || !f->infer_rows, "a training forward of a model whose FP8 is in inference mode");
     /* the backward's weight gradients use the inputs' FP8 copies with the scales they are cast with
      * now; the scales change after the forward */
     if (f) m->ops->copy(m->be, f->x_sinv, f->scale_inv, 2 * (size_t)f->slots * sizeof(float));
@@ -181,5 +207,6 @@ void gt_model_fp8_after_forward(gt_model *m) {
 }
 
 void gt_model_fp8_after_backward(gt_model *m) {
+    GT_ASSERT(!m->fp8 || !m->fp8->infer_rows, "a backward of a model whose FP8 is in inference mode");
     if (m->fp8) update(m, 2 * m->fp8->slots, m->fp8->slots);
 }

@@ -37,6 +37,7 @@ typedef struct gt_fp8 {
     int weights_stale;    /* cast the weights before the next forward */
     int calibrating;      /* BF16 GEMMs that only record amaxes */
     int n_tokens;         /* N the activation copies are sized for */
+    int infer_rows;       /* > 0: inference (gt_model_fp8_inference): x8 holds this many rows */
 } gt_fp8;
 
 /* Turns FP8 on for the model's GEMMs. amax_group: the whole tp x dp world (NULL: one process). */
@@ -49,6 +50,14 @@ void gt_model_enable_fp8(gt_model *m, const gt_fp8_recipe *r, gt_group *amax_gro
 void gt_model_fp8_free(gt_model *m);
 /* Calibration: BF16 forwards that record amaxes and update the scales (training must be set). */
 void gt_model_fp8_calibrate(gt_model *m, int on);
+/* Inference with the state as it is (generation from a calibrated directory): the weights are
+ * cast once now with their scales (their transposes, only the backward's, are freed), and every
+ * later forward casts its inputs with the input scales into one x8 of max_rows rows, allocated
+ * here: no forward allocates (a CUDA graph may capture it), and none records an amax into the
+ * histories or updates a scale, so every scale stays the loaded one. Training forwards and
+ * backwards are refused from then on. A later call for no more rows keeps x8; for more, it
+ * replaces it (a decoder made before then must not run again). */
+void gt_model_fp8_inference(gt_model *m, int max_rows);
 /* The parameters changed (an optimizer step, a load): recast the FP8 weights before use. */
 void gt_model_fp8_weights_changed(gt_model *m);
 

@@ -42,6 +42,12 @@ int gt_linear_fp8_input(gt_model *m, int l, int g, int N, int train, gt_fp8_targ
     if (!f || f->calibrating || s >= f->slots) return 0;
     gt_linear_dims(m, s, &ic, &oc, &off);
     if (!fp8_shape_ok(N, ic, oc)) return 0;
+    if (f->infer_rows) { /* one x8 of infer_rows rows, no transposed copy, amaxes not recorded */
+        GT_ASSERT(!train && N <= f->infer_rows, "FP8 inference: %s of %d rows (x8 holds %d)",
+                  train ? "a training forward" : "a forward", N, f->infer_rows);
+        *dst = (gt_fp8_target){f->x8, NULL, f->scale + gt_fp8_t_in(s), f->eval_amax};
+        return 1;
+    }
     gt_model_fp8_size_acts(m, m->N); /* the micro-batch's tokens: N is one chunk's for the lm_head */
     *dst = (gt_fp8_target){f->x8, train ? f->x8t[s] : NULL, f->scale + gt_fp8_t_in(s),
                            train ? f->history + gt_fp8_t_in(s) : f->eval_amax};

@@ -5,6 +5,10 @@
 # (--ignore-eos: exactly 256), at batch 1 and 64, with and without CUDA graphs; time to first token
 # for a 2,048-token prompt; then scripts/bench_hf_generate.py (model.generate, greedy, sdpa) at the
 # same shapes. One "gemmatron generate: bench: ..." or "hf generate ..." line per run.
+# FP8 (generate --fp8): the same random-init Gemma-2B written as an HF directory by
+# scripts/gpu_make_hf_init.py (torch and transformers, as bench_hf_generate.py needs), calibrated by
+# `gemmatron calibrate` on 4 sequences of 2,048 of 16,384 random token ids (a synthetic shard: random weights
+# have no real data to prefer), then batch 1 and 64 at the BF16 runs' shapes, with CUDA graphs.
 # Targets (issue 16): batch-1 decode >= 75% of the HBM limit (~958 tokens/s on an H200 for 5 GB of
 # weights); batch 64 >= 5x HF's tokens/s.
 set -uo pipefail
@@ -32,5 +36,19 @@ prompts 1 2048 >"$tmp/long.jsonl"
 echo "=== gemmatron time to first token, prompt 2048"
 "$bin" generate --model "$cfg" --random-init --device cuda --prompts "$tmp/long.jsonl" --max-new-tokens 2 \
     --ignore-eos --bench --jsonl 2>&1 >/dev/null | grep "bench:"
+echo "=== gemmatron FP8: calibrating a random-init Gemma-2B on synthetic tokens"
+python3 scripts/gpu_make_hf_init.py --config "$cfg" --out "$tmp/hf-2b" >/dev/null
+/usr/bin/python3 -c "
+import random, struct, sys
+r = random.Random(2)
+t = [r.randrange(3, 256000) for _ in range(8 * 2048)]
+open(sys.argv[1], 'wb').write(b'GTTOKENS' + struct.pack('<IIQI', 1, 0, len(t), 256000) + bytes(36) + struct.pack('<%dI' % len(t), *t))" "$tmp/cal.bin"
+"$bin" calibrate --model "$tmp/hf-2b" --data "$tmp/cal.bin" --out "$tmp/hf-2b-fp8" --steps 4 --seq-len 2048 \
+    --device cuda --set fp8.lm_head=true | tail -1
+for B in 1 64; do
+    echo "=== gemmatron FP8 batch $B prompt 128 new 256 CUDA graphs"
+    "$bin" generate --model "$tmp/hf-2b-fp8" --fp8 --device cuda --prompts "$tmp/p$B.jsonl" --batch-size "$B" \
+        --max-new-tokens 256 --ignore-eos --bench --jsonl 2>&1 >/dev/null | grep "bench:"
+done
 echo "=== HF transformers generate"
 python3 scripts/bench_hf_generate.py --config "$cfg" --batch 1 64 --prompt 128 --new 256 --ttft-prompt 2048

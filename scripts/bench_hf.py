@@ -56,6 +56,9 @@ def flops_per_token(c, seq):
 
 
 def load_config(path):
+    """An HF config.json, or the directory holding it."""
+    if os.path.isdir(path):
+        path = os.path.join(path, "config.json")
     with open(path) as f:
         d = json.load(f)
     for k in ("architectures", "torch_dtype", "dtype", "transformers_version"):

@@ -40,7 +40,9 @@
 # full output of every gemmatron run is in runs/gpu/logs/. When OUT is set, the summary, metrics.h5
 # files and plots are copied there (flat names).
 #
-# Environment: DD_MIB (disk, 8192), STEPS_7B (200), SET_7B (extra --set options of the 7b1gpu run), STEPS (1gpu, 300), LR (1gpu and tp2 peak learning rate, 3e-4), TP2_STEPS (200), TP2_REF (1), CKPT_EVERY (1gpu/tp2 checkpoint.every,
+# Environment: DD_MIB (disk, 8192), STEPS_7B (200), SET_7B (extra --set options of the 7b1gpu run), HF_MODES_7B (the
+# 7b1gpu HF runs, "eager compile"), MODEL_7B (its model: an HF init transformers writes, or
+# configs/hf/gemma-7b for gemmatron's own HF-style random init on the device), STEPS (1gpu, 300), LR (1gpu and tp2 peak learning rate, 3e-4), TP2_STEPS (200), TP2_REF (1), CKPT_EVERY (1gpu/tp2 checkpoint.every,
 # 0: only the end-of-run checkpoint, which the trainer always writes), KEEP_CKPT (0: delete big
 # checkpoints once they are no longer needed), RESUME_SEQ (512), CKPT7B_LAYERS (28), RESUME_LAYERS (18: Gemma-2B; fewer
 # keeps every tensor shape but writes smaller checkpoints), EXPORT_T (512), EXPORT_CPU_T (16; 0:
@@ -74,6 +76,8 @@ EXPORT_T=${EXPORT_T:-512}
 EXPORT_CPU_T=${EXPORT_CPU_T:-16}
 STEPS_7B=${STEPS_7B:-200}
 SET_7B=${SET_7B:-}
+HF_MODES_7B=${HF_MODES_7B:-eager compile}
+MODEL_7B=${MODEL_7B:-$G/hf-gemma-7b}
 
 # ---------------------------------------------------------------------------------------------- helpers
 say() { # say TEXT...: every line of every argument as a SUMMARY line, also in runs/gpu/summary.txt
@@ -373,11 +377,13 @@ sec_export() {
 # tokens/s (the median step of steps 11.. of the run), peak memory, loss first/last.
 sec_7b1gpu() {
     setup || return 1
-    need_gb 25 "a Gemma-7B HF directory (17 GB)" || return 1
-    hf_init configs/hf/gemma-7b $G/hf-gemma-7b || return 1
+    if [ "$MODEL_7B" = $G/hf-gemma-7b ]; then
+        need_gb 25 "a Gemma-7B HF directory (17 GB)" || return 1
+        hf_init configs/hf/gemma-7b $G/hf-gemma-7b || return 1
+    fi
     rm -rf $G/7b1gpu
     # shellcheck disable=SC2086 # SET_7B is a list of options
-    train_run 7b1gpu 1 --config configs/gemma-7b-1gpu.yaml --run-dir $G/7b1gpu --set "model.path=$G/hf-gemma-7b" \
+    train_run 7b1gpu 1 --config configs/gemma-7b-1gpu.yaml --run-dir $G/7b1gpu --set "model.path=$MODEL_7B" \
         --set "data.train=[$TRAIN]" --set "data.val=[]" --set train.eval_every=0 --set train.steps=$STEPS_7B \
         --set data.grad_accum=1 --set optim.lr=1e-4 --set optim.warmup_steps=20 --set train.log_every=25 \
         --set train.save_final=false --set checkpoint.every=0 $SET_7B
@@ -394,7 +400,7 @@ print(f"gemmatron {len(loss)} steps, non-finite {int((~fin).sum())}, loss {loss[
 EOF
 )
     say "7b1gpu: run exit $rc; $ours" "7b1gpu: $(grep -m1 -E '^memory' $G/logs/7b1gpu.log)"
-    for mode in eager compile; do
+    for mode in $HF_MODES_7B; do
         local hf
         hf=$(timeout 400 $PY scripts/bench_hf.py --config configs/hf/gemma-7b --mode $mode --batch 1 --seq 2048 \
             --steps 8 2>&1 | tee $G/logs/7b1gpu-hf-$mode.log | grep '^hf ' | tail -1)

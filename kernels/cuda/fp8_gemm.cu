@@ -24,6 +24,7 @@
 
 #include "cuda_ops.cuh"
 #include "lt_plan.cuh"
+#include "lt_tune.cuh"
 #include "fp8_cuda.h"
 
 /* Everything a plan depends on; made from a zeroed struct so memcmp sees no padding junk. */
@@ -134,43 +135,22 @@ static fp8_plan *find_plan(gt_backend *be, const fp8_key *key, int *fresh) {
  * first's on the Gemma shapes: the choice changed speed, not results). So a new plan whose first
  * call overwrites its output (fprop, dgrad: bf16 D, beta 0; wgrad while set_dw_accumulate(0), as in
  * every training step's first micro-batch) times the heuristic's candidates once, on that call's
- * own operands and output (the call itself then overwrites D): one untimed run each, then
- * TUNE_ROUNDS rounds that time every candidate once, in an order rotated from round to round (so
- * clock drift hits all alike), each measurement `reps` back-to-back runs between two events on the
- * stream (enough for TUNE_MEASURE_MS: one 30 us GEMM alone is too noisy), the median per
- * candidate. The fastest replaces the first only when it is more than TUNE_MARGIN faster, so
- * near-ties keep the heuristic's choice instead of flipping with timing noise. Only candidates
- * without split-K (one pass over K, as the first) are tried. A plan first called to accumulate
- * (wgrad, beta 1) keeps the heuristic's first: trial runs would add into the gradient. Which
- * algorithm wins may differ from run to run or rank to rank where two are close. */
-#define TUNE_MAX 16
-#define TUNE_ROUNDS 5
-#define TUNE_MEASURE_MS 0.5f
-#define TUNE_MAX_REPS 64
+ * own operands and output (the call itself then overwrites D), as lt_tune.cuh describes, keeping
+ * the first unless another is more than TUNE_MARGIN faster. Only candidates without split-K (one
+ * pass over K, as the first) are tried. A plan first called to accumulate (wgrad, beta 1) keeps the
+ * heuristic's first: trial runs would add into the gradient. Which algorithm wins may differ from
+ * run to run or rank to rank where two are close. */
 #define TUNE_MARGIN 0.03f
-
-static int splitk_of(const cublasLtMatmulAlgo_t *algo) {
-    int32_t v = 1;
-    size_t written = 0;
-    CUBLAS_CHECK(cublasLtMatmulAlgoConfigGetAttribute(algo, CUBLASLT_ALGO_CONFIG_SPLITK_NUM, &v,
-                                                      sizeof v, &written));
-    return v;
-}
-
-static int cmp_float(const void *x, const void *y) {
-    float a = *(const float *)x, b = *(const float *)y;
-    return (a > b) - (a < b);
-}
 
 typedef struct {
     gt_backend *be;
     const fp8_plan *p;
     const void *a, *b;
     void *d;
-    cudaEvent_t e0, e1;
 } tune_ctx;
 
-static cublasStatus_t tune_run(const tune_ctx *t, const cublasLtMatmulAlgo_t *algo) {
+static cublasStatus_t tune_run(void *ctx, const cublasLtMatmulAlgo_t *algo) {
+    const tune_ctx *t = (const tune_ctx *)ctx;
     const float alpha = 1.0f, beta = 0.0f;
     const fp8_plan *p = t->p;
     return cublasLtMatmul(t->be->lt, p->desc, &alpha, t->b, p->la, t->a, p->lb, &beta, t->d, p->lc,
@@ -178,56 +158,17 @@ static cublasStatus_t tune_run(const tune_ctx *t, const cublasLtMatmulAlgo_t *al
                           t->be->stream);
 }
 
-/* Milliseconds per run of `reps` back-to-back runs. */
-static float tune_time(const tune_ctx *t, const cublasLtMatmulAlgo_t *algo, int reps) {
-    CUDA_CHECK(cudaEventRecord(t->e0, t->be->stream));
-    for (int r = 0; r < reps; r++) CUBLAS_CHECK(tune_run(t, algo));
-    CUDA_CHECK(cudaEventRecord(t->e1, t->be->stream));
-    CUDA_CHECK(cudaEventSynchronize(t->e1));
-    float ms = 0;
-    CUDA_CHECK(cudaEventElapsedTime(&ms, t->e0, t->e1));
-    return ms / (float)reps;
-}
-
 static void autotune(gt_backend *be, fp8_plan *p, const void *a, const void *b, void *d) {
     int32_t al[4];
     lt_align(&p->key, al);
-    cublasLtMatmulHeuristicResult_t cand[TUNE_MAX];
-    int n = gt_lt_heuristic(be, p->desc, p->la, p->lb, p->lc, p->ld, al, TUNE_MAX, cand);
+    cublasLtMatmulHeuristicResult_t cand[GT_TUNE_MAX];
+    int n = gt_lt_heuristic(be, p->desc, p->la, p->lb, p->lc, p->ld, al, GT_TUNE_MAX, cand);
     if (n < 2 || memcmp(&cand[0].algo, &p->algo, sizeof p->algo) != 0) return;
-    tune_ctx t = {be, p, a, b, d, NULL, NULL};
-    int ok[TUNE_MAX];
-    for (int i = 0; i < n; i++) { /* the warm-up run; a candidate cuBLASLt refuses is left out */
-        ok[i] = i == 0 || splitk_of(&cand[i].algo) == 1;
-        if (ok[i] && tune_run(&t, &cand[i].algo) != CUBLAS_STATUS_SUCCESS) {
-            ok[i] = 0;
-            (void)cudaGetLastError(); /* a refused launch leaves no error for the next check */
-        }
-    }
-    CUDA_CHECK(cudaStreamSynchronize(be->stream));
-    if (!ok[0]) return; /* the call itself reports it */
-    CUDA_CHECK(cudaEventCreate(&t.e0));
-    CUDA_CHECK(cudaEventCreate(&t.e1));
-    float one = tune_time(&t, &cand[0].algo, 1);
-    int reps = one * TUNE_MAX_REPS < TUNE_MEASURE_MS ? TUNE_MAX_REPS
-                                                     : 1 + (int)(TUNE_MEASURE_MS / one);
-    float ms[TUNE_MAX][TUNE_ROUNDS];
-    for (int r = 0; r < TUNE_ROUNDS; r++)
-        for (int k = 0; k < n; k++) {
-            int i = (k + r) % n;
-            if (ok[i]) ms[i][r] = tune_time(&t, &cand[i].algo, reps);
-        }
-    CUDA_CHECK(cudaEventDestroy(t.e0));
-    CUDA_CHECK(cudaEventDestroy(t.e1));
-    int best = 0;
-    float med[TUNE_MAX];
-    for (int i = 0; i < n; i++) {
-        if (!ok[i]) continue;
-        qsort(ms[i], TUNE_ROUNDS, sizeof ms[i][0], cmp_float);
-        med[i] = ms[i][TUNE_ROUNDS / 2];
-        if (med[i] < med[best]) best = i;
-    }
-    if (best != 0 && med[best] < (1.0f - TUNE_MARGIN) * med[0]) p->algo = cand[best].algo;
+    tune_ctx t = {be, p, a, b, d};
+    int ok[GT_TUNE_MAX];
+    for (int i = 0; i < n; i++) ok[i] = i == 0 || gt_lt_splitk_of(&cand[i].algo) == 1;
+    int best = gt_lt_fastest(be, tune_run, &t, cand, n, ok, TUNE_MARGIN);
+    if (best) p->algo = cand[best].algo;
 }
 
 /* A scale pointer into the middle of a float array (the model's per-tensor scale_inv) is moved to

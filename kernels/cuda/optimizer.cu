@@ -14,7 +14,8 @@
  * sqrt and division on the device (the file is built with --use_fast_math). The bf16 parameter gets
  * the rounded fp32 master. With master NULL the bf16 parameter is its own master.
  *
- * The state kinds (args->state, DESIGN.md §5), one pass each, vectorized by 4 elements. Bytes moved
+ * The state kinds (args->state, DESIGN.md §5), one pass each, vectorized by 8 elements (bf16
+ * moments) or 4 (fp32 moments). Bytes moved
  * per parameter per step (fp32 gradient read in every kind; grad_sumsq reads it once more):
  *   GT_OPT_FP32          grad 4 + master r/w 8 + m r/w 8 + v r/w 8 + bf16 param write 2 = 30 B
  *   GT_OPT_BF16_MOMENTS  grad 4 + master r/w 8 + m r/w 4 + v r/w 4 + bf16 param write 2 = 22 B
@@ -92,45 +93,66 @@ static __device__ __forceinline__ float adamw_one(float p, float *m, float *v, f
     return p - s->step_size * __fdiv_rn(*m, denom);
 }
 
-/* W (4 or 1) consecutive fp32 / bf16 values: 16-byte and 8-byte accesses when W is 4. */
+/* W (8, 4 or 1) consecutive fp32 / bf16 values: 16-byte accesses (two for 8 fp32 values, one for
+ * 8 bf16 values), 8-byte bf16 accesses when W is 4. */
 template <int W> static __device__ __forceinline__ void load_f32(const float *p, float *f) {
-    if (W == 4) {
-        float4 t = *(const float4 *)p;
-        f[0] = t.x, f[1] = t.y, f[2] = t.z, f[3] = t.w;
-    } else {
+    if constexpr (W == 1) {
         f[0] = p[0];
+    } else {
+#pragma unroll
+        for (int q = 0; q < W / 4; q++) {
+            float4 t = ((const float4 *)p)[q];
+            f[4 * q] = t.x, f[4 * q + 1] = t.y, f[4 * q + 2] = t.z, f[4 * q + 3] = t.w;
+        }
     }
 }
 template <int W> static __device__ __forceinline__ void store_f32(float *p, const float *f) {
-    if (W == 4)
-        *(float4 *)p = make_float4(f[0], f[1], f[2], f[3]);
-    else
+    if constexpr (W == 1) {
         p[0] = f[0];
-}
-template <int W> static __device__ __forceinline__ void load_bf16(const bf16 *p, float *f) {
-    if (W == 4) {
-        union {
-            uint2 u;
-            __nv_bfloat162 h[2];
-        } t;
-        t.u = *(const uint2 *)p;
-        float2 a = __bfloat1622float2(t.h[0]), b = __bfloat1622float2(t.h[1]);
-        f[0] = a.x, f[1] = a.y, f[2] = b.x, f[3] = b.y;
     } else {
+#pragma unroll
+        for (int q = 0; q < W / 4; q++)
+            ((float4 *)p)[q] = make_float4(f[4 * q], f[4 * q + 1], f[4 * q + 2], f[4 * q + 3]);
+    }
+}
+
+/* W (8 or 4) bf16 values as W / 2 packed pairs: one access of 2 W bytes. */
+template <int W> union bf16_pack {
+    __nv_bfloat162 h[W / 2];
+    uint32_t w[W / 2];
+    uint2 u2;
+    uint4 u4;
+};
+template <int W> static __device__ __forceinline__ void load_pack(bf16_pack<W> *t, const bf16 *p) {
+    if constexpr (W == 8) t->u4 = *(const uint4 *)p;
+    else t->u2 = *(const uint2 *)p;
+}
+template <int W> static __device__ __forceinline__ void store_pack(bf16 *p, const bf16_pack<W> &t) {
+    if constexpr (W == 8) *(uint4 *)p = t.u4;
+    else *(uint2 *)p = t.u2;
+}
+
+template <int W> static __device__ __forceinline__ void load_bf16(const bf16 *p, float *f) {
+    if constexpr (W == 1) {
         f[0] = __bfloat162float(p[0]);
+    } else {
+        bf16_pack<W> t;
+        load_pack<W>(&t, p);
+#pragma unroll
+        for (int q = 0; q < W / 2; q++) {
+            float2 a = __bfloat1622float2(t.h[q]);
+            f[2 * q] = a.x, f[2 * q + 1] = a.y;
+        }
     }
 }
 template <int W> static __device__ __forceinline__ void store_bf16(bf16 *p, const float *f) {
-    if (W == 4) {
-        union {
-            uint2 u;
-            __nv_bfloat162 h[2];
-        } t;
-        t.h[0] = __floats2bfloat162_rn(f[0], f[1]);
-        t.h[1] = __floats2bfloat162_rn(f[2], f[3]);
-        *(uint2 *)p = t.u;
-    } else {
+    if constexpr (W == 1) {
         p[0] = __float2bfloat16_rn(f[0]);
+    } else {
+        bf16_pack<W> t;
+#pragma unroll
+        for (int q = 0; q < W / 2; q++) t.h[q] = __floats2bfloat162_rn(f[2 * q], f[2 * q + 1]);
+        store_pack<W>(p, t);
     }
 }
 
@@ -139,13 +161,17 @@ template <int W> static __device__ __forceinline__ void store_bf16(bf16 *p, cons
 template <int W>
 static __device__ __forceinline__ void store_bf16_sr(bf16 *p, const float *f, uint64_t key,
                                                      uint64_t index) {
-    uint32_t h[4] = {0, 0, 0, 0};
+    uint32_t h[W];
 #pragma unroll
     for (int j = 0; j < W; j++) h[j] = gt_bf16_bits_sr(__float_as_uint(f[j]), gt_sr_bits(key, index + j));
-    if (W == 4)
-        *(uint2 *)p = make_uint2(h[0] | (h[1] << 16), h[2] | (h[3] << 16));
-    else
+    if constexpr (W == 1) {
         p[0] = __ushort_as_bfloat16((unsigned short)h[0]);
+    } else {
+        bf16_pack<W> t;
+#pragma unroll
+        for (int q = 0; q < W / 2; q++) t.w[q] = h[2 * q] | (h[2 * q + 1] << 16);
+        store_pack<W>(p, t);
+    }
 }
 
 /* Moments of type M (float or bf16), W of them. */
@@ -163,7 +189,7 @@ static __global__ void adamw_kernel(bf16 *param, float *master, M *m, M *v, cons
     for (size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x; i < groups;
          i += (size_t)gridDim.x * blockDim.x) {
         size_t e = i * W;
-        float pv[4], mv[4], vv[4], gv[4];
+        float pv[W], mv[W], vv[W], gv[W];
         if (master)
             load_f32<W>(master + e, pv);
         else
@@ -199,28 +225,41 @@ static adamw_scalars make_scalars(const gt_adamw_args *a) {
     return s;
 }
 
-/* The vector body (n / 4 * 4 elements, when every pointer allows 16-byte fp32 and 8-byte bf16
- * accesses), then the scalar tail. */
+/* Whether every pointer allows the accesses of a group of W: 16 bytes for fp32 (W 4 and 8), 4 W
+ * bytes for bf16. */
+template <typename M>
+static bool adamw_aligned(int W, const bf16 *param, const float *master, const M *m, const M *v,
+                          const float *grad) {
+    const uintptr_t fa = 15u, ba = (uintptr_t)(2 * W - 1), ma = sizeof(M) == 4 ? fa : ba;
+    return ((uintptr_t)m & ma) == 0 && ((uintptr_t)v & ma) == 0 && ((uintptr_t)grad & fa) == 0 &&
+           (!master || ((uintptr_t)master & fa) == 0) && ((uintptr_t)param & ba) == 0;
+}
+
+template <int W, typename M, bool SR>
+static void adamw_run(gt_backend *be, bf16 *param, float *master, M *m, M *v, const float *grad,
+                      size_t n, const adamw_scalars &s, uint64_t key, uint64_t index0) {
+    const int threads = 256;
+    adamw_kernel<W, M, SR><<<gt_grid_stride_blocks(be, n / W, threads), threads, 0, be->stream>>>(
+        param, master, m, v, grad, n, s, key, index0);
+    CUDA_CHECK_LAUNCH();
+}
+
+/* The vector body in groups of W elements when every pointer allows their accesses (8 for bf16
+ * moments: 16-byte loads of m and v keep more bytes in flight per thread; 4 for fp32 moments),
+ * then the scalar tail. */
 template <typename M, bool SR>
 static void adamw_launch(gt_backend *be, bf16 *param, float *master, M *m, M *v, const float *grad,
                          size_t n, const adamw_scalars &s, uint64_t key, uint64_t index0) {
-    const unsigned align = sizeof(M) == 4 ? 15u : 7u;
-    int vec = ((uintptr_t)m & align) == 0 && ((uintptr_t)v & align) == 0 && gt_aligned16(grad) &&
-              (!master || gt_aligned16(master)) && ((uintptr_t)param & 7u) == 0;
-    size_t body = vec ? n / 4 * 4 : 0;
-    const int threads = 256;
-    if (body) {
-        adamw_kernel<4, M, SR><<<gt_grid_stride_blocks(be, body / 4, threads), threads, 0, be->stream>>>(
-            param, master, m, v, grad, body, s, key, index0);
-        CUDA_CHECK_LAUNCH();
-    }
-    if (n > body) {
-        size_t rest = n - body;
-        adamw_kernel<1, M, SR><<<gt_grid_stride_blocks(be, rest, threads), threads, 0, be->stream>>>(
-            param + body, master ? master + body : NULL, m + body, v + body, grad + body, rest, s, key,
-            index0 + body);
-        CUDA_CHECK_LAUNCH();
-    }
+    int W = sizeof(M) == 2 && adamw_aligned<M>(8, param, master, m, v, grad) ? 8
+            : adamw_aligned<M>(4, param, master, m, v, grad)                 ? 4
+                                                                             : 1;
+    size_t body = n / W * W;
+    if (body && W == 8) adamw_run<8, M, SR>(be, param, master, m, v, grad, body, s, key, index0);
+    if (body && W == 4) adamw_run<4, M, SR>(be, param, master, m, v, grad, body, s, key, index0);
+    if (W == 1) body = 0;
+    if (n > body)
+        adamw_run<1, M, SR>(be, param + body, master ? master + body : NULL, m + body, v + body, grad + body,
+                            n - body, s, key, index0 + body);
 }
 
 extern "C" void gt_cuda_adamw(gt_backend *be, void *param, void *master, void *m, void *v,

@@ -53,3 +53,16 @@ int gt_check_done(gt_check *c, const char *suite) {
     printf("%s: %d passed, %d failed\n", suite, c->passed, c->failed);
     return c->failed ? 1 : 0;
 }
+
+double gt_max_abs_diff_f(const float *a, const float *b, size_t n) {
+    double e = 0;
+    for (size_t i = 0; i < n; i++) e = fmax(e, fabs((double)a[i] - (double)b[i]));
+    return e;
+}
+
+int gt_argmax_f(const float *x, size_t n) {
+    size_t k = 0;
+    for (size_t i = 1; i < n; i++)
+        if (x[i] > x[k]) k = i;
+    return (int)k;
+}

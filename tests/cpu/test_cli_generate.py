@@ -1,10 +1,14 @@
 #!/usr/bin/env python3
 """`gemmatron generate` end to end on the CPU: batching does not change a prompt's tokens, seeded
 sampling repeats (and another seed differs), the byte vocabulary and a tokenizer.json (through the
-Python tokenizers package) give text in and out, stop strings cut the text, and every bad input is
-one clear error. argv[1] = the gemmatron binary."""
+Python tokenizers package) give text in and out, stop strings cut the text, --fp8 runs from a
+`gemmatron calibrate` directory (its banner and --bench say FP8; batch 1 gives the batch's tokens),
+and every bad input is one clear error (--fp8 without fp8_state.safetensors names `gemmatron
+calibrate`). argv[1] = the gemmatron binary."""
 import json
 import os
+import random
+import struct
 import subprocess
 import sys
 import tempfile
@@ -108,6 +112,28 @@ def main():
             "do not belong together")
     except ImportError:
         print(f"skip tokenizer.json: {sys.executable} has no tokenizers package (scripts/install-deps.sh)")
+
+    # --fp8 from a calibrated directory (random in-vocabulary calibration tokens)
+    r = random.Random(0)
+    toks = [r.randrange(3, 160) for _ in range(400)]
+    shard = os.path.join(tmp, "cal.bin")
+    with open(shard, "wb") as f:  # data/shard.h: magic, version 1, flags 0, count, vocab_size, reserved
+        f.write(b"GTTOKENS" + struct.pack("<IIQI", 1, 0, len(toks), 160) + bytes(36) + struct.pack(f"<{len(toks)}I", *toks))
+    cal = os.path.join(tmp, "gqa-fp8")
+    p = subprocess.run([BIN, "calibrate", "--model", fx, "--data", shard, "--out", cal, "--steps", "2", "--seq-len", "32",
+                        "--device", "cpu", "--set", "fp8.history_len=4", "--set", "fp8.lm_head=true"],
+                       capture_output=True, text=True, timeout=120)
+    check(p.returncode == 0, f"calibrate the fixture ({p.stderr[-200:]})")
+    rc, out, err = gen("--model", cal, "--fp8", "--prompts", pf, "--max-new-tokens", "10", "--jsonl", "--bench")
+    f8 = jsonl(out)
+    check(rc == 0 and len(f8) == 3 and "FP8 GEMMs (12 of 12 layer GEMMs + lm_head, scales of " + cal in err
+          and "GEMMs FP8" in err, f"generate --fp8: 3 completions, banner and bench say FP8 ({err.strip()[-300:]})")
+    one = jsonl(gen("--model", cal, "--fp8", "--prompts", pf, "--max-new-tokens", "10", "--jsonl", "--batch-size", "1")[1])
+    check(f8 and one == f8, "generate --fp8: batch 1 gives the tokens of batch 3")
+    rc, out, err = gen("--model", cal, "--prompts", pf, "--max-new-tokens", "2", "--jsonl", "--bench")
+    check(rc == 0 and "GEMMs BF16" in err and "FP8" not in err, "without --fp8 a calibrated directory runs BF16")
+    bad("--fp8 without an FP8 state", ["--model", fx, "--fp8", "--prompt-ids", "2 3"],
+        "has no fp8_state.safetensors (the FP8 scales): make an FP8-calibrated directory with `gemmatron calibrate")
 
     # bad input: one clear line each
     bad("prompt longer than the context", ["--model", fx, "--prompt-ids", " ".join(["5"] * 70)],

@@ -2,8 +2,9 @@
  * - every decode step's logits (and each prefill's) equal the full forward over the same prefix
  *   (gt_model_forward, no cache) within 1e-5, for a batch of prompts of unequal lengths;
  * - the decoder's own greedy picks (ops argmax_rows) equal the argmax of its logits;
- * - greedy tokens equal transformers' generate (left-padded batch, attention_mask) where
- *   scripts/make_fixtures.py recorded them (tests/fixtures/NAME/generate.safetensors);
+ * - greedy tokens equal transformers' generate (left-padded batch, attention_mask), as
+ *   scripts/make_fixtures.py --generate recorded them (tests/fixtures/NAME/generate.safetensors,
+ *   float32, transformers 5.17);
  * - the sampler: seeded draws repeat, and their frequencies follow the softmax (chi-square,
  *   including top-k and top-p truncation). */
 #include <math.h>
@@ -71,19 +72,6 @@ static void full_last_logits(gt_model *m, const int32_t *seq, int n, float *out)
     free(tgt);
 }
 
-static double max_abs_diff(const float *a, const float *b, int n) {
-    double e = 0;
-    for (int i = 0; i < n; i++) e = fmax(e, fabs((double)a[i] - b[i]));
-    return e;
-}
-
-static int32_t argmax(const float *x, int n) {
-    int32_t k = 0;
-    for (int i = 1; i < n; i++)
-        if (x[i] > x[k]) k = i;
-    return k;
-}
-
 static void check_fixture(gt_check *c, const char *name) {
     char dir[256], what[200];
     snprintf(dir, sizeof dir, "tests/fixtures/%s", name);
@@ -126,12 +114,12 @@ static void check_fixture(gt_check *c, const char *name) {
     for (int b = 0; b < B; b++) {
         gt_decoder_prefill(&d, b, seq[b], n[b], logits + (size_t)b * V, next + b);
         full_last_logits(&m, seq[b], n[b], ref);
-        worst = fmax(worst, max_abs_diff(logits + (size_t)b * V, ref, V));
+        worst = fmax(worst, gt_max_abs_diff_f(logits + (size_t)b * V, ref, V));
     }
     int hf_ok = 1;
     for (int k = 0; k < K; k++) {
         for (int b = 0; b < B; b++) {
-            tok[b] = argmax(logits + (size_t)b * V, V);
+            tok[b] = gt_argmax_f(logits + (size_t)b * V, V);
             picks_ok &= next[b] == tok[b];
             if (have_hf && hf.gen[b * hf.K + k] != tok[b]) {
                 /* HF pads after EOS; a sequence's tokens after its EOS are not compared */
@@ -146,7 +134,7 @@ static void check_fixture(gt_check *c, const char *name) {
         gt_decoder_step(&d, B, tok, pos, logits, next);
         for (int b = 0; b < B; b++) {
             full_last_logits(&m, seq[b], n[b], ref);
-            double e = max_abs_diff(logits + (size_t)b * V, ref, V);
+            double e = gt_max_abs_diff_f(logits + (size_t)b * V, ref, V);
             worst = fmax(worst, e);
         }
     }
@@ -155,11 +143,11 @@ static void check_fixture(gt_check *c, const char *name) {
     gt_check_true(c, worst <= 1e-5, "%s", what);
     printf("%s\n", what);
     gt_check_true(c, picks_ok, "%s: the decoder's greedy picks (argmax_rows) differ from the logits' argmax", name);
+    /* every generation fixture has its recorded HF ids: a missing file is a failure, not a skip */
+    gt_check_true(c, have_hf, "%s: no generate.safetensors (scripts/make_fixtures.py --generate records it)", name);
     if (have_hf) {
         gt_check_true(c, hf_ok, "%s: greedy tokens differ from transformers' generate", name);
         printf("%s: greedy tokens %s transformers' generate\n", name, hf_ok ? "equal" : "DIFFER FROM");
-    } else {
-        printf("%s: no generate.safetensors (scripts/make_fixtures.py records it): HF ids not compared\n", name);
     }
     for (int b = 0; b < B; b++) free(seq[b]);
     free(ref);

@@ -6,7 +6,9 @@
  * model's context. Under mpirun every rank runs the same prompts on its tp slice (each caches its
  * KV heads) and rank 0 prints. Output: each completion's text followed by a newline, or with
  * --jsonl one JSON object a line: {"index", "prompt_ids", "ids", "text", "finish"}. --bench runs the
- * first batch once untimed (warm-up), then prints time to first token and decode tokens/s on stderr. */
+ * first batch once untimed (warm-up), then prints time to first token and decode tokens/s on stderr.
+ * --fp8 runs the GEMMs in FP8 with the scales of DIR/fp8_state.safetensors (`gemmatron calibrate`),
+ * as they are in the file: generation records no amax and updates no scale (model/decoder.h). */
 #define _POSIX_C_SOURCE 200809L
 #include "generate_cmd.h"
 
@@ -22,6 +24,8 @@
 #include "../../comm/watchdog.h"
 #include "../../core/clock.h"
 #include "../../model/decoder.h"
+#include "../../model/linear.h"
+#include "../ckpt/calibrated.h"
 #include "../sampler.h"
 #include "../session.h"
 #include "generate_prompts.h"
@@ -29,7 +33,7 @@
 typedef struct {
     const char *model, *prompt, *prompt_ids, *prompts, *tokenizer, *device, *temperature, *top_p;
     gt_cli_list stop; /* --stop, each occurrence */
-    int max_new, top_k, seed, batch, tp, jsonl, no_graphs, bench, ignore_eos, random_init;
+    int max_new, top_k, seed, batch, tp, jsonl, no_graphs, bench, ignore_eos, random_init, fp8;
 } gen_args;
 
 static const gt_opt gen_opts[] = {
@@ -71,6 +75,10 @@ static const gt_opt gen_opts[] = {
      .help = "print time to first token and decode tokens/s on stderr"},
     {.name = "--ignore-eos", .kind = GT_OPT_FLAG, .offset = offsetof(gen_args, ignore_eos), .flag = 1,
      .help = "do not stop at EOS (benchmarks: exactly --max-new-tokens per prompt)"},
+    {.name = "--fp8", .kind = GT_OPT_FLAG, .offset = offsetof(gen_args, fp8), .flag = 1,
+     .help = "every layer GEMM (and the lm_head where the state has it) in FP8 with the calibrated scales of "
+             "DIR/fp8_state.safetensors, written by `gemmatron calibrate` (or an FP8 training checkpoint's), never "
+             "updated while generating"},
     {.name = "--random-init", .kind = GT_OPT_FLAG, .offset = offsetof(gen_args, random_init), .flag = 1,
      .help = "HF's random initialization from DIR's config.json instead of its weights (benchmarks)"},
 };
@@ -84,6 +92,7 @@ const gt_cli_cmd gt_generate_cli = {
     .examples = "gemmatron generate --model runs/tiny-cpu/final --prompt 'The ' --max-new-tokens 40\n"
                 "gemmatron generate --model gemma-2b --prompts chat.jsonl --temperature 0.7 --top-p 0.9 --seed 1\n"
                 "gemmatron generate --model tests/fixtures/gqa --prompt-ids '2 17 40' --jsonl --device cpu\n"
+                "gemmatron generate --model gemma-2b-fp8 --fp8 --prompt 'Hello' (a `gemmatron calibrate` output)\n"
                 "mpirun -np 2 gemmatron generate --model gemma-7b --tp 2 --prompt 'Hello'",
     GT_CLI_OPTS(gen_opts),
 };
@@ -259,6 +268,40 @@ static int check_lengths(const gt_prompts *p, const gt_config *cfg, int *longest
     return 0;
 }
 
+/* FP8 on with the state of the model directory (every rank reads it whole; the state does not
+ * depend on tp). No amax group: inference updates no scale, so nothing is ever reduced. */
+static int enable_fp8(gt_model *m, const char *dir, gt_err *err) {
+    int r = gt_fp8_state_enable(m, dir, NULL, err);
+    if (r < 0) return -1;
+    if (r == 0)
+        return gt_fail(err, "generate --fp8: %s has no fp8_state.safetensors (the FP8 scales): make an FP8-calibrated "
+                            "directory with `gemmatron calibrate --model %s --data FILE --out DIR`, then generate "
+                            "--model DIR --fp8",
+                       dir, dir);
+    return 0;
+}
+
+/* 1 when GEMM slot s has a shape FP8 takes (K and N multiples of 16; the decoder pads the rows). */
+static int fp8_shape(const gt_model *m, int s) {
+    int ic, oc;
+    size_t off;
+    gt_linear_dims(m, s, &ic, &oc, &off);
+    return ic % 16 == 0 && oc % 16 == 0;
+}
+
+/* The banner's FP8 part: the GEMMs in FP8 (the others' shapes run BF16) and their scales' file. */
+static void fp8_banner(const gt_model *m, const char *dir, char *out, size_t len) {
+    if (!m->fp8) {
+        out[0] = 0;
+        return;
+    }
+    int layers = GT_GEMMS * m->lay.L, fp8 = 0;
+    for (int s = 0; s < layers; s++) fp8 += fp8_shape(m, s);
+    int head = m->fp8->recipe.lm_head && fp8_shape(m, layers);
+    snprintf(out, len, ", FP8 GEMMs (%d of %d layer GEMMs%s, scales of %s/fp8_state.safetensors)", fp8, layers,
+             head ? " + lm_head" : ", lm_head BF16", dir);
+}
+
 static int run_generate(const gen_args *a, gt_grid *g, gt_err *err) {
     double temperature, top_p;
     if (parse_real(a->temperature, "--temperature", 0, 1e6, &temperature, err) ||
@@ -278,11 +321,12 @@ static int run_generate(const gen_args *a, gt_grid *g, gt_err *err) {
     gt_model *m = &s.model;
     const gt_config *cfg = &m->cfg;
     gt_tokenizer tok;
-    char tpath[4096];
+    char tpath[4096], fp8_note[4200];
     int have_tok = 0, longest = 0, rc = -1;
     gt_decoder d = {0};
     gt_sampler smp;
     gt_sampler_init(&smp, cfg->vocab_size, temperature, a->top_k, top_p);
+    if (a->fp8 && enable_fp8(m, a->model, err)) goto out;
     /* The tokenizer runs Python on every rank, for as long as it takes: not a collective to watch. */
     int armed = gt_watchdog_arm(g->wd, 0);
     int bad = open_tokenizer(&tok, a, cfg->vocab_size, tpath, sizeof tpath, &have_tok, err) ||
@@ -295,10 +339,11 @@ static int run_generate(const gen_args *a, gt_grid *g, gt_err *err) {
     if (tmax > cfg->max_position_embeddings) tmax = cfg->max_position_embeddings;
     if (gt_decoder_init(&d, m, B, (int)tmax, err)) goto out;
     gt_decoder_graphs(&d, !a->no_graphs);
+    fp8_banner(m, a->model, fp8_note, sizeof fp8_note);
     if (g->world_rank == 0)
-        fprintf(stderr, "gemmatron generate: %s on %s (tp=%d), %d prompts, batch %d, cache %d positions%s\n",
+        fprintf(stderr, "gemmatron generate: %s on %s (tp=%d), %d prompts, batch %d, cache %d positions%s%s\n",
                 a->model, s.compute.ops->name, g->tp, p.count, B, (int)tmax,
-                d.graphs ? ", CUDA graphs" : "");
+                d.graphs ? ", CUDA graphs" : "", fp8_note);
     gen_timing tm = {0};
     completion *c = gt_calloc((size_t)B, sizeof *c);
     if (a->bench) { /* a warm-up of the first batch, untimed: GEMM plans, attention plans, graph capture */
@@ -326,10 +371,10 @@ static int run_generate(const gen_args *a, gt_grid *g, gt_err *err) {
     free(c);
     if (!rc && a->bench && g->world_rank == 0)
         fprintf(stderr, "gemmatron generate: bench: time to first token %.2f ms, prefill %.3f s, decode %ld tokens "
-                        "in %ld steps, %.3f s, %.1f tokens/s (%.2f ms/step), CUDA graphs %s\n",
+                        "in %ld steps, %.3f s, %.1f tokens/s (%.2f ms/step), CUDA graphs %s, GEMMs %s\n",
                 tm.first_token_s * 1e3, tm.prefill_s, tm.decode_tokens, tm.steps, tm.decode_s,
                 tm.decode_s > 0 ? tm.decode_tokens / tm.decode_s : 0.0,
-                tm.steps ? tm.decode_s * 1e3 / tm.steps : 0.0, d.graphs ? "on" : "off");
+                tm.steps ? tm.decode_s * 1e3 / tm.steps : 0.0, d.graphs ? "on" : "off", m->fp8 ? "FP8" : "BF16");
 out:
     gt_decoder_free(&d);
     gt_sampler_free(&smp);
