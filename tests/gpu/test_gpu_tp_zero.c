@@ -100,7 +100,7 @@ static void run(gt_check *c, gt_grid *g, gt_backend *be, const char *name, const
     }
     gt_model_alloc_batch(&ref, B, T);
     gt_model_alloc_batch(&m, B, T);
-    gt_adamw_config ac = {0.9f, 0.95f, 1e-8f, 0.1f, 1.0f};
+    gt_adamw_config ac = {.beta1 = 0.9f, .beta2 = 0.95f, .eps = 1e-8f, .weight_decay = 0.1f, .clip = 1.0f};
     gt_optimizer orf, om;
     ops->sync(be);
     size_t used0 = ops->mem_in_use(be);
