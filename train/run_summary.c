@@ -61,6 +61,7 @@ int gt_run_summary_load(const char *run_dir, gt_run_summary *s, gt_err *err) {
     load_metrics(run_dir, s);
     load_latest(run_dir, s);
     s->has_final = exists(run_dir, "final/config.json");
+    s->has_plots = exists(run_dir, "plots/loss.png");
     return 0;
 }
 
@@ -131,6 +132,8 @@ void gt_run_summary_print(const gt_run_summary *s, const char *run_dir, FILE *ou
     print_checkpoints(s, out);
     if (s->has_final) fprintf(out, "  final model: %s/final (HF checkpoint: transformers loads it as it is)\n", run_dir);
     else fprintf(out, "  final model: none yet (written after the last step)\n");
+    if (s->has_plots) fprintf(out, "  plots: %s/plots/ (loss, lr, throughput, grad_norm%s .png)\n", run_dir,
+                              exists(run_dir, "plots/fp8.png") ? ", fp8" : "");
     print_resume(s, run_dir, out);
     fflush(out);
 }

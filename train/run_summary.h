@@ -1,6 +1,6 @@
 /* The summary of a run directory, printed by `train` when it ends and by `gemmatron inspect RUN_DIR`:
  * steps, tokens, training time, the best evaluation and its step, the checkpoints kept, where the final
- * model is and the command that resumes the run. Everything is derived from what the directory holds
+ * model and the plots are, and the command that resumes the run. Everything is derived from what the directory holds
  * (metrics.h5, checkpoint-N/, latest, final/, config.yaml), so it is the same for a finished run, one
  * still running and one that was killed. */
 #ifndef GT_RUN_SUMMARY_H
@@ -21,6 +21,7 @@ typedef struct {
     int nckpt;
     char latest[256];       /* what `latest` names ("" when absent) */
     int has_final;          /* final/config.json exists */
+    int has_plots;          /* plots/loss.png exists (scripts/plot_metrics.py, metrics.plot_every) */
 } gt_run_summary;
 
 /* Reads run_dir; fails only when run_dir cannot be listed. */
