@@ -132,8 +132,9 @@ void gt_run_summary_print(const gt_run_summary *s, const char *run_dir, FILE *ou
     print_checkpoints(s, out);
     if (s->has_final) fprintf(out, "  final model: %s/final (HF checkpoint: transformers loads it as it is)\n", run_dir);
     else fprintf(out, "  final model: none yet (written after the last step)\n");
-    if (s->has_plots) fprintf(out, "  plots: %s/plots/ (loss, lr, throughput, grad_norm%s .png)\n", run_dir,
-                              exists(run_dir, "plots/fp8.png") ? ", fp8" : "");
+    if (s->has_plots)
+        fprintf(out, "  plots: %s/plots/ (loss.png, lr.png, throughput.png, grad_norm.png%s)\n", run_dir,
+                exists(run_dir, "plots/fp8.png") ? ", fp8.png" : "");
     print_resume(s, run_dir, out);
     fflush(out);
 }
