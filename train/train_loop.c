@@ -47,19 +47,24 @@ static void format_eta(double s, char *buf, size_t len) {
     else snprintf(buf, len, "%llds", x);
 }
 
+/* The fields only the device can tell: MFU and device memory on a GPU, the process's resident
+ * memory on the host (left out when /proc cannot tell it). */
+static void device_fields(const gt_trainer *t, const gt_train_row *row, char *buf, size_t len) {
+    buf[0] = 0;
+    if (!t->session.compute.ops->on_host) {
+        snprintf(buf, len, " | MFU %.2f%% | mem %.2f GiB", 100 * row->mfu, row->gpu_mem_gib);
+        return;
+    }
+    size_t rss = gt_host_rss_bytes();
+    if (rss) snprintf(buf, len, " | rss %.2f GiB", (double)rss / (double)(1 << 30));
+}
+
 static void print_step(const gt_trainer *t, const gt_step_stats *st, const gt_train_row *row,
                        const run_state *rs) {
     double per = rs->timed ? rs->time_sum / (double)rs->timed : st->seconds;
-    char eta[32];
+    char eta[32], device[96];
     format_eta(per * (double)(t->rc->steps - st->step), eta, sizeof eta);
-    char device[96];
-    if (t->session.compute.ops->on_host) {
-        size_t rss = gt_host_rss_bytes();
-        if (rss) snprintf(device, sizeof device, " | rss %.2f GiB", (double)rss / (double)(1 << 30));
-        else device[0] = 0;
-    } else {
-        snprintf(device, sizeof device, " | MFU %.2f%% | mem %.2f GiB", 100 * row->mfu, row->gpu_mem_gib);
-    }
+    device_fields(t, row, device, sizeof device);
     printf("step %lld/%lld | loss %.4f | lr %.3e | grad_norm %.3f | %.0f tok/s%s | ETA %s%s\n", st->step,
            t->rc->steps, st->loss, st->lr, st->grad_norm, row->tokens_per_s, device, eta,
            st->skipped ? " | SKIPPED (non-finite gradient or no target)" : "");

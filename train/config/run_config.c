@@ -70,7 +70,7 @@ static const rc_field schema[] = {
     {"train.save_final", RC_BOOL, OFF(save_final), "true", 0, 0, 0, 0, 0, NULL,
      "write the trained model as an HF checkpoint to RUN_DIR/final"},
     {"run_dir", RC_STR, OFF(run_dir), "null", 0, 0, 0, 0, 1, NULL,
-     "run directory: config.yaml, metrics.h5, checkpoint-N/, latest, final/ (also --run-dir DIR)"},
+     "run directory: config.yaml, metrics.h5, checkpoint-N/, latest, final/, plots/ (also --run-dir DIR)"},
     {"device", RC_ENUM, OFF(device), "auto", 0, 0, 0, 0, 0, "auto|cpu|cpu64|cuda",
      "compute backend; auto: cuda when a GPU is visible, else cpu"},
     {"parallel.tp", RC_INT, OFF(tp), "1", 1, 1024, 0, 0, 0, NULL,
