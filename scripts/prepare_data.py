@@ -15,9 +15,9 @@ prompt/response documents end with eos (a target: the model learns to stop).
 
 Tokenizers: --tokenizer PATH (an HF tokenizer.json, through the `tokenizers` package; bos/eos are
 the tokens named by --bos/--eos) or --byte, also written --tokenizer byte (ids = bytes + 3, pad 0,
-eos 1, bos 2, vocabulary 259;
-the tokenizer of the bundled demo). --vocab-size sets the vocabulary recorded in the shard (default:
-the tokenizer's); gemmatron refuses a shard whose vocabulary differs from the model's.
+eos 1, bos 2, vocabulary 259; the tokenizer of the bundled demo). --vocab-size sets the vocabulary
+recorded in the shard (default: the tokenizer's); gemmatron refuses a shard whose vocabulary differs
+from the model's.
 
 Output: --output FILE, or with --shard-tokens N, FILE's stem + "-00000.bin", ... of at most N tokens
 (whole documents). --val-output FILE --val-fraction F sends the last F of the documents there.
