@@ -80,7 +80,14 @@ static void spawn(gt_plotter *p) {
     posix_spawn_file_actions_addopen(&fa, 1, log, O_WRONLY | O_CREAT | O_TRUNC, 0644);
     posix_spawn_file_actions_adddup2(&fa, 1, 2);
     posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
-    int rc = posix_spawnp(&p->pid, py, &fa, NULL, argv, environ);
+    /* a process group of its own: Ctrl-C at the terminal stops the training (which checkpoints, then
+     * waits for this child), not the plotting halfway */
+    posix_spawnattr_t at;
+    posix_spawnattr_init(&at);
+    posix_spawnattr_setflags(&at, POSIX_SPAWN_SETPGROUP);
+    posix_spawnattr_setpgroup(&at, 0);
+    int rc = posix_spawnp(&p->pid, py, &fa, &at, argv, environ);
+    posix_spawnattr_destroy(&at);
     posix_spawn_file_actions_destroy(&fa);
     if (rc) {
         char why[4400];

@@ -2,7 +2,8 @@
  * scripts/plot_metrics.py as a child process ($GEMMATRON_PYTHON, default python3; the script is the
  * source tree's, or $GEMMATRON_PLOT_SCRIPT). Training never waits for it: a refresh that comes
  * while the previous one still runs is skipped, and finished children are reaped at every refresh
- * (no zombies). At the end of the run one last refresh is run and waited for, so the plots show every
+ * (no zombies); the child runs in a process group of its own, so a Ctrl-C at the terminal reaches
+ * only the training (which stops after its step, checkpoints and waits for the child). At the end of the run one last refresh is run and waited for, so the plots show every
  * step. When the interpreter, h5py or matplotlib is missing, or the script fails, one warning line
  * is printed and plotting stops for the run; it never fails the run. The script's output goes to
  * RUN_DIR/plots/plot_metrics.log. */

@@ -12,7 +12,8 @@
   - the plots that metrics.plot_every drew are PNGs of the expected size that are not blank;
   - plot_metrics.py overlays that run and an FP8 run (with the FP8 panel);
   - metrics.plot_every without a Python, or without matplotlib: one warning line, the run succeeds;
-    its children are reaped as it goes (never more than one zombie)."""
+    its children are reaped as it goes (never more than one zombie), and Ctrl-C while one draws stops
+    the run cleanly, with the resume command in its summary."""
 import json
 import os
 import random
@@ -284,6 +285,28 @@ def test_reaped(binary, tmp):
           f"plot children: at most one at a time, at most one unreaped (seen {children_seen}, zombies {worst})")
 
 
+def test_ctrl_c(binary, tmp):
+    """Ctrl-C at the terminal (SIGINT to the process group) while a plot is being drawn: the run
+    checkpoints and exits 75, the plot child (a group of its own) is not killed halfway, and the
+    summary ends with the command that resumes the run."""
+    import signal
+    slow = os.path.join(tmp, "slower_plot.py")
+    open(slow, "w").write("import time\ntime.sleep(0.5)\n")
+    run = os.path.join(tmp, "runs", "ctrl-c")
+    proc = subprocess.Popen(
+        [binary, "train", "--config", "configs/tiny-cpu.yaml", "--run-dir", run, "--set", "train.steps=100000",
+         "--set", "train.eval_every=0", "--set", "train.quiet=true", "--set", "metrics.plot_every=1"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+        env=dict(os.environ, GEMMATRON_PYTHON=sys.executable, GEMMATRON_PLOT_SCRIPT=slow))
+    time.sleep(4)
+    os.killpg(proc.pid, signal.SIGINT)
+    out, err = proc.communicate(timeout=300)
+    check(proc.returncode == 75 and "warning" not in err,
+          f"Ctrl-C while plotting: exit 75, no plot failure ({proc.returncode}, {err.strip()[-300:]})")
+    check(f"  resume: gemmatron train --config {run}/config.yaml --run-dir {run}" in out,
+          f"the stopped run's summary says how to resume it ({out.strip()[-300:]})")
+
+
 def main():
     binary = os.path.abspath(sys.argv[1])
     try:
@@ -298,6 +321,7 @@ def main():
             test_compare(binary, tmp, run)
         test_no_plotting(binary, tmp)
         test_reaped(binary, tmp)
+        test_ctrl_c(binary, tmp)
     finally:
         subprocess.run(["rm", "-rf", tmp])
     print(f"{len(PASSED)} passed, {len(FAILS)} failed")
