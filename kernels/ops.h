@@ -65,6 +65,9 @@ typedef struct {
 typedef struct gt_ops {
     const char *name;
     size_t size[3]; /* bytes of one element of each gt_kind */
+    /* 1: the ops run on the host CPU (the CPU backends): there is no device memory and no tensor-core
+     * peak, so reports (train's progress lines, plots) show host memory and leave MFU out. */
+    int on_host;
 
     /* ---- lifecycle, and facts about the device for reports ---- */
     /* create: the backend state on device ordinal `device` (the CPU backends have one device and

@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
-# Installs what gemmatron needs to build and test on Debian/Ubuntu (run as root or with sudo).
+# Installs what gemmatron needs to build and test on Debian/Ubuntu (run as root or with sudo), and the
+# Python packages its scripts use: h5py and numpy (metrics.h5), matplotlib (the plots of
+# scripts/plot_metrics.py and train's metrics.plot_every), PyYAML, safetensors and tokenizers.
 # The CUDA toolkit (nvcc, cuBLASLt, NCCL) is optional: without it only the CPU backend is built.
 set -euo pipefail
 SUDO=""
@@ -8,7 +10,8 @@ export DEBIAN_FRONTEND=noninteractive
 $SUDO apt-get update -qq
 $SUDO apt-get install -y -qq --no-install-recommends \
     build-essential cmake pkg-config libjansson-dev libyaml-dev libhdf5-dev \
-    openmpi-bin libopenmpi-dev python3 python3-h5py python3-numpy python3-yaml python3-pip >/dev/null
+    openmpi-bin libopenmpi-dev python3 python3-h5py python3-numpy python3-yaml python3-pip \
+    python3-matplotlib >/dev/null
 # clang and its runtime libraries (libFuzzer, the sanitizers) for the fuzz targets of tests/fuzz, which
 # scripts/test.sh builds and runs when clang is found. Optional: without them fuzzing is skipped.
 $SUDO apt-get install -y -qq --no-install-recommends clang libclang-rt-dev >/dev/null ||

@@ -14,9 +14,10 @@ Every document starts with bos, which carries the document-start bit and is not 
 prompt/response documents end with eos (a target: the model learns to stop).
 
 Tokenizers: --tokenizer PATH (an HF tokenizer.json, through the `tokenizers` package; bos/eos are
-the tokens named by --bos/--eos) or --byte (ids = bytes + 3, pad 0, eos 1, bos 2, vocabulary 259;
-the tokenizer of the bundled demo). --vocab-size sets the vocabulary recorded in the shard (default:
-the tokenizer's); gemmatron refuses a shard whose vocabulary differs from the model's.
+the tokens named by --bos/--eos) or --byte, also written --tokenizer byte (ids = bytes + 3, pad 0,
+eos 1, bos 2, vocabulary 259; the tokenizer of the bundled demo). --vocab-size sets the vocabulary
+recorded in the shard (default: the tokenizer's); gemmatron refuses a shard whose vocabulary differs
+from the model's.
 
 Output: --output FILE, or with --shard-tokens N, FILE's stem + "-00000.bin", ... of at most N tokens
 (whole documents). --val-output FILE --val-fraction F sends the last F of the documents there.
@@ -205,7 +206,7 @@ def parse_args(argv):
     p.add_argument("--input", action="append", required=True, help="JSONL file (repeatable)")
     p.add_argument("--output", required=True, help="shard file to write")
     src = p.add_mutually_exclusive_group(required=True)
-    src.add_argument("--tokenizer", help="HF tokenizer.json")
+    src.add_argument("--tokenizer", help="HF tokenizer.json, or 'byte' (the same as --byte)")
     src.add_argument("--byte", action="store_true", help="byte-level tokenizer (vocabulary 259)")
     p.add_argument("--bos", default="<bos>", help="bos token of --tokenizer (default <bos>)")
     p.add_argument("--eos", default="<eos>", help="eos token of --tokenizer (default <eos>)")
@@ -223,7 +224,8 @@ def parse_args(argv):
 
 def main(argv):
     a = parse_args(argv)
-    tok = ByteTokenizer() if a.byte else HFTokenizer(a.tokenizer, a.bos, a.eos)
+    byte = a.byte or a.tokenizer == "byte"
+    tok = ByteTokenizer() if byte else HFTokenizer(a.tokenizer, a.bos, a.eos)
     vocab = a.vocab_size or tok.vocab_size
     if vocab < tok.vocab_size:
         sys.exit(f"prepare_data.py: --vocab-size {vocab} is smaller than the tokenizer's {tok.vocab_size}")

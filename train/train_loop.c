@@ -1,14 +1,22 @@
 /* The whole training run on one rank: steps, evaluations, and on rank 0 the progress lines, the
- * metrics file and the final model.
+ * metrics file, the plots, the final model and the run summary.
  *
- * Progress line (rank 0, every train.log_every steps, the first and the last):
- *   step 12/200 | loss 3.4521 | lr 1.00e-03 | grad_norm 1.234 | 5021 tok/s | MFU 0.01% | mem 0.00 GiB | ETA 1m23s
+ * Progress line (rank 0, every train.log_every steps, the first and the last). What is printed is
+ * what the backend can tell (gt_ops.on_host): on a GPU MFU and the device memory in use,
+ *   step 12/200 | loss 3.4521 | lr 1.000e-03 | grad_norm 1.234 | 29918 tok/s | MFU 46.90% | mem 52.70 GiB | ETA 1m23s
+ * on the CPU backends the process's resident host memory instead (a CPU has no MFU on the GPU scale):
+ *   step 12/200 | loss 3.4521 | lr 1.000e-03 | grad_norm 1.234 | 5021 tok/s | rss 0.21 GiB | ETA 1m23s
  * MFU as model/flops.h defines it, over the dense BF16 peak (the backend's) of every GPU of the job. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
+#include "../core/clock.h"
+#include "../core/host_mem.h"
 #include "ckpt/export_hf.h"
+#include "plotter.h"
+#include "run_summary.h"
 #include "trainer.h"
 #include "trainer_ckpt.h"
 #include "trainer_fp8.h"
@@ -22,6 +30,9 @@ typedef struct {
     gt_peak peak;     /* of the backend's device */
     double time_sum;  /* seconds of the steps after the first (which also warms up) */
     long long timed;
+    gt_plotter plots; /* metrics.plot_every */
+    double eval_loss; /* the last evaluation's, for the last line */
+    int64_t eval_targets;
 } run_state;
 
 static double mem_gib(const gt_trainer *t) {
@@ -36,14 +47,27 @@ static void format_eta(double s, char *buf, size_t len) {
     else snprintf(buf, len, "%llds", x);
 }
 
+/* The fields only the device can tell: MFU and device memory on a GPU, the process's resident
+ * memory on the host (left out when /proc cannot tell it). */
+static void device_fields(const gt_trainer *t, const gt_train_row *row, char *buf, size_t len) {
+    buf[0] = 0;
+    if (!t->session.compute.ops->on_host) {
+        snprintf(buf, len, " | MFU %.2f%% | mem %.2f GiB", 100 * row->mfu, row->gpu_mem_gib);
+        return;
+    }
+    size_t rss = gt_host_rss_bytes();
+    if (rss) snprintf(buf, len, " | rss %.2f GiB", (double)rss / (double)(1 << 30));
+}
+
 static void print_step(const gt_trainer *t, const gt_step_stats *st, const gt_train_row *row,
                        const run_state *rs) {
     double per = rs->timed ? rs->time_sum / (double)rs->timed : st->seconds;
-    char eta[32];
+    char eta[32], device[96];
     format_eta(per * (double)(t->rc->steps - st->step), eta, sizeof eta);
-    printf("step %lld/%lld | loss %.4f | lr %.3e | grad_norm %.3f | %.0f tok/s | MFU %.2f%% | mem %.2f GiB | ETA %s%s\n",
-           st->step, t->rc->steps, st->loss, st->lr, st->grad_norm, row->tokens_per_s, 100 * row->mfu,
-           row->gpu_mem_gib, eta, st->skipped ? " | SKIPPED (non-finite gradient or no target)" : "");
+    device_fields(t, row, device, sizeof device);
+    printf("step %lld/%lld | loss %.4f | lr %.3e | grad_norm %.3f | %.0f tok/s%s | ETA %s%s\n", st->step,
+           t->rc->steps, st->loss, st->lr, st->grad_norm, row->tokens_per_s, device, eta,
+           st->skipped ? " | SKIPPED (non-finite gradient or no target)" : "");
     fflush(stdout);
 }
 
@@ -53,7 +77,14 @@ static int open_metrics(gt_trainer *t, run_state *rs, gt_err *err) {
     snprintf(grid, sizeof grid, "dp=%d tp=%d", t->grid->dp, t->grid->tp);
     char *yaml = gt_run_config_yaml(t->rc);
     gt_metrics_fp8_info fp8;
-    gt_metrics_info info = {yaml, grid, gt_version_name(), t->flops_per_token, t->rc->seq_len, gt_trainer_fp8_info(t, &fp8)};
+    const gt_compute *c = &t->session.compute;
+    char name[80], device[128];
+    c->ops->device_name(c->be, name, sizeof name);
+    if (strcmp(name, c->ops->name)) snprintf(device, sizeof device, "%s %s", c->ops->name, name);
+    else snprintf(device, sizeof device, "%s", name);
+    gt_metrics_info info = {.config_yaml = yaml, .grid = grid, .version = gt_version_name(),
+                            .flops_per_token = t->flops_per_token, .seq_len = t->rc->seq_len, .device = device,
+                            .on_host = c->ops->on_host, .fp8 = gt_trainer_fp8_info(t, &fp8)};
     int rc = gt_metrics_open(&rs->metrics, path, &info, t->step, err);
     if (info.fp8) gt_trainer_fp8_info_free(&fp8);
     free(yaml);
@@ -74,14 +105,16 @@ static int record_step(gt_trainer *t, const gt_step_stats *st, run_state *rs, gt
     return gt_metrics_append_train(&rs->metrics, &row, err);
 }
 
-static int evaluate(gt_trainer *t, run_state *rs, double *loss, int64_t *targets, gt_err *err) {
-    *loss = gt_trainer_eval(t, targets);
+static int evaluate(gt_trainer *t, run_state *rs, gt_err *err) {
+    double t0 = gt_now();
+    rs->eval_loss = gt_trainer_eval(t, &rs->eval_targets);
     if (!rs->rank0) return 0;
     if (!t->rc->quiet) {
-        printf("eval at step %lld: val_loss %.4f over %lld tokens\n", t->step, *loss, (long long)*targets);
+        printf("eval at step %lld: val_loss %.4f over %lld tokens (%.1f s; %s /eval)\n", t->step, rs->eval_loss,
+               (long long)rs->eval_targets, gt_now() - t0, rs->metrics.path);
         fflush(stdout);
     }
-    return gt_metrics_append_eval(&rs->metrics, t->step, *loss, err);
+    return gt_metrics_append_eval(&rs->metrics, t->step, rs->eval_loss, err);
 }
 
 static void print_start(const gt_trainer *t, const run_state *rs) {
@@ -94,9 +127,13 @@ static void print_start(const gt_trainer *t, const run_state *rs) {
            "= %.0f tokens per step; %lld steps\n",
            (long long)t->train.nseq, rc->seq_len, t->train.nfiles, global, global * (double)rc->seq_len,
            rc->steps);
-    printf("MFU = tokens/s x %.4g FLOP/token (6 x matmul params + causal attention) / (%.0f TFLOP/s "
-           "dense BF16 x %d GPUs)\n",
-           t->flops_per_token, rs->peak.bf16_flops / 1e12, t->grid->dp * t->grid->tp);
+    if (t->session.compute.ops->on_host)
+        printf("progress: tokens/s, ETA and the resident host memory of this process (rss; no MFU on a CPU)\n");
+    else
+        printf("MFU = tokens/s x %.4g FLOP/token (6 x matmul params + causal attention) / (%.0f TFLOP/s "
+               "dense BF16 x %d GPUs)\n",
+               t->flops_per_token, rs->peak.bf16_flops / 1e12, t->grid->dp * t->grid->tp);
+    if (rc->plot_every) printf("plots: %s/plots/*.png, redrawn every %lld steps\n", rc->run_dir, rc->plot_every);
     gt_trainer_fp8_print(t);
     fflush(stdout);
 }
@@ -106,47 +143,56 @@ static int save_final(gt_trainer *t, const run_state *rs, gt_err *err) {
     char dir[4200];
     snprintf(dir, sizeof dir, "%s/final", t->rc->run_dir);
     gt_dtype dt = t->session.model.cfg.dtype == GT_BF16 || t->session.model.cfg.dtype == GT_F16 ? t->session.model.cfg.dtype : GT_F32;
+    double t0 = gt_now();
     if (gt_export_hf(&t->session.model, t->grid, dir, dt, err)) return -1;
-    if (rs->rank0 && !t->rc->quiet) printf("final model: %s (HF checkpoint)\n", dir);
+    if (rs->rank0 && !t->rc->quiet) printf("final model: %s (HF checkpoint, %.1f s)\n", dir, gt_now() - t0);
     return 0;
 }
 
 static int run_steps(gt_trainer *t, run_state *rs, gt_err *err) {
     const gt_run_config *rc = t->rc;
-    double total = 0, last_loss = NAN, eval_loss = NAN;
-    int64_t eval_targets = 0;
     while (t->step < rc->steps) {
         gt_step_stats st;
         gt_trainer_step(t, &st);
-        total += st.seconds;
-        last_loss = st.loss;
         if (record_step(t, &st, rs, err)) return -1;
         int periodic = rc->eval_every > 0 && t->step % rc->eval_every == 0;
         if (t->has_val && (periodic || t->step == rc->steps)) {
-            if (evaluate(t, rs, &eval_loss, &eval_targets, err)) return -1;
+            if (evaluate(t, rs, err)) return -1;
         }
+        if (rc->plot_every > 0 && t->step % rc->plot_every == 0) gt_plotter_refresh(&rs->plots);
         int stop = 0;
         if (gt_trainer_after_step(t, &stop, err)) return -1;
         if (stop) return 1; /* checkpoint written after a stop signal: the job is to be requeued */
     }
-    if (save_final(t, rs, err)) return -1;
-    if (!rs->rank0) return 0;
-    printf("done: %lld steps in %.1f s, %lld skipped, last train loss %.4f\n", t->step, total,
-           t->skipped, last_loss);
-    /* The same last line as `gemmatron eval`, for scripts. */
-    if (t->has_val) printf("eval_loss=%.6f tokens=%lld\n", eval_loss, (long long)eval_targets);
+    return save_final(t, rs, err);
+}
+
+/* Rank 0, after metrics.h5 is closed: the summary of the run directory as `inspect` prints it, then
+ * the same last line as `gemmatron eval`, for scripts. */
+static void print_end(const gt_trainer *t, const run_state *rs) {
+    gt_run_summary s;
+    gt_err e;
+    if (gt_run_summary_load(t->rc->run_dir, &s, &e) == 0) gt_run_summary_print(&s, t->rc->run_dir, stdout);
+    else fprintf(stderr, "gemmatron: warning: no run summary: %s\n", e.msg);
+    gt_run_summary_free(&s);
+    if (t->has_val && t->step == t->rc->steps)
+        printf("eval_loss=%.6f tokens=%lld\n", rs->eval_loss, (long long)rs->eval_targets);
     fflush(stdout);
-    return 0;
 }
 
 int gt_trainer_run(gt_trainer *t, gt_err *err) {
     run_state rs = {0};
     rs.rank0 = t->grid->world_rank == 0;
     rs.peak = t->session.compute.ops->peak(t->session.compute.be);
+    rs.eval_loss = NAN;
+    gt_plotter_init(&rs.plots, t->rc->run_dir, !rs.rank0 || t->rc->plot_every <= 0);
     if (rs.rank0 && open_metrics(t, &rs, err)) return -1;
     if (rs.rank0 && !t->rc->quiet) print_start(t, &rs);
     int rc = t->fp8_fresh ? gt_trainer_fp8_calibrate(t, err) : 0;
     if (rc == 0) rc = run_steps(t, &rs, err);
     if (rs.has_metrics) gt_metrics_close(&rs.metrics);
+    if (rc == 0) gt_plotter_finish(&rs.plots);
+    else gt_plotter_wait(&rs.plots);
+    if (rc >= 0 && rs.rank0) print_end(t, &rs);
     return rc;
 }

@@ -20,6 +20,7 @@ static gt_peak cpu_peak(gt_backend *be) { return (gt_peak){GT_H100_BF16_FLOPS, 5
 static const gt_ops cpu_table = {
     .name = CPU_OPS_NAME,
     .size = {sizeof(real), sizeof(real), sizeof(real)}, /* ACT, GRAD, STAT */
+    .on_host = 1,
     .create = cpu_create,
     .destroy = gt_cpu_backend_destroy,
     .stream = cpu_stream,

@@ -2,7 +2,7 @@
 in data/shard.h, hold exactly the expected ids and attribute bytes for text, prompt/response (prompt
 tokens are not targets) and chat documents (only the model turns are); gemmatron reads them; bad
 input fails with a message naming the line; the bundled demo shards are what the tool makes from
-the bundled JSONL; and, when the `tokenizers` package is present, an HF tokenizer.json is used.
+the bundled JSONL; --tokenizer byte is --byte; and, when the `tokenizers` package is present, an HF tokenizer.json is used.
 argv[1] is the gemmatron binary."""
 import json
 import os
@@ -77,6 +77,10 @@ def test_byte_documents(tmp):
     n_prompt = len(byte_ids(prompt))
     check(all(a == 0 for a in attrs[start + 1:start + 1 + n_prompt]) and attrs[start + 1 + n_prompt] == T,
           "every prompt token is masked and the response starts the targets")
+    shard = open(out, "rb").read()
+    p, out = run_tool(tmp, [{"text": "ab"}, {"prompt": prompt, "response": response}, {"messages": chat}],
+                      "--tokenizer", "byte")
+    check(p.returncode == 0 and open(out, "rb").read() == shard, "--tokenizer byte writes the shard --byte writes")
     return out
 
 

@@ -1,5 +1,6 @@
 """`gemmatron train` end to end on the CPU (argv[1] = the binary), on the bundled tiny model and data:
   - the loss starts at ln(259) (HF's random init predicts nearly uniformly) and clearly falls;
+  - the progress lines on the CPU show tokens/s, the host RSS and the ETA, and no MFU or GPU memory;
   - metrics.h5 (read with h5py) has the datasets and lengths of DESIGN.md §5, the lr column equals
     the schedule computed here, flops_per_token equals the Megatron formula computed here, and the
     config attribute is RUN_DIR/config.yaml, which loads back with the overrides applied;
@@ -71,6 +72,10 @@ def test_run(binary, tmp):
     check(m is not None, f"last line is eval_loss=... tokens=... ({last})")
     steps_logged = re.findall(r"^step (\d+)/40 \| loss ([0-9.]+) \| lr", p.stdout, re.M)
     check([int(s) for s, _ in steps_logged] == [1, 10, 20, 30, 40], f"progress lines at steps 1,10,20,30,40")
+    progress = [l for l in p.stdout.splitlines() if l.startswith("step ")]
+    cpu_line = re.compile(r"step \d+/40 \| loss [0-9.]+ \| lr \S+ \| grad_norm \S+ \| \d+ tok/s \| rss [0-9.]+ GiB \| ETA \w+")
+    check(progress and all(cpu_line.fullmatch(l) and "MFU" not in l and "mem " not in l for l in progress),
+          f"CPU progress lines: tok/s, host rss and ETA, no MFU or GPU memory ({progress[:1]})")
 
     with open_swmr(os.path.join(run, "metrics.h5")) as f:
         check(set(f["train"].keys()) == TRAIN_COLS and set(f["eval"].keys()) == {"step", "loss"} and "fp8" in f,
@@ -97,6 +102,7 @@ def test_run(binary, tmp):
         check(all(abs(mfu[i] - tps[i] * fpt / 989e12) <= 1e-9 * mfu[i] for i in range(40)),
               "mfu = tokens_per_s x flops_per_token / 989e12")
         check(all(x == 0 for x in f["train"]["gpu_mem_gib"][:]), "gpu_mem_gib is 0 on the CPU")
+        check(f.attrs["on_host"] == 1 and f.attrs["device"] == "cpu", "attributes on_host 1 and device 'cpu'")
         check(f.attrs["grid"] == "dp=1 tp=1" and f.attrs["version"].startswith("gemmatron"), "grid and version attributes")
         config_text = open(os.path.join(run, "config.yaml")).read()
         check(f.attrs["config"] == config_text, "the config attribute is RUN_DIR/config.yaml")

@@ -25,6 +25,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "../../core/host_mem.h"
 #include "../../model/flops.h"
 #include "../metrics/op_profile.h"
 #include "../trainer.h"
@@ -288,6 +289,13 @@ static void print_result(const gt_trainer *t, const bench_args *a, const double 
     double mfu = tps * gt_flops_per_token(cfg, a->seq) / peak.bf16_flops;
     double mem = (double)c->ops->mem_in_use(c->be) / (1 << 30);
     mfu /= g->world_size; /* per GPU */
+    if (c->ops->on_host) {
+        /* a CPU has no MFU on the GPU scale and no device memory: the process's host memory instead */
+        printf("step_ms=%.2f (min %.2f max %.2f) tokens_per_s=%.0f (%.0f per process) rss_gib=%.2f loss=%.4f\n",
+               1e3 * med, 1e3 * ts[0], 1e3 * ts[a->steps - 1], tps, tps / g->world_size,
+               (double)gt_host_rss_bytes() / (1 << 30), loss);
+        return;
+    }
     printf("step_ms=%.2f (min %.2f max %.2f) tokens_per_s=%.0f (%.0f per GPU) mfu=%.1f%% "
            "mem_in_use_gib=%.2f loss=%.4f\n",
            1e3 * med, 1e3 * ts[0], 1e3 * ts[a->steps - 1], tps, tps / g->world_size, 100 * mfu, mem, loss);

@@ -1,5 +1,6 @@
 /* gemmatron inspect DIR: a readable summary of a checkpoint, an HF model directory or a run
- * directory (its checkpoints, which one `latest` names, which one a resume would take).
+ * directory (the run summary of train/run_summary.h, its checkpoints, which one `latest` names,
+ * which one a resume would take).
  * Exit status 0 when DIR is complete and usable, 1 when it is not (the reason is printed). */
 #include "inspect_cmd.h"
 
@@ -14,6 +15,7 @@
 #include "../../model/fp8_state.h"
 #include "../../model/safetensors.h"
 #include "../ckpt/checkpoint.h"
+#include "../run_summary.h"
 #include "cli.h"
 
 static void human(double bytes, char *buf, size_t len) {
@@ -211,10 +213,16 @@ static int inspect_model_dir(const char *dir, int verified) {
     return 0;
 }
 
-/* A run directory: its checkpoints, `latest`, and the one a resume would take. */
+/* A run directory: the run summary, its checkpoints, `latest`, and the one a resume would take. */
 static int inspect_run_dir(const char *dir, const long long *steps, int n) {
     char latest[GT_CKPT_PATH], *text = NULL, name[64], path[GT_CKPT_PATH];
     gt_err e;
+    gt_run_summary sum;
+    if (gt_run_summary_load(dir, &sum, &e) == 0) {
+        gt_run_summary_print(&sum, dir, stdout);
+        printf("\n");
+    }
+    gt_run_summary_free(&sum);
     printf("run directory: %s\n", dir);
     if (gt_path_join(latest, sizeof latest, dir, "latest", &e) == 0 && gt_read_text(latest, &text, &e) == 0) {
         text[strcspn(text, "\n")] = 0;
@@ -253,8 +261,10 @@ const gt_cli_cmd gt_inspect_cli = {
     .name = "inspect",
     .summary = "summary of a checkpoint, HF model or run directory, and whether it is complete",
     .about = "Prints the model, the training state, the files, the FP8 state and whether every tensor is "
-             "there; for a run directory its checkpoints, which one `latest` names and which one a resume "
-             "would take. Exit status 0 when DIR is complete and usable, 1 when it is not (the reason is printed).",
+             "there; for a run directory first the run summary (steps, tokens, training time, best eval loss "
+             "and its step, checkpoints kept, the final model, the command that resumes the run; from "
+             "metrics.h5, the checkpoints and config.yaml, so also of a killed run), then its checkpoints, "
+             "which one `latest` names and which one a resume would take. Exit status 0 when DIR is complete and usable, 1 when it is not (the reason is printed).",
     .examples = "gemmatron inspect runs/tiny-cpu\n"
                 "gemmatron inspect runs/tiny-cpu/final",
     GT_CLI_OPTS(inspect_opts),
@@ -277,7 +287,9 @@ int gt_cmd_inspect(int argc, char **argv) {
         fprintf(stderr, "gemmatron: %s\n", e.msg);
         return 1;
     }
-    int rc = n > 0 || is_file(dir, "latest") ? inspect_run_dir(dir, steps, n) : inspect_model_dir(dir, 0);
+    /* a run directory holds what train writes first (config.yaml, metrics.h5) or a checkpoint */
+    int run = n > 0 || is_file(dir, "latest") || is_file(dir, "metrics.h5") || is_file(dir, "config.yaml");
+    int rc = run ? inspect_run_dir(dir, steps, n) : inspect_model_dir(dir, 0);
     free(steps);
     return rc;
 }

@@ -70,7 +70,7 @@ static const rc_field schema[] = {
     {"train.save_final", RC_BOOL, OFF(save_final), "true", 0, 0, 0, 0, 0, NULL,
      "write the trained model as an HF checkpoint to RUN_DIR/final"},
     {"run_dir", RC_STR, OFF(run_dir), "null", 0, 0, 0, 0, 1, NULL,
-     "run directory: config.yaml, metrics.h5, checkpoint-N/, latest, final/ (also --run-dir DIR)"},
+     "run directory: config.yaml, metrics.h5, checkpoint-N/, latest, final/, plots/ (also --run-dir DIR)"},
     {"device", RC_ENUM, OFF(device), "auto", 0, 0, 0, 0, 0, "auto|cpu|cpu64|cuda",
      "compute backend; auto: cuda when a GPU is visible, else cpu"},
     {"parallel.tp", RC_INT, OFF(tp), "1", 1, 1024, 0, 0, 0, NULL,
@@ -105,6 +105,9 @@ static const rc_field schema[] = {
      "scales before FP8 training starts (not counted as steps; the data position is rewound after them)"},
     {"fp8.log_every", RC_INT, OFF(fp8_log_every), "10", 0, BIG, 0, 0, 0, NULL,
      "append each FP8 tensor's newest amax and its scale to metrics.h5 /fp8 every N steps; 0: never"},
+    {"metrics.plot_every", RC_INT, OFF(plot_every), "0", 0, BIG, 0, 0, 0, NULL,
+     "redraw RUN_DIR/plots/*.png (scripts/plot_metrics.py, in the background on rank 0) every N steps and "
+     "after the last; 0: never. Without python3's h5py and matplotlib: one warning, no plots"},
 };
 
 const rc_field *gt_rc_fields(int *count) {

@@ -48,6 +48,8 @@ typedef struct {
     char *fp8_algo;        /* "max" or "most_recent" */
     double fp8_margin;
     long long fp8_calibration_steps, fp8_log_every;
+    /* metrics (train/plotter.h) */
+    long long plot_every;  /* metrics.plot_every: refresh RUN_DIR/plots every N steps; 0: never */
     /* top level */
     char *run_dir;
     char *device;          /* "auto", "cpu", "cpu64" or "cuda" */

@@ -249,9 +249,12 @@ static int write_attrs(gt_metrics *m, const gt_metrics_info *info, gt_err *err) 
     const char *mfu = "MFU = tokens/s x flops_per_token / (989e12 x GPUs); flops_per_token = "
                       "6 x matmul params (tied lm_head included) + 6 x layers x heads x head_dim x seq_len";
     if (put_string(m, "config", info->config_yaml, err) || put_string(m, "grid", info->grid, err) ||
-        put_string(m, "version", info->version, err) || put_string(m, "mfu_convention", mfu, err)) {
+        put_string(m, "version", info->version, err) || put_string(m, "mfu_convention", mfu, err) ||
+        put_string(m, "device", info->device ? info->device : "", err)) {
         return -1;
     }
+    int on_host = info->on_host;
+    if (mh5_put_attr(m, m->file, "on_host", H5T_NATIVE_INT, 0, &on_host, err)) return -1;
     if (mh5_put_attr(m, m->file, "flops_per_token", H5T_NATIVE_DOUBLE, 0, &info->flops_per_token, err)) return -1;
     return mh5_put_attr(m, m->file, "seq_len", H5T_NATIVE_LLONG, 0, &info->seq_len, err);
 }

@@ -16,7 +16,10 @@
  *                         With history_len 1 the roll leaves no amax behind (amax reads 0):
  *                         scale = fp8_max / amax / 2^margin then tells the amax. Empty without FP8.
  *   attributes of /:      config (the resolved run config, YAML), grid ("dp=D tp=T"), version,
- *                         flops_per_token (model/flops.h), seq_len, mfu_convention
+ *                         flops_per_token (model/flops.h), seq_len, mfu_convention, device (the
+ *                         backend and its device: "cpu", "cuda NVIDIA H200"), on_host (int: 1 on the
+ *                         CPU backends, whose mfu is only the formula against a GPU's peak and whose
+ *                         gpu_mem_gib is 0)
  *
  * Each row is appended and flushed dataset by dataset with `step` last, so a reader that opens the
  * file with SWMR (h5py: File(path, "r", libver="latest", swmr=True), then refresh()) sees complete
@@ -47,6 +50,8 @@ typedef struct {
     const char *version;
     double flops_per_token;
     long long seq_len;
+    const char *device;             /* "cpu", "cuda NVIDIA H200", ... */
+    int on_host;                    /* gt_ops.on_host of the backend */
     const gt_metrics_fp8_info *fp8; /* NULL: no FP8 (/fp8 stays empty) */
 } gt_metrics_info;
 
