@@ -4,7 +4,8 @@
 # Gemma-2B's config with HF's random initialization, BF16: prompts of 128 tokens, 256 new tokens
 # (--ignore-eos: exactly 256), at batch 1 and 64, with and without CUDA graphs; time to first token
 # for a 2,048-token prompt; then scripts/bench_hf_generate.py (model.generate, greedy, sdpa) at the
-# same shapes. One "gemmatron generate: bench: ..." or "hf generate ..." line per run.
+# same shapes. One "gemmatron generate: bench: ..." or "hf generate ..." line per run, and at batch 1
+# and 64 the op classes of one decode step (generate --profile).
 # FP8 (generate --fp8): the same random-init Gemma-2B written as an HF directory by
 # scripts/gpu_make_hf_init.py (torch and transformers, as bench_hf_generate.py needs), calibrated by
 # `gemmatron calibrate` on 4 sequences of 2,048 of 16,384 random token ids (a synthetic shard: random weights
@@ -31,6 +32,9 @@ for B in 1 64; do
         "$bin" generate --model "$cfg" --random-init --device cuda --prompts "$tmp/p$B.jsonl" --batch-size "$B" \
             --max-new-tokens 256 --ignore-eos --bench --jsonl $graphs 2>&1 >/dev/null | grep "bench:"
     done
+    # where the decode step's time goes, op class by op class (generate --profile)
+    "$bin" generate --model "$cfg" --random-init --device cuda --prompts "$tmp/p$B.jsonl" --batch-size "$B" \
+        --max-new-tokens 16 --ignore-eos --jsonl --profile 2>&1 >/dev/null | grep -v "^gemmatron generate: configs"
 done
 prompts 1 2048 >"$tmp/long.jsonl"
 echo "=== gemmatron time to first token, prompt 2048"

@@ -3,8 +3,8 @@
 sampling repeats (and another seed differs), the byte vocabulary and a tokenizer.json (through the
 Python tokenizers package) give text in and out, stop strings cut the text, --fp8 runs from a
 `gemmatron calibrate` directory (its banner and --bench say FP8; batch 1 gives the batch's tokens),
-and every bad input is one clear error (--fp8 without fp8_state.safetensors names `gemmatron
-calibrate`). argv[1] = the gemmatron binary."""
+--profile times one decode step op by op (its op classes and call counts), and every bad input is one
+clear error (--fp8 without fp8_state.safetensors names `gemmatron calibrate`). argv[1] = the gemmatron binary."""
 import json
 import os
 import random
@@ -134,6 +134,22 @@ def main():
     check(rc == 0 and "GEMMs BF16" in err and "FP8" not in err, "without --fp8 a calibrated directory runs BF16")
     bad("--fp8 without an FP8 state", ["--model", fx, "--fp8", "--prompt-ids", "2 3"],
         "has no fp8_state.safetensors (the FP8 scales): make an FP8-calibrated directory with `gemmatron calibrate")
+
+    # --profile: one decode step op by op; the gqa fixture has 3 layers, so 3 * 4 GEMMs + the lm_head,
+    # a KV write and a decode attention per layer, one argmax (greedy), 2 norms per layer + the final one
+    rc, out, err = gen("--model", fx, "--prompts", pf, "--max-new-tokens", "4", "--jsonl", "--profile")
+    rows = {}
+    for line in err.splitlines():
+        parts = line.split()
+        for name in ("matmul fwd", "kv write", "attention decode", "argmax", "rmsnorm fwd"):
+            if line.startswith(name + " ") and parts[len(name.split())].isdigit():
+                rows[name] = int(parts[len(name.split())])
+    want = {"matmul fwd": 13, "kv write": 3, "attention decode": 3, "argmax": 1, "rmsnorm fwd": 7}
+    check(rc == 0 and rows == want and "profile of one decode step, batch 3" in err,
+          f"generate --profile: op classes and calls of one decode step {rows} ({err.strip()[-200:]})")
+    rc, out2, err = gen("--model", fx, "--prompts", pf, "--max-new-tokens", "4", "--jsonl", "--profile", "--bench")
+    check(rc == 0 and jsonl(out2) == jsonl(out) and "unprofiled" in err and "bench: time to first token" in err,
+          "generate --profile --bench: the same tokens, the profiled step beside the unprofiled one")
 
     # bad input: one clear line each
     bad("prompt longer than the context", ["--model", fx, "--prompt-ids", " ".join(["5"] * 70)],

@@ -6,7 +6,8 @@
  * model's context. Under mpirun every rank runs the same prompts on its tp slice (each caches its
  * KV heads) and rank 0 prints. Output: each completion's text followed by a newline, or with
  * --jsonl one JSON object a line: {"index", "prompt_ids", "ids", "text", "finish"}. --bench runs the
- * first batch once untimed (warm-up), then prints time to first token and decode tokens/s on stderr.
+ * first batch once untimed (warm-up), then prints time to first token and decode tokens/s on stderr;
+ * --profile then times one decode step op by op (generate_profile.h).
  * --fp8 runs the GEMMs in FP8 with the scales of DIR/fp8_state.safetensors (`gemmatron calibrate`),
  * as they are in the file: generation records no amax and updates no scale (model/decoder.h). */
 #define _POSIX_C_SOURCE 200809L
@@ -28,12 +29,13 @@
 #include "../ckpt/calibrated.h"
 #include "../sampler.h"
 #include "../session.h"
+#include "generate_profile.h"
 #include "generate_prompts.h"
 
 typedef struct {
     const char *model, *prompt, *prompt_ids, *prompts, *tokenizer, *device, *temperature, *top_p;
     gt_cli_list stop; /* --stop, each occurrence */
-    int max_new, top_k, seed, batch, tp, jsonl, no_graphs, bench, ignore_eos, random_init, fp8;
+    int max_new, top_k, seed, batch, tp, jsonl, no_graphs, bench, profile, ignore_eos, random_init, fp8;
 } gen_args;
 
 static const gt_opt gen_opts[] = {
@@ -73,6 +75,9 @@ static const gt_opt gen_opts[] = {
      .help = "run each decode step's kernels directly instead of replaying a captured CUDA graph"},
     {.name = "--bench", .kind = GT_OPT_FLAG, .offset = offsetof(gen_args, bench), .flag = 1,
      .help = "print time to first token and decode tokens/s on stderr"},
+    {.name = "--profile", .kind = GT_OPT_FLAG, .offset = offsetof(gen_args, profile), .flag = 1,
+     .help = "after generating, time one decode step op by op (batch of --batch-size at the cache's last "
+             "position) and print the op classes on stderr"},
     {.name = "--ignore-eos", .kind = GT_OPT_FLAG, .offset = offsetof(gen_args, ignore_eos), .flag = 1,
      .help = "do not stop at EOS (benchmarks: exactly --max-new-tokens per prompt)"},
     {.name = "--fp8", .kind = GT_OPT_FLAG, .offset = offsetof(gen_args, fp8), .flag = 1,
@@ -375,6 +380,8 @@ static int run_generate(const gen_args *a, gt_grid *g, gt_err *err) {
                 tm.first_token_s * 1e3, tm.prefill_s, tm.decode_tokens, tm.steps, tm.decode_s,
                 tm.decode_s > 0 ? tm.decode_tokens / tm.decode_s : 0.0,
                 tm.steps ? tm.decode_s * 1e3 / tm.steps : 0.0, d.graphs ? "on" : "off", m->fp8 ? "FP8" : "BF16");
+    if (!rc && a->profile)
+        gt_generate_profile(&d, B, tm.steps ? tm.decode_s * 1e3 / tm.steps : 0.0, g->world_rank == 0);
 out:
     gt_decoder_free(&d);
     gt_sampler_free(&smp);

@@ -5,7 +5,7 @@
 static const char *const names[GT_PROF_COUNT] = {
     "matmul fwd", "matmul bwd", "attention fwd", "attention bwd", "rmsnorm fwd", "rmsnorm bwd",
     "rope", "geglu fwd", "geglu bwd", "embedding", "cross-entropy", "add", "optimizer", "memory",
-    "fp8 cast/scale"};
+    "fp8 cast/scale", "kv write", "attention decode", "argmax"};
 
 const char *gt_op_profile_name(int op) { return op >= 0 && op < GT_PROF_COUNT ? names[op] : "?"; }
 
@@ -130,6 +130,21 @@ static void p_fp8_update(gt_backend *be, float *h, float *s, float *si, const fl
     TIMED(GT_PROF_FP8_CAST, fp8_update(ib, h, s, si, mx, red, first, n, count, len, algo, margin));
 }
 
+static void p_att_segments(gt_backend *be, const int32_t *seg, const int32_t *sh, int B, int T) {
+    TIMED(GT_PROF_ATTN_FWD, attention_segments(ib, seg, sh, B, T));
+}
+static void p_kv_write(gt_backend *be, void *kc, void *vc, const void *qkv, const int32_t *dst, int N, int Hq,
+                       int Hkv, int D, int Tmax) {
+    TIMED(GT_PROF_KV_WRITE, kv_write(ib, kc, vc, qkv, dst, N, Hq, Hkv, D, Tmax));
+}
+static void p_att_decode(gt_backend *be, void *o, const void *qkv, const void *kc, const void *vc, const int32_t *len,
+                         float sc, int B, int Hq, int Hkv, int D, int Tmax) {
+    TIMED(GT_PROF_ATTN_DECODE, attention_decode(ib, o, qkv, kc, vc, len, sc, B, Hq, Hkv, D, Tmax));
+}
+static void p_argmax(gt_backend *be, void *val, int32_t *idx, const void *x, int N, int V) {
+    TIMED(GT_PROF_ARGMAX, argmax_rows(ib, val, idx, x, N, V));
+}
+
 /* Every entry that takes a backend must be wrapped: an inner op called with the profile as its
  * backend would read the profile's memory as its own state. */
 void gt_op_profile_init(gt_op_profile *p, const gt_ops *inner, gt_backend *inner_be) {
@@ -163,4 +178,7 @@ void gt_op_profile_init(gt_op_profile *p, const gt_ops *inner, gt_backend *inner
     o->fp8_cast = inner->fp8_cast ? p_fp8_cast : NULL;
     o->matmul_fp8 = inner->matmul_fp8 ? p_matmul_fp8 : NULL;
     o->fp8_update = inner->fp8_update ? p_fp8_update : NULL;
+    o->attention_segments = inner->attention_segments ? p_att_segments : NULL;
+    o->kv_write = p_kv_write, o->attention_decode = p_att_decode, o->argmax_rows = p_argmax;
+    o->graph_begin = NULL, o->graph_end = NULL, o->graph_launch = NULL, o->graph_destroy = NULL;
 }

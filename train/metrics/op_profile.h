@@ -1,6 +1,7 @@
-/* A gt_ops table that times every op of another backend, for step-time breakdowns. Each op
- * synchronizes the device before and after, so totals are exact per op but the wrapped step runs
- * slower than an unwrapped one: time the real step separately. */
+/* A gt_ops table that times every op of another backend, for step-time breakdowns (bench's training
+ * step, generate's decode step). Each op synchronizes the device before and after, so totals are
+ * exact per op but the wrapped step runs slower than an unwrapped one: time the real step
+ * separately. It has no CUDA graphs (graph_* NULL): a profiled step runs its ops directly. */
 #ifndef GT_OP_PROFILE_H
 #define GT_OP_PROFILE_H
 
@@ -9,7 +10,8 @@
 enum {
     GT_PROF_MATMUL_FWD, GT_PROF_MATMUL_BWD, GT_PROF_ATTN_FWD, GT_PROF_ATTN_BWD, GT_PROF_RMSNORM_FWD,
     GT_PROF_RMSNORM_BWD, GT_PROF_ROPE, GT_PROF_GEGLU_FWD, GT_PROF_GEGLU_BWD, GT_PROF_EMBED,
-    GT_PROF_CE, GT_PROF_ADD, GT_PROF_OPTIM, GT_PROF_MEMORY, GT_PROF_FP8_CAST, GT_PROF_COUNT
+    GT_PROF_CE, GT_PROF_ADD, GT_PROF_OPTIM, GT_PROF_MEMORY, GT_PROF_FP8_CAST, GT_PROF_KV_WRITE,
+    GT_PROF_ATTN_DECODE, GT_PROF_ARGMAX, GT_PROF_COUNT
 };
 
 typedef struct {
