@@ -27,6 +27,9 @@
 #            30-step run made here) to F32 and to BF16, each loaded by transformers and compared
 #            with `gemmatron eval --logits` on the first $EXPORT_T tokens of the val shard; the F32
 #            export also on gemmatron's CPU backend (float32) on the first $EXPORT_CPU_T tokens
+#   states   the 1gpu BF16 fine-tune ($STATES_STEPS steps, no checkpoints) once per optim.state
+#            (fp32, bf16_moments, bf16): each lean state's losses against fp32's (final-loss relative
+#            difference, target 1%), tokens/s and device memory of each
 #   7b1gpu   Gemma-7B fine-tuned on one GPU (configs/gemma-7b-1gpu.yaml, the lean optimizer state) from
 #            an HF random init, B=1 x 2048, $STEPS_7B steps (loss, non-finite steps, tokens/s,
 #            memory, the memory plan's line), then HF transformers' step on the same GPU (eager and
@@ -40,7 +43,7 @@
 # full output of every gemmatron run is in runs/gpu/logs/. When OUT is set, the summary, metrics.h5
 # files and plots are copied there (flat names).
 #
-# Environment: DD_MIB (disk, 8192), STEPS_7B (200), SET_7B (extra --set options of the 7b1gpu run), HF_MODES_7B (the
+# Environment: DD_MIB (disk, 8192), STATES_STEPS (200), STEPS_7B (200), SET_7B (extra --set options of the 7b1gpu run), HF_MODES_7B (the
 # 7b1gpu HF runs, "eager compile"), MODEL_7B (its model: an HF init transformers writes, or
 # configs/hf/gemma-7b for gemmatron's own HF-style random init on the device), STEPS (1gpu, 300), LR (1gpu and tp2 peak learning rate, 3e-4), TP2_STEPS (200), TP2_REF (1), CKPT_EVERY (1gpu/tp2 checkpoint.every,
 # 0: only the end-of-run checkpoint, which the trainer always writes), KEEP_CKPT (0: delete big
@@ -76,6 +79,7 @@ EXPORT_T=${EXPORT_T:-512}
 EXPORT_CPU_T=${EXPORT_CPU_T:-16}
 STEPS_7B=${STEPS_7B:-200}
 SET_7B=${SET_7B:-}
+STATES_STEPS=${STATES_STEPS:-200}
 HF_MODES_7B=${HF_MODES_7B:-eager compile}
 MODEL_7B=${MODEL_7B:-$G/hf-gemma-7b}
 
@@ -244,6 +248,22 @@ sec_1gpu() {
     say "1gpu: BF16 run exit $rc_b, FP8 run exit $rc_f ($STEPS steps each; $(grep -m1 '^data: [0-9]' $G/logs/1gpu-bf16.log))" \
         "1gpu: end-of-run checkpoint: BF16 $(ckpt_line $G/logs/1gpu-bf16.log | sed 's/^checkpoint: //'), FP8 $(ckpt_line $G/logs/1gpu-fp8.log | sed 's/^checkpoint: //')" \
         "$(echo "$cmp" | sed 's/^/1gpu: /')"
+}
+
+# ---------------------------------------------------------------------------------------------- states
+sec_states() {
+    setup && hf_init || return 1
+    local st rc lines=()
+    for st in fp32 bf16_moments bf16; do
+        rm -rf $G/states-$st
+        train_run states-$st 1 --config configs/gemma-2b-1gpu.yaml --run-dir $G/states-$st \
+            --set train.steps=$STATES_STEPS "${FT[@]}" --set checkpoint.every=0 --set optim.state=$st
+        rc=$?
+        lines+=("states: $st: exit $rc, $(grep -m1 -E '^memory plan' $G/logs/states-$st.log | cut -c1-60)")
+        plot $G/states-$st states-$st
+    done
+    say "${lines[@]}" "$($PY scripts/gpu_compare_runs.py $G/states-fp32/metrics.h5 $G/states-bf16_moments/metrics.h5 \
+        $G/states-bf16/metrics.h5 --labels fp32,bf16_moments,bf16 --target 0.01 2>&1 | sed 's/^/states: /')"
 }
 
 # ---------------------------------------------------------------------------------------------- tp2
@@ -500,10 +520,11 @@ for s in "$@"; do
     resume-bf16) sec_resume_one bf16 ;;
     resume-fp8) sec_resume_one fp8 ;;
     export) sec_export ;;
+    states) sec_states ;;
     7b1gpu) sec_7b1gpu ;;
     ckpt7b) sec_ckpt7b ;;
     disk) sec_disk ;;
-    *) echo "unknown section '$s' (setup 1gpu tp2 tp2-fp8 resume resume-bf16 resume-fp8 export 7b1gpu ckpt7b disk)"; exit 2 ;;
+    *) echo "unknown section '$s' (setup 1gpu states tp2 tp2-fp8 resume resume-bf16 resume-fp8 export 7b1gpu ckpt7b disk)"; exit 2 ;;
     esac
     rc=$?
     [ $rc -ne 0 ] && status=$rc && say "$s: section ended with status $rc"
