@@ -49,6 +49,52 @@ static __device__ __forceinline__ void gt_store8(bf16 *p, const float f[GT_VEC])
     *(uint4 *)p = v.u;
 }
 
+/* W (GT_VEC or 1) consecutive bf16 as raw bits, so that a thread can hold several loads in flight in
+ * few registers (4 per 16-byte vector, or one element), unpacked to floats when they are used. */
+template <int W> struct gt_raw_bf16 {
+    uint4 v;
+};
+template <> struct gt_raw_bf16<1> {
+    unsigned short v;
+};
+
+template <int W> static __device__ __forceinline__ gt_raw_bf16<W> gt_raw_load(const bf16 *p) {
+    gt_raw_bf16<W> r;
+    if constexpr (W == GT_VEC)
+        r.v = *(const uint4 *)p;
+    else
+        r.v = *(const unsigned short *)p;
+    return r;
+}
+
+template <int W> static __device__ __forceinline__ gt_raw_bf16<W> gt_raw_zero() {
+    gt_raw_bf16<W> r;
+    if constexpr (W == GT_VEC)
+        r.v = make_uint4(0u, 0u, 0u, 0u);
+    else
+        r.v = 0;
+    return r;
+}
+
+/* The W floats of r (exactly gt_load8's / __bfloat162float's values). */
+template <int W> static __device__ __forceinline__ void gt_raw_unpack(const gt_raw_bf16<W> &r, float *f) {
+    if constexpr (W == GT_VEC) {
+        union {
+            uint4 u;
+            __nv_bfloat162 h[4];
+        } v;
+        v.u = r.v;
+#pragma unroll
+        for (int i = 0; i < 4; i++) {
+            float2 t = __bfloat1622float2(v.h[i]);
+            f[2 * i] = t.x;
+            f[2 * i + 1] = t.y;
+        }
+    } else {
+        f[0] = __bfloat162float(__ushort_as_bfloat16(r.v));
+    }
+}
+
 static __device__ __forceinline__ float gt_warp_sum(float v) {
 #pragma unroll
     for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);

@@ -101,55 +101,9 @@ static __global__ void add_rmsnorm_fwd_kernel(bf16 *res, bf16 *out, float *rstd,
     }
 }
 
-/* W (8 or 1) consecutive bf16 as raw bits, so that a thread can hold several rows' worth in flight
- * in few registers (one 16-byte vector, or one element). */
-template <int W> struct raw_cols {
-    uint4 v;
-};
-template <> struct raw_cols<1> {
-    unsigned short v;
-};
-
-template <int W> static __device__ __forceinline__ raw_cols<W> load_raw(const bf16 *p) {
-    raw_cols<W> r;
-    if constexpr (W == GT_VEC)
-        r.v = *(const uint4 *)p;
-    else
-        r.v = *(const unsigned short *)p;
-    return r;
-}
-
-template <int W> static __device__ __forceinline__ raw_cols<W> zero_raw() {
-    raw_cols<W> r;
-    if constexpr (W == GT_VEC)
-        r.v = make_uint4(0u, 0u, 0u, 0u);
-    else
-        r.v = 0;
-    return r;
-}
-
-/* The W floats of r (exactly gt_load8's / __bfloat162float's values). */
-template <int W> static __device__ __forceinline__ void unpack(const raw_cols<W> &r, float *f) {
-    if constexpr (W == GT_VEC) {
-        union {
-            uint4 u;
-            __nv_bfloat162 h[4];
-        } v;
-        v.u = r.v;
-#pragma unroll
-        for (int i = 0; i < 4; i++) {
-            float2 t = __bfloat1622float2(v.h[i]);
-            f[2 * i] = t.x;
-            f[2 * i + 1] = t.y;
-        }
-    } else {
-        f[0] = __bfloat162float(__ushort_as_bfloat16(r.v));
-    }
-}
-
 /* W (1 or 8) consecutive bf16 at p + c as floats. */
 template <int W> static __device__ __forceinline__ void load_cols(const bf16 *p, int c, float *f) {
-    unpack<W>(load_raw<W>(p + c), f);
+    gt_raw_unpack<W>(gt_raw_load<W>(p + c), f);
 }
 
 #define BWD_ROWS 4 /* rows a block takes at once: their loads are in flight together */
@@ -191,7 +145,7 @@ static __global__ void rmsnorm_bwd_kernel(bf16 *dx, float *part, const bf16 *dou
 #pragma unroll
     for (int j = 0; j < W; j++) gam[j] += 1.0f;
     for (int n0 = blockIdx.x * BWD_ROWS; n0 < N; n0 += gridDim.x * BWD_ROWS) {
-        raw_cols<W> rx[BWD_ROWS], rg[BWD_ROWS], rd[BWD_ROWS];
+        gt_raw_bf16<W> rx[BWD_ROWS], rg[BWD_ROWS], rd[BWD_ROWS];
         float r[BWD_ROWS], dot[BWD_ROWS];
 #pragma unroll
         for (int k = 0; k < BWD_ROWS; k++) {
@@ -199,18 +153,18 @@ static __global__ void rmsnorm_bwd_kernel(bf16 *dx, float *part, const bf16 *dou
             r[k] = n < N ? rstd[n] : 0.0f;
             if (own && n < N) {
                 size_t off = (size_t)n * C + c;
-                rx[k] = load_raw<W>(x + off);
-                rg[k] = load_raw<W>(dout + off);
-                rd[k] = load_raw<W>(dx + off);
+                rx[k] = gt_raw_load<W>(x + off);
+                rg[k] = gt_raw_load<W>(dout + off);
+                rd[k] = gt_raw_load<W>(dx + off);
             } else {
-                rx[k] = rg[k] = rd[k] = zero_raw<W>();
+                rx[k] = rg[k] = rd[k] = gt_raw_zero<W>();
             }
         }
 #pragma unroll
         for (int k = 0; k < BWD_ROWS; k++) {
             float fx[W], fg[W];
-            unpack<W>(rx[k], fx);
-            unpack<W>(rg[k], fg);
+            gt_raw_unpack<W>(rx[k], fx);
+            gt_raw_unpack<W>(rg[k], fg);
             dot[k] = 0.0f;
 #pragma unroll
             for (int j = 0; j < W; j++) {
@@ -226,9 +180,9 @@ static __global__ void rmsnorm_bwd_kernel(bf16 *dx, float *part, const bf16 *dou
             if (!own || n >= N) continue;
             bf16 *dxr = dx + (size_t)n * C;
             float fx[W], fg[W], fd[W], mean = dot[k] * inv_c;
-            unpack<W>(rx[k], fx);
-            unpack<W>(rg[k], fg);
-            unpack<W>(rd[k], fd);
+            gt_raw_unpack<W>(rx[k], fx);
+            gt_raw_unpack<W>(rg[k], fg);
+            gt_raw_unpack<W>(rd[k], fd);
 #pragma unroll
             for (int j = 0; j < W; j++) fd[j] += r[k] * (fg[j] * gam[j] - fx[j] * r[k] * mean);
             if (W == GT_VEC)

@@ -50,41 +50,6 @@ static __device__ __forceinline__ void rope_angle(int p, float inv_freq, float *
 #define HEADS_AT_ONCE 4 /* heads whose loads a thread has in flight together */
 #define ROPE_THREADS 256
 
-/* W (8 or 1) consecutive bf16 as raw bits (loads in flight cost 4 registers per 16 bytes). */
-template <int W> struct rope_raw {
-    uint4 v;
-};
-template <> struct rope_raw<1> {
-    unsigned short v;
-};
-
-template <int W> static __device__ __forceinline__ rope_raw<W> rope_load(const bf16 *p) {
-    rope_raw<W> r;
-    if constexpr (W == GT_VEC)
-        r.v = *(const uint4 *)p;
-    else
-        r.v = *(const unsigned short *)p;
-    return r;
-}
-
-template <int W> static __device__ __forceinline__ void rope_unpack(const rope_raw<W> &r, float *f) {
-    if constexpr (W == GT_VEC) {
-        union {
-            uint4 u;
-            __nv_bfloat162 h[4];
-        } v;
-        v.u = r.v;
-#pragma unroll
-        for (int i = 0; i < 4; i++) {
-            float2 t = __bfloat1622float2(v.h[i]);
-            f[2 * i] = t.x;
-            f[2 * i + 1] = t.y;
-        }
-    } else {
-        f[0] = __bfloat162float(__ushort_as_bfloat16(r.v));
-    }
-}
-
 /* One thread per (token n, W consecutive pairs i0 .. i0+W-1 of a head): it computes the W angles of
  * its pairs once, in registers (no shared memory, no barrier), and rotates those pairs in every q
  * and k head of the token, HEADS_AT_ONCE heads at a time with all their loads issued before any
@@ -106,14 +71,14 @@ static __global__ void __launch_bounds__(ROPE_THREADS, 2)
     bf16 *row = qkv + (size_t)n * (Hq + 2 * Hkv) * D + i0;
     float cs[W], sn[W];
     for (int h0 = 0; h0 < heads; h0 += HEADS_AT_ONCE) {
-        rope_raw<W> ra[HEADS_AT_ONCE], rb[HEADS_AT_ONCE];
+        gt_raw_bf16<W> ra[HEADS_AT_ONCE], rb[HEADS_AT_ONCE];
 #pragma unroll
         for (int u = 0; u < HEADS_AT_ONCE; u++) {
             int h = h0 + u;
             if (h >= heads) break;
             const bf16 *x1 = row + (size_t)((h / (G + 1)) * (G + 2) + h % (G + 1)) * D;
-            ra[u] = rope_load<W>(x1);
-            rb[u] = rope_load<W>(x1 + half);
+            ra[u] = gt_raw_load<W>(x1);
+            rb[u] = gt_raw_load<W>(x1 + half);
         }
         if (h0 == 0) {
             int p = pos[n];
@@ -129,8 +94,8 @@ static __global__ void __launch_bounds__(ROPE_THREADS, 2)
             if (h >= heads) break;
             bf16 *x1 = row + (size_t)((h / (G + 1)) * (G + 2) + h % (G + 1)) * D;
             float a[W], b[W], y1[W], y2[W];
-            rope_unpack<W>(ra[u], a);
-            rope_unpack<W>(rb[u], b);
+            gt_raw_unpack<W>(ra[u], a);
+            gt_raw_unpack<W>(rb[u], b);
 #pragma unroll
             for (int k = 0; k < W; k++) {
                 y1[k] = a[k] * cs[k] - b[k] * sn[k];
