@@ -69,22 +69,22 @@ def panel_loss(ax, runs):
     ax.legend()
 
 
-def panel_lr(ax, runs):
+def panel_series(ax, runs, key, lw=None, **axis):
+    """One /train column against the step, a line per run (a legend when there are several)."""
     for r in runs:
         t = r["data"]["train"]
-        ax.plot(t["step"], t["lr"], label=r["label"])
-    ax.set(title="learning rate", xlabel="step")
+        ax.plot(t["step"], t[key], lw=lw, label=r["label"])
+    ax.set(xlabel="step", **axis)
     if len(runs) > 1:
         ax.legend()
+
+
+def panel_lr(ax, runs):
+    panel_series(ax, runs, "lr", title="learning rate")
 
 
 def panel_tokens(ax, runs):
-    for r in runs:
-        t = r["data"]["train"]
-        ax.plot(t["step"], t["tokens_per_s"], lw=1, label=r["label"])
-    ax.set(title="throughput", xlabel="step", ylabel="tokens/s")
-    if len(runs) > 1:
-        ax.legend()
+    panel_series(ax, runs, "tokens_per_s", lw=1, title="throughput", ylabel="tokens/s")
 
 
 def panel_mfu(ax, runs):
@@ -98,12 +98,7 @@ def panel_mfu(ax, runs):
 
 
 def panel_grad_norm(ax, runs):
-    for r in runs:
-        t = r["data"]["train"]
-        ax.plot(t["step"], t["grad_norm"], lw=1, label=r["label"])
-    ax.set(title="gradient norm (before clipping)", xlabel="step", yscale="log")
-    if len(runs) > 1:
-        ax.legend()
+    panel_series(ax, runs, "grad_norm", lw=1, title="gradient norm (before clipping)", yscale="log")
 
 
 def panel_fp8(axes, runs):
