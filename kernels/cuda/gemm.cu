@@ -15,7 +15,6 @@
 
 #include "cuda_ops.cuh"
 #include "lt_plan.cuh"
-#include "lt_tune.cuh"
 
 /* The GEMM in cuBLASLt's column-major terms: D[m,n] = alpha op(A)[m,k] op(B)[k,n] + beta C[m,n],
  * C and D share ldc (they may be the same buffer). */
@@ -145,57 +144,16 @@ static gemm_plan *build_plan(gt_backend *be, const gemm_args *g, const gemm_key 
     return p;
 }
 
-static gemm_plan *find_plan(gt_backend *be, const gemm_args *g, int *fresh) {
+static gemm_plan *find_plan(gt_backend *be, const gemm_args *g) {
     gemm_key key = make_key(g);
     gt_gemm_cache *cache = be->gemm;
-    *fresh = 0;
     for (int i = 0; i < cache->count; i++)
         if (memcmp(&cache->plans[i].key, &key, sizeof key) == 0) return &cache->plans[i];
-    *fresh = 1;
     return build_plan(be, g, &key);
 }
 
-/* Skinny GEMMs (n <= SKINNY_N tokens: generation's decode steps and short prefills). The heuristic's
- * first algorithm is tuned for tall operands; with a handful of tokens a GEMM is a pass over the
- * weights, and its speed depends on how many SMs share that pass (split-K and smaller tiles). So a
- * new skinny plan whose call overwrites its output (fprop, dgrad) times up to GT_TUNE_MAX
- * candidates on that call's operands (kernels/cuda/lt_tune.cuh), split-K included, and keeps the
- * fastest when it is more than SKINNY_MARGIN faster than the first (off with GT_FP8_AUTOTUNE=0, as
- * every autotune). A split-K algorithm sums K in another order: such a GEMM's bits may differ from
- * the heuristic's first, and, where two candidates are close, from run to run. Training GEMMs
- * (thousands of tokens) keep the heuristic's first, measured at cuBLASLt's ceiling. */
-#define SKINNY_N 64
-#define SKINNY_MARGIN 0.10f
-
-typedef struct {
-    gt_backend *be;
-    const gemm_plan *p;
-    const gemm_args *g;
-} skinny_ctx;
-
-static cublasStatus_t skinny_run(void *ctx, const cublasLtMatmulAlgo_t *algo) {
-    const skinny_ctx *t = (const skinny_ctx *)ctx;
-    const gemm_args *g = t->g;
-    const gemm_plan *p = t->p;
-    return cublasLtMatmul(t->be->lt, p->desc, &g->alpha, g->a, p->la, g->b, p->lb, &g->beta, g->c, p->lc,
-                          g->d, p->ld, algo, t->be->workspace, t->be->workspace_bytes, t->be->stream);
-}
-
-static void tune_skinny(gt_backend *be, gemm_plan *p, const gemm_args *g) {
-    cublasLtMatmulHeuristicResult_t cand[GT_TUNE_MAX];
-    int n = gt_lt_heuristic(be, p->desc, p->la, p->lb, p->lc, p->ld, p->key.align, GT_TUNE_MAX, cand);
-    if (n < 2 || memcmp(&cand[0].algo, &p->algo, sizeof p->algo) != 0) return;
-    skinny_ctx t = {be, p, g};
-    int ok[GT_TUNE_MAX];
-    for (int i = 0; i < n; i++) ok[i] = 1;
-    int best = gt_lt_fastest(be, skinny_run, &t, cand, n, ok, SKINNY_MARGIN);
-    if (best) p->algo = cand[best].algo;
-}
-
 static void gemm_run(gt_backend *be, const gemm_args *g) {
-    int fresh;
-    gemm_plan *p = find_plan(be, g, &fresh);
-    if (fresh && g->n <= SKINNY_N && g->beta == 0.0f && g->c == g->d && be->fp8_autotune) tune_skinny(be, p, g);
+    gemm_plan *p = find_plan(be, g);
     CUBLAS_CHECK(cublasLtMatmul(be->lt, p->desc, &g->alpha, g->a, p->la, g->b, p->lb, &g->beta,
                                 g->c, p->lc, g->d, p->ld, &p->algo, be->workspace,
                                 be->workspace_bytes, be->stream));
