@@ -1,5 +1,5 @@
-/* Timing cuBLASLt's heuristic candidates for one GEMM, shared by the FP8 plans (fp8_gemm.cu) and
- * the BF16 plans of skinny GEMMs (gemm.cu). The caller says which candidates may run (ok[i]) and
+/* Timing cuBLASLt's heuristic candidates for one GEMM (the FP8 plans' autotune, fp8_gemm.cu; kept
+ * apart from it for any plan cache that tunes). The caller says which candidates may run (ok[i]) and
  * how to run one on the call's own operands (it must overwrite its output: trial runs leave it
  * garbage, which the real call then replaces).
  *
