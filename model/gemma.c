@@ -11,8 +11,8 @@
 #define ROWS(m, kind, base, row, width)                                                            \
     ((char *)(base) + (size_t)(row) * (size_t)(width) * (m)->ops->size[kind])
 
-int gt_model_init(gt_model *m, const gt_config *cfg, const gt_ops *ops, gt_backend *be, int tp_rank,
-                  int tp_size, gt_err *err) {
+static int model_init(gt_model *m, const gt_config *cfg, const gt_ops *ops, gt_backend *be, int tp_rank,
+                      int tp_size, int grads, gt_err *err) {
     memset(m, 0, sizeof *m);
     if (gt_config_validate(cfg, "model config", err)) return -1;
     if (gt_layout_init(&m->lay, cfg, tp_rank, tp_size, err)) return -1;
@@ -21,8 +21,18 @@ int gt_model_init(gt_model *m, const gt_config *cfg, const gt_ops *ops, gt_backe
     m->be = be;
     m->tp_overlap = 1;
     m->params = ops->alloc(be, m->lay.count * ops->size[GT_ACT]);
-    m->grads = ops->alloc(be, m->lay.count * ops->size[GT_GRAD]);
+    if (grads) m->grads = ops->alloc(be, m->lay.count * ops->size[GT_GRAD]);
     return 0;
+}
+
+int gt_model_init(gt_model *m, const gt_config *cfg, const gt_ops *ops, gt_backend *be, int tp_rank,
+                  int tp_size, gt_err *err) {
+    return model_init(m, cfg, ops, be, tp_rank, tp_size, 1, err);
+}
+
+int gt_model_init_forward(gt_model *m, const gt_config *cfg, const gt_ops *ops, gt_backend *be, int tp_rank,
+                          int tp_size, gt_err *err) {
+    return model_init(m, cfg, ops, be, tp_rank, tp_size, 0, err);
 }
 
 static void free_batch(gt_model *m) {
@@ -182,6 +192,7 @@ void gt_model_set_batch(gt_model *m, const int32_t *tokens, const int32_t *targe
  * norm gradients, which are always accumulated, are zeroed here. Every other gradient is written
  * by one GEMM per micro-batch (the embedding's first by the lm_head, then added to by the lookup). */
 void gt_model_zero_grads(gt_model *m) {
+    GT_ASSERT(m->grads, "gradients of a forward-only model (gt_model_init_forward)");
     gt_model_dp_finish(m);
     const gt_ops *o = m->ops;
     const gt_layout *L = &m->lay;
@@ -380,6 +391,7 @@ static void layer_backward(gt_model *m, int l) {
 }
 
 void gt_model_backward(gt_model *m) {
+    GT_ASSERT(m->grads, "backward of a forward-only model (gt_model_init_forward)");
     const gt_ops *o = m->ops;
     const gt_layout *L = &m->lay;
     int N = m->N, C = L->C;

@@ -68,6 +68,10 @@ typedef struct {
 /* Allocates parameters (zero) and gradients for rank tp_rank of tp_size. */
 int gt_model_init(gt_model *m, const gt_config *cfg, const gt_ops *ops, gt_backend *be, int tp_rank,
                   int tp_size, gt_err *err);
+/* The same for a model that only runs forwards (eval, generate): no gradient buffer (4 bytes per
+ * parameter on a GPU), so gt_model_backward and gt_model_zero_grads must not be called on it. */
+int gt_model_init_forward(gt_model *m, const gt_config *cfg, const gt_ops *ops, gt_backend *be, int tp_rank,
+                          int tp_size, gt_err *err);
 void gt_model_free(gt_model *m);
 
 /* Reads this rank's slices of an HF checkpoint (directory with config.json and safetensors). */

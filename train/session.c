@@ -17,8 +17,10 @@ static int build_model(gt_session *s, const gt_session_spec *spec, gt_err *err) 
         return fail_at(err, spec->config_key, &inner);
     if (gt_compute_open(&s->compute, spec->device, g->local_rank, err)) return -1;
     if (spec->before_alloc && spec->before_alloc(spec->user, &cfg, &s->compute, err)) return -1;
-    if (gt_model_init(&s->model, &cfg, s->compute.ops, s->compute.be, g->tp_rank, g->tp, &inner))
-        return fail_at(err, spec->tp_key, &inner);
+    int bad = spec->forward_only
+                  ? gt_model_init_forward(&s->model, &cfg, s->compute.ops, s->compute.be, g->tp_rank, g->tp, &inner)
+                  : gt_model_init(&s->model, &cfg, s->compute.ops, s->compute.be, g->tp_rank, g->tp, &inner);
+    if (bad) return fail_at(err, spec->tp_key, &inner);
     if (spec->weights) {
         if (gt_model_load_hf(&s->model, spec->weights, &inner)) return fail_at(err, spec->weights_key, &inner);
     } else {

@@ -41,16 +41,16 @@ static int plan_memory(void *user, const gt_config *cfg, const gt_compute *c, gt
  * the model: seq_len against its context, the micro-batch buffers, FP8. */
 static int build_model(gt_trainer *t, gt_err *err) {
     const gt_run_config *rc = t->rc;
-    gt_session_spec spec = {rc->device,
-                            rc->model_path ? rc->model_path : rc->model_config,
-                            rc->model_path,
-                            (uint64_t)rc->seed,
-                            rc->tp_overlap,
-                            rc->model_path ? "model.path" : "model.config",
-                            "model.path",
-                            "parallel.tp",
-                            plan_memory,
-                            t};
+    gt_session_spec spec = {.device = rc->device,
+                            .config = rc->model_path ? rc->model_path : rc->model_config,
+                            .weights = rc->model_path,
+                            .seed = (uint64_t)rc->seed,
+                            .tp_overlap = rc->tp_overlap,
+                            .config_key = rc->model_path ? "model.path" : "model.config",
+                            .weights_key = "model.path",
+                            .tp_key = "parallel.tp",
+                            .before_alloc = plan_memory,
+                            .user = t};
     if (gt_session_open(&t->session, &spec, t->grid, err)) return -1;
     gt_model *m = &t->session.model;
     if (rc->seq_len > m->cfg.max_position_embeddings) {

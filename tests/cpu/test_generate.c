@@ -80,7 +80,9 @@ static void check_fixture(gt_check *c, const char *name) {
     gt_model m;
     gt_backend *be = gt_cpu_backend_create();
     GT_ASSERT(gt_config_load(&cfg, dir, &err) == 0, "%s", err.msg);
-    GT_ASSERT(gt_model_init(&m, &cfg, gt_cpu_ops(), be, 0, 1, &err) == 0, "%s", err.msg);
+    /* forward-only, as `generate` opens it: no gradient buffer, and every check below still holds */
+    GT_ASSERT(gt_model_init_forward(&m, &cfg, gt_cpu_ops(), be, 0, 1, &err) == 0, "%s", err.msg);
+    gt_check_true(c, m.grads == NULL, "%s: a forward-only model has no gradient buffer", name);
     GT_ASSERT(gt_model_load_hf(&m, dir, &err) == 0, "%s", err.msg);
     int V = cfg.vocab_size;
 

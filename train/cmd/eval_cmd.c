@@ -148,7 +148,8 @@ static int run_eval(const eval_args *a, gt_grid *g, gt_err *err) {
     FILE *logits_file = NULL;
     if (a->logits && g->world_rank == 0 && !(logits_file = fopen(a->logits, "wb")))
         return gt_fail(err, "eval: --logits %s: cannot create: %s", a->logits, strerror(errno));
-    gt_session_spec spec = {a->device, a->model, a->model, 0, 1, NULL, NULL, NULL, NULL, NULL};
+    gt_session_spec spec = {.device = a->device, .config = a->model, .weights = a->model, .tp_overlap = 1,
+                            .forward_only = 1};
     gt_session s;
     gt_tokens tk = {0};
     float *logits = NULL;

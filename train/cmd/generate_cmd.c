@@ -317,7 +317,8 @@ static int run_generate(const gen_args *a, gt_grid *g, gt_err *err) {
         gt_prompts_free(&p);
         return -1;
     }
-    gt_session_spec spec = {.device = a->device, .config = a->model, .weights = a->random_init ? NULL : a->model};
+    gt_session_spec spec = {.device = a->device, .config = a->model, .weights = a->random_init ? NULL : a->model,
+                            .forward_only = 1};
     gt_session s;
     if (gt_session_open(&s, &spec, g, err)) {
         gt_prompts_free(&p);
