@@ -9,10 +9,15 @@
 #include "ckpt/checkpoint.h"
 #include "config/run_config.h"
 
+/* p = RUN_DIR/name; 1 when that file exists. */
+static int run_file(char p[GT_CKPT_PATH], const char *dir, const char *name) {
+    struct stat sb;
+    return gt_path_join(p, GT_CKPT_PATH, dir, name, NULL) == 0 && stat(p, &sb) == 0;
+}
+
 static int exists(const char *dir, const char *name) {
     char p[GT_CKPT_PATH];
-    struct stat sb;
-    return gt_path_join(p, sizeof p, dir, name, NULL) == 0 && stat(p, &sb) == 0;
+    return run_file(p, dir, name);
 }
 
 /* train.steps and parallel.tp of RUN_DIR/config.yaml, the config the run was started with. */
@@ -21,8 +26,7 @@ static void load_config(const char *run_dir, gt_run_summary *s) {
     gt_run_config rc;
     gt_err e;
     gt_run_config_defaults(&rc);
-    if (gt_path_join(p, sizeof p, run_dir, "config.yaml", NULL) == 0 && exists(run_dir, "config.yaml") &&
-        gt_run_config_load_file(&rc, p, &e) == 0) {
+    if (run_file(p, run_dir, "config.yaml") && gt_run_config_load_file(&rc, p, &e) == 0) {
         s->steps_total = rc.steps;
         s->world = (int)rc.tp;
     }
@@ -32,7 +36,7 @@ static void load_config(const char *run_dir, gt_run_summary *s) {
 static void load_metrics(const char *run_dir, gt_run_summary *s) {
     char p[GT_CKPT_PATH];
     gt_err e;
-    if (!exists(run_dir, "metrics.h5") || gt_path_join(p, sizeof p, run_dir, "metrics.h5", NULL)) return;
+    if (!run_file(p, run_dir, "metrics.h5")) return;
     if (gt_metrics_read_totals(p, &s->m, &e)) {
         snprintf(s->metrics_note, sizeof s->metrics_note, "%s", e.msg);
         return;
@@ -45,9 +49,7 @@ static void load_metrics(const char *run_dir, gt_run_summary *s) {
 static void load_latest(const char *run_dir, gt_run_summary *s) {
     char p[GT_CKPT_PATH], *text = NULL;
     gt_err e;
-    if (gt_path_join(p, sizeof p, run_dir, "latest", NULL) || !exists(run_dir, "latest") ||
-        gt_read_text(p, &text, &e))
-        return;
+    if (!run_file(p, run_dir, "latest") || gt_read_text(p, &text, &e)) return;
     text[strcspn(text, "\n")] = 0;
     snprintf(s->latest, sizeof s->latest, "%s", text);
     free(text);
