@@ -115,19 +115,9 @@ static float embed_scale(const gt_model *m) {
 
 static float attn_scale(const gt_model *m) { return (float)(1.0 / sqrt((double)m->lay.D)); }
 
-/* x[B, C] = a + b (b NULL: x as it is), then its norm with the weights at w into d->ln: one fused op
- * where the backend has add_rmsnorm_fwd (bit-identical to add then rmsnorm_fwd), as model/gemma.c. */
+/* x[B, C] = a + b (b NULL: x as it is), then its norm with the weights at w into d->ln. */
 static void add_norm(gt_decoder *d, void *x, const void *a, const void *b, size_t w, int B) {
-    gt_model *m = d->m;
-    const gt_ops *o = m->ops;
-    int C = m->lay.C;
-    float eps = (float)m->cfg.rms_norm_eps;
-    if (b && o->add_rmsnorm_fwd) {
-        o->add_rmsnorm_fwd(m->be, x, d->ln, d->rstd, a, b, PARAM(m, w), eps, B, C);
-        return;
-    }
-    if (b) o->add(m->be, x, a, b, (size_t)B * C);
-    o->rmsnorm_fwd(m->be, d->ln, d->rstd, x, PARAM(m, w), eps, B, C);
+    gt_model_add_norm(d->m, x, a, b, d->ln, d->rstd, w, B);
 }
 
 /* Layer l for the B new tokens: residual in d->x, out d->xmid + d->tmp (the MLP output), which the

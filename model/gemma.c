@@ -221,12 +221,11 @@ static float embed_scale(const gt_model *m) {
 
 static float attn_scale(const gt_model *m) { return (float)(1.0 / sqrt((double)m->lay.D)); }
 
-/* x[N,C] = a + b, then the norm of x with the weights at w into y (ACT) and rstd: one fused pass
- * where the backend has add_rmsnorm_fwd (bit-identical to add then rmsnorm_fwd, kernels/ops.h).
- * b NULL: x already holds the norm's input, there is nothing to add. */
-static void add_norm(gt_model *m, void *x, const void *a, const void *b, void *y, void *rstd, size_t w) {
+/* model.h: one fused pass where the backend has add_rmsnorm_fwd (bit-identical to add then
+ * rmsnorm_fwd, kernels/ops.h). */
+void gt_model_add_norm(gt_model *m, void *x, const void *a, const void *b, void *y, void *rstd, size_t w, int N) {
     const gt_ops *o = m->ops;
-    int N = m->N, C = m->lay.C;
+    int C = m->lay.C;
     float eps = (float)m->cfg.rms_norm_eps;
     if (b && o->add_rmsnorm_fwd) {
         o->add_rmsnorm_fwd(m->be, x, y, rstd, a, b, PARAM(m, w), eps, N, C);
@@ -260,7 +259,7 @@ static void norm_linear(gt_model *m, int l, int gemm, void *x, const void *a, co
         }
         gt_linear_fwd(m, l, gemm, out, NULL, wgemm, N, C, OC, train);
     } else {
-        add_norm(m, x, a, b, bf16_input(m, y, input_bytes(m, 0)), rstd, w);
+        gt_model_add_norm(m, x, a, b, bf16_input(m, y, input_bytes(m, 0)), rstd, w, m->N);
         gt_linear_fwd(m, l, gemm, out, *y, wgemm, N, C, OC, train);
     }
 }
@@ -344,7 +343,7 @@ static void body_forward(gt_model *m, int train) {
      * (fp8.lm_head) gt_linear_fwd casts each chunk of lnf into FP8 buffers sized for one chunk just
      * before that chunk's GEMMs, so a norm fused over all N tokens would have nowhere to put its FP8
      * copies; in BF16 (the default) the GEMMs read lnf itself), only with the residual add. */
-    add_norm(m, m->res_final, m->acts[L->L - 1].res_mid, m->tmp, m->lnf, m->rstdf, L->lnf);
+    gt_model_add_norm(m, m->res_final, m->acts[L->L - 1].res_mid, m->tmp, m->lnf, m->rstdf, L->lnf, m->N);
 }
 
 void gt_model_forward_body(gt_model *m) { body_forward(m, 0); }

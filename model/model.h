@@ -134,6 +134,10 @@ double gt_model_forward(gt_model *m, int train, float dscale, float *logits_out)
 /* The evaluation forward without the lm_head: m->lnf[N, C] = the final norm's output, and every
  * layer's acts[l].qkv (after RoPE) for a KV cache (model/decoder.h). */
 void gt_model_forward_body(gt_model *m);
+/* x[N, C] = a + b, then the RMSNorm of x with the weights at parameter offset w into y (ACT) and
+ * rstd (STAT); b NULL: x already holds the norm's input, nothing is added. The forward's and the
+ * decoder's residual adds go through it. */
+void gt_model_add_norm(gt_model *m, void *x, const void *a, const void *b, void *y, void *rstd, size_t w, int N);
 
 /* Backward pass after a training forward: accumulates into m->grads. */
 void gt_model_backward(gt_model *m);
