@@ -254,7 +254,8 @@ static void adamw_launch(gt_backend *be, bf16 *param, float *master, M *m, M *v,
             : adamw_aligned<M>(4, param, master, m, v, grad)                 ? 4
                                                                              : 1;
     size_t body = n / W * W;
-    if (body && W == 8) adamw_run<8, M, SR>(be, param, master, m, v, grad, body, s, key, index0);
+    if constexpr (sizeof(M) == 2) /* 8-wide groups only for bf16 moments: no fp32 kernel of them */
+        if (body && W == 8) adamw_run<8, M, SR>(be, param, master, m, v, grad, body, s, key, index0);
     if (body && W == 4) adamw_run<4, M, SR>(be, param, master, m, v, grad, body, s, key, index0);
     if (W == 1) body = 0;
     if (n > body)
