@@ -4,12 +4,13 @@
  * kc, vc [B, Hkv, Tmax, D] bf16; qkv[B, W], W = (Hq + 2 Hkv) D, grouped by KV group g:
  * [q_{gG} .. q_{gG+G-1}, k_g, v_g]; out[B, Hq D].
  *
- * Decode reads the whole cache for one query row per head: memory-bound. One block per (sequence,
- * KV group, split of the sequence) reads each K and V row of its split once, for all G query heads
- * of the group (MQA/GQA: the group shares the read), and writes unnormalized partial results (max,
- * sum of exp, sum of p v) per head; a second kernel combines the splits (flash-decoding). The
- * split count depends only on Tmax, not on the lengths, so a captured graph replays it for any
- * lengths. Scores and softmax in fp32. */
+ * Decode reads the whole cache for one query row per head: memory-bound, and at batch 1 bound by
+ * latency (Gemma-2B: one KV head, 384 keys = 0.4 MB per layer). So the work is cut fine: one warp
+ * per (sequence, KV group, split of KS keys), an online softmax for all G query heads of the group
+ * (MQA/GQA: the group shares every read), the loads of each lane many at a time. Each split writes unnormalized partial results (max, sum of exp,
+ * sum of p v) per head; a second kernel combines them (flash-decoding). The split size depends only
+ * on B, Hkv and Tmax, not on the lengths, so a captured graph replays it for any lengths. Scores
+ * and softmax in fp32. */
 #include <math.h>
 
 #include "cuda_ops.cuh"
@@ -17,9 +18,12 @@
 
 #define DEC_THREADS 128
 #define DEC_WARPS (DEC_THREADS / 32)
-#define DEC_CHUNK 64 /* keys per split: short splits keep every SM busy at batch 1 (Gemma-2B: one KV head) */
-#define DEC_MAX_G 8   /* query heads per KV group (static shared memory: 18 KiB) */
-#define DEC_MAX_D 512
+#define DEC_MAX_G 8     /* query heads per KV group (registers: 8 heads' accumulators per lane) */
+#define DEC_MAX_D 512   /* q of the group in shared memory: 16 KiB */
+#define DEC_MIN_KEYS 32 /* keys per split at least, and a multiple of: one per lane a round */
+#define DEC_SCORE_LOADS 8 /* 16-byte vectors of a K row in flight per lane */
+#define DEC_MAX_SPLITS 256
+#define DEC_TARGET_WARPS 1024 /* splits over the grid: enough warps in flight to hide the loads' latency */
 
 static __global__ void kv_write_kernel(bf16 *kc, bf16 *vc, const bf16 *qkv, const int32_t *dst, int Hq,
                                        int Hkv, int D, int Tmax) {
@@ -44,87 +48,190 @@ extern "C" void gt_cuda_kv_write(gt_backend *be, void *kc, void *vc, const void 
     GT_NVTX_POP();
 }
 
-/* Block (b, g, s): keys [s*DEC_CHUNK, min(len, (s+1)*DEC_CHUNK)) of sequence b, KV group g.
- * part[((b*Hq + h)*S + s)*(D+2) + ...] = (o[0..D) unnormalized, max, sum). */
+/* be->decode_ws of at least `bytes` (attention_decode's split partials, argmax_rows' block
+ * partials; stream-ordered, so one buffer serves both). It grows outside graph capture only: a
+ * captured step's first run is direct. */
+static void *decode_workspace(gt_backend *be, size_t bytes) {
+    if (bytes > be->decode_bytes) {
+        cudaStreamCaptureStatus cs;
+        CUDA_CHECK(cudaStreamIsCapturing(be->stream, &cs));
+        GT_ASSERT(cs == cudaStreamCaptureStatusNone, "decode workspace growth during graph capture");
+        CUDA_CHECK(cudaStreamSynchronize(be->stream));
+        if (be->decode_ws) CUDA_CHECK(cudaFree(be->decode_ws));
+        CUDA_CHECK(cudaMalloc(&be->decode_ws, bytes));
+        be->decode_bytes = bytes;
+    }
+    return be->decode_ws;
+}
+
+/* Warp (b, g, s), s = blockIdx.x * DEC_WARPS + warp: keys [s KS, min(len, (s+1) KS)) of sequence b,
+ * KV group g, 32 keys a round. Scores: lane i takes key i of the round, all G heads, over D (q of
+ * the group in shared memory, read by all lanes at once: a broadcast), DEC_SCORE_LOADS vectors of
+ * its K row in flight: no shuffles but the softmax's. Then p v: lanes over D, lane i holding the
+ * elements (n 32 + i) VEC + e, n < NV, of each V row (rows read whole by the warp), p from shared
+ * memory. An online softmax over the rounds.
+ * part[((b Hq + h) S + s) (D+2) + ...] = (o[0..D) unnormalized, max, sum). */
+template <int VEC, int NV>
 static __global__ void __launch_bounds__(DEC_THREADS)
 decode_split_kernel(float *part, const bf16 *qkv, const bf16 *kc, const bf16 *vc, const int32_t *len, float scale,
-                    int Hq, int Hkv, int D, int Tmax, int S) {
-    __shared__ float q[DEC_MAX_G][DEC_MAX_D];
-    __shared__ float p[DEC_MAX_G][DEC_CHUNK];
-    __shared__ float stat[DEC_MAX_G][2];
-    int b = blockIdx.x, g = blockIdx.y, s = blockIdx.z, G = Hq / Hkv;
-    int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
-    int n = len[b], j0 = s * DEC_CHUNK, j1 = min(n, j0 + DEC_CHUNK);
+                    int Hq, int Hkv, int D, int Tmax, int KS, int S) {
+    constexpr int E = NV * VEC;                             /* p v: elements per lane of a row */
+    constexpr int UK = VEC == GT_VEC ? DEC_SCORE_LOADS : 8; /* K loads in flight per lane */
+    constexpr int UV = VEC == GT_VEC ? 8 / NV : 2;          /* V rows in flight */
+    __shared__ float qs[DEC_MAX_G * DEC_MAX_D];
+    __shared__ float ps[DEC_WARPS][DEC_MAX_G][32];
+    int b = blockIdx.z, g = blockIdx.y, G = Hq / Hkv;
+    int lane = threadIdx.x % 32, warp = threadIdx.x / 32, s = blockIdx.x * DEC_WARPS + warp;
     const bf16 *qrow = qkv + (size_t)b * (Hq + 2 * Hkv) * D + (size_t)g * (G + 2) * D;
-    for (int i = threadIdx.x; i < G * D; i += DEC_THREADS) q[i / D][i % D] = __bfloat162float(qrow[i]);
+    if (VEC == GT_VEC)
+        for (int i = threadIdx.x * GT_VEC; i < G * D; i += DEC_THREADS * GT_VEC) gt_load8(qrow + i, qs + i);
+    else
+        for (int i = threadIdx.x; i < G * D; i += DEC_THREADS) qs[i] = __bfloat162float(qrow[i]);
     __syncthreads();
+    if (s >= S) return; /* no block barrier below */
+    int j0 = s * KS, j1 = min(len[b], j0 + KS);
     const bf16 *K = kc + ((size_t)b * Hkv + g) * Tmax * D, *V = vc + ((size_t)b * Hkv + g) * Tmax * D;
-    /* scores: one warp per key, its lanes over D, all G heads at once */
-    for (int j = j0 + warp; j < j1; j += DEC_WARPS) {
-        float acc[DEC_MAX_G];
-        for (int h = 0; h < G; h++) acc[h] = 0;
-        for (int d = lane; d < D; d += 32) {
-            float k = __bfloat162float(K[(size_t)j * D + d]);
-            for (int h = 0; h < G; h++) acc[h] += q[h][d] * k;
-        }
-        for (int h = 0; h < G; h++) {
-            float v = acc[h];
-            for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
-            if (lane == 0) p[h][j - j0] = v * scale;
-        }
+    float m[DEC_MAX_G], l[DEC_MAX_G], acc[DEC_MAX_G][E];
+#pragma unroll
+    for (int h = 0; h < DEC_MAX_G; h++) {
+        m[h] = -INFINITY, l[h] = 0.f;
+#pragma unroll
+        for (int e = 0; e < E; e++) acc[h][e] = 0.f;
     }
-    __syncthreads();
-    /* softmax pieces per head: warp w takes heads w, w + DEC_WARPS, .. */
-    for (int h = warp; h < G; h += DEC_WARPS) {
-        float m = -INFINITY;
-        for (int j = lane; j < j1 - j0; j += 32) m = fmaxf(m, p[h][j]);
-        for (int o = 16; o > 0; o >>= 1) m = fmaxf(m, __shfl_xor_sync(0xffffffffu, m, o));
-        float l = 0;
-        for (int j = lane; j < j1 - j0; j += 32) {
-            float e = m == -INFINITY ? 0.f : __expf(p[h][j] - m);
-            p[h][j] = e;
-            l += e;
+    for (int c0 = j0; c0 < j1; c0 += 32) {
+        int j = c0 + lane, ok = j < j1;
+        const bf16 *kr = K + (size_t)(ok ? j : c0) * D; /* lanes past the end read a real row, unused */
+        float sc[DEC_MAX_G];
+#pragma unroll
+        for (int h = 0; h < DEC_MAX_G; h++) sc[h] = 0.f;
+        for (int d0 = 0; d0 < D; d0 += VEC * UK) {
+            gt_raw_bf16<VEC> kraw[UK];
+#pragma unroll
+            for (int u = 0; u < UK; u++) {
+                int d = d0 + u * VEC;
+                kraw[u] = d < D ? gt_raw_load<VEC>(kr + d) : gt_raw_zero<VEC>();
+            }
+#pragma unroll
+            for (int u = 0; u < UK; u++) {
+                int d = d0 + u * VEC;
+                if (d >= D) break;
+                float kf[VEC];
+                gt_raw_unpack<VEC>(kraw[u], kf);
+#pragma unroll
+                for (int h = 0; h < DEC_MAX_G; h++)
+                    if (h < G)
+#pragma unroll
+                        for (int e = 0; e < VEC; e++) sc[h] += qs[h * D + d + e] * kf[e];
+            }
         }
-        for (int o = 16; o > 0; o >>= 1) l += __shfl_xor_sync(0xffffffffu, l, o);
-        if (lane == 0) stat[h][0] = m, stat[h][1] = l;
-    }
-    __syncthreads();
-    /* o[h][d] = sum_j p[h][j] v_j[d]: threads over d, each V row read once */
-    for (int d = threadIdx.x; d < D; d += DEC_THREADS) {
-        float acc[DEC_MAX_G];
-        for (int h = 0; h < G; h++) acc[h] = 0;
-        for (int j = j0; j < j1; j++) {
-            float v = __bfloat162float(V[(size_t)j * D + d]);
-            for (int h = 0; h < G; h++) acc[h] += p[h][j - j0] * v;
+#pragma unroll
+        for (int h = 0; h < DEC_MAX_G; h++) {
+            if (h >= G) continue; /* G is the same over the warp: the shuffles see all lanes */
+            float v = ok ? sc[h] * scale : -INFINITY;
+            float mx = fmaxf(m[h], gt_warp_max(v)); /* finite: lane 0's key is always in range */
+            float corr = __expf(m[h] - mx);          /* 0 at the first round (m = -inf) */
+            float p = ok ? __expf(v - mx) : 0.f;
+            l[h] = l[h] * corr + gt_warp_sum(p);
+#pragma unroll
+            for (int e = 0; e < E; e++) acc[h][e] *= corr;
+            m[h] = mx;
+            ps[warp][h][lane] = p;
         }
-        for (int h = 0; h < G; h++) part[(((size_t)b * Hq + g * G + h) * S + s) * (D + 2) + d] = acc[h];
+        __syncwarp();
+        int n = min(32, j1 - c0);
+        for (int t0 = 0; t0 < n; t0 += UV) {
+            gt_raw_bf16<VEC> vraw[UV][NV];
+#pragma unroll
+            for (int u = 0; u < UV; u++)
+#pragma unroll
+                for (int i = 0; i < NV; i++) {
+                    int d = (i * 32 + lane) * VEC;
+                    vraw[u][i] = t0 + u < n && d < D ? gt_raw_load<VEC>(V + (size_t)(c0 + t0 + u) * D + d)
+                                                     : gt_raw_zero<VEC>();
+                }
+#pragma unroll
+            for (int u = 0; u < UV; u++) {
+                if (t0 + u >= n) break;
+                float vf[E];
+#pragma unroll
+                for (int i = 0; i < NV; i++) gt_raw_unpack<VEC>(vraw[u][i], vf + i * VEC);
+#pragma unroll
+                for (int h = 0; h < DEC_MAX_G; h++) {
+                    if (h >= G) continue;
+                    float p = ps[warp][h][t0 + u];
+#pragma unroll
+                    for (int e = 0; e < E; e++) acc[h][e] += p * vf[e];
+                }
+            }
+        }
+        __syncwarp(); /* ps is read before the next round writes it */
     }
-    if (threadIdx.x < G) {
-        float *st = part + (((size_t)b * Hq + g * G + threadIdx.x) * S + s) * (D + 2) + D;
-        st[0] = stat[threadIdx.x][0];
-        st[1] = stat[threadIdx.x][1];
+#pragma unroll
+    for (int h = 0; h < DEC_MAX_G; h++) {
+        if (h >= G) continue;
+        float *dst = part + (((size_t)b * Hq + g * G + h) * S + s) * (D + 2);
+#pragma unroll
+        for (int i = 0; i < NV; i++) {
+            int d = (i * 32 + lane) * VEC;
+#pragma unroll
+            for (int e = 0; e < VEC; e++)
+                if (d + e < D) dst[d + e] = acc[h][i * VEC + e];
+        }
+        if (lane == 0) dst[D] = m[h], dst[D + 1] = l[h];
     }
 }
 
-/* Block (b, h): out = sum_s o_s exp(m_s - M) / sum_s l_s exp(m_s - M). */
-static __global__ void decode_combine_kernel(bf16 *out, const float *part, int Hq, int D, int S) {
+#define COMBINE_THREADS 128
+
+/* Block (b, h): out = sum_s o_s exp(m_s - M) / sum_s l_s exp(m_s - M), M = max_s m_s. The split
+ * weights exp(m_s - M) go to shared memory once; then each thread's columns sum over the splits with
+ * their loads unrolled (independent of each other). Fixed order: deterministic. */
+static __global__ void __launch_bounds__(COMBINE_THREADS)
+decode_combine_kernel(bf16 *out, const float *part, int Hq, int D, int S) {
+    __shared__ float wgt[DEC_MAX_SPLITS];
+    __shared__ float scratch[32];
     int b = blockIdx.x, h = blockIdx.y;
     const float *ps = part + ((size_t)b * Hq + h) * S * (D + 2);
     float M = -INFINITY;
-    for (int s = 0; s < S; s++) M = fmaxf(M, ps[(size_t)s * (D + 2) + D]);
-    float L = 0;
-    for (int s = 0; s < S; s++) {
-        float m = ps[(size_t)s * (D + 2) + D];
-        if (m != -INFINITY) L += ps[(size_t)s * (D + 2) + D + 1] * __expf(m - M);
+    for (int s = threadIdx.x; s < S; s += COMBINE_THREADS) M = fmaxf(M, ps[(size_t)s * (D + 2) + D]);
+    M = gt_warp_max(M);
+    if (threadIdx.x % 32 == 0) scratch[threadIdx.x / 32] = M;
+    __syncthreads();
+    M = scratch[0];
+    for (int w = 1; w < COMBINE_THREADS / 32; w++) M = fmaxf(M, scratch[w]);
+    float L = 0.f;
+    for (int s = threadIdx.x; s < S; s += COMBINE_THREADS) {
+        float m = ps[(size_t)s * (D + 2) + D], e = m == -INFINITY ? 0.f : __expf(m - M);
+        wgt[s] = e;
+        L += ps[(size_t)s * (D + 2) + D + 1] * e;
     }
-    for (int d = threadIdx.x; d < D; d += blockDim.x) {
-        float o = 0;
-        for (int s = 0; s < S; s++) {
-            float m = ps[(size_t)s * (D + 2) + D];
-            if (m != -INFINITY) o += ps[(size_t)s * (D + 2) + d] * __expf(m - M);
-        }
+    L = gt_block_sum(L, scratch); /* its barriers also publish wgt */
+    for (int d = threadIdx.x; d < D; d += COMBINE_THREADS) {
+        float o = 0.f;
+#pragma unroll 8
+        for (int s = 0; s < S; s++) o += ps[(size_t)s * (D + 2) + d] * wgt[s];
         out[((size_t)b * Hq + h) * D + d] = __float2bfloat16(o / L);
     }
+}
+
+/* Keys per split: splits enough for DEC_TARGET_WARPS warps over the grid (a batch of many
+ * sequences needs few splits, and fewer partials to write and combine), at least DEC_MIN_KEYS keys,
+ * at most DEC_MAX_SPLITS splits. */
+static int decode_split_keys(int B, int Hkv, int Tmax) {
+    int want = (DEC_TARGET_WARPS + B * Hkv - 1) / (B * Hkv);
+    if (want > DEC_MAX_SPLITS) want = DEC_MAX_SPLITS;
+    int ks = (Tmax + want - 1) / want;
+    ks = (ks + DEC_MIN_KEYS - 1) / DEC_MIN_KEYS * DEC_MIN_KEYS;
+    return ks;
+}
+
+template <int VEC, int NV>
+static void launch_split(gt_backend *be, float *part, const void *qkv, const void *kc, const void *vc,
+                         const int32_t *len, float scale, int B, int Hq, int Hkv, int D, int Tmax, int KS, int S) {
+    dim3 grid((S + DEC_WARPS - 1) / DEC_WARPS, Hkv, B);
+    decode_split_kernel<VEC, NV><<<grid, DEC_THREADS, 0, be->stream>>>(
+        part, (const bf16 *)qkv, (const bf16 *)kc, (const bf16 *)vc, len, scale, Hq, Hkv, D, Tmax, KS, S);
+    CUDA_CHECK_LAUNCH();
 }
 
 extern "C" void gt_cuda_attention_decode(gt_backend *be, void *out, const void *qkv, const void *kc, const void *vc,
@@ -133,61 +240,92 @@ extern "C" void gt_cuda_attention_decode(gt_backend *be, void *out, const void *
     GT_ASSERT(Hkv > 0 && Hq % Hkv == 0 && Hq / Hkv <= DEC_MAX_G && D <= DEC_MAX_D,
               "attention_decode: Hq=%d Hkv=%d D=%d (at most %d query heads per KV head, head_dim %d)", Hq, Hkv, D,
               DEC_MAX_G, DEC_MAX_D);
-    int S = (Tmax + DEC_CHUNK - 1) / DEC_CHUNK;
-    size_t bytes = (size_t)B * Hq * S * (D + 2) * sizeof(float);
-    /* The partials' buffer grows outside graph capture only: a captured step's first run is direct. */
-    if (bytes > be->decode_bytes) {
-        cudaStreamCaptureStatus cs;
-        CUDA_CHECK(cudaStreamIsCapturing(be->stream, &cs));
-        GT_ASSERT(cs == cudaStreamCaptureStatusNone, "attention_decode: workspace growth during graph capture");
-        CUDA_CHECK(cudaStreamSynchronize(be->stream));
-        if (be->decode_ws) CUDA_CHECK(cudaFree(be->decode_ws));
-        CUDA_CHECK(cudaMalloc(&be->decode_ws, bytes));
-        be->decode_bytes = bytes;
-    }
+    int KS = decode_split_keys(B, Hkv, Tmax), S = (Tmax + KS - 1) / KS;
+    float *part = (float *)decode_workspace(be, (size_t)B * Hq * S * (D + 2) * sizeof(float));
     GT_NVTX_PUSH("attention_decode");
-    float *part = (float *)be->decode_ws;
-    decode_split_kernel<<<dim3(B, Hkv, S), DEC_THREADS, 0, be->stream>>>(part, (const bf16 *)qkv, (const bf16 *)kc,
-                                                                        (const bf16 *)vc, len, scale, Hq, Hkv, D,
-                                                                        Tmax, S);
-    CUDA_CHECK_LAUNCH();
-    decode_combine_kernel<<<dim3(B, Hq), D < 128 ? 32 * ((D + 31) / 32) : 128, 0, be->stream>>>((bf16 *)out, part,
-                                                                                                Hq, D, S);
+    /* 16-byte vectors where rows are whole vectors, else one element at a time (odd head_dim) */
+    int vec = D % GT_VEC == 0 && gt_aligned16(qkv) && gt_aligned16(kc) && gt_aligned16(vc);
+    if (vec && D <= 32 * GT_VEC)
+        launch_split<GT_VEC, 1>(be, part, qkv, kc, vc, len, scale, B, Hq, Hkv, D, Tmax, KS, S);
+    else if (vec)
+        launch_split<GT_VEC, 2>(be, part, qkv, kc, vc, len, scale, B, Hq, Hkv, D, Tmax, KS, S);
+    else
+        launch_split<1, DEC_MAX_D / 32>(be, part, qkv, kc, vc, len, scale, B, Hq, Hkv, D, Tmax, KS, S);
+    decode_combine_kernel<<<dim3(B, Hq), COMBINE_THREADS, 0, be->stream>>>((bf16 *)out, part, Hq, D, S);
     CUDA_CHECK_LAUNCH();
     GT_NVTX_POP();
 }
 
-/* ---- greedy pick: one block per row, first index of the largest value ---- */
-static __global__ void argmax_rows_kernel(float *val, int32_t *idx, const bf16 *x, int V) {
-    __shared__ float sv[32];
-    __shared__ int si[32];
-    const bf16 *row = x + (size_t)blockIdx.x * V;
+/* ---- greedy pick: the first index of the largest value of each row ----
+ * Two passes, so that a batch-1 row of 256,000 logits is read by many blocks: block (c, row) picks
+ * over its slice of the row, then one warp per row picks over the slices, lower index on ties. */
+#define ARGMAX_THREADS 256
+#define ARGMAX_MIN_COLS 4096 /* columns per slice at least */
+
+static __device__ __forceinline__ void argmax_merge(float *best, int *bi, float v, int i) {
+    if (v > *best || (v == *best && i < *bi)) *best = v, *bi = i;
+}
+
+static __device__ __forceinline__ void argmax_warp(float *best, int *bi) {
+#pragma unroll
+    for (int o = 16; o > 0; o >>= 1) {
+        float v = __shfl_xor_sync(0xffffffffu, *best, o);
+        int i = __shfl_xor_sync(0xffffffffu, *bi, o);
+        argmax_merge(best, bi, v, i);
+    }
+}
+
+/* part[row * P + c] = (best value, its index) over columns [c cols, (c+1) cols) of row. */
+static __global__ void argmax_slice_kernel(float2 *part, const bf16 *x, int V, int cols) {
+    __shared__ float sv[ARGMAX_THREADS / 32];
+    __shared__ int si[ARGMAX_THREADS / 32];
+    int c = blockIdx.x, P = gridDim.x, row = blockIdx.y;
+    const bf16 *r = x + (size_t)row * V;
+    int c1 = min(V, (c + 1) * cols);
     float best = -INFINITY;
     int bi = 0x7fffffff;
-    for (int c = threadIdx.x; c < V; c += blockDim.x) {
-        float v = __bfloat162float(row[c]);
-        if (v > best) best = v, bi = c; /* a thread's columns rise: the first of equals stays */
+    for (int i = c * cols + threadIdx.x; i < c1; i += ARGMAX_THREADS) {
+        float v = __bfloat162float(r[i]);
+        if (v > best) best = v, bi = i; /* a thread's columns rise: the first of equals stays */
     }
-    for (int o = 16; o > 0; o >>= 1) {
-        float v2 = __shfl_xor_sync(0xffffffffu, best, o);
-        int i2 = __shfl_xor_sync(0xffffffffu, bi, o);
-        if (v2 > best || (v2 == best && i2 < bi)) best = v2, bi = i2;
-    }
-    int lane = threadIdx.x % 32, warp = threadIdx.x / 32, nw = blockDim.x / 32;
+    argmax_warp(&best, &bi);
+    int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
     if (lane == 0) sv[warp] = best, si[warp] = bi;
     __syncthreads();
     if (threadIdx.x == 0) {
-        for (int w = 1; w < nw; w++)
-            if (sv[w] > sv[0] || (sv[w] == sv[0] && si[w] < si[0])) sv[0] = sv[w], si[0] = si[w];
-        val[blockIdx.x] = sv[0];
-        idx[blockIdx.x] = si[0] == 0x7fffffff ? 0 : si[0];
+        for (int w = 1; w < ARGMAX_THREADS / 32; w++) argmax_merge(&sv[0], &si[0], sv[w], si[w]);
+        part[(size_t)row * P + c] = make_float2(sv[0], __int_as_float(si[0]));
+    }
+}
+
+/* One warp per row over its P slices. A row of -inf or NaN only picks index 0. */
+static __global__ void argmax_final_kernel(float *val, int32_t *idx, const float2 *part, int P) {
+    int row = blockIdx.x;
+    float best = -INFINITY;
+    int bi = 0x7fffffff;
+    for (int c = threadIdx.x; c < P; c += 32) {
+        float2 p = part[(size_t)row * P + c];
+        argmax_merge(&best, &bi, p.x, __float_as_int(p.y));
+    }
+    argmax_warp(&best, &bi);
+    if (threadIdx.x == 0) {
+        val[row] = best;
+        idx[row] = bi == 0x7fffffff ? 0 : bi;
     }
 }
 
 extern "C" void gt_cuda_argmax_rows(gt_backend *be, void *val, int32_t *idx, const void *x, int N, int V) {
     if (N == 0) return;
+    /* slices: about four blocks per SM over the whole batch, each of ARGMAX_MIN_COLS columns at least */
+    int P = (4 * be->num_sms + N - 1) / N, most = (V + ARGMAX_MIN_COLS - 1) / ARGMAX_MIN_COLS;
+    if (P > most) P = most;
+    if (P < 1) P = 1;
+    int cols = (V + P - 1) / P;
+    float2 *part = (float2 *)decode_workspace(be, (size_t)N * P * sizeof(float2));
     GT_NVTX_PUSH("argmax_rows");
-    argmax_rows_kernel<<<N, 1024, 0, be->stream>>>((float *)val, idx, (const bf16 *)x, V);
+    argmax_slice_kernel<<<dim3(P, N), ARGMAX_THREADS, 0, be->stream>>>(part, (const bf16 *)x, V, cols);
+    CUDA_CHECK_LAUNCH();
+    argmax_final_kernel<<<N, 32, 0, be->stream>>>((float *)val, idx, part, P);
     CUDA_CHECK_LAUNCH();
     GT_NVTX_POP();
 }

@@ -42,7 +42,7 @@ struct gt_backend {
                                     gt_cuda_fp8_release() (kernels/cuda/fp8_cuda.h) */
     int fp8_autotune;    /* new FP8 GEMM plans time cuBLASLt's candidates (GT_FP8_AUTOTUNE=0: off) */
     gt_cudnn_attn *cudnn; /* cuDNN's fused attention, or NULL: the built-in kernels run */
-    void *decode_ws;      /* attention_decode's split partials (kernels/cuda/attention_decode.cu) */
+    void *decode_ws;      /* attention_decode's split and argmax_rows' slice partials (attention_decode.cu) */
     size_t decode_bytes;
 };
 

@@ -18,6 +18,37 @@
 
 #define FWD_ROWS_PER_BLOCK 8 /* one warp per row */
 
+/* Columns a warp's lanes cover per loop round: FWD_UNROLL 16-byte vectors each, loaded together
+ * (a decode step's rows are few: each warp's loads, not the bandwidth, set the time). */
+#define FWD_UNROLL 4
+#define FWD_SWEEP (32 * GT_VEC * FWD_UNROLL)
+
+/* y[C] = rmsnorm of the row x[C] with rstd r, lane `lane` of the row's warp: the row kernel's
+ * output pass (vectors; x, y, w 16-byte aligned, C % 8 == 0). */
+static __device__ __forceinline__ void norm_row_vec(bf16 *y, const bf16 *x, const bf16 *w, float r, int C,
+                                                    int lane) {
+    for (int c0 = lane * GT_VEC; c0 < C; c0 += FWD_SWEEP) {
+        gt_raw_bf16<GT_VEC> rx[FWD_UNROLL], rw[FWD_UNROLL];
+#pragma unroll
+        for (int u = 0; u < FWD_UNROLL; u++) {
+            int c = c0 + u * 32 * GT_VEC;
+            rx[u] = c < C ? gt_raw_load<GT_VEC>(x + c) : gt_raw_zero<GT_VEC>();
+            rw[u] = c < C ? gt_raw_load<GT_VEC>(w + c) : gt_raw_zero<GT_VEC>();
+        }
+#pragma unroll
+        for (int u = 0; u < FWD_UNROLL; u++) {
+            int c = c0 + u * 32 * GT_VEC;
+            if (c >= C) break;
+            float f[GT_VEC], g[GT_VEC];
+            gt_raw_unpack<GT_VEC>(rx[u], f);
+            gt_raw_unpack<GT_VEC>(rw[u], g);
+#pragma unroll
+            for (int j = 0; j < GT_VEC; j++) f[j] = gt_rmsnorm1(f[j], r, g[j]);
+            gt_store8(y + c, f);
+        }
+    }
+}
+
 /* out[N,C] (NULL: rstd only, the first pass of rmsnorm_fwd_fp8), rstd[N] from x[N,C], w[C]. One
  * warp per row; lanes stride over columns, 8 at a time with vec_x (the sum of squares) and vec_y
  * (the output). x is read twice; the second read hits L1/L2 (a row is at most a few KiB).
@@ -31,10 +62,20 @@ static __global__ void rmsnorm_fwd_kernel(bf16 *out, float *rstd, const bf16 *x,
     const bf16 *xr = x + (size_t)row * C;
     float ss = 0.0f;
     if (vec_x) {
-        for (int c = lane * GT_VEC; c < C; c += 32 * GT_VEC) {
-            float f[GT_VEC];
-            gt_load8(xr + c, f);
-            ss = gt_rmsnorm_sumsq8(ss, f);
+        for (int c0 = lane * GT_VEC; c0 < C; c0 += FWD_SWEEP) {
+            gt_raw_bf16<GT_VEC> rx[FWD_UNROLL];
+#pragma unroll
+            for (int u = 0; u < FWD_UNROLL; u++) {
+                int c = c0 + u * 32 * GT_VEC;
+                rx[u] = c < C ? gt_raw_load<GT_VEC>(xr + c) : gt_raw_zero<GT_VEC>();
+            }
+#pragma unroll
+            for (int u = 0; u < FWD_UNROLL; u++) {
+                if (c0 + u * 32 * GT_VEC >= C) break;
+                float f[GT_VEC];
+                gt_raw_unpack<GT_VEC>(rx[u], f);
+                ss = gt_rmsnorm_sumsq8(ss, f);
+            }
         }
     } else {
         for (int c = lane; c < C; c += 32) {
@@ -47,14 +88,7 @@ static __global__ void rmsnorm_fwd_kernel(bf16 *out, float *rstd, const bf16 *x,
     if (!out) return;
     bf16 *yr = out + (size_t)row * C;
     if (vec_y) {
-        for (int c = lane * GT_VEC; c < C; c += 32 * GT_VEC) {
-            float f[GT_VEC], g[GT_VEC];
-            gt_load8(xr + c, f);
-            gt_load8(w + c, g);
-#pragma unroll
-            for (int j = 0; j < GT_VEC; j++) f[j] = gt_rmsnorm1(f[j], r, g[j]);
-            gt_store8(yr + c, f);
-        }
+        norm_row_vec(yr, xr, w, r, C, lane);
     } else {
         for (int c = lane; c < C; c += 32)
             yr[c] = __float2bfloat16_rn(
@@ -78,27 +112,30 @@ static __global__ void add_rmsnorm_fwd_kernel(bf16 *res, bf16 *out, float *rstd,
     if (row >= N) return; /* the whole warp leaves together */
     size_t off = (size_t)row * C;
     float ss = 0.0f;
-    for (int c = lane * GT_VEC; c < C; c += 32 * GT_VEC) {
-        float fa[GT_VEC], fb[GT_VEC];
-        gt_load8(a + off + c, fa);
-        gt_load8(b + off + c, fb);
+    for (int c0 = lane * GT_VEC; c0 < C; c0 += FWD_SWEEP) {
+        gt_raw_bf16<GT_VEC> ra[FWD_UNROLL], rb[FWD_UNROLL];
 #pragma unroll
-        for (int j = 0; j < GT_VEC; j++) fa[j] += fb[j];
-        gt_store8(res + off + c, fa);
-        gt_load8(res + off + c, fa); /* the rounded sums, as the row kernel reads them */
-        ss = gt_rmsnorm_sumsq8(ss, fa);
+        for (int u = 0; u < FWD_UNROLL; u++) {
+            int c = c0 + u * 32 * GT_VEC;
+            ra[u] = c < C ? gt_raw_load<GT_VEC>(a + off + c) : gt_raw_zero<GT_VEC>();
+            rb[u] = c < C ? gt_raw_load<GT_VEC>(b + off + c) : gt_raw_zero<GT_VEC>();
+        }
+#pragma unroll
+        for (int u = 0; u < FWD_UNROLL; u++) {
+            int c = c0 + u * 32 * GT_VEC;
+            if (c >= C) break;
+            float fa[GT_VEC], fb[GT_VEC];
+            gt_raw_unpack<GT_VEC>(ra[u], fa);
+            gt_raw_unpack<GT_VEC>(rb[u], fb);
+#pragma unroll
+            for (int j = 0; j < GT_VEC; j++) fa[j] = __bfloat162float(__float2bfloat16_rn(fa[j] + fb[j]));
+            gt_store8(res + off + c, fa); /* exactly the rounded sums: the row kernel's input */
+            ss = gt_rmsnorm_sumsq8(ss, fa);
+        }
     }
     float r = rsqrtf(gt_warp_sum(ss) * inv_c + eps);
     if (lane == 0) rstd[row] = r;
-    if (!out) return;
-    for (int c = lane * GT_VEC; c < C; c += 32 * GT_VEC) {
-        float f[GT_VEC], g[GT_VEC];
-        gt_load8(res + off + c, f);
-        gt_load8(w + c, g);
-#pragma unroll
-        for (int j = 0; j < GT_VEC; j++) f[j] = gt_rmsnorm1(f[j], r, g[j]);
-        gt_store8(out + off + c, f);
-    }
+    if (out) norm_row_vec(out + off, res + off, w, r, C, lane);
 }
 
 /* W (1 or 8) consecutive bf16 at p + c as floats. */

@@ -74,6 +74,38 @@ static void check_ops(gt_check *c, int Hq, int Hkv, int D) {
     gt_cpu_backend_destroy(bc);
 }
 
+/* argmax_rows at Gemma's vocabulary, CUDA against the CPU, bitwise: a random row, a row whose
+ * largest value comes twice (the lower index is the pick), one whose largest is its last column,
+ * one of -inf alone (index 0). B rows, so that the slices split both within and over rows. */
+static void check_argmax(gt_check *c, int B, int V) {
+    const gt_ops *og = gt_cuda_ops(), *oc = gt_cpu_ops();
+    gt_backend *bg = gt_cuda_backend_create(0), *bc = gt_cpu_backend_create();
+    size_t n = (size_t)B * V;
+    float *x = malloc(n * sizeof(float));
+    uint64_t s = 3;
+    for (size_t i = 0; i < n; i++) x[i] = frand(&s) * 8;
+    x[(size_t)1 * V + 10] = x[(size_t)1 * V + V - 7] = 100;
+    x[(size_t)2 * V + V - 1] = 100;
+    for (int v = 0; v < V; v++) x[(size_t)3 * V + v] = -INFINITY;
+    void *gx = og->alloc(bg, n * 2), *gval = og->alloc(bg, (size_t)B * sizeof(float));
+    int32_t *gidx = og->alloc(bg, (size_t)B * sizeof(int32_t));
+    og->upload(bg, GT_ACT, gx, x, n);
+    og->download(bg, GT_ACT, x, gx, n); /* the CPU sees the bf16 values */
+    float *val = malloc((size_t)B * sizeof(float) * 2);
+    int32_t *idx = malloc((size_t)B * sizeof(int32_t) * 2);
+    oc->argmax_rows(bc, val, idx, x, B, V);
+    og->argmax_rows(bg, gval, gidx, gx, B, V);
+    og->download(bg, GT_STAT, val + B, gval, (size_t)B);
+    og->download_raw(bg, idx + B, gidx, (size_t)B * sizeof(int32_t));
+    int same = idx[1] == 10 && idx[2] == V - 1 && idx[3] == 0;
+    for (int b = 0; b < B; b++) same &= idx[b] == idx[B + b] && memcmp(&val[b], &val[B + b], sizeof(float)) == 0;
+    gt_check_true(c, same, "argmax_rows B=%d V=%d: CUDA picks differ from the CPU's (ties: lower index)", B, V);
+    og->release(bg, gx), og->release(bg, gval), og->release(bg, gidx);
+    free(x), free(val), free(idx);
+    gt_cuda_backend_destroy(bg);
+    gt_cpu_backend_destroy(bc);
+}
+
 typedef struct {
     gt_model m;
     gt_backend *be;
@@ -278,6 +310,10 @@ int main(void) {
     check_ops(&c, 8, 2, 128);
     check_ops(&c, 8, 1, 256);
     check_ops(&c, 4, 2, 24); /* the gqa fixture's odd head_dim */
+    check_ops(&c, 2, 1, 512); /* the largest head_dim: two vectors per lane */
+    check_argmax(&c, 4, 256000);
+    check_argmax(&c, 64, 256000);
+    check_argmax(&c, 4, 1001);
     const char *fx[] = {"mha", "mqa", "gqa", "bf16"};
     for (int i = 0; i < 4; i++) check_decoder(&c, fx[i], 0);
     for (int i = 0; i < 4; i++) check_decoder(&c, fx[i], 1);

@@ -703,6 +703,20 @@ static void run_fused_shapes(harness *h, int full) {
     case_determinism(h, 4096, 3072, 8192);
 }
 
+/* Forward GEMMs of the few rows of a decode step (cuBLASLt at 1..8 rows: a kernel of its own for
+ * these lost to cuBLASLt's at Gemma-2B's shapes): every row count at an IC below one 256-column
+ * sweep (72) and an OC not a multiple of 4 (37), Gemma-2B's qkv and fc2 decode shapes, a wide odd
+ * OC, 9 rows, and an IC not a multiple of 8. */
+static void run_decode_gemms(harness *h) {
+    printf("-- few-row forward GEMMs (decode)\n");
+    for (int n = 1; n <= 8; n++) case_matmul(h, "rows", n, 72, 37, 0);
+    case_matmul(h, "decode qkv", 1, 2048, 2560, 0);
+    case_matmul(h, "decode fc2", 8, 16384, 2048, 0);
+    case_matmul(h, "rows odd OC", 3, 2056, 1001, 0);
+    case_matmul(h, "rows 9", 9, 72, 37, 0);
+    case_matmul(h, "rows odd IC", 2, 75, 41, 0);
+}
+
 int main(int argc, char **argv) {
     int small = 0, bench = 0;
     uint64_t seed = (uint64_t)time(NULL);
@@ -730,6 +744,7 @@ int main(int argc, char **argv) {
     run_shapes(&h, &odd, 0);
     run_scalar_paths(&h);
     run_fused_shapes(&h, !small);
+    run_decode_gemms(&h);
     if (!small) run_shapes(&h, &gemma, 1);
     printf("test_ops_gpu: %d passed, %d failed\n", h.passed, h.failed);
     harness_close(&h);
