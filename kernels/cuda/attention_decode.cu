@@ -7,10 +7,10 @@
  * Decode reads the whole cache for one query row per head: memory-bound, and at batch 1 bound by
  * latency (Gemma-2B: one KV head, 384 keys = 0.4 MB per layer). So the work is cut fine: one warp
  * per (sequence, KV group, split of KS keys), an online softmax for all G query heads of the group
- * (MQA/GQA: the group shares every read), the loads of each lane many at a time. Each split writes unnormalized partial results (max, sum of exp,
- * sum of p v) per head; a second kernel combines them (flash-decoding). The split size depends only
- * on B, Hkv and Tmax, not on the lengths, so a captured graph replays it for any lengths. Scores
- * and softmax in fp32. */
+ * (MQA/GQA: the group shares every read), each lane's loads many at a time. Each split writes
+ * unnormalized partial results (max, sum of exp, sum of p v) per head; a second kernel combines
+ * them (flash-decoding). The split size depends only on B, Hkv and Tmax, not on the lengths, so a
+ * captured graph replays it for any lengths. Scores and softmax in fp32. */
 #include <math.h>
 
 #include "cuda_ops.cuh"
