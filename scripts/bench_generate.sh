@@ -4,8 +4,9 @@
 # Gemma-2B's config with HF's random initialization, BF16: prompts of 128 tokens, 256 new tokens
 # (--ignore-eos: exactly 256), at batch 1 and 64, with and without CUDA graphs; time to first token
 # for a 2,048-token prompt; then scripts/bench_hf_generate.py (model.generate, greedy, sdpa) at the
-# same shapes. One "gemmatron generate: bench: ..." or "hf generate ..." line per run, and at batch 1
-# and 64 the op classes of one decode step (generate --profile).
+# same shapes. One "gemmatron generate: bench: ..." or "hf generate ..." line per run, at batch 1
+# and 64 the op classes of one decode step (generate --profile), and where ncu is installed the
+# kernels of a batch-1 step (scripts/ncu_kernels.py).
 # FP8 (generate --fp8): the same random-init Gemma-2B written as an HF directory by
 # scripts/gpu_make_hf_init.py (torch and transformers, as bench_hf_generate.py needs), calibrated by
 # `gemmatron calibrate` on 4 sequences of 2,048 of 16,384 random token ids (a synthetic shard: random weights
@@ -36,6 +37,15 @@ for B in 1 64; do
     "$bin" generate --model "$cfg" --random-init --device cuda --prompts "$tmp/p$B.jsonl" --batch-size "$B" \
         --max-new-tokens 16 --ignore-eos --jsonl --profile 2>&1 >/dev/null | grep -v "^gemmatron generate: configs"
 done
+# and kernel by kernel: Nsight Compute over ~one decode step of batch 1, launched directly (the
+# prefill of a 128-token prompt is ~300 launches, a step ~220: launches 1500.. are decode steps)
+if command -v ncu >/dev/null; then
+    echo "=== gemmatron batch 1 decode step, kernel by kernel (ncu)"
+    ncu --launch-skip 1500 --launch-count 230 --csv --page raw \
+        --metrics gpu__time_duration.sum,dram__bytes.sum,launch__grid_size,launch__block_size \
+        "$bin" generate --model "$cfg" --random-init --device cuda --prompts "$tmp/p1.jsonl" --batch-size 1 \
+        --max-new-tokens 40 --ignore-eos --jsonl --no-cuda-graphs 2>/dev/null | python3 scripts/ncu_kernels.py
+fi
 prompts 1 2048 >"$tmp/long.jsonl"
 echo "=== gemmatron time to first token, prompt 2048"
 "$bin" generate --model "$cfg" --random-init --device cuda --prompts "$tmp/long.jsonl" --max-new-tokens 2 \
