@@ -23,32 +23,6 @@ static inline unsigned gt_grid_stride_blocks(const gt_backend *be, size_t work, 
     return need ? (unsigned)need : 1u;
 }
 
-/* 8 consecutive bf16 at p (16-byte aligned) as floats. */
-static __device__ __forceinline__ void gt_load8(const bf16 *p, float f[GT_VEC]) {
-    union {
-        uint4 u;
-        __nv_bfloat162 h[4];
-    } v;
-    v.u = *(const uint4 *)p;
-#pragma unroll
-    for (int i = 0; i < 4; i++) {
-        float2 t = __bfloat1622float2(v.h[i]);
-        f[2 * i] = t.x;
-        f[2 * i + 1] = t.y;
-    }
-}
-
-/* Rounds 8 floats to bf16 (nearest even) and stores them at p (16-byte aligned). */
-static __device__ __forceinline__ void gt_store8(bf16 *p, const float f[GT_VEC]) {
-    union {
-        uint4 u;
-        __nv_bfloat162 h[4];
-    } v;
-#pragma unroll
-    for (int i = 0; i < 4; i++) v.h[i] = __floats2bfloat162_rn(f[2 * i], f[2 * i + 1]);
-    *(uint4 *)p = v.u;
-}
-
 /* W (GT_VEC or 1) consecutive bf16 as raw bits, so that a thread can hold several loads in flight in
  * few registers (4 per 16-byte vector, or one element), unpacked to floats when they are used. */
 template <int W> struct gt_raw_bf16 {
@@ -76,7 +50,7 @@ template <int W> static __device__ __forceinline__ gt_raw_bf16<W> gt_raw_zero() 
     return r;
 }
 
-/* The W floats of r (exactly gt_load8's / __bfloat162float's values). */
+/* The W floats of r (__bfloat162float's values). */
 template <int W> static __device__ __forceinline__ void gt_raw_unpack(const gt_raw_bf16<W> &r, float *f) {
     if constexpr (W == GT_VEC) {
         union {
@@ -93,6 +67,22 @@ template <int W> static __device__ __forceinline__ void gt_raw_unpack(const gt_r
     } else {
         f[0] = __bfloat162float(__ushort_as_bfloat16(r.v));
     }
+}
+
+/* 8 consecutive bf16 at p (16-byte aligned) as floats. */
+static __device__ __forceinline__ void gt_load8(const bf16 *p, float f[GT_VEC]) {
+    gt_raw_unpack<GT_VEC>(gt_raw_load<GT_VEC>(p), f);
+}
+
+/* Rounds 8 floats to bf16 (nearest even) and stores them at p (16-byte aligned). */
+static __device__ __forceinline__ void gt_store8(bf16 *p, const float f[GT_VEC]) {
+    union {
+        uint4 u;
+        __nv_bfloat162 h[4];
+    } v;
+#pragma unroll
+    for (int i = 0; i < 4; i++) v.h[i] = __floats2bfloat162_rn(f[2 * i], f[2 * i + 1]);
+    *(uint4 *)p = v.u;
 }
 
 static __device__ __forceinline__ float gt_warp_sum(float v) {

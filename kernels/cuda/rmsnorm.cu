@@ -23,18 +23,26 @@
 #define FWD_UNROLL 4
 #define FWD_SWEEP (32 * GT_VEC * FWD_UNROLL)
 
+/* The FWD_UNROLL vectors of one lane's sweep round at c0, c0 + 256, .. of the rows p and q (zero
+ * past C), all loads issued together. */
+static __device__ __forceinline__ void sweep_load2(gt_raw_bf16<GT_VEC> rp[FWD_UNROLL], const bf16 *p,
+                                                   gt_raw_bf16<GT_VEC> rq[FWD_UNROLL], const bf16 *q, int c0,
+                                                   int C) {
+#pragma unroll
+    for (int u = 0; u < FWD_UNROLL; u++) {
+        int c = c0 + u * 32 * GT_VEC;
+        rp[u] = c < C ? gt_raw_load<GT_VEC>(p + c) : gt_raw_zero<GT_VEC>();
+        rq[u] = c < C ? gt_raw_load<GT_VEC>(q + c) : gt_raw_zero<GT_VEC>();
+    }
+}
+
 /* y[C] = rmsnorm of the row x[C] with rstd r, lane `lane` of the row's warp: the row kernel's
  * output pass (vectors; x, y, w 16-byte aligned, C % 8 == 0). */
 static __device__ __forceinline__ void norm_row_vec(bf16 *y, const bf16 *x, const bf16 *w, float r, int C,
                                                     int lane) {
     for (int c0 = lane * GT_VEC; c0 < C; c0 += FWD_SWEEP) {
         gt_raw_bf16<GT_VEC> rx[FWD_UNROLL], rw[FWD_UNROLL];
-#pragma unroll
-        for (int u = 0; u < FWD_UNROLL; u++) {
-            int c = c0 + u * 32 * GT_VEC;
-            rx[u] = c < C ? gt_raw_load<GT_VEC>(x + c) : gt_raw_zero<GT_VEC>();
-            rw[u] = c < C ? gt_raw_load<GT_VEC>(w + c) : gt_raw_zero<GT_VEC>();
-        }
+        sweep_load2(rx, x, rw, w, c0, C);
 #pragma unroll
         for (int u = 0; u < FWD_UNROLL; u++) {
             int c = c0 + u * 32 * GT_VEC;
@@ -114,12 +122,7 @@ static __global__ void add_rmsnorm_fwd_kernel(bf16 *res, bf16 *out, float *rstd,
     float ss = 0.0f;
     for (int c0 = lane * GT_VEC; c0 < C; c0 += FWD_SWEEP) {
         gt_raw_bf16<GT_VEC> ra[FWD_UNROLL], rb[FWD_UNROLL];
-#pragma unroll
-        for (int u = 0; u < FWD_UNROLL; u++) {
-            int c = c0 + u * 32 * GT_VEC;
-            ra[u] = c < C ? gt_raw_load<GT_VEC>(a + off + c) : gt_raw_zero<GT_VEC>();
-            rb[u] = c < C ? gt_raw_load<GT_VEC>(b + off + c) : gt_raw_zero<GT_VEC>();
-        }
+        sweep_load2(ra, a + off, rb, b + off, c0, C);
 #pragma unroll
         for (int u = 0; u < FWD_UNROLL; u++) {
             int c = c0 + u * 32 * GT_VEC;
