@@ -17,6 +17,7 @@
 #include "../../model/safetensors.h"
 #include "../../train/sampler.h"
 #include "check.h"
+#include "decode_harness.h"
 
 static const char *const fixtures[] = {"mha", "mqa", "gqa", "f16", "bf16"};
 
@@ -55,21 +56,6 @@ static int read_hf(hf_gen *h, const char *dir) {
     h->gen = read_i64(&st, "generated", &b, &h->K);
     gt_st_close(&st);
     return 1;
-}
-
-/* The last row of the full forward's logits over seq[0..n). */
-static void full_last_logits(gt_model *m, const int32_t *seq, int n, float *out) {
-    int V = m->cfg.vocab_size;
-    int32_t *tgt = gt_malloc((size_t)n * sizeof *tgt), *pos = gt_malloc((size_t)n * sizeof *pos);
-    float *all = gt_malloc((size_t)n * V * sizeof *all);
-    for (int t = 0; t < n; t++) tgt[t] = -1, pos[t] = t;
-    gt_model_alloc_batch(m, 1, n);
-    gt_model_set_batch(m, seq, tgt, pos, NULL);
-    gt_model_forward(m, 0, 0.0f, all);
-    memcpy(out, all + (size_t)(n - 1) * V, (size_t)V * sizeof *out);
-    free(all);
-    free(pos);
-    free(tgt);
 }
 
 static void check_fixture(gt_check *c, const char *name) {
@@ -115,7 +101,7 @@ static void check_fixture(gt_check *c, const char *name) {
     double worst = 0;
     for (int b = 0; b < B; b++) {
         gt_decoder_prefill(&d, b, seq[b], n[b], logits + (size_t)b * V, next + b);
-        full_last_logits(&m, seq[b], n[b], ref);
+        full_last_logits(&m, seq[b], n[b], n[b], ref);
         worst = fmax(worst, gt_max_abs_diff_f(logits + (size_t)b * V, ref, V));
     }
     int hf_ok = 1;
@@ -135,7 +121,7 @@ static void check_fixture(gt_check *c, const char *name) {
         if (k + 1 == K) break;
         gt_decoder_step(&d, B, tok, pos, logits, next);
         for (int b = 0; b < B; b++) {
-            full_last_logits(&m, seq[b], n[b], ref);
+            full_last_logits(&m, seq[b], n[b], n[b], ref);
             double e = gt_max_abs_diff_f(logits + (size_t)b * V, ref, V);
             worst = fmax(worst, e);
         }

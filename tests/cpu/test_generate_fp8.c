@@ -24,6 +24,7 @@
 #include "../../model/safetensors.h"
 #include "../../train/ckpt/calibrated.h"
 #include "check.h"
+#include "decode_harness.h"
 
 #define NP 3
 #define NEW 8
@@ -42,24 +43,6 @@
 #define FP8_TOL 0.60
 
 static int round16(int n) { return (n + 15) / 16 * 16; }
-
-/* The last row of the full forward's logits over seq[0..n), its tokens padded to padded (>= n)
- * after the prefix with token 0. */
-static void full_last_logits(gt_model *m, const int32_t *seq, int n, int padded, float *out) {
-    int V = m->cfg.vocab_size;
-    int32_t *tok = gt_malloc((size_t)padded * sizeof *tok), *tgt = gt_malloc((size_t)padded * sizeof *tgt);
-    int32_t *pos = gt_malloc((size_t)padded * sizeof *pos);
-    float *all = gt_malloc((size_t)padded * V * sizeof *all);
-    for (int t = 0; t < padded; t++) tok[t] = t < n ? seq[t] : 0, tgt[t] = -1, pos[t] = t;
-    gt_model_alloc_batch(m, 1, padded);
-    gt_model_set_batch(m, tok, tgt, pos, NULL);
-    gt_model_forward(m, 0, 0.0f, all);
-    memcpy(out, all + (size_t)(n - 1) * V, (size_t)V * sizeof *out);
-    free(all);
-    free(pos);
-    free(tgt);
-    free(tok);
-}
 
 /* dir = `gemmatron calibrate` of the fixture on 400 random in-vocabulary tokens. */
 static void calibrate(const char *bin, const char *fixture, const char *tmp, int lm_head, char *dir, size_t len) {
@@ -85,7 +68,7 @@ static void open_model(gt_model *m, gt_backend *be, const char *dir, int fp8) {
     gt_err err;
     gt_config cfg;
     GT_ASSERT(gt_config_load(&cfg, dir, &err) == 0, "%s", err.msg);
-    GT_ASSERT(gt_model_init(m, &cfg, gt_cpu_ops(), be, 0, 1, &err) == 0, "%s", err.msg);
+    GT_ASSERT(gt_model_init_forward(m, &cfg, gt_cpu_ops(), be, 0, 1, &err) == 0, "%s", err.msg); /* as generate */
     GT_ASSERT(gt_model_load_hf(m, dir, &err) == 0, "%s", err.msg);
     if (fp8) GT_ASSERT(gt_fp8_state_enable(m, dir, NULL, &err) == 1, "%s: %s", dir, err.msg);
 }
@@ -247,7 +230,6 @@ static void check_batch_one(gt_check *c, gt_model *m, const char *name, const ru
 
 typedef struct {
     gt_model *m;
-    int T;
     double worst;
     char which[64];
 } gemm_check;
@@ -288,7 +270,7 @@ static void check_each_gemm(gt_check *c, gt_model *m, const char *name, const ru
     const gt_layout *L = &m->lay;
     int T = round16(log->plen[0]), C = L->C, F = L->F, HD = L->Hq * L->D, V = m->cfg.vocab_size;
     float eps = (float)m->cfg.rms_norm_eps;
-    float *logits = gt_malloc((size_t)T * V * sizeof *logits), *ref = gt_malloc((size_t)V * sizeof *ref);
+    float *logits = gt_malloc((size_t)T * V * sizeof *logits);
     int32_t *tok = gt_malloc((size_t)T * sizeof *tok), *tgt = gt_malloc((size_t)T * sizeof *tgt);
     int32_t *pos = gt_malloc((size_t)T * sizeof *pos);
     for (int t = 0; t < T; t++) tok[t] = t < log->plen[0] ? log->seq[0][t] : 0, tgt[t] = -1, pos[t] = t;
@@ -298,7 +280,7 @@ static void check_each_gemm(gt_check *c, gt_model *m, const char *name, const ru
     size_t wide = (size_t)T * (2 * F > L->Q ? 2 * F : L->Q), act = o->size[GT_ACT];
     void *ln = o->alloc(be, (size_t)T * C * act), *y = o->alloc(be, wide * act), *h = o->alloc(be, (size_t)T * F * act);
     void *rstd = o->alloc(be, (size_t)T * o->size[GT_STAT]);
-    gemm_check g = {m, T, 0, ""};
+    gemm_check g = {m, 0, ""};
     for (int l = 0; l < L->L; l++) {
         const gt_layer_acts *a = &m->acts[l];
         const gt_layer_offsets *w = &L->layer[l];
@@ -332,14 +314,13 @@ static void check_each_gemm(gt_check *c, gt_model *m, const char *name, const ru
            "%.2f)\n", name, g.worst, g.which, FP8_GEMM_TOL);
     void *bufs[] = {ln, y, h, rstd};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) o->release(be, bufs[i]);
-    free(pos), free(tgt), free(tok), free(ref), free(logits);
+    free(pos), free(tgt), free(tok), free(logits);
 }
 
 /* The BF16 model's logits over the FP8 run's sequences (teacher-forced), against the FP8 ones. */
 static void check_against_bf16(gt_check *c, gt_model *f, const char *dir, const char *name, const run_log *log) {
     gt_model m;
     open_model(&m, f->be, dir, 0);
-    check_each_gemm(c, f, name, log);
     int V = m.cfg.vocab_size;
     float *ref = gt_malloc((size_t)V * sizeof *ref);
     double worst = 0;
@@ -370,6 +351,7 @@ static void check_fixture(gt_check *c, const char *bin, const char *tmp, const c
     generate_checked(c, &m, name, &log);
     check_batch_one(c, &m, name, &log);
     check_scales(c, &m, dir, name);
+    check_each_gemm(c, &m, name, &log);
     check_against_bf16(c, &m, dir, name, &log);
     gt_model_free(&m);
     check_scales_matter(c, be, dir, name, log.seq[0], log.plen[0], log.logits);

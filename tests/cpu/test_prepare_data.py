@@ -78,6 +78,7 @@ def test_byte_documents(tmp):
     check(all(a == 0 for a in attrs[start + 1:start + 1 + n_prompt]) and attrs[start + 1 + n_prompt] == T,
           "every prompt token is masked and the response starts the targets")
     shard = open(out, "rb").read()
+    os.remove(out)  # the next run must write it
     p, out = run_tool(tmp, [{"text": "ab"}, {"prompt": prompt, "response": response}, {"messages": chat}],
                       "--tokenizer", "byte")
     check(p.returncode == 0 and open(out, "rb").read() == shard, "--tokenizer byte writes the shard --byte writes")

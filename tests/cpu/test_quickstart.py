@@ -126,7 +126,7 @@ def check_progress(out, run):
     cpu = re.compile(rf"^step \d+/{STEPS} \| loss [0-9.]+ \| lr [0-9.e+-]+ \| grad_norm [0-9.]+ \| \d+ tok/s \| "
                      r"rss [0-9.]+ GiB \| ETA \w+$")
     lines = [l for l in out.splitlines() if l.startswith("step ")]
-    bad = [l for l in lines if not cpu.match(l) or "MFU" in l or "mem " in l]
+    bad = [l for l in lines if not cpu.match(l)]  # the pattern leaves no room for MFU or device memory
     check(lines and not bad, f"CPU progress lines: tok/s, rss, ETA, no MFU or device memory ({(bad or lines)[0]})")
     rss = [float(x) for x in re.findall(r"\| rss ([0-9.]+) GiB", out)]
     check(rss and all(0.005 < x < 8 for x in rss), f"rss is a plausible resident size ({rss[:3]} GiB)")
@@ -281,7 +281,7 @@ def test_reaped(binary, tmp):
         worst = max(worst, sum(s.startswith("Z") for s in states))
         time.sleep(0.01)
     proc.communicate()
-    check(proc.returncode == 0 and children_seen >= 1 and worst <= 1 and children_seen <= 1,
+    check(proc.returncode == 0 and children_seen == 1,  # a zombie is one of the children counted
           f"plot children: at most one at a time, at most one unreaped (seen {children_seen}, zombies {worst})")
 
 

@@ -1,7 +1,7 @@
 /* Generation on the GPU against the CPU reference:
  *  1. ops kv_write + attention_decode on random caches (MHA, GQA, MQA at Gemma-2B's head_dim 256,
  *     GQA at the gqa fixture's head_dim 24),
- *     lengths from 1 to a cache of 700 positions (eleven splits of the sequence): within BF16
+ *     lengths from 1 to a cache of 700 positions (22 splits of 32 keys): within BF16
  *     tolerance of the float32 CPU op;
  *  2. the decoder (model/decoder.h) on the fixtures, a batch of 3 prompts of unequal length and 8
  *     decode steps fed the CPU's greedy tokens: CUDA logits within BF16 tolerance of the CPU's at
