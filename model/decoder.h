@@ -40,8 +40,8 @@ typedef struct {
     void *gathered_best;          /* [tp, B] STAT, [tp, B] int32 at tp > 1 */
     int32_t *gathered_idx;
     int32_t *prefill_dst;         /* [Tmax] device */
-    void *x, *xmid, *ln, *qkv, *att, *tmp, *fc1, *h, *rstd; /* step activations of gemm_rows(B) rows */
-    void *logits;                 /* [gemm_rows(B), V] ACT, this rank's vocabulary columns */
+    void *x, *xmid, *ln, *qkv, *att, *tmp, *fc1, *h, *rstd; /* step activations of B rows (FP8: B rounded up to 16) */
+    void *logits;                 /* [rows as above, V] ACT, this rank's vocabulary columns */
     void *gathered;               /* [tp, B, V] ACT at tp > 1 */
     float *host;                  /* [tp * B * V] host */
     int graphs;                   /* capture and replay decode steps (where the backend can) */

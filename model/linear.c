@@ -35,6 +35,13 @@ static int fp8_shape_ok(int N, int IC, int OC) { return N % 16 == 0 && IC % 16 =
 
 static int slot_of(int l, int g) { return l * GT_GEMMS + g; }
 
+int gt_linear_fp8_shape(const gt_model *m, int s) {
+    int ic, oc;
+    size_t off;
+    gt_linear_dims(m, s, &ic, &oc, &off);
+    return fp8_shape_ok(16, ic, oc);
+}
+
 int gt_linear_fp8_input(gt_model *m, int l, int g, int N, int train, gt_fp8_target *dst) {
     gt_fp8 *f = m->fp8;
     int s = slot_of(l, g), ic, oc;

@@ -36,5 +36,7 @@ void gt_linear_bwd(gt_model *m, int l, int g, void *dx, const void *dy, const vo
 int gt_model_head_vocab(const gt_model *m);
 /* Input and output widths of the GEMM in slot s, and its weight's offset in the parameters. */
 void gt_linear_dims(const gt_model *m, int s, int *ic, int *oc, size_t *w_off);
+/* 1 when GEMM slot s has widths FP8 takes (IC and OC multiples of 16; the rows are the caller's). */
+int gt_linear_fp8_shape(const gt_model *m, int s);
 
 #endif

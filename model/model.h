@@ -135,8 +135,8 @@ double gt_model_forward(gt_model *m, int train, float dscale, float *logits_out)
  * layer's acts[l].qkv (after RoPE) for a KV cache (model/decoder.h). */
 void gt_model_forward_body(gt_model *m);
 /* x[N, C] = a + b, then the RMSNorm of x with the weights at parameter offset w into y (ACT) and
- * rstd (STAT); b NULL: x already holds the norm's input, nothing is added. The forward's and the
- * decoder's residual adds go through it. */
+ * rstd (STAT); b NULL: x already holds the norm's input, nothing is added. The forward's BF16 and the
+ * decoder's residual adds go through it (the FP8 forward's norm writes its FP8 copies instead). */
 void gt_model_add_norm(gt_model *m, void *x, const void *a, const void *b, void *y, void *rstd, size_t w, int N);
 
 /* Backward pass after a training forward: accumulates into m->grads. */

@@ -286,9 +286,6 @@ static void print_result(const gt_trainer *t, const bench_args *a, const double 
     const gt_compute *c = &t->session.compute;
     const gt_config *cfg = &t->session.model.cfg;
     double med = ts[a->steps / 2], tps = (double)a->batch * a->seq * g->dp * a->accum / med;
-    double mfu = tps * gt_flops_per_token(cfg, a->seq) / peak.bf16_flops;
-    double mem = (double)c->ops->mem_in_use(c->be) / (1 << 30);
-    mfu /= g->world_size; /* per GPU */
     if (c->ops->on_host) {
         /* a CPU has no MFU on the GPU scale and no device memory: the process's host memory instead */
         printf("step_ms=%.2f (min %.2f max %.2f) tokens_per_s=%.0f (%.0f per process) rss_gib=%.2f loss=%.4f\n",
@@ -296,6 +293,8 @@ static void print_result(const gt_trainer *t, const bench_args *a, const double 
                (double)gt_host_rss_bytes() / (1 << 30), loss);
         return;
     }
+    double mfu = tps * gt_flops_per_token(cfg, a->seq) / peak.bf16_flops / g->world_size; /* per GPU */
+    double mem = (double)c->ops->mem_in_use(c->be) / (1 << 30);
     printf("step_ms=%.2f (min %.2f max %.2f) tokens_per_s=%.0f (%.0f per GPU) mfu=%.1f%% "
            "mem_in_use_gib=%.2f loss=%.4f\n",
            1e3 * med, 1e3 * ts[0], 1e3 * ts[a->steps - 1], tps, tps / g->world_size, 100 * mfu, mem, loss);

@@ -286,14 +286,6 @@ static int enable_fp8(gt_model *m, const char *dir, gt_err *err) {
     return 0;
 }
 
-/* 1 when GEMM slot s has a shape FP8 takes (K and N multiples of 16; the decoder pads the rows). */
-static int fp8_shape(const gt_model *m, int s) {
-    int ic, oc;
-    size_t off;
-    gt_linear_dims(m, s, &ic, &oc, &off);
-    return ic % 16 == 0 && oc % 16 == 0;
-}
-
 /* The banner's FP8 part: the GEMMs in FP8 (the others' shapes run BF16) and their scales' file. */
 static void fp8_banner(const gt_model *m, const char *dir, char *out, size_t len) {
     if (!m->fp8) {
@@ -301,8 +293,8 @@ static void fp8_banner(const gt_model *m, const char *dir, char *out, size_t len
         return;
     }
     int layers = GT_GEMMS * m->lay.L, fp8 = 0;
-    for (int s = 0; s < layers; s++) fp8 += fp8_shape(m, s);
-    int head = m->fp8->recipe.lm_head && fp8_shape(m, layers);
+    for (int s = 0; s < layers; s++) fp8 += gt_linear_fp8_shape(m, s);
+    int head = m->fp8->recipe.lm_head && gt_linear_fp8_shape(m, layers);
     snprintf(out, len, ", FP8 GEMMs (%d of %d layer GEMMs%s, scales of %s/fp8_state.safetensors)", fp8, layers,
              head ? " + lm_head" : ", lm_head BF16", dir);
 }

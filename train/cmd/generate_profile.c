@@ -53,9 +53,10 @@ void gt_generate_profile(gt_decoder *d, int B, double step_ms, int print) {
         if (!prof.calls[i]) continue;
         fprintf(stderr, "%-17s %6ld %9.3f %5.1f%%", gt_op_profile_name(i), prof.calls[i], 1e3 * prof.seconds[i],
                 100 * prof.seconds[i] / total);
-        if (i == GT_PROF_MATMUL_FWD && prof.seconds[i] > 0) /* FP8 forward GEMMs are filed here too */
-            fprintf(stderr, "  weights %.3g GB, %.3g TB/s", gemm_weight_bytes(m) / 1e9,
-                    gemm_weight_bytes(m) / prof.seconds[i] / 1e12);
+        if (i == GT_PROF_MATMUL_FWD && prof.seconds[i] > 0) { /* FP8 forward GEMMs are filed here too */
+            double bytes = gemm_weight_bytes(m);
+            fprintf(stderr, "  weights %.3g GB, %.3g TB/s", bytes / 1e9, bytes / prof.seconds[i] / 1e12);
+        }
         fputc('\n', stderr);
     }
     if (comm > 0) fprintf(stderr, "%-17s %6s %9.3f %5.1f%%\n", "communication (tp)", "", 1e3 * comm, 100 * comm / total);

@@ -449,12 +449,11 @@ void gt_metrics_close(gt_metrics *m) {
 /* ---- recovery after a crash ---- */
 
 /* Reads column `name` of the crashed file (n rows) as doubles. */
-static int read_column(gt_metrics *old, const char *name, uint64_t n, double *out, gt_err *err) {
+static int read_column(gt_metrics *m, const char *name, uint64_t n, double *out, gt_err *err) {
     int64_t ds = 0, space = 0, mem = 0;
     hsize_t count = n, zero = 0;
     int rc = -1;
-    gt_metrics *m = old;
-    H5_SET(ds, H5Dopen2(old->file, name, H5P_DEFAULT));
+    H5_SET(ds, H5Dopen2(m->file, name, H5P_DEFAULT));
     H5_SET(space, H5Dget_space(ds));
     H5_GO(H5Sselect_hyperslab(space, H5S_SELECT_SET, &zero, NULL, &count, NULL));
     H5_SET(mem, H5Screate_simple(1, &count, NULL));
@@ -467,22 +466,36 @@ out:
     return rc;
 }
 
+int mh5_read_columns(gt_metrics *m, const char *group, const char *const *names, int ncols, double **cols,
+                     uint64_t *rows, gt_err *err) {
+    int64_t ids[GT_METRICS_TRAIN_COLS] = {0};
+    GT_ASSERT(ncols <= GT_METRICS_TRAIN_COLS, "mh5_read_columns: %d columns", ncols);
+    *cols = NULL;
+    int rc = open_columns(m, group, names, ncols, ids, rows, err);
+    for (int i = 0; i < ncols; i++) mh5_close(&ids[i]);
+    if (rc) return -1;
+    *cols = gt_malloc((*rows ? *rows : 1) * (size_t)ncols * sizeof(double));
+    char name[64];
+    for (int i = 0; i < ncols && rc == 0 && *rows; i++) {
+        snprintf(name, sizeof name, "%s/%s", group, names[i]);
+        rc = read_column(m, name, *rows, *cols + (size_t)i * *rows, err);
+    }
+    if (rc) {
+        free(*cols);
+        *cols = NULL;
+    }
+    return rc;
+}
+
 /* Copies the rows of group (train or eval) with step <= resume_step from the crashed file. */
 static int copy_rows(gt_metrics *m, gt_metrics *old, int train, long long resume_step, gt_err *err) {
     const char *group = train ? "/train" : "/eval";
     const char *const *names = train ? train_names : eval_names;
     int ncols = train ? GT_METRICS_TRAIN_COLS : 2;
-    int64_t ids[GT_METRICS_TRAIN_COLS] = {0};
     uint64_t rows;
-    int rc = open_columns(old, group, names, ncols, ids, &rows, err);
-    for (int i = 0; i < ncols; i++) mh5_close(&ids[i]);
+    double *cols;
+    int rc = mh5_read_columns(old, group, names, ncols, &cols, &rows, err);
     if (rc) return -1;
-    double *cols = gt_malloc((rows ? rows : 1) * (size_t)ncols * sizeof(double));
-    char name[64];
-    for (int i = 0; i < ncols && rc == 0; i++) {
-        snprintf(name, sizeof name, "%s/%s", group, names[i]);
-        rc = read_column(old, name, rows, cols + (size_t)i * rows, err);
-    }
     for (uint64_t r = 0; r < rows && rc == 0; r++) {
         long long step = (long long)cols[r];
         if (step > resume_step) break;

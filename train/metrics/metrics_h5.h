@@ -18,6 +18,12 @@ int mh5_put_attr(gt_metrics *m, int64_t obj, const char *name, int64_t type, uns
 /* Row `row` of column ds (1-D when cols is 0, else [rows, cols]) set to v, flushed for readers. */
 int mh5_append(gt_metrics *m, int64_t ds, uint64_t row, int cols, int64_t type, const void *v, gt_err *err);
 
+/* The 1-D columns group/names[0..ncols) (ncols <= GT_METRICS_TRAIN_COLS) read as doubles into
+ * *cols = [ncols][rows] (malloc'ed; the caller frees), rows = the shortest column's (a row
+ * half-written by a crash is dropped). */
+int mh5_read_columns(gt_metrics *m, const char *group, const char *const *names, int ncols, double **cols,
+                     uint64_t *rows, gt_err *err);
+
 /* Of the first `rows` rows of the 1-D int64 dataset step_ds, those before the first step greater
  * than resume_step (steps increase down the column). */
 int mh5_rows_to_keep(gt_metrics *m, int64_t step_ds, uint64_t rows, long long resume_step, uint64_t *keep,

@@ -8,36 +8,6 @@
 
 #include "metrics_h5.h"
 
-/* Rows of the 1-D dataset group/name read as doubles into *out (malloc'ed, n rows; the caller frees). */
-static int read_column(gt_metrics *m, const char *group, const char *name, double **out, long long *n, gt_err *err) {
-    char path[128];
-    snprintf(path, sizeof path, "%s/%s", group, name);
-    int64_t ds = 0, space = 0;
-    int rc = -1;
-    *out = NULL;
-    H5_SET(ds, H5Dopen2(m->file, path, H5P_DEFAULT));
-    H5_GO(H5Drefresh(ds));
-    H5_SET(space, H5Dget_space(ds));
-    hsize_t dims[1] = {0};
-    if (H5Sget_simple_extent_ndims(space) != 1) {
-        rc = gt_fail(err, "%s: %s is not a column", m->path, path);
-        goto out;
-    }
-    H5_GO(H5Sget_simple_extent_dims(space, dims, NULL));
-    *n = (long long)dims[0];
-    *out = gt_malloc(((size_t)dims[0] + 1) * sizeof **out);
-    if (dims[0]) H5_GO(H5Dread(ds, H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, *out));
-    rc = 0;
-out:
-    mh5_close(&space);
-    mh5_close(&ds);
-    if (rc) {
-        free(*out);
-        *out = NULL;
-    }
-    return rc;
-}
-
 static int read_grid(gt_metrics *m, char *grid, size_t len, gt_err *err) {
     int64_t attr = 0, type = 0;
     int rc = -1;
@@ -58,8 +28,8 @@ out:
     return rc;
 }
 
-/* The rows below len(step) are complete: step is appended last (metrics.h), so every other column
- * is read to at least that many rows. */
+/* The rows read are complete: every column is read to its shortest one's length (step is appended
+ * last, metrics.h). */
 static void train_totals(gt_metrics_totals *t, const double *step, const double *loss, const double *gn,
                          const double *tps, const double *sec, long long n) {
     t->rows = n;
@@ -84,22 +54,19 @@ static void eval_totals(gt_metrics_totals *t, const double *step, const double *
 }
 
 static int read_totals(gt_metrics *m, gt_metrics_totals *tot, gt_err *err) {
-    enum { STEP, LOSS, GN, TPS, SEC, ESTEP, ELOSS, NCOL };
-    static const char *const group[NCOL] = {"/train", "/train", "/train", "/train", "/train", "/eval", "/eval"};
-    static const char *const name[NCOL] = {"step", "loss", "grad_norm", "tokens_per_s", "step_time_s", "step", "loss"};
-    double *col[NCOL] = {0};
-    long long len[NCOL] = {0};
-    int rc = 0;
-    /* step first: the other columns of the rows it counts are already written */
-    for (int i = 0; i < NCOL && rc == 0; i++) rc = read_column(m, group[i], name[i], &col[i], &len[i], err);
+    static const char *const train[] = {"step", "loss", "grad_norm", "tokens_per_s", "step_time_s"};
+    static const char *const eval[] = {"step", "loss"};
+    double *t = NULL, *e = NULL;
+    uint64_t nt = 0, ne = 0;
+    int rc = mh5_read_columns(m, "/train", train, 5, &t, &nt, err);
+    if (rc == 0) rc = mh5_read_columns(m, "/eval", eval, 2, &e, &ne, err);
     if (rc == 0) {
-        long long n = len[STEP];
-        for (int i = LOSS; i <= SEC; i++) n = len[i] < n ? len[i] : n;
-        train_totals(tot, col[STEP], col[LOSS], col[GN], col[TPS], col[SEC], n);
-        eval_totals(tot, col[ESTEP], col[ELOSS], len[ESTEP] < len[ELOSS] ? len[ESTEP] : len[ELOSS]);
+        train_totals(tot, t, t + nt, t + 2 * nt, t + 3 * nt, t + 4 * nt, (long long)nt);
+        eval_totals(tot, e, e + ne, (long long)ne);
         rc = read_grid(m, tot->grid, sizeof tot->grid, err);
     }
-    for (int i = 0; i < NCOL; i++) free(col[i]);
+    free(t);
+    free(e);
     return rc;
 }
 
