@@ -41,10 +41,11 @@ done
 # prefill of a 128-token prompt is ~300 launches, a step ~220: launches 1500.. are decode steps)
 if command -v ncu >/dev/null; then
     echo "=== gemmatron batch 1 decode step, kernel by kernel (ncu)"
-    ncu --launch-skip 1500 --launch-count 230 --csv --page raw \
+    ncu --launch-skip 1500 --launch-count 230 --csv --page raw --print-units base --log-file "$tmp/ncu.csv" \
         --metrics gpu__time_duration.sum,dram__bytes.sum,launch__grid_size,launch__block_size \
         "$bin" generate --model "$cfg" --random-init --device cuda --prompts "$tmp/p1.jsonl" --batch-size 1 \
-        --max-new-tokens 40 --ignore-eos --jsonl --no-cuda-graphs 2>/dev/null | python3 scripts/ncu_kernels.py
+        --max-new-tokens 40 --ignore-eos --jsonl --no-cuda-graphs >/dev/null 2>&1
+    python3 scripts/ncu_kernels.py "$tmp/ncu.csv"
 fi
 prompts 1 2048 >"$tmp/long.jsonl"
 echo "=== gemmatron time to first token, prompt 2048"

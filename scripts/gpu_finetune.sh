@@ -44,8 +44,8 @@
 # files and plots are copied there (flat names).
 #
 # Environment: DD_MIB (disk, 8192), STATES_STEPS (200), STEPS_7B (200), SET_7B (extra --set options of the 7b1gpu run), HF_MODES_7B (the
-# 7b1gpu HF runs, "eager compile"), MODEL_7B (its model: an HF init transformers writes, or
-# configs/hf/gemma-7b for gemmatron's own HF-style random init on the device), STEPS (1gpu, 300), LR (1gpu and tp2 peak learning rate, 3e-4), TP2_STEPS (200), TP2_REF (1), CKPT_EVERY (1gpu/tp2 checkpoint.every,
+# 7b1gpu HF runs, "eager compile"), MODEL_7B (its model: an HF directory with weights;
+# default an HF init that transformers writes), STEPS (1gpu, 300), LR (1gpu and tp2 peak learning rate, 3e-4), TP2_STEPS (200), TP2_REF (1), CKPT_EVERY (1gpu/tp2 checkpoint.every,
 # 0: only the end-of-run checkpoint, which the trainer always writes), KEEP_CKPT (0: delete big
 # checkpoints once they are no longer needed), RESUME_SEQ (512), CKPT7B_LAYERS (28), RESUME_LAYERS (18: Gemma-2B; fewer
 # keeps every tensor shape but writes smaller checkpoints), EXPORT_T (512), EXPORT_CPU_T (16; 0:

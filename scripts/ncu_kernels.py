@@ -2,7 +2,8 @@
 """Per-kernel table of an Nsight Compute capture (never in CI; the GPU machines have ncu but not
 nsys). Reads what
 
-  ncu --csv --page raw --metrics gpu__time_duration.sum,dram__bytes.sum,launch__grid_size,launch__block_size CMD
+  ncu --csv --page raw --print-units base --log-file FILE \
+      --metrics gpu__time_duration.sum,dram__bytes.sum,launch__grid_size,launch__block_size CMD
 
 printed, and prints one row per kernel name and grid size, slowest total first: launches, µs per
 launch, DRAM GB/s, grid, block, share of the captured time. ncu runs each kernel alone at base
@@ -28,9 +29,12 @@ def main():
     heads = [i for i, r in enumerate(rows) if "Kernel Name" in r]
     if not heads:
         sys.exit("ncu_kernels: no 'Kernel Name' header in the input (was ncu run with --csv --page raw?)")
-    h = rows[heads[0]]
+    h, units = rows[heads[0]], rows[heads[0] + 1]
     col = {name: h.index(name) for name in
            ("Kernel Name", "gpu__time_duration.sum", "dram__bytes.sum", "launch__grid_size", "launch__block_size")}
+    for name, unit in (("gpu__time_duration.sum", ("ns", "nsecond")), ("dram__bytes.sum", ("byte",))):
+        if units[col[name]] not in unit:
+            sys.exit(f"ncu_kernels: {name} in {units[col[name]]!r}, want {unit[0]!r} (run ncu with --print-units base)")
     agg = defaultdict(lambda: [0, 0.0, 0.0, ""])
     for r in rows[heads[0] + 2:]:  # the line after the header gives the units (ns, byte)
         if len(r) < len(h):
