@@ -20,8 +20,8 @@
 #define DEC_WARPS (DEC_THREADS / 32)
 #define DEC_MAX_G 8     /* query heads per KV group (registers: 8 heads' accumulators per lane) */
 #define DEC_MAX_D 512   /* q of the group in shared memory: 16 KiB */
-#define DEC_MIN_KEYS 32 /* keys per split at least, and a multiple of: one per lane a round */
-#define DEC_SCORE_LOADS 8 /* 16-byte vectors of a K row in flight per lane */
+#define DEC_ROUND 8         /* keys a warp takes at once */
+#define DEC_LANES_PER_KEY 4 /* lanes sharing a key's scores: 32 / DEC_ROUND */
 #define DEC_MAX_SPLITS 256
 #define DEC_TARGET_WARPS 1024 /* splits over the grid: enough warps in flight to hide the loads' latency */
 
@@ -65,23 +65,27 @@ static void *decode_workspace(gt_backend *be, size_t bytes) {
 }
 
 /* Warp (b, g, s), s = blockIdx.x * DEC_WARPS + warp: keys [s KS, min(len, (s+1) KS)) of sequence b,
- * KV group g, 32 keys a round. Scores: lane i takes key i of the round, all G heads, over D (q of
- * the group in shared memory, read by all lanes at once: a broadcast), DEC_SCORE_LOADS vectors of
- * its K row in flight: no shuffles but the softmax's. Then p v: lanes over D, lane i holding the
- * elements (n 32 + i) VEC + e, n < NV, of each V row (rows read whole by the warp), p from shared
- * memory. An online softmax over the rounds.
+ * KV group g, in rounds of DEC_ROUND (8) keys, so that a round costs one trip to memory for K and
+ * one for V whatever D:
+ *  - scores: key k of the round to lanes 4k..4k+3, lane 4k+q holding the vectors q, q + 4, .. of
+ *    its K row (VEC elements each, all in flight together), against q of the group in shared
+ *    memory; two shuffles sum the four partial dot products;
+ *  - online softmax over the round (three shuffles for its max and sum), p to shared memory;
+ *  - p v: lanes over D (lane i holds the vectors i, i + 32, .. of each V row), the round's 8 V rows
+ *    in flight together (2 at a time on the element path of odd D).
  * part[((b Hq + h) S + s) (D+2) + ...] = (o[0..D) unnormalized, max, sum). */
 template <int VEC, int NV>
 static __global__ void __launch_bounds__(DEC_THREADS)
 decode_split_kernel(float *part, const bf16 *qkv, const bf16 *kc, const bf16 *vc, const int32_t *len, float scale,
                     int Hq, int Hkv, int D, int Tmax, int KS, int S) {
-    constexpr int E = NV * VEC;                             /* p v: elements per lane of a row */
-    constexpr int UK = VEC == GT_VEC ? DEC_SCORE_LOADS : 8; /* K loads in flight per lane */
-    constexpr int UV = VEC == GT_VEC ? 8 / NV : 2;          /* V rows in flight */
+    constexpr int E = NV * VEC;                     /* p v: elements per lane of a row */
+    constexpr int UK = 8;                           /* K vectors in flight per lane (D > 32 VEC: two trips) */
+    constexpr int UV = VEC == GT_VEC ? DEC_ROUND : 2; /* V rows in flight (the element path: registers) */
     __shared__ float qs[DEC_MAX_G * DEC_MAX_D];
-    __shared__ float ps[DEC_WARPS][DEC_MAX_G][32];
+    __shared__ float ps[DEC_WARPS][DEC_MAX_G][DEC_ROUND];
     int b = blockIdx.z, g = blockIdx.y, G = Hq / Hkv;
     int lane = threadIdx.x % 32, warp = threadIdx.x / 32, s = blockIdx.x * DEC_WARPS + warp;
+    int kk = lane / DEC_LANES_PER_KEY, qq = lane % DEC_LANES_PER_KEY;
     const bf16 *qrow = qkv + (size_t)b * (Hq + 2 * Hkv) * D + (size_t)g * (G + 2) * D;
     if (VEC == GT_VEC)
         for (int i = threadIdx.x * GT_VEC; i < G * D; i += DEC_THREADS * GT_VEC) gt_load8(qrow + i, qs + i);
@@ -89,7 +93,7 @@ decode_split_kernel(float *part, const bf16 *qkv, const bf16 *kc, const bf16 *vc
         for (int i = threadIdx.x; i < G * D; i += DEC_THREADS) qs[i] = __bfloat162float(qrow[i]);
     __syncthreads();
     if (s >= S) return; /* no block barrier below */
-    int j0 = s * KS, j1 = min(len[b], j0 + KS);
+    int j0 = s * KS, j1 = min(len[b], j0 + KS), nvec = D / VEC;
     const bf16 *K = kc + ((size_t)b * Hkv + g) * Tmax * D, *V = vc + ((size_t)b * Hkv + g) * Tmax * D;
     float m[DEC_MAX_G], l[DEC_MAX_G], acc[DEC_MAX_G][E];
 #pragma unroll
@@ -98,56 +102,65 @@ decode_split_kernel(float *part, const bf16 *qkv, const bf16 *kc, const bf16 *vc
 #pragma unroll
         for (int e = 0; e < E; e++) acc[h][e] = 0.f;
     }
-    for (int c0 = j0; c0 < j1; c0 += 32) {
-        int j = c0 + lane, ok = j < j1;
-        const bf16 *kr = K + (size_t)(ok ? j : c0) * D; /* lanes past the end read a real row, unused */
+    for (int c0 = j0; c0 < j1; c0 += DEC_ROUND) {
+        int ok = c0 + kk < j1;
+        const bf16 *kr = K + (size_t)(ok ? c0 + kk : c0) * D; /* lanes past the end read a real row, unused */
         float sc[DEC_MAX_G];
 #pragma unroll
         for (int h = 0; h < DEC_MAX_G; h++) sc[h] = 0.f;
-        for (int d0 = 0; d0 < D; d0 += VEC * UK) {
+        for (int v0 = qq; v0 < nvec; v0 += UK * DEC_LANES_PER_KEY) {
             gt_raw_bf16<VEC> kraw[UK];
 #pragma unroll
             for (int u = 0; u < UK; u++) {
-                int d = d0 + u * VEC;
-                kraw[u] = d < D ? gt_raw_load<VEC>(kr + d) : gt_raw_zero<VEC>();
+                int v = v0 + u * DEC_LANES_PER_KEY;
+                kraw[u] = v < nvec ? gt_raw_load<VEC>(kr + v * VEC) : gt_raw_zero<VEC>();
             }
 #pragma unroll
             for (int u = 0; u < UK; u++) {
-                int d = d0 + u * VEC;
-                if (d >= D) break;
+                int v = v0 + u * DEC_LANES_PER_KEY;
+                if (v >= nvec) break;
                 float kf[VEC];
                 gt_raw_unpack<VEC>(kraw[u], kf);
 #pragma unroll
                 for (int h = 0; h < DEC_MAX_G; h++)
                     if (h < G)
 #pragma unroll
-                        for (int e = 0; e < VEC; e++) sc[h] += qs[h * D + d + e] * kf[e];
+                        for (int e = 0; e < VEC; e++) sc[h] += qs[h * D + v * VEC + e] * kf[e];
             }
         }
 #pragma unroll
         for (int h = 0; h < DEC_MAX_G; h++) {
             if (h >= G) continue; /* G is the same over the warp: the shuffles see all lanes */
-            float v = ok ? sc[h] * scale : -INFINITY;
-            float mx = fmaxf(m[h], gt_warp_max(v)); /* finite: lane 0's key is always in range */
-            float corr = __expf(m[h] - mx);          /* 0 at the first round (m = -inf) */
-            float p = ok ? __expf(v - mx) : 0.f;
-            l[h] = l[h] * corr + gt_warp_sum(p);
+            float dot = sc[h];
+            dot += __shfl_xor_sync(0xffffffffu, dot, 1);
+            dot += __shfl_xor_sync(0xffffffffu, dot, 2); /* the key's four lanes hold its score */
+            float x = ok ? dot * scale : -INFINITY, rm = x;
+#pragma unroll
+            for (int o = DEC_LANES_PER_KEY; o < 32; o <<= 1) rm = fmaxf(rm, __shfl_xor_sync(0xffffffffu, rm, o));
+            float mx = fmaxf(m[h], rm); /* finite: the round's first key is always in range */
+            float corr = __expf(m[h] - mx); /* 0 at the first round (m = -inf) */
+            float p = ok ? __expf(x - mx) : 0.f, ls = p;
+#pragma unroll
+            for (int o = DEC_LANES_PER_KEY; o < 32; o <<= 1) ls += __shfl_xor_sync(0xffffffffu, ls, o);
+            l[h] = l[h] * corr + ls;
 #pragma unroll
             for (int e = 0; e < E; e++) acc[h][e] *= corr;
             m[h] = mx;
-            ps[warp][h][lane] = p;
+            if (qq == 0) ps[warp][h][kk] = p;
         }
         __syncwarp();
-        int n = min(32, j1 - c0);
-        for (int t0 = 0; t0 < n; t0 += UV) {
+        int n = min(DEC_ROUND, j1 - c0);
+#pragma unroll
+        for (int t0 = 0; t0 < DEC_ROUND; t0 += UV) {
+            if (t0 >= n) break;
             gt_raw_bf16<VEC> vraw[UV][NV];
 #pragma unroll
             for (int u = 0; u < UV; u++)
 #pragma unroll
                 for (int i = 0; i < NV; i++) {
-                    int d = (i * 32 + lane) * VEC;
-                    vraw[u][i] = t0 + u < n && d < D ? gt_raw_load<VEC>(V + (size_t)(c0 + t0 + u) * D + d)
-                                                     : gt_raw_zero<VEC>();
+                    int v = i * 32 + lane;
+                    vraw[u][i] = t0 + u < n && v < nvec ? gt_raw_load<VEC>(V + (size_t)(c0 + t0 + u) * D + v * VEC)
+                                                        : gt_raw_zero<VEC>();
                 }
 #pragma unroll
             for (int u = 0; u < UV; u++) {
@@ -172,10 +185,10 @@ decode_split_kernel(float *part, const bf16 *qkv, const bf16 *kc, const bf16 *vc
         float *dst = part + (((size_t)b * Hq + g * G + h) * S + s) * (D + 2);
 #pragma unroll
         for (int i = 0; i < NV; i++) {
-            int d = (i * 32 + lane) * VEC;
+            int v = i * 32 + lane;
+            if (v < nvec)
 #pragma unroll
-            for (int e = 0; e < VEC; e++)
-                if (d + e < D) dst[d + e] = acc[h][i * VEC + e];
+                for (int e = 0; e < VEC; e++) dst[v * VEC + e] = acc[h][i * VEC + e];
         }
         if (lane == 0) dst[D] = m[h], dst[D + 1] = l[h];
     }
@@ -215,13 +228,13 @@ decode_combine_kernel(bf16 *out, const float *part, int Hq, int D, int S) {
 }
 
 /* Keys per split: splits enough for DEC_TARGET_WARPS warps over the grid (a batch of many
- * sequences needs few splits, and fewer partials to write and combine), at least DEC_MIN_KEYS keys,
- * at most DEC_MAX_SPLITS splits. */
+ * sequences needs few splits, and fewer partials to write and combine), a multiple of the
+ * kernel's round of keys (DEC_ROUND), at most DEC_MAX_SPLITS splits. */
 static int decode_split_keys(int B, int Hkv, int Tmax) {
     int want = (DEC_TARGET_WARPS + B * Hkv - 1) / (B * Hkv);
     if (want > DEC_MAX_SPLITS) want = DEC_MAX_SPLITS;
     int ks = (Tmax + want - 1) / want;
-    ks = (ks + DEC_MIN_KEYS - 1) / DEC_MIN_KEYS * DEC_MIN_KEYS;
+    ks = (ks + DEC_ROUND - 1) / DEC_ROUND * DEC_ROUND;
     return ks;
 }
 

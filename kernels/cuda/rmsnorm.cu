@@ -5,6 +5,7 @@
  * FP8 cast of rmsnorm_fp8.cu, whose first pass is this file's row kernel without an output). The
  * forward saves rstd[N] (fp32) for the backward. add_rmsnorm_fwd is the residual add fused in
  * front: the row kernel's layout with add's element expression, bit-identical to add + the norm.
+ * Up to FWD_BLOCK_MAX_ROWS rows (decode) both run one block per row instead of one warp.
  *
  * Backward, with xhat = x * rstd and g = dy * (1 + w):
  *   dx = rstd * (g - xhat * mean(g * xhat))     added into dx (bf16, one rounding)
@@ -294,14 +295,86 @@ static __global__ void rmsnorm_dw_reduce_kernel(float *dw, const float *part, in
     }
 }
 
+/* Rows of at most FWD_BLOCK_MAX_ROWS (a decode step's): one block of FWD_BLOCK_THREADS per row, so
+ * that a row costs one round of loads, not a warp's sweep. Thread t holds the 16-byte vectors t,
+ * t + FWD_BLOCK_THREADS, .. (at most FWD_BLOCK_VPT: rows up to 8,192 wide) in registers; its partial
+ * sum of squares over them in order, then a block sum in a fixed order. ADD: the input is the
+ * rounded a + b, stored to res (add_rmsnorm_fwd); otherwise x. Both take the same path for the same
+ * rows, so add_rmsnorm_fwd stays bit-identical to add then rmsnorm_fwd, and rstd does not depend on
+ * out or its alignment (vec_y: out and w 16-byte aligned; else one element at a time). */
+#define FWD_BLOCK_THREADS 256
+#define FWD_BLOCK_VPT 4
+#define FWD_BLOCK_MAX_ROWS 128
+
+template <bool ADD>
+static __global__ void __launch_bounds__(FWD_BLOCK_THREADS)
+norm_row_block_kernel(bf16 *out, float *rstd, bf16 *res, const bf16 *x, const bf16 *b, const bf16 *w, float eps,
+                      float inv_c, int C, int vec_y) {
+    __shared__ float scratch[32];
+    size_t off = (size_t)blockIdx.x * C;
+    int nv = C / GT_VEC;
+    gt_raw_bf16<GT_VEC> rx[FWD_BLOCK_VPT], rb[FWD_BLOCK_VPT];
+#pragma unroll
+    for (int k = 0; k < FWD_BLOCK_VPT; k++) {
+        int v = threadIdx.x + k * FWD_BLOCK_THREADS;
+        rx[k] = v < nv ? gt_raw_load<GT_VEC>(x + off + (size_t)v * GT_VEC) : gt_raw_zero<GT_VEC>();
+        if (ADD) rb[k] = v < nv ? gt_raw_load<GT_VEC>(b + off + (size_t)v * GT_VEC) : gt_raw_zero<GT_VEC>();
+    }
+    float f[FWD_BLOCK_VPT][GT_VEC], ss = 0.0f;
+#pragma unroll
+    for (int k = 0; k < FWD_BLOCK_VPT; k++) {
+        int v = threadIdx.x + k * FWD_BLOCK_THREADS;
+        if (v >= nv) break;
+        gt_raw_unpack<GT_VEC>(rx[k], f[k]);
+        if (ADD) {
+            float fb[GT_VEC];
+            gt_raw_unpack<GT_VEC>(rb[k], fb);
+#pragma unroll
+            for (int j = 0; j < GT_VEC; j++) f[k][j] = __bfloat162float(__float2bfloat16_rn(f[k][j] + fb[j]));
+            gt_store8(res + off + (size_t)v * GT_VEC, f[k]);
+        }
+        ss = gt_rmsnorm_sumsq8(ss, f[k]);
+    }
+    float r = rsqrtf(gt_block_sum(ss, scratch) * inv_c + eps);
+    if (threadIdx.x == 0) rstd[blockIdx.x] = r;
+    if (!out) return;
+#pragma unroll
+    for (int k = 0; k < FWD_BLOCK_VPT; k++) {
+        int v = threadIdx.x + k * FWD_BLOCK_THREADS;
+        if (v >= nv) break;
+        int c = v * GT_VEC;
+        if (vec_y) {
+            float g[GT_VEC];
+            gt_load8(w + c, g);
+#pragma unroll
+            for (int j = 0; j < GT_VEC; j++) f[k][j] = gt_rmsnorm1(f[k][j], r, g[j]);
+            gt_store8(out + off + c, f[k]);
+        } else {
+#pragma unroll
+            for (int j = 0; j < GT_VEC; j++)
+                out[off + c + j] = __float2bfloat16_rn(gt_rmsnorm1(f[k][j], r, __bfloat162float(w[c + j])));
+        }
+    }
+}
+
+/* The block-per-row kernel takes N rows of width C read as vectors from x. */
+static int rows_by_block(int N, int C, int vec_x) {
+    return vec_x && N <= FWD_BLOCK_MAX_ROWS && C <= FWD_BLOCK_THREADS * GT_VEC * FWD_BLOCK_VPT;
+}
+
 /* The row kernel; out NULL: rstd only. */
 static void launch_fwd(gt_backend *be, bf16 *out, float *rstd, const bf16 *x, const bf16 *w,
                        float eps, int N, int C) {
     int vec_x = C % GT_VEC == 0 && gt_aligned16(x);
     int vec_y = vec_x && gt_aligned16(out) && gt_aligned16(w);
-    unsigned blocks = (unsigned)((N + FWD_ROWS_PER_BLOCK - 1) / FWD_ROWS_PER_BLOCK);
-    rmsnorm_fwd_kernel<<<blocks, 32 * FWD_ROWS_PER_BLOCK, 0, be->stream>>>(
-        out, rstd, x, w, eps, 1.0f / (float)C, N, C, vec_x, vec_y);
+    if (rows_by_block(N, C, vec_x)) {
+        norm_row_block_kernel<false><<<N, FWD_BLOCK_THREADS, 0, be->stream>>>(out, rstd, NULL, x, NULL, w, eps,
+                                                                              1.0f / (float)C, C, vec_y);
+    } else {
+        unsigned blocks = (unsigned)((N + FWD_ROWS_PER_BLOCK - 1) / FWD_ROWS_PER_BLOCK);
+        rmsnorm_fwd_kernel<<<blocks, 32 * FWD_ROWS_PER_BLOCK, 0, be->stream>>>(
+            out, rstd, x, w, eps, 1.0f / (float)C, N, C, vec_x, vec_y);
+    }
     CUDA_CHECK_LAUNCH();
 }
 
@@ -319,7 +392,11 @@ static void launch_add_fwd(gt_backend *be, bf16 *res, bf16 *out, float *rstd, co
                            const bf16 *b, const bf16 *w, float eps, int N, int C) {
     int fused = C % GT_VEC == 0 && gt_aligned16(res) && gt_aligned16(a) && gt_aligned16(b) &&
                 (!out || (gt_aligned16(out) && gt_aligned16(w)));
-    if (fused) {
+    if (fused && rows_by_block(N, C, 1)) { /* the rows rmsnorm_fwd takes by block: the same here */
+        norm_row_block_kernel<true><<<N, FWD_BLOCK_THREADS, 0, be->stream>>>(out, rstd, res, a, b, w, eps,
+                                                                             1.0f / (float)C, C, 1);
+        CUDA_CHECK_LAUNCH();
+    } else if (fused) {
         unsigned blocks = (unsigned)((N + FWD_ROWS_PER_BLOCK - 1) / FWD_ROWS_PER_BLOCK);
         add_rmsnorm_fwd_kernel<<<blocks, 32 * FWD_ROWS_PER_BLOCK, 0, be->stream>>>(
             res, out, rstd, a, b, w, eps, 1.0f / (float)C, N, C);
