@@ -8,9 +8,10 @@
  * latency (Gemma-2B: one KV head, 384 keys = 0.4 MB per layer). So the work is cut fine: one warp
  * per (sequence, KV group, split of KS keys), an online softmax for all G query heads of the group
  * (MQA/GQA: the group shares every read), each lane's loads many at a time. Each split writes
- * unnormalized partial results (max, sum of exp, sum of p v) per head; a second kernel combines
- * them (flash-decoding). The split size depends only on B, Hkv and Tmax, not on the lengths, so a
- * captured graph replays it for any lengths. Scores and softmax in fp32. */
+ * unnormalized partial results (max, sum of exp, sum of p v) per head, splits past the sequence's
+ * length nothing; a second kernel combines the used ones (flash-decoding). The split size depends
+ * only on B, Hkv and Tmax, not on the lengths, so a captured graph replays it for any lengths.
+ * Scores and softmax in fp32. */
 #include <math.h>
 
 #include "cuda_ops.cuh"
@@ -73,11 +74,12 @@ static void *decode_workspace(gt_backend *be, size_t bytes) {
  *  - online softmax over the round (three shuffles for its max and sum), p to shared memory;
  *  - p v: lanes over D (lane i holds the vectors i, i + 32, .. of each V row), the round's 8 V rows
  *    in flight together (2 at a time on the element path of odd D).
- * part[((b Hq + h) S + s) (D+2) + ...] = (o[0..D) unnormalized, max, sum). */
+ * po[((b Hq + h) S + s) D + d] = o[d] unnormalized, pml[(b Hq + h) S + s] = (max, sum); a split
+ * starting at or past len[b] writes neither (decode_combine_kernel reads only the splits below). */
 template <int VEC, int NV>
 static __global__ void __launch_bounds__(DEC_THREADS)
-decode_split_kernel(float *part, const bf16 *qkv, const bf16 *kc, const bf16 *vc, const int32_t *len, float scale,
-                    int Hq, int Hkv, int D, int Tmax, int KS, int S) {
+decode_split_kernel(float *po, float2 *pml, const bf16 *qkv, const bf16 *kc, const bf16 *vc, const int32_t *len,
+                    float scale, int Hq, int Hkv, int D, int Tmax, int KS, int S) {
     constexpr int E = NV * VEC;                     /* p v: elements per lane of a row */
     constexpr int UK = 8;                           /* K vectors in flight per lane (D > 32 VEC: two trips) */
     constexpr int UV = VEC == GT_VEC ? DEC_ROUND : 2; /* V rows in flight (the element path: registers) */
@@ -92,8 +94,9 @@ decode_split_kernel(float *part, const bf16 *qkv, const bf16 *kc, const bf16 *vc
     else
         for (int i = threadIdx.x; i < G * D; i += DEC_THREADS) qs[i] = __bfloat162float(qrow[i]);
     __syncthreads();
-    if (s >= S) return; /* no block barrier below */
-    int j0 = s * KS, j1 = min(len[b], j0 + KS), nvec = D / VEC;
+    int j0 = s * KS;
+    if (s >= S || j0 >= len[b]) return; /* no block barrier below */
+    int j1 = min(len[b], j0 + KS), nvec = D / VEC;
     const bf16 *K = kc + ((size_t)b * Hkv + g) * Tmax * D, *V = vc + ((size_t)b * Hkv + g) * Tmax * D;
     float m[DEC_MAX_G], l[DEC_MAX_G], acc[DEC_MAX_G][E];
 #pragma unroll
@@ -182,7 +185,8 @@ decode_split_kernel(float *part, const bf16 *qkv, const bf16 *kc, const bf16 *vc
 #pragma unroll
     for (int h = 0; h < DEC_MAX_G; h++) {
         if (h >= G) continue;
-        float *dst = part + (((size_t)b * Hq + g * G + h) * S + s) * (D + 2);
+        size_t row = ((size_t)b * Hq + g * G + h) * S + s;
+        float *dst = po + row * D;
 #pragma unroll
         for (int i = 0; i < NV; i++) {
             int v = i * 32 + lane;
@@ -190,40 +194,99 @@ decode_split_kernel(float *part, const bf16 *qkv, const bf16 *kc, const bf16 *vc
 #pragma unroll
                 for (int e = 0; e < VEC; e++) dst[v * VEC + e] = acc[h][i * VEC + e];
         }
-        if (lane == 0) dst[D] = m[h], dst[D + 1] = l[h];
+        if (lane == 0) pml[row] = make_float2(m[h], l[h]);
     }
 }
 
-#define COMBINE_THREADS 128
+#define COMBINE_THREADS 256
+#define COMBINE_CV 4       /* floats per column group on the vector path: one 16-byte load */
+#define COMBINE_INFLIGHT 8 /* splits whose loads a thread has in flight together */
 
-/* Block (b, h): out = sum_s o_s exp(m_s - M) / sum_s l_s exp(m_s - M), M = max_s m_s. The split
- * weights exp(m_s - M) go to shared memory once; then each thread's columns sum over the splits with
- * their loads unrolled (independent of each other). Fixed order: deterministic. */
+/* CV consecutive floats of a partial o row: one float4 (CV = 4, p 16-byte aligned) or one float. */
+template <int CV>
+static __device__ __forceinline__ void combine_load(const float *p, float *x) {
+    if (CV == COMBINE_CV) {
+        float4 v = *(const float4 *)p;
+        x[0] = v.x, x[1] = v.y, x[2] = v.z, x[3] = v.w;
+    } else
+        x[0] = p[0];
+}
+
+/* Block (b, h): out = sum_s o_s exp(m_s - M) / sum_s l_s exp(m_s - M), M = max_s m_s, over the
+ * n = ceil(len[b] / KS) splits that hold keys (the split kernel wrote no others). The weights
+ * exp(m_s - M) go to shared memory once. Then the D columns are cut into groups of CV floats
+ * (float4 loads where D % 4 == 0, else CV = 1), P = min(D / CV, 256) groups a pass, and the
+ * threads into R = 256 / P split groups: thread (r, c) sums splits r, r + R, .. of its column
+ * group with COMBINE_INFLIGHT loads in flight (Gemma-2B, D 256: 64 groups, 4 split groups of 12
+ * of the 48 splits); after a barrier the threads r = 0 add the R partial sums, r = 0 first.
+ * Fixed order everywhere: deterministic. */
+template <int CV>
 static __global__ void __launch_bounds__(COMBINE_THREADS)
-decode_combine_kernel(bf16 *out, const float *part, int Hq, int D, int S) {
+decode_combine_kernel(bf16 *out, const float *po, const float2 *pml, const int32_t *len, int Hq, int D, int KS,
+                      int S) {
     __shared__ float wgt[DEC_MAX_SPLITS];
     __shared__ float scratch[32];
-    int b = blockIdx.x, h = blockIdx.y;
-    const float *ps = part + ((size_t)b * Hq + h) * S * (D + 2);
+    __shared__ __align__(16) float red[COMBINE_THREADS * COMBINE_CV]; /* [R][P][CV]: a pass's partial sums */
+    int b = blockIdx.x, h = blockIdx.y, t = threadIdx.x;
+    int n = min(S, (len[b] + KS - 1) / KS); /* len[b] == 0: n = 0, nothing read (out 0 / 0: NaN) */
+    const float2 *ml = pml + ((size_t)b * Hq + h) * S; /* [S] (max, sum) */
+    const float *ps = po + ((size_t)b * Hq + h) * S * D; /* [S, D] */
     float M = -INFINITY;
-    for (int s = threadIdx.x; s < S; s += COMBINE_THREADS) M = fmaxf(M, ps[(size_t)s * (D + 2) + D]);
+    for (int s = t; s < n; s += COMBINE_THREADS) M = fmaxf(M, ml[s].x);
     M = gt_warp_max(M);
-    if (threadIdx.x % 32 == 0) scratch[threadIdx.x / 32] = M;
+    if (t % 32 == 0) scratch[t / 32] = M;
     __syncthreads();
     M = scratch[0];
     for (int w = 1; w < COMBINE_THREADS / 32; w++) M = fmaxf(M, scratch[w]);
     float L = 0.f;
-    for (int s = threadIdx.x; s < S; s += COMBINE_THREADS) {
-        float m = ps[(size_t)s * (D + 2) + D], e = m == -INFINITY ? 0.f : __expf(m - M);
+    for (int s = t; s < n; s += COMBINE_THREADS) {
+        float2 v = ml[s];
+        float e = v.x == -INFINITY ? 0.f : __expf(v.x - M);
         wgt[s] = e;
-        L += ps[(size_t)s * (D + 2) + D + 1] * e;
+        L += v.y * e;
     }
     L = gt_block_sum(L, scratch); /* its barriers also publish wgt */
-    for (int d = threadIdx.x; d < D; d += COMBINE_THREADS) {
-        float o = 0.f;
-#pragma unroll 8
-        for (int s = 0; s < S; s++) o += ps[(size_t)s * (D + 2) + d] * wgt[s];
-        out[((size_t)b * Hq + h) * D + d] = __float2bfloat16(o / L);
+    int groups = D / CV, P = min(groups, COMBINE_THREADS), R = COMBINE_THREADS / P, c = t % P, r = t / P;
+    for (int c0 = 0; c0 < groups; c0 += P) { /* passes: D / CV > 256 only for CV = 1, D up to 512 */
+        int cg = c0 + c;
+        float acc[CV];
+#pragma unroll
+        for (int k = 0; k < CV; k++) acc[k] = 0.f;
+        if (r < R && cg < groups) {
+            const float *col = ps + (size_t)cg * CV;
+            for (int s0 = r; s0 < n; s0 += COMBINE_INFLIGHT * R) {
+                float x[COMBINE_INFLIGHT][CV];
+#pragma unroll
+                for (int u = 0; u < COMBINE_INFLIGHT; u++) {
+                    int s = s0 + u * R;
+                    if (s < n) combine_load<CV>(col + (size_t)s * D, x[u]);
+                }
+#pragma unroll
+                for (int u = 0; u < COMBINE_INFLIGHT; u++) {
+                    int s = s0 + u * R;
+                    if (s >= n) break; /* wgt past n is not written */
+                    float w = wgt[s];
+#pragma unroll
+                    for (int k = 0; k < CV; k++) acc[k] += x[u][k] * w;
+                }
+            }
+        }
+        if (r < R)
+#pragma unroll
+            for (int k = 0; k < CV; k++) red[t * CV + k] = acc[k];
+        __syncthreads();
+        if (r == 0 && cg < groups) {
+            float o[CV];
+#pragma unroll
+            for (int k = 0; k < CV; k++) o[k] = red[c * CV + k];
+            for (int q = 1; q < R; q++)
+#pragma unroll
+                for (int k = 0; k < CV; k++) o[k] += red[(q * P + c) * CV + k];
+            bf16 *dst = out + ((size_t)b * Hq + h) * D + (size_t)cg * CV;
+#pragma unroll
+            for (int k = 0; k < CV; k++) dst[k] = __float2bfloat16(o[k] / L);
+        }
+        if (c0 + P < groups) __syncthreads(); /* red is read before the next pass writes it */
     }
 }
 
@@ -239,11 +302,11 @@ static int decode_split_keys(int B, int Hkv, int Tmax) {
 }
 
 template <int VEC, int NV>
-static void launch_split(gt_backend *be, float *part, const void *qkv, const void *kc, const void *vc,
+static void launch_split(gt_backend *be, float *po, float2 *pml, const void *qkv, const void *kc, const void *vc,
                          const int32_t *len, float scale, int B, int Hq, int Hkv, int D, int Tmax, int KS, int S) {
     dim3 grid((S + DEC_WARPS - 1) / DEC_WARPS, Hkv, B);
     decode_split_kernel<VEC, NV><<<grid, DEC_THREADS, 0, be->stream>>>(
-        part, (const bf16 *)qkv, (const bf16 *)kc, (const bf16 *)vc, len, scale, Hq, Hkv, D, Tmax, KS, S);
+        po, pml, (const bf16 *)qkv, (const bf16 *)kc, (const bf16 *)vc, len, scale, Hq, Hkv, D, Tmax, KS, S);
     CUDA_CHECK_LAUNCH();
 }
 
@@ -254,17 +317,27 @@ extern "C" void gt_cuda_attention_decode(gt_backend *be, void *out, const void *
               "attention_decode: Hq=%d Hkv=%d D=%d (at most %d query heads per KV head, head_dim %d)", Hq, Hkv, D,
               DEC_MAX_G, DEC_MAX_D);
     int KS = decode_split_keys(B, Hkv, Tmax), S = (Tmax + KS - 1) / KS;
-    float *part = (float *)decode_workspace(be, (size_t)B * Hq * S * (D + 2) * sizeof(float));
+    /* po [B, Hq, S, D] floats, then pml [B, Hq, S] float2 at the next 16-byte boundary */
+    size_t po_bytes = (size_t)B * Hq * S * D * sizeof(float), pml_off = (po_bytes + 15) / 16 * 16;
+    char *ws = (char *)decode_workspace(be, pml_off + (size_t)B * Hq * S * sizeof(float2));
+    float *po = (float *)ws;
+    float2 *pml = (float2 *)(ws + pml_off);
     GT_NVTX_PUSH("attention_decode");
     /* 16-byte vectors where rows are whole vectors, else one element at a time (odd head_dim) */
     int vec = D % GT_VEC == 0 && gt_aligned16(qkv) && gt_aligned16(kc) && gt_aligned16(vc);
     if (vec && D <= 32 * GT_VEC)
-        launch_split<GT_VEC, 1>(be, part, qkv, kc, vc, len, scale, B, Hq, Hkv, D, Tmax, KS, S);
+        launch_split<GT_VEC, 1>(be, po, pml, qkv, kc, vc, len, scale, B, Hq, Hkv, D, Tmax, KS, S);
     else if (vec)
-        launch_split<GT_VEC, 2>(be, part, qkv, kc, vc, len, scale, B, Hq, Hkv, D, Tmax, KS, S);
+        launch_split<GT_VEC, 2>(be, po, pml, qkv, kc, vc, len, scale, B, Hq, Hkv, D, Tmax, KS, S);
     else
-        launch_split<1, DEC_MAX_D / 32>(be, part, qkv, kc, vc, len, scale, B, Hq, Hkv, D, Tmax, KS, S);
-    decode_combine_kernel<<<dim3(B, Hq), COMBINE_THREADS, 0, be->stream>>>((bf16 *)out, part, Hq, D, S);
+        launch_split<1, DEC_MAX_D / 32>(be, po, pml, qkv, kc, vc, len, scale, B, Hq, Hkv, D, Tmax, KS, S);
+    /* float4 columns where the o rows are whole, 16-byte aligned vectors */
+    if (D % COMBINE_CV == 0 && gt_aligned16(po))
+        decode_combine_kernel<COMBINE_CV>
+            <<<dim3(B, Hq), COMBINE_THREADS, 0, be->stream>>>((bf16 *)out, po, pml, len, Hq, D, KS, S);
+    else
+        decode_combine_kernel<1>
+            <<<dim3(B, Hq), COMBINE_THREADS, 0, be->stream>>>((bf16 *)out, po, pml, len, Hq, D, KS, S);
     CUDA_CHECK_LAUNCH();
     GT_NVTX_POP();
 }

@@ -118,7 +118,11 @@ static void launch_rope(gt_backend *be, void *qkv, const int32_t *pos, float the
     GT_ASSERT(Hq % Hkv == 0 && D % 2 == 0 && D / 2 <= MAX_HALF, "rope: Hq=%d Hkv=%d D=%d", Hq, Hkv,
               D);
     rope_freqs freqs = make_freqs(theta, D);
-    int vec = (D / 2) % GT_VEC == 0 && gt_aligned16(qkv);
+    /* One pair per thread where even that is less than a block per SM (decode, N = batch rows: the
+     * 8-wide path would run 16 threads at batch 1, D = 256, each with 8 sincos in a row): the
+     * angles spread over 8 times the threads. Same element math: bitwise the same results. */
+    int vec = (D / 2) % GT_VEC == 0 && gt_aligned16(qkv) &&
+              (size_t)N * (D / 2) >= (size_t)be->num_sms * ROPE_THREADS;
     size_t work = (size_t)N * (D / 2) / (vec ? GT_VEC : 1);
     const int threads = ROPE_THREADS;
     unsigned blocks = (unsigned)((work + threads - 1) / threads);
