@@ -259,7 +259,10 @@ sec_states() {
         train_run states-$st 1 --config configs/gemma-2b-1gpu.yaml --run-dir $G/states-$st \
             --set train.steps=$STATES_STEPS "${FT[@]}" --set checkpoint.every=0 --set optim.state=$st
         rc=$?
+        # the end-of-run checkpoint of each state is 26-35 GB: three of them overrun a 64 GB disk
+        drop_ckpts $G/states-$st
         lines+=("states: $st: exit $rc, $(grep -m1 -E '^memory plan' $G/logs/states-$st.log | cut -c1-60)")
+        [ $rc -ne 0 ] && lines+=("states: $st: $(tail -n 1 $G/logs/states-$st.log)")
         plot $G/states-$st states-$st
     done
     say "${lines[@]}" "$($PY scripts/gpu_compare_runs.py $G/states-fp32/metrics.h5 $G/states-bf16_moments/metrics.h5 \
