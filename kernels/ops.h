@@ -280,6 +280,11 @@ typedef struct gt_ops {
      *   attention_fwd's, so a decode row equals the full forward's row of the same prefix. */
     void (*kv_write)(gt_backend *be, void *kc, void *vc, const void *qkv, const int32_t *dst, int N,
                      int Hq, int Hkv, int D, int Tmax);
+    /* Optional (NULL: the model calls rope_fwd, then kv_write). Decode's RoPE fused with the cache
+     * write: rope_fwd(qkv, pos, theta, N, Hq, Hkv, D), then kv_write(kc, vc, qkv, dst, N, Hq, Hkv,
+     * D, Tmax), bit-identical to that composition, in one launch instead of two. */
+    void (*rope_kv_write)(gt_backend *be, void *qkv, void *kc, void *vc, const int32_t *pos,
+                          const int32_t *dst, float theta, int N, int Hq, int Hkv, int D, int Tmax);
     void (*attention_decode)(gt_backend *be, void *out, const void *qkv, const void *kc,
                              const void *vc, const int32_t *len, float scale, int B, int Hq,
                              int Hkv, int D, int Tmax);

@@ -133,8 +133,13 @@ static void decode_layer(gt_decoder *d, int l, int B) {
     int C = L->C, HD = L->Hq * L->D;
     add_norm(d, d->x, d->xmid, l ? d->tmp : NULL, w->ln1, B);
     gt_linear_fwd(m, l, GT_GEMM_QKV, d->qkv, d->ln, w->qkv, G, C, L->Q, 0);
-    o->rope_fwd(be, d->qkv, d->pos, (float)m->cfg.rope_theta, B, L->Hq, L->Hkv, L->D);
-    o->kv_write(be, d->kc[l], d->vc[l], d->qkv, d->dst, B, L->Hq, L->Hkv, L->D, d->Tmax);
+    if (o->rope_kv_write) {
+        o->rope_kv_write(be, d->qkv, d->kc[l], d->vc[l], d->pos, d->dst, (float)m->cfg.rope_theta, B, L->Hq, L->Hkv,
+                         L->D, d->Tmax);
+    } else {
+        o->rope_fwd(be, d->qkv, d->pos, (float)m->cfg.rope_theta, B, L->Hq, L->Hkv, L->D);
+        o->kv_write(be, d->kc[l], d->vc[l], d->qkv, d->dst, B, L->Hq, L->Hkv, L->D, d->Tmax);
+    }
     o->attention_decode(be, d->att, d->qkv, d->kc[l], d->vc[l], d->len, attn_scale(m), B, L->Hq, L->Hkv, L->D,
                         d->Tmax);
     gt_linear_fwd(m, l, GT_GEMM_O, d->tmp, d->att, w->o, G, HD, C, 0);

@@ -192,6 +192,7 @@ static gt_ops make_table(void) {
     t.rmsnorm_fwd_fp8 = gt_cuda_rmsnorm_fwd_fp8;
     t.add_rmsnorm_fwd_fp8 = gt_cuda_add_rmsnorm_fwd_fp8;
     t.kv_write = gt_cuda_kv_write;
+    t.rope_kv_write = gt_cuda_rope_kv_write;
     t.attention_decode = gt_cuda_attention_decode;
     t.argmax_rows = gt_cuda_argmax_rows;
     t.graph_begin = gt_cuda_graph_begin;

@@ -47,6 +47,31 @@ static __device__ __forceinline__ void rope_angle(int p, float inv_freq, float *
     *s = (float)sd;
 }
 
+/* The two rotated halves of W pairs, rounded to bf16 (nearest even), at p and p + half. */
+template <int W> static __device__ __forceinline__ void rope_store(bf16 *p, const float *y1, const float *y2, int half) {
+    if constexpr (W == GT_VEC) {
+        gt_store8(p, y1);
+        gt_store8(p + half, y2);
+    } else {
+        p[0] = __float2bfloat16_rn(y1[0]);
+        p[half] = __float2bfloat16_rn(y2[0]);
+    }
+}
+
+template <int W> static __device__ __forceinline__ void rope_raw_store(bf16 *p, const gt_raw_bf16<W> &r) {
+    if constexpr (W == GT_VEC)
+        *(uint4 *)p = r.v;
+    else
+        *(unsigned short *)p = r.v;
+}
+
+/* rope_kv_write's cache: kc, vc [B, Hkv, Tmax, D], dst[N] (b Tmax + t); unused by plain RoPE. */
+typedef struct {
+    bf16 *kc, *vc;
+    const int32_t *dst;
+    int Tmax;
+} rope_cache;
+
 #define HEADS_AT_ONCE 4 /* heads whose loads a thread has in flight together */
 #define ROPE_THREADS 256
 
@@ -59,16 +84,22 @@ static __device__ __forceinline__ void rope_angle(int p, float inv_freq, float *
  * q heads, j == G its k head. sign = +1 forward, -1 backward. W is 8 (16-byte accesses,
  * D/2 % 8 == 0, qkv 16-byte aligned) or 1. The element math (cos, sign * sin, the two products and
  * their difference or sum in fp32, one rounding) is the same for both widths. */
-template <int W>
+template <int W, bool KV>
 static __global__ void __launch_bounds__(ROPE_THREADS, 2)
     rope_kernel(bf16 *qkv, const int32_t *pos, rope_freqs freqs, float sign, int N, int Hq,
-                int Hkv, int D) {
+                int Hkv, int D, rope_cache cache) {
     int half = D / 2, P = half / W;
     long t = (long)blockIdx.x * blockDim.x + threadIdx.x;
     if (t >= (long)N * P) return;
     int n = (int)(t / P), i0 = (int)(t % P) * W;
     int G = Hq / Hkv, heads = Hq + Hkv;
     bf16 *row = qkv + (size_t)n * (Hq + 2 * Hkv) * D + i0;
+    /* KV: this token's cache slot, kc/vc[b, g, t, i0..] with (b, t) from dst[n] (kv_write's rule) */
+    size_t slot = 0;
+    if (KV) {
+        int b = cache.dst[n] / cache.Tmax, t = cache.dst[n] % cache.Tmax;
+        slot = ((size_t)b * Hkv * cache.Tmax + t) * D + i0;
+    }
     float cs[W], sn[W];
     for (int h0 = 0; h0 < heads; h0 += HEADS_AT_ONCE) {
         gt_raw_bf16<W> ra[HEADS_AT_ONCE], rb[HEADS_AT_ONCE];
@@ -101,19 +132,21 @@ static __global__ void __launch_bounds__(ROPE_THREADS, 2)
                 y1[k] = a[k] * cs[k] - b[k] * sn[k];
                 y2[k] = b[k] * cs[k] + a[k] * sn[k];
             }
-            if (W == GT_VEC) {
-                gt_store8(x1, y1);
-                gt_store8(x1 + half, y2);
-            } else {
-                x1[0] = __float2bfloat16_rn(y1[0]);
-                x1[half] = __float2bfloat16_rn(y2[0]);
+            rope_store<W>(x1, y1, y2, half);
+            if (KV && h % (G + 1) == G) { /* the k head of group g: the same bits to the cache, and v_g */
+                size_t at = slot + (size_t)(h / (G + 1)) * cache.Tmax * D;
+                rope_store<W>(cache.kc + at, y1, y2, half);
+                const bf16 *v = x1 + D;
+                gt_raw_bf16<W> v1 = gt_raw_load<W>(v), v2 = gt_raw_load<W>(v + half);
+                rope_raw_store<W>(cache.vc + at, v1);
+                rope_raw_store<W>(cache.vc + at + half, v2);
             }
         }
     }
 }
 
 static void launch_rope(gt_backend *be, void *qkv, const int32_t *pos, float theta, float sign,
-                        int N, int Hq, int Hkv, int D) {
+                        int N, int Hq, int Hkv, int D, rope_cache cache) {
     if (N <= 0 || D < 2 || Hkv <= 0) return;
     GT_ASSERT(Hq % Hkv == 0 && D % 2 == 0 && D / 2 <= MAX_HALF, "rope: Hq=%d Hkv=%d D=%d", Hq, Hkv,
               D);
@@ -126,25 +159,36 @@ static void launch_rope(gt_backend *be, void *qkv, const int32_t *pos, float the
     size_t work = (size_t)N * (D / 2) / (vec ? GT_VEC : 1);
     const int threads = ROPE_THREADS;
     unsigned blocks = (unsigned)((work + threads - 1) / threads);
-    if (vec)
-        rope_kernel<GT_VEC>
-            <<<blocks, threads, 0, be->stream>>>((bf16 *)qkv, pos, freqs, sign, N, Hq, Hkv, D);
+    bf16 *x = (bf16 *)qkv;
+    int kv = cache.kc != NULL;
+    if (vec && kv)
+        rope_kernel<GT_VEC, true><<<blocks, threads, 0, be->stream>>>(x, pos, freqs, sign, N, Hq, Hkv, D, cache);
+    else if (vec)
+        rope_kernel<GT_VEC, false><<<blocks, threads, 0, be->stream>>>(x, pos, freqs, sign, N, Hq, Hkv, D, cache);
+    else if (kv)
+        rope_kernel<1, true><<<blocks, threads, 0, be->stream>>>(x, pos, freqs, sign, N, Hq, Hkv, D, cache);
     else
-        rope_kernel<1>
-            <<<blocks, threads, 0, be->stream>>>((bf16 *)qkv, pos, freqs, sign, N, Hq, Hkv, D);
+        rope_kernel<1, false><<<blocks, threads, 0, be->stream>>>(x, pos, freqs, sign, N, Hq, Hkv, D, cache);
     CUDA_CHECK_LAUNCH();
 }
 
 extern "C" void gt_cuda_rope_fwd(gt_backend *be, void *qkv, const int32_t *pos, float theta, int N,
                                  int Hq, int Hkv, int D) {
     GT_NVTX_PUSH("rope_fwd");
-    launch_rope(be, qkv, pos, theta, 1.0f, N, Hq, Hkv, D);
+    launch_rope(be, qkv, pos, theta, 1.0f, N, Hq, Hkv, D, rope_cache{});
     GT_NVTX_POP();
 }
 
 extern "C" void gt_cuda_rope_bwd(gt_backend *be, void *dqkv, const int32_t *pos, float theta, int N,
                                  int Hq, int Hkv, int D) {
     GT_NVTX_PUSH("rope_bwd");
-    launch_rope(be, dqkv, pos, theta, -1.0f, N, Hq, Hkv, D);
+    launch_rope(be, dqkv, pos, theta, -1.0f, N, Hq, Hkv, D, rope_cache{});
+    GT_NVTX_POP();
+}
+
+extern "C" void gt_cuda_rope_kv_write(gt_backend *be, void *qkv, void *kc, void *vc, const int32_t *pos,
+                                      const int32_t *dst, float theta, int N, int Hq, int Hkv, int D, int Tmax) {
+    GT_NVTX_PUSH("rope_kv_write");
+    launch_rope(be, qkv, pos, theta, 1.0f, N, Hq, Hkv, D, rope_cache{(bf16 *)kc, (bf16 *)vc, dst, Tmax});
     GT_NVTX_POP();
 }

@@ -1,8 +1,8 @@
 /* Generation on the GPU against the CPU reference:
  *  1. ops kv_write + attention_decode on random caches (MHA, GQA, MQA at Gemma-2B's head_dim 256,
  *     GQA at the gqa fixture's head_dim 24),
- *     lengths from 1 to a cache of 700 positions (22 splits of 32 keys): within BF16
- *     tolerance of the float32 CPU op;
+ *     lengths from 1 to a cache of 700 positions: within BF16 tolerance of the float32 CPU op;
+ *     rope_kv_write bitwise equal to rope_fwd then kv_write;
  *  2. the decoder (model/decoder.h) on the fixtures, a batch of 3 prompts of unequal length and 8
  *     decode steps fed the CPU's greedy tokens: CUDA logits within BF16 tolerance of the CPU's at
  *     every step, and the steps replayed from CUDA graphs bitwise equal to the direct ones;
@@ -72,6 +72,57 @@ static void check_ops(gt_check *c, int Hq, int Hkv, int D) {
     free(kv), free(vv), free(q), free(ref), free(got), free(kg);
     gt_cuda_backend_destroy(bg);
     gt_cpu_backend_destroy(bc);
+}
+
+/* rope_kv_write against its composition (rope_fwd, then kv_write) on the GPU, bitwise: the rotated
+ * qkv rows and the whole K and V caches (the slots written and every other one). N tokens, token n
+ * of sequence n at a random position; N = 300 takes RoPE's 8-wide path (N D/2 >= a block per SM)
+ * at head_dim 256, decode's batches the element path. */
+static void check_rope_kv(gt_check *c, int Hq, int Hkv, int D, int N) {
+    const int Tmax = 64, W = (Hq + 2 * Hkv) * D;
+    const gt_ops *o = gt_cuda_ops();
+    gt_backend *be = gt_cuda_backend_create(0);
+    size_t cache = (size_t)N * Hkv * Tmax * D, nq = (size_t)N * W;
+    float *h = malloc((cache > nq ? cache : nq) * sizeof(float));
+    int32_t *pos = malloc((size_t)N * sizeof *pos), *dst = malloc((size_t)N * sizeof *dst);
+    uint64_t s = 7;
+    for (int n = 0; n < N; n++) {
+        pos[n] = (int32_t)((frand(&s) + 1.0f) * 0.5f * (Tmax - 1));
+        dst[n] = n * Tmax + pos[n];
+    }
+    void *q[2], *k[2], *v[2];
+    int32_t *gpos = o->alloc(be, (size_t)N * sizeof *pos), *gdst = o->alloc(be, (size_t)N * sizeof *dst);
+    o->upload_raw(be, gpos, pos, (size_t)N * sizeof *pos);
+    o->upload_raw(be, gdst, dst, (size_t)N * sizeof *dst);
+    for (int side = 0; side < 2; side++) {
+        uint64_t r = 11; /* both sides start from the same values */
+        q[side] = o->alloc(be, nq * 2), k[side] = o->alloc(be, cache * 2), v[side] = o->alloc(be, cache * 2);
+        for (size_t i = 0; i < nq; i++) h[i] = frand(&r) * 3;
+        o->upload(be, GT_ACT, q[side], h, nq);
+        for (size_t i = 0; i < cache; i++) h[i] = frand(&r);
+        o->upload(be, GT_ACT, k[side], h, cache);
+        o->upload(be, GT_ACT, v[side], h, cache);
+    }
+    const float theta = 10000.0f;
+    o->rope_fwd(be, q[0], gpos, theta, N, Hq, Hkv, D);
+    o->kv_write(be, k[0], v[0], q[0], gdst, N, Hq, Hkv, D, Tmax);
+    o->rope_kv_write(be, q[1], k[1], v[1], gpos, gdst, theta, N, Hq, Hkv, D, Tmax);
+    size_t bytes[3] = {nq * 2, cache * 2, cache * 2};
+    void *bufs[3][2] = {{q[0], q[1]}, {k[0], k[1]}, {v[0], v[1]}};
+    int same = 1;
+    for (int t = 0; t < 3; t++) {
+        char *a = malloc(bytes[t]), *b = malloc(bytes[t]);
+        o->download_raw(be, a, bufs[t][0], bytes[t]);
+        o->download_raw(be, b, bufs[t][1], bytes[t]);
+        same &= memcmp(a, b, bytes[t]) == 0;
+        free(a), free(b);
+    }
+    gt_check_true(c, same, "rope_kv_write = rope_fwd + kv_write bitwise (qkv, K, V) Hq=%d Hkv=%d D=%d N=%d", Hq, Hkv,
+                  D, N);
+    for (int side = 0; side < 2; side++) o->release(be, q[side]), o->release(be, k[side]), o->release(be, v[side]);
+    o->release(be, gpos), o->release(be, gdst);
+    free(h), free(pos), free(dst);
+    gt_cuda_backend_destroy(be);
 }
 
 /* argmax_rows at Gemma's vocabulary, CUDA against the CPU, bitwise: a random row, a row whose
@@ -311,6 +362,11 @@ int main(void) {
     check_ops(&c, 8, 1, 256);
     check_ops(&c, 4, 2, 24); /* the gqa fixture's odd head_dim */
     check_ops(&c, 2, 1, 512); /* the largest head_dim: two vectors per lane */
+    check_rope_kv(&c, 8, 1, 256, 1);
+    check_rope_kv(&c, 8, 1, 256, 64);
+    check_rope_kv(&c, 8, 1, 256, 300);
+    check_rope_kv(&c, 4, 2, 24, 5); /* odd pairs: the element path */
+    check_rope_kv(&c, 4, 4, 64, 33);
     check_argmax(&c, 4, 256000);
     check_argmax(&c, 64, 256000);
     check_argmax(&c, 4, 1001);
