@@ -19,6 +19,11 @@ int gt_path_join(char *buf, size_t len, const char *dir, const char *name, gt_er
     return 0;
 }
 
+int gt_file_at(char *buf, size_t len, const char *dir, const char *name) {
+    struct stat sb;
+    return gt_path_join(buf, len, dir, name, NULL) == 0 && stat(buf, &sb) == 0 && S_ISREG(sb.st_mode);
+}
+
 int gt_pwrite_all(int fd, const void *buf, size_t n, uint64_t off, const char *path, gt_err *err) {
     const char *p = buf;
     while (n > 0) {

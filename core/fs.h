@@ -11,6 +11,8 @@
 
 /* dir + "/" + name into buf; fails when it does not fit. */
 int gt_path_join(char *buf, size_t len, const char *dir, const char *name, gt_err *err);
+/* The same join, no message; 1 when buf then names a regular file (or a link to one). */
+int gt_file_at(char *buf, size_t len, const char *dir, const char *name);
 /* All n bytes at offset off (retrying short transfers and EINTR); path names the file in messages. */
 int gt_pwrite_all(int fd, const void *buf, size_t n, uint64_t off, const char *path, gt_err *err);
 int gt_pread_all(int fd, void *buf, size_t n, uint64_t off, const char *path, gt_err *err);

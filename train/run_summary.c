@@ -3,7 +3,6 @@
 
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #include "../core/fs.h"
 #include "ckpt/checkpoint.h"
@@ -11,8 +10,7 @@
 
 /* p = RUN_DIR/name; 1 when that file exists. */
 static int run_file(char p[GT_CKPT_PATH], const char *dir, const char *name) {
-    struct stat sb;
-    return gt_path_join(p, GT_CKPT_PATH, dir, name, NULL) == 0 && stat(p, &sb) == 0;
+    return gt_file_at(p, GT_CKPT_PATH, dir, name);
 }
 
 static int exists(const char *dir, const char *name) {

@@ -6,7 +6,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #include "../core/clock.h"
 #include "../core/fs.h"
@@ -119,8 +118,7 @@ int gt_trainer_resume(gt_trainer *t, const char *dir, gt_err *err) {
 
 static int is_checkpoint_dir(const char *dir) {
     char p[GT_CKPT_PATH];
-    struct stat sb;
-    return gt_path_join(p, sizeof p, dir, "trainer_state.json", NULL) == 0 && stat(p, &sb) == 0;
+    return gt_file_at(p, sizeof p, dir, "trainer_state.json");
 }
 
 /* pick() without the watchdog: rank 0 looks for the checkpoint, every rank verifies a slice. */

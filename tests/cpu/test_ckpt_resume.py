@@ -99,8 +99,9 @@ def test_kill_mid_write(binary, tmp, so, want):
           not os.path.exists(os.path.join(run, "checkpoint-000008")) and latest(run) == "checkpoint-000004",
           f"SIGKILL while writing checkpoint 8: partial .tmp left, checkpoint 4 is latest (exit {p.returncode})")
     ins = inspect(binary, run)
-    check(ins.returncode == 0 and "resume would take: " + os.path.join(run, "checkpoint-000004") in ins.stdout,
-          "inspect RUN_DIR: a resume takes checkpoint 4")
+    check(ins.returncode == 0 and "resume would take: " + os.path.join(run, "checkpoint-000004") in ins.stdout
+          and "latest -> checkpoint-000004\n" in ins.stdout,
+          "inspect RUN_DIR: latest names checkpoint 4 and a resume takes it")
     p = train(binary, run, "--set", "train.steps=8", "--set", "checkpoint.every=4")
     check("resumed from " + os.path.join(run, "checkpoint-000004") in p.stdout,
           "the same command again resumes from checkpoint 4")

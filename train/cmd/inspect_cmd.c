@@ -27,8 +27,7 @@ static void human(double bytes, char *buf, size_t len) {
 
 static int is_file(const char *dir, const char *name) {
     char p[GT_CKPT_PATH];
-    struct stat sb;
-    return gt_path_join(p, sizeof p, dir, name, NULL) == 0 && stat(p, &sb) == 0 && S_ISREG(sb.st_mode);
+    return gt_file_at(p, sizeof p, dir, name);
 }
 
 static void print_model(const gt_config *c) {
@@ -215,22 +214,19 @@ static int inspect_model_dir(const char *dir, int verified) {
 
 /* A run directory: the run summary, its checkpoints, `latest`, and the one a resume would take. */
 static int inspect_run_dir(const char *dir, const long long *steps, int n) {
-    char latest[GT_CKPT_PATH], *text = NULL, name[64], path[GT_CKPT_PATH];
+    char name[64], path[GT_CKPT_PATH];
     gt_err e;
-    gt_run_summary sum;
+    gt_run_summary sum; /* its load lists the steps as the caller did, so it fails only as that did */
     if (gt_run_summary_load(dir, &sum, &e) == 0) {
         gt_run_summary_print(&sum, dir, stdout);
         printf("\n");
     }
-    gt_run_summary_free(&sum);
     printf("run directory: %s\n", dir);
-    if (gt_path_join(latest, sizeof latest, dir, "latest", &e) == 0 && gt_read_text(latest, &text, &e) == 0) {
-        text[strcspn(text, "\n")] = 0;
-        printf("latest -> %s\n", text);
-        free(text);
-    } else {
+    if (sum.latest[0])
+        printf("latest -> %s\n", sum.latest);
+    else
         printf("latest: none\n");
-    }
+    gt_run_summary_free(&sum);
     for (int i = 0; i < n; i++) {
         ck_dir_name(name, sizeof name, steps[i]);
         gt_path_join(path, sizeof path, dir, name, NULL);
