@@ -53,11 +53,7 @@ echo "=== gemmatron time to first token, prompt 2048"
     --ignore-eos --bench --jsonl 2>&1 >/dev/null | grep "bench:"
 echo "=== gemmatron FP8: calibrating a random-init Gemma-2B on synthetic tokens"
 python3 scripts/gpu_make_hf_init.py --config "$cfg" --out "$tmp/hf-2b" >/dev/null
-/usr/bin/python3 -c "
-import random, struct, sys
-r = random.Random(2)
-t = [r.randrange(3, 256000) for _ in range(8 * 2048)]
-open(sys.argv[1], 'wb').write(b'GTTOKENS' + struct.pack('<IIQI', 1, 0, len(t), 256000) + bytes(36) + struct.pack('<%dI' % len(t), *t))" "$tmp/cal.bin"
+/usr/bin/python3 scripts/random_shard.py --out "$tmp/cal.bin" --count $((8 * 2048)) --vocab 256000 --seed 2
 "$bin" calibrate --model "$tmp/hf-2b" --data "$tmp/cal.bin" --out "$tmp/hf-2b-fp8" --steps 4 --seq-len 2048 \
     --device cuda --set fp8.lm_head=true | tail -1
 for B in 1 64; do

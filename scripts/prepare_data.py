@@ -39,15 +39,16 @@ HEADER_BYTES = 64
 
 def write_shard(path, tokens, attrs, vocab_size):
     """Writes one shard exactly as data/shard.c does: header, u32 ids, u8 attributes (all
-    little-endian), through path.tmp and a rename."""
+    little-endian), through path.tmp and a rename. attrs None: a shard without attributes (flags
+    0: every token a target, no document boundaries)."""
     if not tokens:
         raise ValueError(f"{path}: refusing to write a shard with no tokens")
-    if len(tokens) != len(attrs):
+    if attrs is not None and len(tokens) != len(attrs):
         raise ValueError(f"{path}: {len(tokens)} tokens but {len(attrs)} attribute bytes")
     bad = next((t for t in tokens if t < 0 or (vocab_size and t >= vocab_size)), None)
     if bad is not None:
         raise ValueError(f"{path}: token id {bad} is outside the vocabulary of {vocab_size}")
-    header = MAGIC + struct.pack("<IIQI", VERSION, FLAG_ATTR, len(tokens), vocab_size)
+    header = MAGIC + struct.pack("<IIQI", VERSION, 0 if attrs is None else FLAG_ATTR, len(tokens), vocab_size)
     header += bytes(HEADER_BYTES - len(header))
     ids = array("I", tokens)
     if sys.byteorder != "little":
@@ -56,7 +57,8 @@ def write_shard(path, tokens, attrs, vocab_size):
     with open(tmp, "wb") as f:
         f.write(header)
         f.write(ids.tobytes())
-        f.write(bytes(attrs))
+        if attrs is not None:
+            f.write(bytes(attrs))
         f.flush()
         os.fsync(f.fileno())
     os.replace(tmp, path)

@@ -7,8 +7,6 @@ Python tokenizers package) give text in and out, stop strings cut the text, --fp
 clear error (--fp8 without fp8_state.safetensors names `gemmatron calibrate`). argv[1] = the gemmatron binary."""
 import json
 import os
-import random
-import struct
 import subprocess
 import sys
 import tempfile
@@ -114,11 +112,9 @@ def main():
         print(f"skip tokenizer.json: {sys.executable} has no tokenizers package (scripts/install-deps.sh)")
 
     # --fp8 from a calibrated directory (random in-vocabulary calibration tokens)
-    r = random.Random(0)
-    toks = [r.randrange(3, 160) for _ in range(400)]
     shard = os.path.join(tmp, "cal.bin")
-    with open(shard, "wb") as f:  # data/shard.h: magic, version 1, flags 0, count, vocab_size, reserved
-        f.write(b"GTTOKENS" + struct.pack("<IIQI", 1, 0, len(toks), 160) + bytes(36) + struct.pack(f"<{len(toks)}I", *toks))
+    subprocess.run([sys.executable, "scripts/random_shard.py", "--out", shard, "--count", "400",
+                    "--vocab", "160"], check=True)
     cal = os.path.join(tmp, "gqa-fp8")
     p = subprocess.run([BIN, "calibrate", "--model", fx, "--data", shard, "--out", cal, "--steps", "2", "--seq-len", "32",
                         "--device", "cpu", "--set", "fp8.history_len=4", "--set", "fp8.lm_head=true"],

@@ -28,11 +28,7 @@ for fx in gqa mqa; do
     done
 done
 # random in-vocabulary calibration tokens as a token shard (data/shard.h)
-/usr/bin/python3 -c "
-import random, struct, sys
-r = random.Random(0)
-t = [r.randrange(3, 160) for _ in range(400)]
-open(sys.argv[1], 'wb').write(b'GTTOKENS' + struct.pack('<IIQI', 1, 0, len(t), 160) + bytes(36) + struct.pack('<%dI' % len(t), *t))" "$tmp/cal.bin"
+/usr/bin/python3 scripts/random_shard.py --out "$tmp/cal.bin" --count 400 --vocab 160
 for fx in gqa:true mqa:false; do
     name=${fx%%:*}
     "$bin" calibrate --model "tests/fixtures/$name" --data "$tmp/cal.bin" --out "$tmp/$name-fp8" --steps 2 \
