@@ -3,9 +3,10 @@
  * rmsnorm_fwd_fp8).
  *   Op: for "cpu" (float) and "cpu64" (double), shapes from 1x1 to 37x75 and 16x2048 (odd ones
  *   included), res separate, aliasing a, and aliasing b; the bytes of res, out and rstd compared
- *   with the composition's; the FP8 variant with every output, and with y NULL (the model's call),
- *   in both formats, also y8, y8t and the bits of amax. Outputs are poisoned first, so an element
- *   the fused op does not write fails.
+ *   with the composition's; the FP8 variant for every set of requested outputs (y, y8, y8t, alone
+ *   and together; fused_fp8_harness.h), with res separate and aliasing a or b, in both formats, also
+ *   y8, y8t and the bits of amax. Outputs are poisoned first, so an element the fused op does not
+ *   write (or one it writes unasked) fails.
  *   Model: 3 training steps of the gqa fixture with the fused op and with the op table's
  *   add_rmsnorm_fwd removed (the model then calls add and rmsnorm_fwd) give bitwise-equal losses and
  *   gradients, and the fused op ran for every norm but layer 0's ln1 (2L per forward). */
@@ -44,29 +45,38 @@ static void test_op(gt_check *c, env *e, int rows, int C, int alias) {
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) o->release(e->be, bufs[i]);
 }
 
-/* add_rmsnorm_fwd_fp8 against add + rmsnorm_fwd_fp8; with_y: y requested too. */
-static void test_op_fp8(gt_check *c, env *e, int rows, int C, gt_dtype fmt, int with_y) {
+/* add_rmsnorm_fwd_fp8 against add + rmsnorm_fwd_fp8 (on copies of a and b), for one set of
+ * requested outputs (VARIANTS: y, the FP8 copy, its transpose; rstd, res and amax always) and res
+ * aliasing nothing (0), a (1) or b (2). */
+static void test_op_fp8(gt_check *c, env *e, int rows, int C, gt_dtype fmt, const variant *k, int alias) {
     const gt_ops *o = e->ops;
     size_t n = (size_t)rows * C, act = o->size[GT_ACT], st = o->size[GT_STAT];
     const float eps = 1e-6f;
     float scale = fmt == GT_E4M3 ? 56.0f : 7168.0f;
     void *a = rand_act_spread(e, n, -2, 2, 6, 1), *b = rand_act_spread(e, n, -2, 2, 6, 1);
     void *w = rand_act_spread(e, (size_t)C, -1, 1.5f, 1, 1);
+    void *ra = poisoned(e, n * act), *rb = poisoned(e, n * act);
+    memcpy(ra, a, n * act), memcpy(rb, b, n * act);
     void *res = poisoned(e, n * act), *y = poisoned(e, n * act), *rstd = poisoned(e, (size_t)rows * st);
     uint8_t *q = poisoned(e, n), *qt = poisoned(e, n);
     float amax = 0.0f;
-    o->add(e->be, res, a, b, n);
-    o->rmsnorm_fwd_fp8(e->be, with_y ? y : NULL, q, qt, rstd, res, w, eps, rows, C, fmt, &scale, &amax);
-    void *fres = poisoned(e, n * act), *fy = poisoned(e, n * act), *frstd = poisoned(e, (size_t)rows * st);
+    o->add(e->be, res, ra, rb, n);
+    o->rmsnorm_fwd_fp8(e->be, k->act ? y : NULL, k->q ? q : NULL, k->qt ? qt : NULL, rstd, res, w, eps, rows, C, fmt,
+                       &scale, &amax);
+    void *fres = alias == 1 ? a : alias == 2 ? b : poisoned(e, n * act);
+    void *fy = poisoned(e, n * act), *frstd = poisoned(e, (size_t)rows * st);
     uint8_t *fq = poisoned(e, n), *fqt = poisoned(e, n);
     float famax = 0.0f;
-    o->add_rmsnorm_fwd_fp8(e->be, fres, with_y ? fy : NULL, fq, fqt, frstd, a, b, w, eps, rows, C, fmt, &scale,
-                           &famax);
+    o->add_rmsnorm_fwd_fp8(e->be, fres, k->act ? fy : NULL, k->q ? fq : NULL, k->qt ? fqt : NULL, frstd, a, b, w, eps,
+                           rows, C, fmt, &scale, &famax);
+    /* outputs not requested must stay as poisoned: compare them too (both sides poisoned alike) */
     int ok = same(fres, res, n * act) && same(frstd, rstd, (size_t)rows * st) && same(fq, q, n) &&
-             same(fqt, qt, n) && bits(famax) == bits(amax) && (!with_y || same(fy, y, n * act));
-    gt_check_true(c, ok, "%s add_rmsnorm_fwd_fp8 %dx%d %s%s: differs from add + rmsnorm_fwd_fp8", o->name, rows, C,
-                  fmt == GT_E4M3 ? "E4M3" : "E5M2", with_y ? " with y" : "");
-    void *bufs[] = {a, b, w, res, y, rstd, q, qt, fres, fy, frstd, fq, fqt};
+             same(fqt, qt, n) && bits(famax) == bits(amax) && same(fy, y, n * act);
+    static const char *const names[] = {"res separate", "res = a", "res = b"};
+    gt_check_true(c, ok, "%s add_rmsnorm_fwd_fp8 %dx%d %s, %s, %s: differs from add + rmsnorm_fwd_fp8", o->name, rows,
+                  C, fmt == GT_E4M3 ? "E4M3" : "E5M2", k->name, names[alias]);
+    if (!alias) o->release(e->be, fres);
+    void *bufs[] = {a, b, w, ra, rb, res, y, rstd, q, qt, fy, frstd, fq, fqt};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) o->release(e->be, bufs[i]);
 }
 
@@ -148,8 +158,10 @@ int main(void) {
         for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++)
             for (int alias = 0; alias < 3; alias++) test_op(&c, &e, shapes[s][0], shapes[s][1], alias);
         for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++)
-            for (int f = 0; f < 2; f++)
-                test_op_fp8(&c, &e, shapes[s][0], shapes[s][1], f ? GT_E5M2 : GT_E4M3, (int)(s + f) % 2);
+            for (size_t v = 0; v < sizeof VARIANTS / sizeof VARIANTS[0]; v++)
+                for (int alias = 0; alias < 3; alias++)
+                    test_op_fp8(&c, &e, shapes[s][0], shapes[s][1], (s + v + alias) % 2 ? GT_E5M2 : GT_E4M3,
+                                &VARIANTS[v], alias);
     }
     test_model(&c, be);
     gt_cpu_backend_destroy(be);
