@@ -5,7 +5,7 @@
 static const char *const names[GT_PROF_COUNT] = {
     "matmul fwd", "matmul bwd", "attention fwd", "attention bwd", "rmsnorm fwd", "rmsnorm bwd",
     "rope", "geglu fwd", "geglu bwd", "embedding", "cross-entropy", "add", "optimizer", "memory",
-    "fp8 cast/scale", "kv write", "attention decode", "argmax"};
+    "fp8 cast/scale", "kv write", "attention decode", "argmax", "rope + kv write"};
 
 const char *gt_op_profile_name(int op) { return op >= 0 && op < GT_PROF_COUNT ? names[op] : "?"; }
 
@@ -137,6 +137,10 @@ static void p_kv_write(gt_backend *be, void *kc, void *vc, const void *qkv, cons
                        int Hkv, int D, int Tmax) {
     TIMED(GT_PROF_KV_WRITE, kv_write(ib, kc, vc, qkv, dst, N, Hq, Hkv, D, Tmax));
 }
+static void p_rope_kv(gt_backend *be, void *qkv, void *kc, void *vc, const int32_t *pos, const int32_t *dst, float th,
+                      int N, int Hq, int Hkv, int D, int Tmax) {
+    TIMED(GT_PROF_ROPE_KV, rope_kv_write(ib, qkv, kc, vc, pos, dst, th, N, Hq, Hkv, D, Tmax));
+}
 static void p_att_decode(gt_backend *be, void *o, const void *qkv, const void *kc, const void *vc, const int32_t *len,
                          float sc, int B, int Hq, int Hkv, int D, int Tmax) {
     TIMED(GT_PROF_ATTN_DECODE, attention_decode(ib, o, qkv, kc, vc, len, sc, B, Hq, Hkv, D, Tmax));
@@ -180,5 +184,6 @@ void gt_op_profile_init(gt_op_profile *p, const gt_ops *inner, gt_backend *inner
     o->fp8_update = inner->fp8_update ? p_fp8_update : NULL;
     o->attention_segments = inner->attention_segments ? p_att_segments : NULL;
     o->kv_write = p_kv_write, o->attention_decode = p_att_decode, o->argmax_rows = p_argmax;
+    o->rope_kv_write = inner->rope_kv_write ? p_rope_kv : NULL;
     o->graph_begin = NULL, o->graph_end = NULL, o->graph_launch = NULL, o->graph_destroy = NULL;
 }
