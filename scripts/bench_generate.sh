@@ -5,7 +5,7 @@
 # (--ignore-eos: exactly 256), at batch 1 and 64, with and without CUDA graphs; time to first token
 # for a 2,048-token prompt; then scripts/bench_hf_generate.py (model.generate, greedy, sdpa) at the
 # same shapes. One "gemmatron generate: bench: ..." or "hf generate ..." line per run, at batch 1
-# and 64 the op classes of one decode step (generate --profile), and where ncu is installed the
+# and 64 the op classes of one decode step (generate --profile, in the run without graphs), and where ncu is installed the
 # kernels of a batch-1 step (scripts/ncu_kernels.py).
 # FP8 (generate --fp8): the same random-init Gemma-2B written as an HF directory by
 # scripts/gpu_make_hf_init.py (torch and transformers, as bench_hf_generate.py needs), calibrated by
@@ -28,14 +28,15 @@ for _ in range(int(sys.argv[1])):
 }
 for B in 1 64; do
     prompts "$B" 128 >"$tmp/p$B.jsonl"
-    for graphs in "" "--no-cuda-graphs"; do
-        echo "=== gemmatron batch $B prompt 128 new 256 ${graphs:-CUDA graphs}"
-        "$bin" generate --model "$cfg" --random-init --device cuda --prompts "$tmp/p$B.jsonl" --batch-size "$B" \
-            --max-new-tokens 256 --ignore-eos --bench --jsonl $graphs 2>&1 >/dev/null | grep "bench:"
-    done
-    # where the decode step's time goes, op class by op class (generate --profile)
+    echo "=== gemmatron batch $B prompt 128 new 256 CUDA graphs"
     "$bin" generate --model "$cfg" --random-init --device cuda --prompts "$tmp/p$B.jsonl" --batch-size "$B" \
-        --max-new-tokens 16 --ignore-eos --jsonl --profile 2>&1 >/dev/null | grep -v "^gemmatron generate: configs"
+        --max-new-tokens 256 --ignore-eos --bench --jsonl 2>&1 >/dev/null | grep "bench:"
+    # without graphs, then where the decode step's time goes, op class by op class (--profile: after
+    # the timed steps, so it does not change them)
+    echo "=== gemmatron batch $B prompt 128 new 256 --no-cuda-graphs"
+    "$bin" generate --model "$cfg" --random-init --device cuda --prompts "$tmp/p$B.jsonl" --batch-size "$B" \
+        --max-new-tokens 256 --ignore-eos --bench --profile --jsonl --no-cuda-graphs 2>&1 >/dev/null |
+        grep -v "^gemmatron generate: configs"
 done
 # and kernel by kernel: Nsight Compute over ~one decode step of batch 1, launched directly (the
 # prefill of a 128-token prompt is ~300 launches, a step ~220: launches 1500.. are decode steps)
