@@ -4,7 +4,8 @@
  * Element d < D/2 pairs with d + D/2 (non-interleaved halves):
  *   forward   y1 = x1 cos - x2 sin,    y2 = x2 cos + x1 sin
  *   backward  dx1 = dy1 cos + dy2 sin, dx2 = dy2 cos - dy1 sin   (the inverse rotation)
- * v heads are left alone.
+ * v heads are left alone. rope_kv_write is the forward with decode's KV-cache write in the same
+ * launch (kernels/ops.h; kc, vc [B, Hkv, Tmax, D]).
  *
  * Angles exactly as HF's GemmaRotaryEmbedding, all in fp32: inv_freq[i] = 1 / theta^(float(2i)/D),
  * angle = float(pos) * inv_freq[i]. inv_freq is computed on the host (IEEE fp32, pow in double
@@ -58,6 +59,7 @@ template <int W> static __device__ __forceinline__ void rope_store(bf16 *p, cons
     }
 }
 
+/* W bf16 values stored as loaded (the v head's copy into the cache). */
 template <int W> static __device__ __forceinline__ void rope_raw_store(bf16 *p, const gt_raw_bf16<W> &r) {
     if constexpr (W == GT_VEC)
         *(uint4 *)p = r.v;
@@ -83,7 +85,10 @@ typedef struct {
  * Rotated head h (h < Hq + Hkv) is member j = h % (G + 1) of KV group g = h / (G + 1): j < G its
  * q heads, j == G its k head. sign = +1 forward, -1 backward. W is 8 (16-byte accesses,
  * D/2 % 8 == 0, qkv 16-byte aligned) or 1. The element math (cos, sign * sin, the two products and
- * their difference or sum in fp32, one rounding) is the same for both widths. */
+ * their difference or sum in fp32, one rounding) is the same for both widths. KV (rope_kv_write):
+ * the thread also stores its rotated pairs of each k head into kc and copies the same elements of
+ * the group's v head into vc, at the token's cache slot (kv_write's rule), so the cache holds the
+ * bits qkv holds. */
 template <int W, bool KV>
 static __global__ void __launch_bounds__(ROPE_THREADS, 2)
     rope_kernel(bf16 *qkv, const int32_t *pos, rope_freqs freqs, float sign, int N, int Hq,
@@ -97,8 +102,8 @@ static __global__ void __launch_bounds__(ROPE_THREADS, 2)
     /* KV: this token's cache slot, kc/vc[b, g, t, i0..] with (b, t) from dst[n] (kv_write's rule) */
     size_t slot = 0;
     if (KV) {
-        int b = cache.dst[n] / cache.Tmax, t = cache.dst[n] % cache.Tmax;
-        slot = ((size_t)b * Hkv * cache.Tmax + t) * D + i0;
+        int seq = cache.dst[n] / cache.Tmax, at = cache.dst[n] % cache.Tmax;
+        slot = ((size_t)seq * Hkv * cache.Tmax + at) * D + i0;
     }
     float cs[W], sn[W];
     for (int h0 = 0; h0 < heads; h0 += HEADS_AT_ONCE) {
