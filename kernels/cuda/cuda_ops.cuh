@@ -56,6 +56,8 @@ extern "C" void gt_cuda_rope_fwd(gt_backend *be, void *qkv, const int32_t *pos, 
                                  int Hq, int Hkv, int D);
 extern "C" void gt_cuda_rope_bwd(gt_backend *be, void *dqkv, const int32_t *pos, float theta, int N,
                                  int Hq, int Hkv, int D);
+extern "C" void gt_cuda_rope_kv_write(gt_backend *be, void *qkv, void *kc, void *vc, const int32_t *pos,
+                                      const int32_t *dst, float theta, int N, int Hq, int Hkv, int D, int Tmax);
 
 /* geglu.cu */
 extern "C" void gt_cuda_geglu_fwd(gt_backend *be, void *h, const void *a, gt_gelu kind, int N,
@@ -102,8 +104,6 @@ extern "C" void gt_cuda_geglu_bwd_fp8(gt_backend *be, void *da, void *da8, void 
 /* attention_decode.cu: the KV cache's writes, decode attention, and CUDA graphs of the stream */
 extern "C" void gt_cuda_kv_write(gt_backend *be, void *kc, void *vc, const void *qkv, const int32_t *dst, int N,
                                  int Hq, int Hkv, int D, int Tmax);
-extern "C" void gt_cuda_rope_kv_write(gt_backend *be, void *qkv, void *kc, void *vc, const int32_t *pos,
-                                      const int32_t *dst, float theta, int N, int Hq, int Hkv, int D, int Tmax);
 extern "C" void gt_cuda_attention_decode(gt_backend *be, void *out, const void *qkv, const void *kc, const void *vc,
                                          const int32_t *len, float scale, int B, int Hq, int Hkv, int D, int Tmax);
 extern "C" void gt_cuda_argmax_rows(gt_backend *be, void *val, int32_t *idx, const void *x, int N, int V);

@@ -85,6 +85,22 @@ static __device__ __forceinline__ void gt_store8(bf16 *p, const float f[GT_VEC])
     *(uint4 *)p = v.u;
 }
 
+/* W (GT_VEC or 1) floats rounded to bf16 (nearest even) at p (16-byte aligned for GT_VEC). */
+template <int W> static __device__ __forceinline__ void gt_store_w(bf16 *p, const float *f) {
+    if constexpr (W == GT_VEC)
+        gt_store8(p, f);
+    else
+        p[0] = __float2bfloat16_rn(f[0]);
+}
+
+/* W bf16 stored as gt_raw_load read them. */
+template <int W> static __device__ __forceinline__ void gt_raw_store(bf16 *p, const gt_raw_bf16<W> &r) {
+    if constexpr (W == GT_VEC)
+        *(uint4 *)p = r.v;
+    else
+        *(unsigned short *)p = r.v;
+}
+
 static __device__ __forceinline__ float gt_warp_sum(float v) {
 #pragma unroll
     for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);

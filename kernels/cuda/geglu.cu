@@ -13,12 +13,6 @@ template <int W> static __device__ __forceinline__ void load_w(const bf16 *p, fl
     else
         f[0] = __bfloat162float(p[0]);
 }
-template <int W> static __device__ __forceinline__ void store_w(bf16 *p, const float *f) {
-    if (W == GT_VEC)
-        gt_store8(p, f);
-    else
-        p[0] = __float2bfloat16_rn(f[0]);
-}
 
 /* Grid-stride over the N * F / W groups of W columns; group v is row v / (F/W). */
 template <int W>
@@ -33,7 +27,7 @@ static __global__ void geglu_fwd_kernel(bf16 *h, const bf16 *a, gt_gelu kind, in
         load_w<W>(up, u);
 #pragma unroll
         for (int j = 0; j < W; j++) g[j] = gt_geglu_fwd1(g[j], u[j], kind);
-        store_w<W>(h + n * F + f, g);
+        gt_store_w<W>(h + n * F + f, g);
     }
 }
 
@@ -52,8 +46,8 @@ static __global__ void geglu_bwd_kernel(bf16 *da, const bf16 *dh, const bf16 *a,
         load_w<W>(dh + n * F + f, d);
 #pragma unroll
         for (int j = 0; j < W; j++) gt_geglu_bwd1(g[j], u[j], d[j], kind, &g[j], &u[j]);
-        store_w<W>(da + n * 2 * F + f, g);
-        store_w<W>(da + n * 2 * F + F + f, u);
+        gt_store_w<W>(da + n * 2 * F + f, g);
+        gt_store_w<W>(da + n * 2 * F + F + f, u);
     }
 }
 

@@ -48,25 +48,6 @@ static __device__ __forceinline__ void rope_angle(int p, float inv_freq, float *
     *s = (float)sd;
 }
 
-/* The two rotated halves of W pairs, rounded to bf16 (nearest even), at p and p + half. */
-template <int W> static __device__ __forceinline__ void rope_store(bf16 *p, const float *y1, const float *y2, int half) {
-    if constexpr (W == GT_VEC) {
-        gt_store8(p, y1);
-        gt_store8(p + half, y2);
-    } else {
-        p[0] = __float2bfloat16_rn(y1[0]);
-        p[half] = __float2bfloat16_rn(y2[0]);
-    }
-}
-
-/* W bf16 values stored as loaded (the v head's copy into the cache). */
-template <int W> static __device__ __forceinline__ void rope_raw_store(bf16 *p, const gt_raw_bf16<W> &r) {
-    if constexpr (W == GT_VEC)
-        *(uint4 *)p = r.v;
-    else
-        *(unsigned short *)p = r.v;
-}
-
 /* rope_kv_write's cache: kc, vc [B, Hkv, Tmax, D], dst[N] (b Tmax + t); unused by plain RoPE. */
 typedef struct {
     bf16 *kc, *vc;
@@ -137,14 +118,16 @@ static __global__ void __launch_bounds__(ROPE_THREADS, 2)
                 y1[k] = a[k] * cs[k] - b[k] * sn[k];
                 y2[k] = b[k] * cs[k] + a[k] * sn[k];
             }
-            rope_store<W>(x1, y1, y2, half);
+            gt_store_w<W>(x1, y1);
+            gt_store_w<W>(x1 + half, y2);
             if (KV && h % (G + 1) == G) { /* the k head of group g: the same bits to the cache, and v_g */
                 size_t at = slot + (size_t)(h / (G + 1)) * cache.Tmax * D;
-                rope_store<W>(cache.kc + at, y1, y2, half);
+                gt_store_w<W>(cache.kc + at, y1);
+                gt_store_w<W>(cache.kc + at + half, y2);
                 const bf16 *v = x1 + D;
                 gt_raw_bf16<W> v1 = gt_raw_load<W>(v), v2 = gt_raw_load<W>(v + half);
-                rope_raw_store<W>(cache.vc + at, v1);
-                rope_raw_store<W>(cache.vc + at + half, v2);
+                gt_raw_store<W>(cache.vc + at, v1);
+                gt_raw_store<W>(cache.vc + at + half, v2);
             }
         }
     }
@@ -156,16 +139,16 @@ static void launch_rope(gt_backend *be, void *qkv, const int32_t *pos, float the
     GT_ASSERT(Hq % Hkv == 0 && D % 2 == 0 && D / 2 <= MAX_HALF, "rope: Hq=%d Hkv=%d D=%d", Hq, Hkv,
               D);
     rope_freqs freqs = make_freqs(theta, D);
-    /* One pair per thread where even that is less than a block per SM (decode, N = batch rows: the
-     * 8-wide path would run 16 threads at batch 1, D = 256, each with 8 sincos in a row): the
-     * angles spread over 8 times the threads. Same element math: bitwise the same results. */
-    int vec = (D / 2) % GT_VEC == 0 && gt_aligned16(qkv) &&
+    /* One pair per thread while that makes fewer threads than one block per SM (decode, N = batch
+     * rows: the 8-wide path would run 16 threads at batch 1, D = 256, each with 8 sincos in a row):
+     * the angles spread over 8 times the threads. Same element math: bitwise the same results. */
+    int kv = cache.kc != NULL;
+    int vec = (D / 2) % GT_VEC == 0 && gt_aligned16(qkv) && (!kv || (gt_aligned16(cache.kc) && gt_aligned16(cache.vc))) &&
               (size_t)N * (D / 2) >= (size_t)be->num_sms * ROPE_THREADS;
     size_t work = (size_t)N * (D / 2) / (vec ? GT_VEC : 1);
     const int threads = ROPE_THREADS;
     unsigned blocks = (unsigned)((work + threads - 1) / threads);
     bf16 *x = (bf16 *)qkv;
-    int kv = cache.kc != NULL;
     if (vec && kv)
         rope_kernel<GT_VEC, true><<<blocks, threads, 0, be->stream>>>(x, pos, freqs, sign, N, Hq, Hkv, D, cache);
     else if (vec)
