@@ -1,6 +1,6 @@
 /* Generation on the GPU against the CPU reference:
  *  1. ops kv_write + attention_decode on random caches (MHA, GQA, MQA at Gemma-2B's head_dim 256,
- *     GQA at the gqa fixture's head_dim 24),
+ *     GQA at the gqa fixture's head_dim 24, head_dim 512, and 258 and 6 on the element path),
  *     lengths from 1 to a cache of 700 positions: within BF16 tolerance of the float32 CPU op;
  *     rope_kv_write bitwise equal to rope_fwd then kv_write;
  *  2. the decoder (model/decoder.h) on the fixtures, a batch of 3 prompts of unequal length and 8
@@ -75,9 +75,10 @@ static void check_ops(gt_check *c, int Hq, int Hkv, int D) {
 }
 
 /* rope_kv_write against its composition (rope_fwd, then kv_write) on the GPU, bitwise: the rotated
- * qkv rows and the whole K and V caches (the slots written and every other one). N tokens, token n
- * of sequence n at a random position; N = 300 takes RoPE's 8-wide path (N D/2 >= a block per SM)
- * at head_dim 256, decode's batches the element path. */
+ * qkv rows and the whole K and V caches (the slots written and every other one). N tokens at
+ * random positions, token n written to sequence (7 n + 3) % N at a slot t other than its position,
+ * so the slot comes from dst alone; N >= 300 takes RoPE's 8-wide path at head_dim 256 and 128
+ * (N D/2 >= a block per SM), decode's batches the element path. */
 static void check_rope_kv(gt_check *c, int Hq, int Hkv, int D, int N) {
     const int Tmax = 64, W = (Hq + 2 * Hkv) * D;
     const gt_ops *o = gt_cuda_ops();
@@ -88,7 +89,7 @@ static void check_rope_kv(gt_check *c, int Hq, int Hkv, int D, int N) {
     uint64_t s = 7;
     for (int n = 0; n < N; n++) {
         pos[n] = (int32_t)((frand(&s) + 1.0f) * 0.5f * (Tmax - 1));
-        dst[n] = n * Tmax + pos[n];
+        dst[n] = ((7 * n + 3) % N) * Tmax + (pos[n] + 1 + n % 5) % Tmax; /* N not a multiple of 7 */
     }
     void *q[2], *k[2], *v[2];
     int32_t *gpos = o->alloc(be, (size_t)N * sizeof *pos), *gdst = o->alloc(be, (size_t)N * sizeof *dst);
@@ -362,9 +363,12 @@ int main(void) {
     check_ops(&c, 8, 1, 256);
     check_ops(&c, 4, 2, 24); /* the gqa fixture's odd head_dim */
     check_ops(&c, 2, 1, 512); /* the largest head_dim: two vectors per lane */
+    check_ops(&c, 2, 1, 258); /* element path, scalar combine columns in two passes */
+    check_ops(&c, 4, 2, 6);
     check_rope_kv(&c, 8, 1, 256, 1);
     check_rope_kv(&c, 8, 1, 256, 64);
     check_rope_kv(&c, 8, 1, 256, 300);
+    check_rope_kv(&c, 8, 2, 128, 601); /* 8-wide with two KV groups */
     check_rope_kv(&c, 4, 2, 24, 5); /* odd pairs: the element path */
     check_rope_kv(&c, 4, 4, 64, 33);
     check_argmax(&c, 4, 256000);

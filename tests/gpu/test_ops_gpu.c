@@ -695,6 +695,11 @@ static void run_fused_shapes(harness *h, int full) {
     case_rope(h, 5, 8, 1, 512, 0); /* the largest D */
     case_rope(h, 7, 5, 1, 256, 0); /* 6 heads rotated: a part-filled group */
     case_rope(h, 9, 8, 1, 256, 1); /* unaligned at Gemma-2B's D */
+    /* the 8-wide path: rows enough that it fills a block per SM (the cases above, fewer, run one
+     * pair per thread; an H200's 132 SMs need N D/2 >= 33,792) */
+    case_rope(h, 4300, 4, 2, 16, 0);
+    case_rope(h, 140, 8, 1, 512, 0);
+    case_rope(h, 270, 5, 1, 256, 0);
     if (!full) return;
     case_rmsnorm(h, 4096, 3072);
     case_add_rmsnorm(h, 4096, 3072, 0, 1);
