@@ -24,6 +24,11 @@ int gt_file_at(char *buf, size_t len, const char *dir, const char *name) {
     return gt_path_join(buf, len, dir, name, NULL) == 0 && stat(buf, &sb) == 0 && S_ISREG(sb.st_mode);
 }
 
+int gt_file_exists(const char *dir, const char *name) {
+    char buf[4096];
+    return gt_file_at(buf, sizeof buf, dir, name);
+}
+
 int gt_pwrite_all(int fd, const void *buf, size_t n, uint64_t off, const char *path, gt_err *err) {
     const char *p = buf;
     while (n > 0) {

@@ -13,6 +13,8 @@
 int gt_path_join(char *buf, size_t len, const char *dir, const char *name, gt_err *err);
 /* The same join, no message; 1 when buf then names a regular file (or a link to one). */
 int gt_file_at(char *buf, size_t len, const char *dir, const char *name);
+/* The same without keeping the path: 1 when dir/name is a regular file. */
+int gt_file_exists(const char *dir, const char *name);
 /* All n bytes at offset off (retrying short transfers and EINTR); path names the file in messages. */
 int gt_pwrite_all(int fd, const void *buf, size_t n, uint64_t off, const char *path, gt_err *err);
 int gt_pread_all(int fd, void *buf, size_t n, uint64_t off, const char *path, gt_err *err);

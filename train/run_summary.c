@@ -13,11 +13,6 @@ static int run_file(char p[GT_CKPT_PATH], const char *dir, const char *name) {
     return gt_file_at(p, GT_CKPT_PATH, dir, name);
 }
 
-static int exists(const char *dir, const char *name) {
-    char p[GT_CKPT_PATH];
-    return run_file(p, dir, name);
-}
-
 /* train.steps and parallel.tp of RUN_DIR/config.yaml, the config the run was started with. */
 static void load_config(const char *run_dir, gt_run_summary *s) {
     char p[GT_CKPT_PATH];
@@ -60,8 +55,8 @@ int gt_run_summary_load(const char *run_dir, gt_run_summary *s, gt_err *err) {
     load_config(run_dir, s);
     load_metrics(run_dir, s);
     load_latest(run_dir, s);
-    s->has_final = exists(run_dir, "final/config.json");
-    s->has_plots = exists(run_dir, "plots/loss.png");
+    s->has_final = gt_file_exists(run_dir, "final/config.json");
+    s->has_plots = gt_file_exists(run_dir, "plots/loss.png");
     return 0;
 }
 
@@ -134,7 +129,7 @@ void gt_run_summary_print(const gt_run_summary *s, const char *run_dir, FILE *ou
     else fprintf(out, "  final model: none yet (written after the last step)\n");
     if (s->has_plots)
         fprintf(out, "  plots: %s/plots/ (loss.png, lr.png, throughput.png, grad_norm.png%s)\n", run_dir,
-                exists(run_dir, "plots/fp8.png") ? ", fp8.png" : "");
+                gt_file_exists(run_dir, "plots/fp8.png") ? ", fp8.png" : "");
     print_resume(s, run_dir, out);
     fflush(out);
 }

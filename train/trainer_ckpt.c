@@ -117,8 +117,7 @@ int gt_trainer_resume(gt_trainer *t, const char *dir, gt_err *err) {
 }
 
 static int is_checkpoint_dir(const char *dir) {
-    char p[GT_CKPT_PATH];
-    return gt_file_at(p, sizeof p, dir, "trainer_state.json");
+    return gt_file_exists(dir, "trainer_state.json");
 }
 
 /* pick() without the watchdog: rank 0 looks for the checkpoint, every rank verifies a slice. */

@@ -17,6 +17,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "../../core/fs.h"
 #include "../../model/safetensors.h"
 #include "../ckpt/ckpt_internal.h"
 #include "cli.h"
@@ -104,12 +105,6 @@ typedef struct {
     gt_dtype dtype;     /* of the source's weights (BF16 or F32 for the default output dtype) */
 } source;
 
-static int is_file(const char *dir, const char *name) {
-    char path[GT_CKPT_PATH];
-    struct stat sb;
-    return gt_path_join(path, sizeof path, dir, name, NULL) == 0 && stat(path, &sb) == 0;
-}
-
 /* A checkpoint's FP32 master weights: only from a complete checkpoint whose content matches its
  * checksums. */
 static int open_masters(source *s, const char *dir, gt_err *err) {
@@ -133,7 +128,7 @@ static int open_masters(source *s, const char *dir, gt_err *err) {
 }
 
 static int open_source(source *s, const char *dir, const gt_config *cfg, int weights_only, gt_err *err) {
-    int ckpt = is_file(dir, "trainer_state.json") || is_file(dir, "optimizer.safetensors");
+    int ckpt = gt_file_exists(dir, "trainer_state.json") || gt_file_exists(dir, "optimizer.safetensors");
     if (ckpt && !weights_only) return open_masters(s, dir, err);
     s->suffix = "";
     s->dtype = cfg->dtype == GT_BF16 ? GT_BF16 : GT_F32;

@@ -25,11 +25,6 @@ static void human(double bytes, char *buf, size_t len) {
     snprintf(buf, len, u ? "%.1f %s" : "%.0f %s", bytes, unit[u]);
 }
 
-static int is_file(const char *dir, const char *name) {
-    char p[GT_CKPT_PATH];
-    return gt_file_at(p, sizeof p, dir, name);
-}
-
 static void print_model(const gt_config *c) {
     int64_t params = (int64_t)c->vocab_size * c->hidden_size + (2 * (int64_t)c->num_hidden_layers + 1) * c->hidden_size;
     params += (int64_t)c->num_hidden_layers *
@@ -128,7 +123,7 @@ static void print_fp8(const char *dir) {
     char path[GT_CKPT_PATH];
     gt_st st;
     gt_err e;
-    if (!is_file(dir, CK_FP8_FILE)) {
+    if (!gt_file_exists(dir, CK_FP8_FILE)) {
         printf("  fp8 state: none (not trained in FP8)\n");
         return;
     }
@@ -179,7 +174,7 @@ static int inspect_model_dir(const char *dir, int verified) {
     char path[GT_CKPT_PATH];
     gt_config cfg;
     gt_err e;
-    int ckpt = is_file(dir, "trainer_state.json");
+    int ckpt = gt_file_exists(dir, "trainer_state.json");
     printf("%s: %s\n", ckpt ? "checkpoint" : "HF model directory", dir);
     if (gt_path_join(path, sizeof path, dir, "config.json", &e) || gt_config_load(&cfg, path, &e)) {
         printf("INCOMPLETE: %s\n", e.msg);
@@ -284,7 +279,8 @@ int gt_cmd_inspect(int argc, char **argv) {
         return 1;
     }
     /* a run directory holds what train writes first (config.yaml, metrics.h5) or a checkpoint */
-    int run = n > 0 || is_file(dir, "latest") || is_file(dir, "metrics.h5") || is_file(dir, "config.yaml");
+    int run = n > 0 || gt_file_exists(dir, "latest") || gt_file_exists(dir, "metrics.h5") ||
+              gt_file_exists(dir, "config.yaml");
     int rc = run ? inspect_run_dir(dir, steps, n) : inspect_model_dir(dir, 0);
     free(steps);
     return rc;
