@@ -9,6 +9,7 @@
  * Buffers are device pointers of the backend (host memory for the CPU backends). Three storage kinds:
  *   ACT   activations and weights      float (cpu), double (cpu64), bf16 (cuda)
  *   GRAD  parameter gradients          float (cpu), double (cpu64), float (cuda)
+ *         (after set_grad_bf16(be, 1): parameter gradients are ACT elements instead, see there)
  *   STAT  per-row statistics and loss  float (cpu), double (cpu64), float (cuda)
  * Token ids, targets, positions and segment ids are int32 on every backend.
  *
@@ -193,6 +194,14 @@ typedef struct gt_ops {
      * the default, or overwritten (accumulate = 0): the first micro-batch of a step overwrites, so
      * the gradient buffer needs no zeroing pass. Other GRAD outputs always accumulate. */
     void (*set_dw_accumulate)(gt_backend *be, int accumulate);
+    /* Parameter gradients in bf16 (on = 1; HF's pure-bf16 recipe) instead of GRAD elements: every
+     * op's parameter-gradient operand — embed_bwd's dwte, rmsnorm_bwd's dw, matmul_bwd's dw,
+     * matmul_fp8's D with out_grad, grad_sumsq's g, adamw's grad — is then an ACT element (bf16 on
+     * CUDA; on the CPU backends a `real` rounded to bf16 precision, to nearest even, at every write,
+     * as the CUDA backend stores it). Sums are formed in fp32 and rounded once per op call, so each
+     * micro-batch (and each lm_head chunk) adds one rounding. For the backend's lifetime: set before
+     * any gradient buffer is used (gt_model_set_bf16_grads); 0 restores GRAD. */
+    void (*set_grad_bf16)(gt_backend *be, int on);
 
     /* ---- initialization ----
      * dst[r, c] (ACT, [rows, cols]) = gt_normal_at(key, (row0 + r) * full_cols + col0 + c, std)

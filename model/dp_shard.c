@@ -20,7 +20,7 @@ void gt_model_shard_dp(gt_model *m, gt_group *dp) {
     size_t count = m->lay.count, n = (size_t)dp->size;
     m->dp_shard = (count + n - 1) / n;
     m->params = grow(m, m->params, count, n * m->dp_shard, m->ops->size[GT_ACT]);
-    m->grads = grow(m, m->grads, count, n * m->dp_shard, m->ops->size[GT_GRAD]);
+    m->grads = grow(m, m->grads, count, n * m->dp_shard, gt_model_grad_size(m));
     m->dp_shard_group = dp;
 }
 
@@ -37,10 +37,10 @@ void gt_model_shard_range(const gt_model *m, size_t *lo, size_t *hi) {
 
 void gt_model_dp_reduce_shards(gt_model *m) {
     gt_group *g = m->dp_shard_group;
-    size_t gs = m->ops->size[GT_GRAD];
+    size_t gs = gt_model_grad_size(m);
     /* in place: the rank's block receives the sum of everyone's */
     gt_reduce_scatter(g, m->grads, (char *)m->grads + (size_t)g->rank * m->dp_shard * gs, m->dp_shard,
-                      gt_kind_dtype(m, GT_GRAD), GT_RED_SUM);
+                      gt_kind_dtype(m, m->grad_kind), GT_RED_SUM);
 }
 
 void gt_model_dp_gather_params(gt_model *m) {

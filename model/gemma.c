@@ -7,7 +7,7 @@
 #include "tp.h"
 
 #define PARAM(m, off) ((char *)(m)->params + (off) * (m)->ops->size[GT_ACT])
-#define GRAD(m, off) ((char *)(m)->grads + (off) * (m)->ops->size[GT_GRAD])
+#define GRAD(m, off) ((char *)(m)->grads + (off) * gt_model_grad_size(m))
 #define ROWS(m, kind, base, row, width)                                                            \
     ((char *)(base) + (size_t)(row) * (size_t)(width) * (m)->ops->size[kind])
 
@@ -20,6 +20,7 @@ static int model_init(gt_model *m, const gt_config *cfg, const gt_ops *ops, gt_b
     m->ops = ops;
     m->be = be;
     m->tp_overlap = 1;
+    m->grad_kind = GT_GRAD;
     m->params = ops->alloc(be, m->lay.count * ops->size[GT_ACT]);
     if (grads) m->grads = ops->alloc(be, m->lay.count * ops->size[GT_GRAD]);
     return 0;
@@ -29,6 +30,16 @@ int gt_model_init(gt_model *m, const gt_config *cfg, const gt_ops *ops, gt_backe
                   int tp_size, gt_err *err) {
     return model_init(m, cfg, ops, be, tp_rank, tp_size, 1, err);
 }
+
+void gt_model_set_bf16_grads(gt_model *m) {
+    GT_ASSERT(m->grads && !m->dp_shard_group, "bf16 gradients are chosen right after gt_model_init");
+    m->ops->release(m->be, m->grads);
+    m->grad_kind = GT_ACT;
+    m->grads = m->ops->alloc(m->be, m->lay.count * gt_model_grad_size(m));
+    m->ops->set_grad_bf16(m->be, 1);
+}
+
+size_t gt_model_grad_size(const gt_model *m) { return m->ops->size[m->grad_kind]; }
 
 int gt_model_init_forward(gt_model *m, const gt_config *cfg, const gt_ops *ops, gt_backend *be, int tp_rank,
                           int tp_size, gt_err *err) {
@@ -196,7 +207,7 @@ void gt_model_zero_grads(gt_model *m) {
     gt_model_dp_finish(m);
     const gt_ops *o = m->ops;
     const gt_layout *L = &m->lay;
-    size_t g = o->size[GT_GRAD], C = (size_t)L->C;
+    size_t g = gt_model_grad_size(m), C = (size_t)L->C;
     if (!o->set_dw_accumulate) {
         o->zero(m->be, m->grads, L->count * g);
         return;

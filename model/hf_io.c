@@ -122,7 +122,7 @@ int gt_model_first_nonfinite(const gt_model *m, char *name, size_t len) {
 static void transfer_tensor(const gt_model *m, int grads, const char *name, float *full, int to_full) {
     int np;
     gt_piece *pieces = gt_layout_pieces(&m->lay, &m->cfg, &np);
-    gt_kind kind = grads ? GT_GRAD : GT_ACT;
+    gt_kind kind = grads ? m->grad_kind : GT_ACT;
     char *base = grads ? m->grads : m->params;
     for (int i = 0; i < np; i++) {
         const gt_piece *p = &pieces[i];

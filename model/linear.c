@@ -6,7 +6,7 @@
 #include "tp.h"
 
 #define PARAM(m, off) ((char *)(m)->params + (off) * (m)->ops->size[GT_ACT])
-#define GRAD(m, off) ((char *)(m)->grads + (off) * (m)->ops->size[GT_GRAD])
+#define GRAD(m, off) ((char *)(m)->grads + (off) * gt_model_grad_size(m))
 
 /* The lm_head's real vocabulary columns on this rank: the last rank's padding rows take no part. */
 int gt_model_head_vocab(const gt_model *m) {

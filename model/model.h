@@ -26,7 +26,8 @@ typedef struct {
     const gt_ops *ops;
     gt_backend *be;
     void *params; /* [lay.count] ACT */
-    void *grads;  /* [lay.count] GRAD */
+    void *grads;  /* [lay.count] of grad_kind */
+    gt_kind grad_kind; /* GT_GRAD, or GT_ACT with bf16 gradients (gt_model_set_bf16_grads) */
 
     /* micro-batch state, sized by gt_model_alloc_batch */
     int B, T, N;
@@ -73,6 +74,14 @@ int gt_model_init(gt_model *m, const gt_config *cfg, const gt_ops *ops, gt_backe
 int gt_model_init_forward(gt_model *m, const gt_config *cfg, const gt_ops *ops, gt_backend *be, int tp_rank,
                           int tp_size, gt_err *err);
 void gt_model_free(gt_model *m);
+
+/* Parameter gradients in bf16 (ops.h set_grad_bf16; HF's pure-bf16 recipe): half the gradient
+ * buffer and the bytes every gradient pass moves, each micro-batch's contribution rounded once.
+ * Call right after gt_model_init, before sharding or an optimizer sees the buffer; the backend
+ * serves one model's gradients in one kind. */
+void gt_model_set_bf16_grads(gt_model *m);
+/* Bytes of one gradient element (ops->size[grad_kind]). */
+size_t gt_model_grad_size(const gt_model *m);
 
 /* Reads this rank's slices of an HF checkpoint (directory with config.json and safetensors). */
 int gt_model_load_hf(gt_model *m, const char *dir, gt_err *err);

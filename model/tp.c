@@ -58,18 +58,18 @@ void gt_model_ce_parts(gt_model *m, const void *logits, const int32_t *target, i
 /* With fewer KV heads than tp ranks, the ranks sharing a KV head each hold a replica of its K/V
  * weights and computed part of its gradient: sum them. Each rank puts its K/V gradient rows into
  * the slot of its KV head in a zeroed [kv_heads, 2, D, C] buffer; one sum over tp fills every slot. */
-size_t gt_model_kv_sum_bytes(const gt_config *c, const gt_layout *L, const size_t size[3]) {
+size_t gt_model_kv_sum_bytes(const gt_config *c, const gt_layout *L, size_t grad_size) {
     if (L->tp_size <= 1 || c->num_key_value_heads >= L->tp_size) return 0;
-    return (size_t)c->num_key_value_heads * 2 * (size_t)L->D * L->C * size[GT_GRAD];
+    return (size_t)c->num_key_value_heads * 2 * (size_t)L->D * L->C * grad_size;
 }
 
 static void sum_replicated_kv(gt_model *m) {
     const gt_layout *L = &m->lay;
     const gt_config *c = &m->cfg;
     if (!tp_active(m) || c->num_key_value_heads >= L->tp_size) return;
-    size_t slot = 2 * (size_t)L->D * L->C, gsz = m->ops->size[GT_GRAD];
+    size_t slot = 2 * (size_t)L->D * L->C, gsz = gt_model_grad_size(m);
     size_t total = (size_t)c->num_key_value_heads * slot;
-    if (!m->kv_sum) m->kv_sum = m->ops->alloc(m->be, gt_model_kv_sum_bytes(c, L, m->ops->size));
+    if (!m->kv_sum) m->kv_sum = m->ops->alloc(m->be, gt_model_kv_sum_bytes(c, L, gsz));
     int kvh = (L->tp_rank * L->Hq) / (c->num_attention_heads / c->num_key_value_heads);
     for (int l = 0; l < L->L; l++) {
         /* one local KV group: rows [G*D, (G+2)*D) of the fused qkv are k then v */
@@ -77,7 +77,7 @@ static void sum_replicated_kv(gt_model *m) {
         char *mine = (char *)m->kv_sum + (size_t)kvh * slot * gsz;
         m->ops->zero(m->be, m->kv_sum, total * gsz);
         m->ops->copy(m->be, mine, kv, slot * gsz);
-        gt_allreduce(m->tp, m->kv_sum, total, gt_kind_dtype(m, GT_GRAD), GT_RED_SUM);
+        gt_allreduce(m->tp, m->kv_sum, total, gt_kind_dtype(m, m->grad_kind), GT_RED_SUM);
         m->ops->copy(m->be, kv, mine, slot * gsz);
     }
 }
@@ -90,9 +90,10 @@ void gt_model_overlap_tp(gt_model *m, int on) { m->tp_overlap = on; }
 void gt_model_dp_start(gt_model *m, size_t off, size_t n) {
     if (!m->dp_overlap) return;
     if (m->dp_shard_group == m->dp_overlap)
-        gt_reduce_owners_start(m->dp_overlap, m->grads, off, n, m->dp_shard, gt_kind_dtype(m, GT_GRAD));
+        gt_reduce_owners_start(m->dp_overlap, m->grads, off, n, m->dp_shard, gt_kind_dtype(m, m->grad_kind));
     else
-        gt_allreduce_start(m->dp_overlap, (char *)m->grads + off * m->ops->size[GT_GRAD], n, gt_kind_dtype(m, GT_GRAD));
+        gt_allreduce_start(m->dp_overlap, (char *)m->grads + off * gt_model_grad_size(m), n,
+                           gt_kind_dtype(m, m->grad_kind));
     m->dp_started = m->dp_overlap;
 }
 
@@ -110,7 +111,7 @@ void gt_model_reduce_grads(gt_model *m, gt_group *dp) {
     } else if (dp && dp->size > 1 && dp == m->dp_shard_group) {
         gt_model_dp_reduce_shards(m);
     } else if (dp && dp->size > 1) {
-        gt_allreduce(dp, m->grads, m->lay.count, gt_kind_dtype(m, GT_GRAD), GT_RED_SUM);
+        gt_allreduce(dp, m->grads, m->lay.count, gt_kind_dtype(m, m->grad_kind), GT_RED_SUM);
     }
     /* A sum too: its order with the dp sum does not matter. Sharded, only the rank's own range holds
      * dp sums, but the tp ranks of one dp rank own the same range (their layouts have the same
@@ -130,7 +131,7 @@ static int piece_class(const gt_model *m, const gt_piece *p) {
 
 double gt_model_grad_sumsq(gt_model *m) {
     const gt_ops *o = m->ops;
-    size_t st = o->size[GT_STAT], gsz = o->size[GT_GRAD];
+    size_t st = o->size[GT_STAT], gsz = gt_model_grad_size(m);
     if (!m->sumsq) m->sumsq = o->alloc(m->be, 3 * st);
     o->zero(m->be, m->sumsq, 3 * st);
     int np;

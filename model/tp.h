@@ -27,7 +27,7 @@ void gt_model_dp_reduce_shards(gt_model *m);
 void gt_model_ce_parts(gt_model *m, const void *logits, const int32_t *target, int n, int V);
 
 /* Bytes of the buffer that sums replicated K/V heads' gradients over tp (0 where none is
- * replicated), as sum_replicated_kv allocates it. */
-size_t gt_model_kv_sum_bytes(const gt_config *c, const gt_layout *L, const size_t size[3]);
+ * replicated), as sum_replicated_kv allocates it, for gradient elements of grad_size bytes. */
+size_t gt_model_kv_sum_bytes(const gt_config *c, const gt_layout *L, size_t grad_size);
 
 #endif

@@ -6,9 +6,10 @@
 #      whose attention fwd/bwd TFLOP/s go into the attention table, as do test_ops_gpu --bench's (when
 #      build-gpu/tests/gpu/test_ops_gpu is built) and those of a 2-layer model of Gemma-7B's config
 #      (the same attention shapes as the 7B, which needs tp to fit on one GPU). Every gemmatron run
-#      keeps the optimizer state of HF's baseline, pure bf16 (optim.state=bf16: bf16 weights and
-#      moments, no fp32 master; GT_OPT_STATE overrides), and one more BF16 run at B=2 T=2048 keeps
-#      fp32 master weights and moments (optim.state=fp32), the default of `train`
+#      keeps the optimizer state and gradients of HF's baseline, pure bf16 (optim.state=bf16: bf16
+#      weights and moments, no fp32 master; optim.grads=bf16; GT_OPT_STATE and GT_OPT_GRADS
+#      override), and one more BF16 run at B=2 T=2048 keeps fp32 master weights, moments and
+#      gradients (optim.state=fp32, optim.grads=fp32), the defaults of `train`
 #   2. HF transformers GemmaForCausalLM (scripts/bench_hf.py): pure bf16, torch.compile, fused AdamW,
 #      clip 1.0, at the same three settings (one process per shape; accum 1 and 8 share the compiled
 #      model). HF_EXTRA=1 adds HF eager and fp32-master + bf16 autocast at B=2 T=2048.
@@ -19,7 +20,7 @@
 #   bash scripts/bench_gpu.sh [MODEL_DIR] [all|gemmatron|hf|sdpa]
 # Environment: PYTHON (python3), GT_BIN (build-gpu/gemmatron), BENCH_LOG_DIR (runs/bench_gpu/DATE:
 # every section's full output), HF_EXTRA (0), BENCH_TIMEOUT (seconds per gemmatron run, 300),
-# GT_OPT_STATE (bf16).
+# GT_OPT_STATE (bf16), GT_OPT_GRADS (bf16).
 set -uo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.." || exit 2
 export NCCL_NVLS_ENABLE=0
@@ -106,7 +107,7 @@ if want gemmatron; then
             make -C build-gpu -j"$(nproc)" gemmatron; } >"$logs/build.log" 2>&1 ||
             echo "=== build failed: $logs/build.log"
     fi
-    m=(--model "$model" --set "optim.state=${GT_OPT_STATE:-bf16}")
+    m=(--model "$model" --set "optim.state=${GT_OPT_STATE:-bf16}" --set "optim.grads=${GT_OPT_GRADS:-bf16}")
     gt g_bf16_1 gt-bf16 "${m[@]}" --batch 2 --seq 2048 --steps 10 --warmup 3 --profile
     gt g_bf16m_1 gt-bf16-fp32-state --model "$model" --set optim.state=fp32 --batch 2 --seq 2048 --steps 10 --warmup 3
     gt g_fp8_1 gt-fp8 "${m[@]}" --batch 2 --seq 2048 --steps 10 --warmup 3 --fp8
@@ -206,7 +207,7 @@ arow() { # arow SHAPE LABEL KEY REFKEY
 echo
 echo "=== summary: ${gpu:-GPU ?}; $model; $((SECONDS - t_start)) s; logs $logs"
 echo "tokens/s ratio = tokens/s / HF's (transformers GemmaForCausalLM, bf16, torch.compile, fused AdamW, clip 1.0) at the same setting"
-echo "gemmatron: optim.state=${GT_OPT_STATE:-bf16} (pure bf16 as HF's) but where the row says fp32"
+echo "gemmatron: optim.state=${GT_OPT_STATE:-bf16} optim.grads=${GT_OPT_GRADS:-bf16} (pure bf16 as HF's) but where the row says fp32"
 printf '%-22s %-34s %9s %10s %9s %7s\n' setting what step_ms tokens/s mem_GiB vs_HF
 for s in S:1:"B=2 T=2048, 1 mb" S:8:"B=2 T=2048, 8 mb" L:1:"B=1 T=8192"; do
     shp=${s%%:*} rest=${s#*:}

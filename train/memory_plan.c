@@ -33,14 +33,15 @@ int gt_memory_plan(const gt_config *cfg, const size_t size[3], size_t reserve, c
     gt_model_batch_bytes(&m.lay, size, 0, in->B, in->T, &b);
     m.ce_chunk = b.ce_chunk;
     p->weights = count * size[GT_ACT];
-    p->grads = count * size[GT_GRAD] + gt_model_kv_sum_bytes(cfg, &m.lay, size) + 3 * size[GT_STAT];
+    size_t gsz = size[in->bf16_grads ? GT_ACT : GT_GRAD];
+    p->grads = count * gsz + gt_model_kv_sum_bytes(cfg, &m.lay, gsz) + 3 * size[GT_STAT];
     p->optim = count * gt_opt_state_bytes(size, in->state);
     if (in->zero && in->dp > 1) {
         /* ZeRO-1 (train/optimizer.h): the buffers padded to dp equal shards, the state of one */
         size_t shard = (count + (size_t)in->dp - 1) / (size_t)in->dp, pad = shard * (size_t)in->dp - count;
         p->optim = shard * gt_opt_state_bytes(size, in->state);
         p->weights += pad * size[GT_ACT];
-        p->grads += pad * size[GT_GRAD];
+        p->grads += pad * gsz;
     }
     p->ce = b.logits + b.ce_parts + b.ce_lse + b.ce_part_local;
     p->acts = b.total - p->ce;
@@ -107,8 +108,8 @@ static void add(char *buf, size_t len, int *n, const char *what, size_t total) {
 }
 
 /* The single changes that fit the budget, each planned: a smaller micro-batch (the largest that
- * fits), a leaner optim.state, ZeRO-1 over the fewest dp ranks, tensor parallelism over the fewest
- * ranks. */
+ * fits), a leaner optim.state, bf16 gradients, ZeRO-1 over the fewest dp ranks, tensor parallelism
+ * over the fewest ranks. */
 static void suggestions(const gt_config *cfg, const size_t size[3], size_t reserve, const gt_mem_plan_in *in,
                         size_t budget, char *buf, size_t len) {
     char what[128];
@@ -137,6 +138,12 @@ static void suggestions(const gt_config *cfg, const size_t size[3], size_t reser
             break;
         }
     }
+    if (!in->bf16_grads) {
+        gt_mem_plan_in t = *in;
+        t.bf16_grads = 1;
+        size_t tot = total_of(cfg, size, reserve, &t);
+        if (tot <= budget) add(buf, len, &n, "optim.grads=bf16", tot);
+    }
     for (int dp = in->zero ? in->dp + 1 : (in->dp > 2 ? in->dp : 2); dp <= 4096; dp++) {
         gt_mem_plan_in t = *in;
         t.zero = 1, t.dp = dp;
@@ -157,7 +164,9 @@ static void suggestions(const gt_config *cfg, const size_t size[3], size_t reser
             break;
         }
     }
-    if (!n) snprintf(buf, len, "no single change fits (tried smaller data.micro_batch, optim.state, ZeRO-1, parallel.tp)");
+    if (!n)
+        snprintf(buf, len,
+                 "no single change fits (tried smaller data.micro_batch, optim.state, optim.grads, ZeRO-1, parallel.tp)");
 }
 
 int gt_memory_plan_check(const gt_config *cfg, const gt_ops *ops, gt_backend *be, const gt_mem_plan_in *in,
@@ -172,8 +181,9 @@ int gt_memory_plan_check(const gt_config *cfg, const gt_ops *ops, gt_backend *be
     gt_memory_plan_describe(p, parts, sizeof parts);
     suggestions(cfg, ops->size, reserve, in, budget, fits, sizeof fits);
     return gt_fail(err,
-                   "memory plan: %s per rank (%s; micro_batch %d x %d tokens, optim.state %s, tp %d, dp %d%s) "
-                   "does not fit the %s free on the device; would fit: %s",
-                   human(p->total).s, parts, in->B, in->T, gt_opt_state_name(in->state), in->tp, in->dp,
+                   "memory plan: %s per rank (%s; micro_batch %d x %d tokens, optim.state %s, optim.grads %s, tp %d, "
+                   "dp %d%s) does not fit the %s free on the device; would fit: %s",
+                   human(p->total).s, parts, in->B, in->T, gt_opt_state_name(in->state),
+                   in->bf16_grads ? "bf16" : "fp32", in->tp, in->dp,
                    in->zero ? " with ZeRO-1" : "", human(budget).s, fits);
 }

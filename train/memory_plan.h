@@ -1,5 +1,5 @@
 /* The memory plan of one rank, made before its first device allocation: the bytes of weights,
- * gradients, optimizer state (by optim.state; divided over dp with ZeRO), micro-batch activations
+ * gradients (fp32, or bf16 with optim.grads), optimizer state (by optim.state; divided over dp with ZeRO), micro-batch activations
  * (model/model.h gt_model_batch_bytes, the allocator's own computation), the lm_head/cross-entropy
  * chunk, FP8 copies and operands (gt_model_fp8_bytes), and what the backend adds (ops->mem_reserve).
  * When that exceeds the device's free memory (ops->mem_free, or GT_DEVICE_MEMORY=bytes with an
@@ -18,6 +18,7 @@ typedef struct {
     int zero;        /* 1: optimizer state sharded over the dp ranks (ZeRO-1) */
     int state;       /* gt_opt_state */
     int fp8, fp8_lm_head, fp8_history_len;
+    int bf16_grads;  /* optim.grads=bf16 (gt_model_set_bf16_grads) */
 } gt_mem_plan_in;
 
 typedef struct {

@@ -66,9 +66,9 @@ size_t gt_opt_state_bytes(const size_t size[3], int state) {
     return (has_master(size, state) ? size[GT_GRAD] : 0) + 2 * size[moment_kind(state)];
 }
 
-size_t gt_opt_step_bytes(const size_t size[3], int state) {
+size_t gt_opt_step_bytes(const size_t size[3], int state, size_t grad_size) {
     size_t own_master = has_master(size, state) ? 0 : size[GT_ACT]; /* parameter read */
-    return size[GT_GRAD] + 2 * gt_opt_state_bytes(size, state) + size[GT_ACT] + own_master;
+    return grad_size + 2 * gt_opt_state_bytes(size, state) + size[GT_ACT] + own_master;
 }
 
 size_t gt_optimizer_device_bytes(const gt_ops *ops, size_t count, int dp, int zero, int state) {
@@ -130,7 +130,7 @@ int gt_optimizer_step(gt_optimizer *o, float lr, double sumsq) {
         if (coef < 1.0) scale = (float)coef;
     }
     o->step++;
-    size_t ga = ops->size[GT_GRAD], pa = ops->size[GT_ACT], ma = ops->size[o->mom_kind];
+    size_t sa = ops->size[GT_GRAD], ga = gt_model_grad_size(m), pa = ops->size[GT_ACT], ma = ops->size[o->mom_kind];
     for (int i = 0; i < o->nseg; i++) {
         const gt_opt_segment *s = &o->seg[i];
         /* the part of the segment in this rank's range: state element k is buffer element lo + k */
@@ -140,7 +140,7 @@ int gt_optimizer_step(gt_optimizer *o, float lr, double sumsq) {
         gt_adamw_args a = {lr, o->cfg.beta1, o->cfg.beta2, o->cfg.eps,
                            s->decay ? o->cfg.weight_decay : 0.0f, scale, o->step,
                            o->cfg.state, o->cfg.seed, (uint64_t)a0};
-        ops->adamw(m->be, (char *)m->params + a0 * pa, o->master ? (char *)o->master + k * ga : NULL,
+        ops->adamw(m->be, (char *)m->params + a0 * pa, o->master ? (char *)o->master + k * sa : NULL,
                    (char *)o->mom + k * ma, (char *)o->var + k * ma, (char *)m->grads + a0 * ga, a1 - a0, &a);
     }
     if (o->dp) gt_model_dp_gather_params(m);

@@ -30,8 +30,8 @@ typedef struct {
     gt_model *m;
     gt_group *dp;  /* ZeRO-1: the dp group the state is sharded over; NULL: every rank holds all */
     size_t lo, hi; /* the elements of the model's buffers this rank updates (0, count unsharded) */
-    void *master;  /* [hi - lo] GRAD-kind elements (element lo first), NULL when params are the
-                    * master (CPU, GT_OPT_BF16) */
+    void *master;  /* [hi - lo] GRAD-kind elements (fp32 on CUDA, whatever the model's gradients
+                    * are; element lo first), NULL when params are the master (CPU, GT_OPT_BF16) */
     void *mom, *var;  /* [hi - lo] elements of mom_kind each */
     gt_kind mom_kind; /* GT_GRAD (fp32 state) or GT_ACT (bf16 moments) */
     gt_opt_segment *seg;
@@ -45,10 +45,11 @@ int gt_opt_state_parse(const char *name, int *state);
 const char *gt_opt_state_name(int state);
 /* Bytes per parameter of the optimizer's own buffers (master copy, m, v) with this state on a
  * backend of element sizes size[3] (gt_ops.size; the weights and gradients are the model's), and
- * the bytes one step moves per parameter (kernels/cuda/optimizer.cu's table: the gradient read,
- * the state read and written, the parameter written, and read where it is its own master). */
+ * the bytes one step moves per parameter (kernels/cuda/optimizer.cu's table: the gradient read, of
+ * grad_size bytes (gt_model_grad_size), the state read and written, the parameter written, and
+ * read where it is its own master). */
 size_t gt_opt_state_bytes(const size_t size[3], int state);
-size_t gt_opt_step_bytes(const size_t size[3], int state);
+size_t gt_opt_step_bytes(const size_t size[3], int state, size_t grad_size);
 
 void gt_optimizer_init(gt_optimizer *o, gt_model *m, const gt_adamw_config *cfg);
 /* The same, sharded over dp (ZeRO-1) when dp has more than one rank: shards the model's buffers

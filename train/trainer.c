@@ -4,6 +4,7 @@
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "../core/clock.h"
 #include "../model/flops.h"
@@ -19,7 +20,8 @@ static int plan_memory(void *user, const gt_config *cfg, const gt_compute *c, gt
     gt_trainer *t = user;
     const gt_run_config *rc = t->rc;
     gt_mem_plan_in in = {t->B, t->T, (int)rc->tp, t->grid->dp, rc->zero, GT_OPT_FP32, rc->fp8_enabled,
-                         rc->fp8_enabled && rc->fp8_lm_head, (int)rc->fp8_history_len};
+                         rc->fp8_enabled && rc->fp8_lm_head, (int)rc->fp8_history_len,
+                         !strcmp(rc->opt_grads, "bf16")};
     gt_opt_state_parse(rc->opt_state, &in.state);
     gt_err e;
     if (gt_memory_plan(cfg, c->ops->size, 0, &in, &t->plan, &e)) return 0;
@@ -46,6 +48,7 @@ static int build_model(gt_trainer *t, gt_err *err) {
                             .weights = rc->model_path,
                             .seed = (uint64_t)rc->seed,
                             .tp_overlap = rc->tp_overlap,
+                            .bf16_grads = !strcmp(rc->opt_grads, "bf16"),
                             .config_key = rc->model_path ? "model.path" : "model.config",
                             .weights_key = "model.path",
                             .tp_key = "parallel.tp",

@@ -5,16 +5,24 @@
 #ifndef GT_CPU_KERNELS_H
 #define GT_CPU_KERNELS_H
 
+#include "cpu_bf16.h"
 #include "cpu_real.h"
 #include "kernels/ops.h"
 
-/* The CPU backends' state: only the weight-gradient write mode (ops.h set_dw_accumulate). */
+/* The CPU backends' state: how parameter gradients are written (ops.h set_dw_accumulate,
+ * set_grad_bf16). */
 struct gt_backend {
     int dw_overwrite;
+    int grad_bf16;
 };
+
+/* A parameter gradient's value as stored: rounded to bf16 precision with set_grad_bf16 (cpu_bf16.h),
+ * else as it is. */
+static inline real cpu_grad_store(const gt_backend *be, real x) { return be->grad_bf16 ? cpu_bf16_rne(x) : x; }
 
 /* matmul.c */
 void CPU_FN(cpu_set_dw_accumulate)(gt_backend *be, int accumulate);
+void CPU_FN(cpu_set_grad_bf16)(gt_backend *be, int on);
 
 /* init.c */
 void CPU_FN(cpu_init_normal)(gt_backend *be, void *dst, int64_t rows, int64_t cols, int64_t full_cols,

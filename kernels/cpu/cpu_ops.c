@@ -64,6 +64,7 @@ static const gt_ops cpu_table = {
     .rmsnorm_fwd_fp8 = CPU_FN(cpu_rmsnorm_fwd_fp8),
     .add_rmsnorm_fwd_fp8 = CPU_FN(cpu_add_rmsnorm_fwd_fp8),
     .set_dw_accumulate = CPU_FN(cpu_set_dw_accumulate),
+    .set_grad_bf16 = CPU_FN(cpu_set_grad_bf16),
     .init_normal = CPU_FN(cpu_init_normal),
     .kv_write = CPU_FN(cpu_kv_write),
     .attention_decode = CPU_FN(cpu_attention_decode),

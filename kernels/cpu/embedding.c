@@ -31,7 +31,8 @@ void CPU_FN(cpu_embed_fwd)(gt_backend *be, void *out, const int32_t *tok, const 
 }
 
 /* dwte[tok - vstart, C] += dout[n, C] * scale for every token n of this rank except pad_id
- * (a global token id; < 0 means no padding row). */
+ * (a global token id; < 0 means no padding row). With bf16 gradients each touched row is rounded
+ * once after all its tokens are added, as the CUDA kernel adds a row's sum once. */
 void CPU_FN(cpu_embed_bwd)(gt_backend *be, void *dwte, const void *dout, const int32_t *tok,
                            float scale, int64_t vstart, int V, int N, int C, int pad_id) {
     real *dw = dwte;
@@ -43,5 +44,11 @@ void CPU_FN(cpu_embed_bwd)(gt_backend *be, void *dwte, const void *dout, const i
         real *dst = dw + (size_t)r * C;
         const real *src = g + (size_t)n * C;
         for (int c = 0; c < C; c++) dst[c] += src[c] * s;
+    }
+    for (int n = 0; be->grad_bf16 && n < N; n++) { /* rounding twice is rounding once */
+        int64_t r = local_row(tok[n], vstart, V);
+        if (r < 0 || (pad_id >= 0 && tok[n] == pad_id)) continue;
+        real *dst = dw + (size_t)r * C;
+        for (int c = 0; c < C; c++) dst[c] = cpu_grad_store(be, dst[c]);
     }
 }

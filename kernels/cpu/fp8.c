@@ -52,7 +52,7 @@ void CPU_FN(cpu_matmul_fp8)(gt_backend *be, void *d, int out_grad, const void *a
             double sum = 0;
             for (int k = 0; k < K; k++) sum += (double)arow[k] * brow[k];
             real v = (real)(sum * s);
-            if (out_grad && !be->dw_overwrite) D[(size_t)m * N + n] += v;
+            if (out_grad) D[(size_t)m * N + n] = cpu_grad_store(be, be->dw_overwrite ? v : D[(size_t)m * N + n] + v);
             else D[(size_t)m * N + n] = v;
         }
     }

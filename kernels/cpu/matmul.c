@@ -66,7 +66,8 @@ static void matmul_dx(real *dx, const real *dy, const real *w, int N, int IC, in
 }
 
 /* dW[o, :] (+)= sum_n dy[n, o] x[n, :], a block of ROWS output rows at a time. */
-static void matmul_dw(real *dw, const real *dy, const real *x, int N, int IC, int OC, acc *tmp, int add) {
+static void matmul_dw(const gt_backend *be, real *dw, const real *dy, const real *x, int N, int IC, int OC, acc *tmp,
+                      int add) {
     for (int o0 = 0; o0 < OC; o0 += ROWS) {
         const int ob = min_int(ROWS, OC - o0);
         memset(tmp, 0, (size_t)ob * IC * sizeof(acc));
@@ -77,7 +78,8 @@ static void matmul_dw(real *dw, const real *dy, const real *x, int N, int IC, in
         }
         for (int r = 0; r < ob; r++) {
             real *dwr = dw + (size_t)(o0 + r) * IC;
-            for (int k = 0; k < IC; k++) dwr[k] = (real)((add ? (acc)dwr[k] : 0) + tmp[(size_t)r * IC + k]);
+            for (int k = 0; k < IC; k++)
+                dwr[k] = cpu_grad_store(be, (real)((add ? (acc)dwr[k] : 0) + tmp[(size_t)r * IC + k]));
         }
     }
 }
@@ -86,8 +88,10 @@ void CPU_FN(cpu_matmul_bwd)(gt_backend *be, void *dx, void *dw, const void *dy, 
                             const void *w, int N, int IC, int OC) {
     acc *tmp = gt_malloc((size_t)ROWS * (size_t)(IC > 0 ? IC : 1) * sizeof(acc));
     if (dx) matmul_dx(dx, dy, w, N, IC, OC, tmp);
-    if (dw) matmul_dw(dw, dy, x, N, IC, OC, tmp, !be->dw_overwrite);
+    if (dw) matmul_dw(be, dw, dy, x, N, IC, OC, tmp, !be->dw_overwrite);
     free(tmp);
 }
 
 void CPU_FN(cpu_set_dw_accumulate)(gt_backend *be, int accumulate) { be->dw_overwrite = !accumulate; }
+
+void CPU_FN(cpu_set_grad_bf16)(gt_backend *be, int on) { be->grad_bf16 = on; }

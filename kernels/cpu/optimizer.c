@@ -9,14 +9,13 @@
  * The lean states (args->state, DESIGN.md §5) are emulated exactly: the math stays in `real`, and
  * each stored value is rounded to bf16 precision (kept in a `real`) as the CUDA backend stores it
  * in bf16: m and v to nearest even, and with GT_OPT_BF16 the parameter stochastically
- * (kernels/bf16_round.h). cpu64 rounds its double results the same way (the double form of the
- * same rule: identical to the float one for every value a float holds). */
+ * (kernels/bf16_round.h; cpu_bf16.h). With bf16 gradients (ops.h set_grad_bf16) the gradient
+ * is read as it was stored, already rounded. */
 #include "cpu_kernels.h"
 
 #include <math.h>
-#include <string.h>
 
-#include "kernels/bf16_round.h"
+#include "cpu_bf16.h"
 
 /* out[0] += sum g^2 over n GRAD elements, summed in double. */
 void CPU_FN(cpu_grad_sumsq)(gt_backend *be, void *out, const void *g, size_t n) {
@@ -32,44 +31,11 @@ static real lerp(real a, real b, real w) {
     return w < (real)0.5 ? a + w * (b - a) : b - (b - a) * ((real)1 - w);
 }
 
-#if GT_CPU_REAL_BITS == 32
 static real round_rne(real x, uint32_t r16) {
     (void)r16;
-    uint32_t u;
-    memcpy(&u, &x, sizeof u);
-    u = gt_bf16_bits_rne(u) << 16;
-    memcpy(&x, &u, sizeof x);
-    return x;
+    return cpu_bf16_rne(x);
 }
-static real round_sr(real x, uint32_t r16) {
-    uint32_t u;
-    memcpy(&u, &x, sizeof u);
-    u = gt_bf16_bits_sr(u, r16) << 16;
-    memcpy(&x, &u, sizeof x);
-    return x;
-}
-#else
-/* |x| = (k + f) ulp with k an integer and f in [0, 1), ulp that of bf16 at |x| (8 significant
- * bits; subnormal below 2^-126, as fp32). up(f, k) says whether to take k + 1. A result of 2^128
- * or more is beyond bf16 (and fp32): infinity. */
-static double round_bf16_f64(double x, int sr, uint32_t r16) {
-    if (!isfinite(x) || x == 0) return x;
-    double ax = fabs(x);
-    int e;
-    frexp(ax, &e);
-    int q = e - 8 < -133 ? -133 : e - 8;
-    double scaled = ldexp(ax, -q), k = floor(scaled), f = scaled - k;
-    int up = sr ? f * 65536.0 + (double)r16 >= 65536.0 : (f > 0.5 || (f == 0.5 && fmod(k, 2.0) == 1.0));
-    double r = ldexp(k + (up ? 1.0 : 0.0), q);
-    if (r >= 0x1p128) r = INFINITY;
-    return x < 0 ? -r : r;
-}
-static real round_rne(real x, uint32_t r16) {
-    (void)r16;
-    return round_bf16_f64(x, 0, 0);
-}
-static real round_sr(real x, uint32_t r16) { return round_bf16_f64(x, 1, r16); }
-#endif
+static real round_sr(real x, uint32_t r16) { return cpu_bf16_sr(x, r16); }
 
 /* How each stored value is kept: as computed (fp32 state; also cpu64's float64 master), or
  * rounded to bf16. */

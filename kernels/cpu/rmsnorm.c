@@ -91,6 +91,6 @@ void CPU_FN(cpu_rmsnorm_bwd)(gt_backend *be, void *dx, void *dw, const void *dou
             dxr[c] += r * (g - (xr[c] * r) * mean);
         }
     }
-    for (int c = 0; c < C; c++) dws[c] = (real)((acc)dws[c] + dw_sum[c]);
+    for (int c = 0; c < C; c++) dws[c] = cpu_grad_store(be, (real)((acc)dws[c] + dw_sum[c]));
     free(dw_sum);
 }

@@ -1,6 +1,7 @@
 /* The CUDA backend: device setup, memory ops, and the op table named "cuda".
  *
- * Storage kinds (kernels/ops.h): ACT is bf16, GRAD and STAT are fp32. All device work of the
+ * Storage kinds (kernels/ops.h): ACT is bf16, GRAD and STAT are fp32 (parameter gradients bf16 after
+ * set_grad_bf16). All device work of the
  * backend is queued on one non-blocking stream (be->stream); only transfers to or from host memory
  * and sync() wait for it. */
 #include <stdlib.h>
@@ -183,6 +184,7 @@ static gt_ops make_table(void) {
     t.grad_sumsq = gt_cuda_grad_sumsq;
     t.adamw = gt_cuda_adamw;
     t.set_dw_accumulate = gt_cuda_set_dw_accumulate;
+    t.set_grad_bf16 = gt_cuda_set_grad_bf16;
     t.init_normal = gt_cuda_init_normal;
     t.fp8_cast = gt_cuda_fp8_cast;
     t.matmul_fp8 = gt_cuda_matmul_fp8;

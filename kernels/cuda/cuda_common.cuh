@@ -37,6 +37,7 @@ struct gt_backend {
     size_t workspace_bytes;
     gt_gemm_cache *gemm; /* descriptors and heuristic results per GEMM shape */
     int dw_overwrite;    /* weight gradients overwritten instead of accumulated (set_dw_accumulate) */
+    int grad_bf16;       /* parameter gradients are bf16, not fp32 (set_grad_bf16) */
     float *fp8_sinv;     /* [2 x 4] 16-byte aligned slots for FP8 GEMM scale inverses */
     gt_fp8_gemm_cache *fp8_gemm; /* the same for FP8 GEMMs: made on first use, freed by
                                     gt_cuda_fp8_release() (kernels/cuda/fp8_cuda.h) */

@@ -77,6 +77,7 @@ extern "C" void gt_cuda_ce_backward(gt_backend *be, void *dlogits, const void *l
 /* optimizer.cu */
 extern "C" void gt_cuda_grad_sumsq(gt_backend *be, void *out, const void *g, size_t n);
 extern "C" void gt_cuda_set_dw_accumulate(gt_backend *be, int accumulate);
+extern "C" void gt_cuda_set_grad_bf16(gt_backend *be, int on);
 extern "C" void gt_cuda_init_normal(gt_backend *be, void *dst, int64_t rows, int64_t cols, int64_t full_cols,
                                     int64_t row0, int64_t col0, uint64_t key, float std, int64_t zero_row);
 extern "C" void gt_cuda_adamw(gt_backend *be, void *param, void *master, void *m, void *v,

@@ -101,6 +101,13 @@ template <int W> static __device__ __forceinline__ void gt_raw_store(bf16 *p, co
         *(unsigned short *)p = r.v;
 }
 
+/* A parameter gradient element (fp32, or bf16 with set_grad_bf16) read as fp32 and written from
+ * fp32 (bf16: rounded to nearest even), for kernels templated on the gradient type. */
+static __device__ __forceinline__ float gt_grad_get(const float *p) { return *p; }
+static __device__ __forceinline__ float gt_grad_get(const bf16 *p) { return __bfloat162float(*p); }
+static __device__ __forceinline__ void gt_grad_put(float *p, float v) { *p = v; }
+static __device__ __forceinline__ void gt_grad_put(bf16 *p, float v) { *p = __float2bfloat16_rn(v); }
+
 static __device__ __forceinline__ float gt_warp_sum(float v) {
 #pragma unroll
     for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);

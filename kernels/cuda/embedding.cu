@@ -1,7 +1,8 @@
 /* Token embedding, vocab-parallel: this rank holds rows [vstart, vstart + V) of wte[V, C].
  *
  * Forward: out[N,C] = wte[tok - vstart] * scale (bf16, one rounding), zero for tokens of other
- * ranks. Backward: dwte[V,C] (fp32) += dout * scale, skipping pad_id (HF padding_idx) and tokens of
+ * ranks. Backward: dwte[V,C] (fp32, or bf16 after set_grad_bf16: one rounding per row) += dout * scale,
+ * skipping pad_id (HF padding_idx) and tokens of
  * other ranks. Deterministic and sort-free: the block of the FIRST position holding a token id
  * sums, in position order, the rows of every position with that id and adds the sum to dwte once;
  * the blocks of later positions with the same id exit. No atomics, so the result is bit-identical
@@ -49,7 +50,7 @@ static __device__ __forceinline__ void add_scaled(float *acc, const bf16 *g, flo
     }
 }
 
-/* row[0..W) += acc[0..W) (fp32; two 16-byte accesses when W = 8). */
+/* row[0..W) += acc[0..W): fp32 (two 16-byte accesses when W = 8) or bf16 (one, rounded once). */
 template <int W> static __device__ __forceinline__ void add_to_row(float *row, const float *acc) {
     if (W == GT_VEC) {
         float4 *p = (float4 *)row;
@@ -62,13 +63,24 @@ template <int W> static __device__ __forceinline__ void add_to_row(float *row, c
         row[0] += acc[0];
     }
 }
+template <int W> static __device__ __forceinline__ void add_to_row(bf16 *row, const float *acc) {
+    if (W == GT_VEC) {
+        float f[GT_VEC];
+        gt_load8(row, f);
+#pragma unroll
+        for (int j = 0; j < GT_VEC; j++) f[j] += acc[j];
+        gt_store8(row, f);
+    } else {
+        gt_grad_put(row, gt_grad_get(row) + acc[0]);
+    }
+}
 
 /* One block per token position n (see the file comment for the scheme). The positions m >= n
  * holding the same token are found BWD_THREADS at a time: one token load per thread, a ballot per
  * warp, the warps' hit masks in shared memory; every thread then walks the hits in increasing m
  * and adds those rows of dout to its W columns. */
-template <int W>
-static __global__ void embed_bwd_kernel(float *dwte, const bf16 *dout, const int32_t *tok,
+template <int W, typename G_T>
+static __global__ void embed_bwd_kernel(G_T *dwte, const bf16 *dout, const int32_t *tok,
                                         float scale, int64_t vstart, int V, int N, int C,
                                         int pad_id) {
     __shared__ uint32_t hits[BWD_THREADS / 32];
@@ -78,7 +90,7 @@ static __global__ void embed_bwd_kernel(float *dwte, const bf16 *dout, const int
     int seen = 0;
     for (int m = threadIdx.x; m < n; m += BWD_THREADS) seen |= __ldg(tok + m) == t;
     if (__syncthreads_or(seen)) return; /* an earlier position owns this row */
-    float *row = dwte + (size_t)r * C;
+    G_T *row = dwte + (size_t)r * C;
     for (int c0 = 0; c0 < C; c0 += BWD_THREADS * W) { /* one pass when C <= 2048 (W = 8) */
         int c = c0 + threadIdx.x * W;
         float acc[W];
@@ -118,16 +130,23 @@ extern "C" void gt_cuda_embed_fwd(gt_backend *be, void *out, const int32_t *tok,
     GT_NVTX_POP();
 }
 
+template <typename G_T>
+static void launch_embed_bwd(gt_backend *be, G_T *dwte, const bf16 *dout, const int32_t *tok, float scale,
+                             int64_t vstart, int V, int N, int C, int pad_id) {
+    if (C % GT_VEC == 0 && gt_aligned16(dwte) && gt_aligned16(dout))
+        embed_bwd_kernel<GT_VEC><<<N, BWD_THREADS, 0, be->stream>>>(dwte, dout, tok, scale, vstart, V, N, C, pad_id);
+    else
+        embed_bwd_kernel<1><<<N, BWD_THREADS, 0, be->stream>>>(dwte, dout, tok, scale, vstart, V, N, C, pad_id);
+    CUDA_CHECK_LAUNCH();
+}
+
 extern "C" void gt_cuda_embed_bwd(gt_backend *be, void *dwte, const void *dout, const int32_t *tok,
                                   float scale, int64_t vstart, int V, int N, int C, int pad_id) {
     if (N <= 0 || C <= 0) return;
     GT_NVTX_PUSH("embed_bwd");
-    if (C % GT_VEC == 0 && gt_aligned16(dwte) && gt_aligned16(dout))
-        embed_bwd_kernel<GT_VEC><<<N, BWD_THREADS, 0, be->stream>>>(
-            (float *)dwte, (const bf16 *)dout, tok, scale, vstart, V, N, C, pad_id);
+    if (be->grad_bf16)
+        launch_embed_bwd(be, (bf16 *)dwte, (const bf16 *)dout, tok, scale, vstart, V, N, C, pad_id);
     else
-        embed_bwd_kernel<1><<<N, BWD_THREADS, 0, be->stream>>>((float *)dwte, (const bf16 *)dout,
-                                                               tok, scale, vstart, V, N, C, pad_id);
-    CUDA_CHECK_LAUNCH();
+        launch_embed_bwd(be, (float *)dwte, (const bf16 *)dout, tok, scale, vstart, V, N, C, pad_id);
     GT_NVTX_POP();
 }

@@ -1,5 +1,6 @@
 /* matmul_fp8 (kernels/ops.h) through cuBLASLt: D[M,N] = (A[M,K] a_sinv) (B[N,K] b_sinv)^T, both
- * operands FP8 and K-contiguous, D bf16 (overwritten) or fp32 (out_grad: accumulated).
+ * operands FP8 and K-contiguous, D bf16 (overwritten) or the gradients' type (out_grad: accumulated;
+ * fp32, or bf16 after set_grad_bf16).
  *
  * Row-major to column-major (as gemm.cu): a row-major X[r, c] is the column-major X^T with leading
  * dimension c. So D[M,N] row-major is the column-major D^T [N, M] (ld N), and
@@ -13,7 +14,7 @@
  * fc2 16384->2048):
  *   fprop  y[N,OC]    = x8[N,IC]    . W8[OC,IC]^T    E4M3 x E4M3, bf16 out, fast accumulation
  *   dgrad  dx[N,IC]   = dy8[N,OC]   . W8T[IC,OC]^T   E5M2 x E4M3, bf16 out
- *   wgrad  dW[OC,IC] += dy8T[OC,N]  . x8T[IC,N]^T    E5M2 x E4M3, fp32 out, beta 1 (C = D)
+ *   wgrad  dW[OC,IC] += dy8T[OC,N]  . x8T[IC,N]^T    E5M2 x E4M3, fp32 (or bf16) out, beta 1 (C = D)
  * Compute type CUBLAS_COMPUTE_32F, scale type fp32, alpha 1. E5M2 x E5M2 does not exist on Hopper.
  *
  * Plans (matmul descriptor, four layouts, the algorithm: the heuristic's first, or the fastest of
@@ -31,7 +32,8 @@
 typedef struct {
     int32_t m, n, k; /* ours: D[m, n], contraction k */
     int32_t a_fmt, b_fmt; /* gt_dtype of our A and B */
-    int32_t out_grad, fast_accum;
+    int32_t out_grad; /* 0: bf16 D (ACT), 1: fp32 gradient, 2: bf16 gradient (set_grad_bf16) */
+    int32_t fast_accum;
     int32_t align[3]; /* bytes (1..256) our A, B and D are aligned to */
 } fp8_key;
 
@@ -65,6 +67,12 @@ static cudaDataType_t fp8_type(gt_dtype f) {
     return f == GT_E5M2 ? CUDA_R_8F_E5M2 : CUDA_R_8F_E4M3;
 }
 
+/* D's type and its name in messages, by fp8_key.out_grad. */
+static cudaDataType_t out_type(int32_t out_grad) { return out_grad == 1 ? CUDA_R_32F : CUDA_R_16BF; }
+static const char *out_name(int32_t out_grad) {
+    return out_grad == 0 ? "bf16" : out_grad == 1 ? "fp32 +=" : "bf16 +=";
+}
+
 
 /* cuBLASLt's A is our B, its B our A; C and D are the same buffer */
 static void lt_align(const fp8_key *key, int32_t al[4]) {
@@ -80,7 +88,7 @@ static void choose_algo(gt_backend *be, fp8_plan *p) {
         GT_DIE("cuBLASLt has no FP8 algorithm for D[%d,%d] = A[%d,%d] (%s) B[%d,%d]^T (%s), %s out",
                p->key.m, p->key.n, p->key.m, p->key.k, gt_dtype_name((gt_dtype)p->key.a_fmt),
                p->key.n, p->key.k, gt_dtype_name((gt_dtype)p->key.b_fmt),
-               p->key.out_grad ? "fp32" : "bf16");
+               out_name(p->key.out_grad));
     p->algo = res.algo;
 }
 
@@ -96,7 +104,7 @@ static void build_plan(gt_backend *be, fp8_plan *p, const fp8_key *key) {
     CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(p->desc, CUBLASLT_MATMUL_DESC_FAST_ACCUM, &fast,
                                                 sizeof fast));
     /* Stored shapes, column-major: our B as [K, N] (ld K), our A as [K, M] (ld K), D as [N, M]. */
-    cudaDataType_t out = key->out_grad ? CUDA_R_32F : CUDA_R_16BF;
+    cudaDataType_t out = out_type(key->out_grad);
     CUBLAS_CHECK(
         cublasLtMatrixLayoutCreate(&p->la, fp8_type((gt_dtype)key->b_fmt), key->k, key->n, key->k));
     CUBLAS_CHECK(
@@ -198,8 +206,8 @@ static void check_shape(int M, int N, int K) {
               M, N, M, K, N, K);
 }
 
-static fp8_key make_key(void *d, int out_grad, const void *a, gt_dtype a_fmt, const void *b,
-                        gt_dtype b_fmt, int M, int N, int K, int fast_accum) {
+static fp8_key make_key(const gt_backend *be, void *d, int out_grad, const void *a, gt_dtype a_fmt,
+                        const void *b, gt_dtype b_fmt, int M, int N, int K, int fast_accum) {
     fp8_key key;
     memset(&key, 0, sizeof key);
     key.m = M;
@@ -207,7 +215,7 @@ static fp8_key make_key(void *d, int out_grad, const void *a, gt_dtype a_fmt, co
     key.k = K;
     key.a_fmt = (int32_t)a_fmt;
     key.b_fmt = (int32_t)b_fmt;
-    key.out_grad = out_grad ? 1 : 0;
+    key.out_grad = !out_grad ? 0 : be->grad_bf16 ? 2 : 1;
     key.fast_accum = fast_accum ? 1 : 0;
     key.align[0] = gt_lt_alignment(a);
     key.align[1] = gt_lt_alignment(b);
@@ -237,7 +245,7 @@ extern "C" void gt_cuda_matmul_fp8(gt_backend *be, void *d, int out_grad, const 
     }
     check_shape(M, N, K);
     GT_NVTX_PUSH("matmul_fp8");
-    fp8_key key = make_key(d, out_grad, a, a_fmt, b, b_fmt, M, N, K, fast_accum);
+    fp8_key key = make_key(be, d, out_grad, a, a_fmt, b, b_fmt, M, N, K, fast_accum);
     int fresh = 0;
     fp8_plan *p = find_plan(be, &key, &fresh);
     b_scale_inv = aligned_scale(be, b_scale_inv, 0);
@@ -253,7 +261,7 @@ extern "C" void gt_cuda_matmul_fp8(gt_backend *be, void *d, int out_grad, const 
         GT_DIE(
             "cublasLtMatmul FP8 D[%d,%d] = A[%d,%d] (%s) B[%d,%d]^T (%s), %s out: status %d (%s)",
             M, N, M, K, gt_dtype_name(a_fmt), N, K, gt_dtype_name(b_fmt),
-            out_grad ? "fp32 +=" : "bf16", (int)st, cublasLtGetStatusString(st));
+            out_name(key.out_grad), (int)st, cublasLtGetStatusString(st));
     GT_NVTX_POP();
 }
 
@@ -270,7 +278,7 @@ extern "C" gt_lt_bench *gt_cuda_fp8_lt_bench(gt_backend *be, void *d, int out_gr
     check_shape(M, N, K);
     GT_ASSERT(((uintptr_t)a_scale_inv & 15u) == 0 && ((uintptr_t)b_scale_inv & 15u) == 0,
               "gt_cuda_fp8_lt_bench: scale-inverse pointers must be 16-byte aligned");
-    fp8_key key = make_key(d, out_grad, a, a_fmt, b, b_fmt, M, N, K, fast_accum);
+    fp8_key key = make_key(be, d, out_grad, a, a_fmt, b, b_fmt, M, N, K, fast_accum);
     fp8_plan p;
     build_plan(be, &p, &key);
     set_scales(p.desc, a_scale_inv, b_scale_inv);

@@ -4,8 +4,9 @@
  * M^T [c, r] with leading dimension c. So with x[N,IC], W[OC,IC], y[N,OC] row-major:
  *   fwd   y = x W^T    ->  y^T [OC,N]  = op_T(W^T [IC,OC]) . x^T [IC,N]          "TN" (FP8-ready)
  *   dgrad dx = dy W    ->  dx^T [IC,N] = W^T [IC,OC] . dy^T [OC,N]              "NN"
- *   wgrad dW += dy^T x ->  dW^T [IC,OC] = x^T [IC,N] . op_T(dy^T [OC,N])   "NT", fp32 C = D, beta 1
- * A, B bf16; compute and scale type fp32; D bf16 (fwd, dgrad) or fp32 (wgrad).
+ *   wgrad dW += dy^T x ->  dW^T [IC,OC] = x^T [IC,N] . op_T(dy^T [OC,N])   "NT", C = D, beta 1
+ * A, B bf16; compute and scale type fp32; D bf16 (fwd, dgrad) or the gradients' type (wgrad: fp32,
+ * or bf16 after set_grad_bf16, the fp32 sum of C and the product rounded once).
  *
  * The matmul descriptor, the four layouts and the heuristic's algorithm are built once per distinct
  * (shape, ops, dtypes, leading dims, pointer alignment, fast-accumulation) key and cached in
@@ -207,7 +208,8 @@ static gemm_args dgrad_args(void *dx, const void *dy, const void *w, int N, int 
     return g;
 }
 
-/* dW[OC,IC] += dy[N,OC]^T x[N,IC], dW fp32 (overwritten while set_dw_accumulate(0)). */
+/* dW[OC,IC] += dy[N,OC]^T x[N,IC], dW fp32 or bf16 (set_grad_bf16; overwritten while
+ * set_dw_accumulate(0)). */
 static gemm_args wgrad_args(const gt_backend *be, void *dw, const void *dy, const void *x, int N,
                             int IC, int OC) {
     gemm_args g;
@@ -226,7 +228,7 @@ static gemm_args wgrad_args(const gt_backend *be, void *dw, const void *dy, cons
     g.c = dw;
     g.d = dw;
     g.ldc = IC;
-    g.type_c = g.type_d = CUDA_R_32F;
+    g.type_c = g.type_d = be->grad_bf16 ? CUDA_R_16BF : CUDA_R_32F;
     g.alpha = 1.0f;
     g.beta = be->dw_overwrite ? 0.0f : 1.0f;
     return g;
@@ -264,6 +266,8 @@ extern "C" void gt_cuda_matmul_bwd(gt_backend *be, void *dx, void *dw, const voi
 }
 
 extern "C" void gt_cuda_set_dw_accumulate(gt_backend *be, int accumulate) { be->dw_overwrite = !accumulate; }
+
+extern "C" void gt_cuda_set_grad_bf16(gt_backend *be, int on) { be->grad_bf16 = on; }
 
 /* Test-only (lt_bench.h): the descriptor matmul_fwd / matmul_bwd would cache for this GEMM, built
  * anew (the cache is left alone), and the heuristic's candidates for it. */

@@ -1,6 +1,6 @@
 /* Optimizer kernels: the squared gradient norm (for clipping) and AdamW.
  *
- * grad_sumsq: out[0] += sum g^2 over fp32 gradients. Deterministic: a fixed grid (from n and the SM
+ * grad_sumsq: out[0] += sum g^2 over the gradients (fp32, or bf16 after set_grad_bf16). Deterministic: a fixed grid (from n and the SM
  * count) sums fixed element sets per thread and per block; block partials land in the cuBLASLt
  * workspace (free between GEMMs on the same stream) and one block adds them in order. The same
  * gradients give the same bits every run, so clipping does not make runs diverge.
@@ -16,7 +16,8 @@
  *
  * The state kinds (args->state, DESIGN.md §5), one pass each, vectorized by 8 elements (bf16
  * moments) or 4 (fp32 moments). Bytes moved
- * per parameter per step (fp32 gradient read in every kind; grad_sumsq reads it once more):
+ * per parameter per step (fp32 gradient read in every kind; grad_sumsq reads it once more; 2 bytes
+ * less each with bf16 gradients, set_grad_bf16):
  *   GT_OPT_FP32          grad 4 + master r/w 8 + m r/w 8 + v r/w 8 + bf16 param write 2 = 30 B
  *   GT_OPT_BF16_MOMENTS  grad 4 + master r/w 8 + m r/w 4 + v r/w 4 + bf16 param write 2 = 22 B
  *   GT_OPT_BF16          grad 4 + bf16 param r/w 4 + m r/w 4 + v r/w 4               = 16 B
@@ -32,18 +33,34 @@
 #define SUMSQ_THREADS 256
 #define SUMSQ_MAX_BLOCKS 1024
 
-/* Per-block sums of squares of g[0..n) into part[blockIdx.x]; float4 over the aligned body. */
-static __global__ void sumsq_partial_kernel(float *part, const float *g, size_t n, int vec) {
+/* Sum of squares of the 16 bytes at p: 4 fp32 or 8 bf16 values. */
+static __device__ __forceinline__ float sumsq16(const float *p) {
+    float4 v = *(const float4 *)p;
+    return v.x * v.x + v.y * v.y + v.z * v.z + v.w * v.w;
+}
+static __device__ __forceinline__ float sumsq16(const bf16 *p) {
+    float f[GT_VEC], s = 0.0f;
+    gt_load8(p, f);
+#pragma unroll
+    for (int j = 0; j < GT_VEC; j++) s += f[j] * f[j];
+    return s;
+}
+
+/* Per-block sums of squares of g[0..n) into part[blockIdx.x]; 16-byte loads over the aligned body
+ * (vec: 16 / sizeof(G_T) elements each). */
+template <typename G_T>
+static __global__ void sumsq_partial_kernel(float *part, const G_T *g, size_t n, int vec) {
     __shared__ float scratch[32];
+    const size_t per = 16 / sizeof(G_T);
     size_t stride = (size_t)gridDim.x * blockDim.x;
     size_t first = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
-    size_t nvec = vec ? n / 4 : 0;
+    size_t nvec = vec ? n / per : 0;
     float acc = 0.0f;
-    for (size_t i = first; i < nvec; i += stride) {
-        float4 v = ((const float4 *)g)[i];
-        acc += v.x * v.x + v.y * v.y + v.z * v.z + v.w * v.w;
+    for (size_t i = first; i < nvec; i += stride) acc += sumsq16(g + i * per);
+    for (size_t i = nvec * per + first; i < n; i += stride) {
+        float v = gt_grad_get(g + i);
+        acc += v * v;
     }
-    for (size_t i = nvec * 4 + first; i < n; i += stride) acc += g[i] * g[i];
     acc = gt_block_sum(acc, scratch);
     if (threadIdx.x == 0) part[blockIdx.x] = acc;
 }
@@ -61,10 +78,14 @@ extern "C" void gt_cuda_grad_sumsq(gt_backend *be, void *out, const void *g, siz
     if (n == 0) return;
     GT_NVTX_PUSH("grad_sumsq");
     int vec = gt_aligned16(g);
-    unsigned G = gt_grid_stride_blocks(be, vec ? n / 4 + 4 : n, SUMSQ_THREADS);
+    size_t per = be->grad_bf16 ? 8 : 4;
+    unsigned G = gt_grid_stride_blocks(be, vec ? n / per + per : n, SUMSQ_THREADS);
     if (G > SUMSQ_MAX_BLOCKS) G = SUMSQ_MAX_BLOCKS;
     float *part = (float *)be->workspace;
-    sumsq_partial_kernel<<<G, SUMSQ_THREADS, 0, be->stream>>>(part, (const float *)g, n, vec);
+    if (be->grad_bf16)
+        sumsq_partial_kernel<<<G, SUMSQ_THREADS, 0, be->stream>>>(part, (const bf16 *)g, n, vec);
+    else
+        sumsq_partial_kernel<<<G, SUMSQ_THREADS, 0, be->stream>>>(part, (const float *)g, n, vec);
     CUDA_CHECK_LAUNCH();
     sumsq_final_kernel<<<1, 1024, 0, be->stream>>>((float *)out, part, (int)G);
     CUDA_CHECK_LAUNCH();
@@ -179,11 +200,14 @@ template <int W> static __device__ __forceinline__ void load_mom(const float *p,
 template <int W> static __device__ __forceinline__ void load_mom(const bf16 *p, float *f) { load_bf16<W>(p, f); }
 template <int W> static __device__ __forceinline__ void store_mom(float *p, const float *f) { store_f32<W>(p, f); }
 template <int W> static __device__ __forceinline__ void store_mom(bf16 *p, const float *f) { store_bf16<W>(p, f); }
+/* The gradient (fp32, or bf16 with set_grad_bf16), W of them. */
+template <int W> static __device__ __forceinline__ void load_grad(const float *p, float *f) { load_f32<W>(p, f); }
+template <int W> static __device__ __forceinline__ void load_grad(const bf16 *p, float *f) { load_bf16<W>(p, f); }
 
-/* Grid-stride over groups of W elements. M: the moments' type; SR: the parameter (with no master)
- * stochastically rounded, element e's bits from index0 + e. */
-template <int W, typename M, bool SR>
-static __global__ void adamw_kernel(bf16 *param, float *master, M *m, M *v, const float *grad,
+/* Grid-stride over groups of W elements. M: the moments' type; G_T: the gradients'; SR: the
+ * parameter (with no master) stochastically rounded, element e's bits from index0 + e. */
+template <int W, typename M, typename G_T, bool SR>
+static __global__ void adamw_kernel(bf16 *param, float *master, M *m, M *v, const G_T *grad,
                                     size_t n, adamw_scalars s, uint64_t key, uint64_t index0) {
     size_t groups = n / W;
     for (size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x; i < groups;
@@ -196,7 +220,7 @@ static __global__ void adamw_kernel(bf16 *param, float *master, M *m, M *v, cons
             load_bf16<W>(param + e, pv);
         load_mom<W>(m + e, mv);
         load_mom<W>(v + e, vv);
-        load_f32<W>(grad + e, gv);
+        load_grad<W>(grad + e, gv);
 #pragma unroll
         for (int j = 0; j < W; j++) pv[j] = adamw_one(pv[j], &mv[j], &vv[j], gv[j], &s);
         if (master) store_f32<W>(master + e, pv);
@@ -225,21 +249,22 @@ static adamw_scalars make_scalars(const gt_adamw_args *a) {
     return s;
 }
 
-/* Whether every pointer allows the accesses of a group of W: 16 bytes for fp32 (W 4 and 8), 4 W
+/* Whether every pointer allows the accesses of a group of W: 16 bytes for fp32 (W 4 and 8), 2 W
  * bytes for bf16. */
-template <typename M>
+template <typename M, typename G_T>
 static bool adamw_aligned(int W, const bf16 *param, const float *master, const M *m, const M *v,
-                          const float *grad) {
+                          const G_T *grad) {
     const uintptr_t fa = 15u, ba = (uintptr_t)(2 * W - 1), ma = sizeof(M) == 4 ? fa : ba;
-    return ((uintptr_t)m & ma) == 0 && ((uintptr_t)v & ma) == 0 && ((uintptr_t)grad & fa) == 0 &&
+    const uintptr_t ga = sizeof(G_T) == 4 ? fa : ba;
+    return ((uintptr_t)m & ma) == 0 && ((uintptr_t)v & ma) == 0 && ((uintptr_t)grad & ga) == 0 &&
            (!master || ((uintptr_t)master & fa) == 0) && ((uintptr_t)param & ba) == 0;
 }
 
-template <int W, typename M, bool SR>
-static void adamw_run(gt_backend *be, bf16 *param, float *master, M *m, M *v, const float *grad,
+template <int W, typename M, typename G_T, bool SR>
+static void adamw_run(gt_backend *be, bf16 *param, float *master, M *m, M *v, const G_T *grad,
                       size_t n, const adamw_scalars &s, uint64_t key, uint64_t index0) {
     const int threads = 256;
-    adamw_kernel<W, M, SR><<<gt_grid_stride_blocks(be, n / W, threads), threads, 0, be->stream>>>(
+    adamw_kernel<W, M, G_T, SR><<<gt_grid_stride_blocks(be, n / W, threads), threads, 0, be->stream>>>(
         param, master, m, v, grad, n, s, key, index0);
     CUDA_CHECK_LAUNCH();
 }
@@ -247,20 +272,32 @@ static void adamw_run(gt_backend *be, bf16 *param, float *master, M *m, M *v, co
 /* The vector body in groups of W elements when every pointer allows their accesses (8 for bf16
  * moments: 16-byte loads of m and v keep more bytes in flight per thread; 4 for fp32 moments),
  * then the scalar tail. */
-template <typename M, bool SR>
-static void adamw_launch(gt_backend *be, bf16 *param, float *master, M *m, M *v, const float *grad,
+template <typename M, typename G_T, bool SR>
+static void adamw_launch(gt_backend *be, bf16 *param, float *master, M *m, M *v, const G_T *grad,
                          size_t n, const adamw_scalars &s, uint64_t key, uint64_t index0) {
-    int W = sizeof(M) == 2 && adamw_aligned<M>(8, param, master, m, v, grad) ? 8
-            : adamw_aligned<M>(4, param, master, m, v, grad)                 ? 4
-                                                                             : 1;
+    int W = sizeof(M) == 2 && adamw_aligned(8, param, master, m, v, grad) ? 8
+            : adamw_aligned(4, param, master, m, v, grad)                 ? 4
+                                                                          : 1;
     size_t body = n / W * W;
     if constexpr (sizeof(M) == 2) /* 8-wide groups only for bf16 moments: no fp32 kernel of them */
-        if (body && W == 8) adamw_run<8, M, SR>(be, param, master, m, v, grad, body, s, key, index0);
-    if (body && W == 4) adamw_run<4, M, SR>(be, param, master, m, v, grad, body, s, key, index0);
+        if (body && W == 8) adamw_run<8, M, G_T, SR>(be, param, master, m, v, grad, body, s, key, index0);
+    if (body && W == 4) adamw_run<4, M, G_T, SR>(be, param, master, m, v, grad, body, s, key, index0);
     if (W == 1) body = 0;
     if (n > body)
-        adamw_run<1, M, SR>(be, param + body, master ? master + body : NULL, m + body, v + body, grad + body,
+        adamw_run<1, M, G_T, SR>(be, param + body, master ? master + body : NULL, m + body, v + body, grad + body,
                             n - body, s, key, index0 + body);
+}
+
+/* The kernel of args->state, for gradients of type G_T. */
+template <typename G_T>
+static void adamw_state(gt_backend *be, bf16 *p, float *ms, void *m, void *v, const G_T *g, size_t n,
+                        const gt_adamw_args *args, const adamw_scalars &s, uint64_t key) {
+    if (args->state == GT_OPT_FP32)
+        adamw_launch<float, G_T, false>(be, p, ms, (float *)m, (float *)v, g, n, s, key, args->index0);
+    else if (args->state == GT_OPT_BF16_MOMENTS)
+        adamw_launch<bf16, G_T, false>(be, p, ms, (bf16 *)m, (bf16 *)v, g, n, s, key, args->index0);
+    else
+        adamw_launch<bf16, G_T, true>(be, p, NULL, (bf16 *)m, (bf16 *)v, g, n, s, key, args->index0);
 }
 
 extern "C" void gt_cuda_adamw(gt_backend *be, void *param, void *master, void *m, void *v,
@@ -271,14 +308,9 @@ extern "C" void gt_cuda_adamw(gt_backend *be, void *param, void *master, void *m
     GT_NVTX_PUSH("adamw");
     adamw_scalars s = make_scalars(args);
     uint64_t key = gt_sr_key(args->seed, (uint64_t)args->step);
-    bf16 *p = (bf16 *)param;
-    float *ms = (float *)master;
-    const float *g = (const float *)grad;
-    if (args->state == GT_OPT_FP32)
-        adamw_launch<float, false>(be, p, ms, (float *)m, (float *)v, g, n, s, key, args->index0);
-    else if (args->state == GT_OPT_BF16_MOMENTS)
-        adamw_launch<bf16, false>(be, p, ms, (bf16 *)m, (bf16 *)v, g, n, s, key, args->index0);
+    if (be->grad_bf16)
+        adamw_state(be, (bf16 *)param, (float *)master, m, v, (const bf16 *)grad, n, args, s, key);
     else
-        adamw_launch<bf16, true>(be, p, NULL, (bf16 *)m, (bf16 *)v, g, n, s, key, args->index0);
+        adamw_state(be, (bf16 *)param, (float *)master, m, v, (const float *)grad, n, args, s, key);
     GT_NVTX_POP();
 }

@@ -9,7 +9,7 @@
  *
  * Backward, with xhat = x * rstd and g = dy * (1 + w):
  *   dx = rstd * (g - xhat * mean(g * xhat))     added into dx (bf16, one rounding)
- *   dw = sum over rows of dy * xhat             added into dw (fp32)
+ *   dw = sum over rows of dy * xhat             added into dw (fp32; bf16 gradients: one rounding)
  * dw is deterministic: each block sums its rows into its own partial row (in the cuBLASLt
  * workspace, free between GEMMs on the same stream), then one small kernel adds the partials in
  * block order. */
@@ -266,10 +266,12 @@ static __global__ void rmsnorm_bwd_wide_kernel(bf16 *dx, float *part, const bf16
 #define REDUCE_LANES 32 /* partial rows summed in parallel per column, then combined in order */
 #define REDUCE_LOADS 8  /* partial rows a lane loads before adding them: in flight together */
 
-/* dw[C] += sum over b of part[b, C], b = 0..G-1, in a fixed order. Block: 32 columns x 32 lanes;
+/* dw[C] += sum over b of part[b, C], b = 0..G-1, in a fixed order (dw of the gradients' type G_T).
+ * Block: 32 columns x 32 lanes;
  * lane l adds rows l, l + 32, l + 64, ... in that order, REDUCE_LOADS of them loaded at a time
  * (a grid of C / 32 blocks is small: each lane's loads must not wait for each other). */
-static __global__ void rmsnorm_dw_reduce_kernel(float *dw, const float *part, int G, int C) {
+template <typename G_T>
+static __global__ void rmsnorm_dw_reduce_kernel(G_T *dw, const float *part, int G, int C) {
     __shared__ float s[REDUCE_LANES][33];
     int tx = threadIdx.x & 31, lane = threadIdx.x >> 5;
     int col = blockIdx.x * 32 + tx;
@@ -291,7 +293,7 @@ static __global__ void rmsnorm_dw_reduce_kernel(float *dw, const float *part, in
     if (lane == 0 && col < C) {
         float t = 0.0f;
         for (int k = 0; k < REDUCE_LANES; k++) t += s[k][tx];
-        dw[col] += t;
+        gt_grad_put(dw + col, gt_grad_get(dw + col) + t);
     }
 }
 
@@ -465,8 +467,11 @@ extern "C" void gt_cuda_rmsnorm_bwd(gt_backend *be, void *dx, void *dw, const vo
         rmsnorm_bwd_kernel<1><<<G, threads, 0, be->stream>>>(
             (bf16 *)dx, part, dy16, x16, w16, (const float *)rstd, 1.0f / (float)C, N, C);
     CUDA_CHECK_LAUNCH();
-    rmsnorm_dw_reduce_kernel<<<(C + 31) / 32, 32 * REDUCE_LANES, 0, be->stream>>>((float *)dw, part,
-                                                                                  G, C);
+    dim3 rgrid((C + 31) / 32), rblock(32 * REDUCE_LANES);
+    if (be->grad_bf16)
+        rmsnorm_dw_reduce_kernel<<<rgrid, rblock, 0, be->stream>>>((bf16 *)dw, part, G, C);
+    else
+        rmsnorm_dw_reduce_kernel<<<rgrid, rblock, 0, be->stream>>>((float *)dw, part, G, C);
     CUDA_CHECK_LAUNCH();
     GT_NVTX_POP();
 }

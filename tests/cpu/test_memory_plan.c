@@ -27,13 +27,18 @@ static void *count_alloc(gt_backend *be, size_t bytes) {
     return g_inner->alloc(be, bytes);
 }
 
-static gt_mem_plan plan_of(const gt_config *cfg, const size_t size[3], int state, int B, int T, int tp, int dp,
-                           int zero, int fp8) {
-    gt_mem_plan_in in = {B, T, tp, dp, zero, state, fp8, 0, 16};
+static gt_mem_plan plan_of_grads(const gt_config *cfg, const size_t size[3], int state, int B, int T, int tp,
+                                 int dp, int zero, int fp8, int bf16_grads) {
+    gt_mem_plan_in in = {B, T, tp, dp, zero, state, fp8, 0, 16, bf16_grads};
     gt_mem_plan p;
     gt_err e;
     GT_ASSERT(!gt_memory_plan(cfg, size, 0, &in, &p, &e), "%s", e.msg);
     return p;
+}
+
+static gt_mem_plan plan_of(const gt_config *cfg, const size_t size[3], int state, int B, int T, int tp, int dp,
+                           int zero, int fp8) {
+    return plan_of_grads(cfg, size, state, B, T, tp, dp, zero, fp8, 0);
 }
 
 static void check_cpu(gt_check *c) {
@@ -107,6 +112,12 @@ static void check_7b(gt_check *c) {
         if (s == GT_OPT_FP32) gt_check_true(c, (double)p.total > h200, "7b fp32 state plans beyond an H200");
         if (s == GT_OPT_BF16) gt_check_true(c, (double)p.total < h200, "7b bf16 state fits an H200");
     }
+    /* bf16 gradients: 2 bytes per parameter instead of 4, the rest unchanged */
+    gt_mem_plan f32 = plan_of(&cfg, cuda, GT_OPT_BF16, 1, 2048, 1, 1, 0, 0);
+    gt_mem_plan b16 = plan_of_grads(&cfg, cuda, GT_OPT_BF16, 1, 2048, 1, 1, 0, 0, 1);
+    gt_check_true(c, b16.grads - 3 * 4 == (f32.grads - 3 * 4) / 2 && b16.total == f32.total - (f32.grads - b16.grads),
+                  "7b bf16 gradients: %zu bytes (fp32 %zu)", b16.grads, f32.grads);
+    printf("gemma-7b B=1 T=2048 optim.state bf16, optim.grads bf16: %.1f GiB\n", (double)b16.total / (1u << 30));
     gt_mem_plan one = plan_of(&cfg, cuda, GT_OPT_FP32, 1, 2048, 1, 8, 0, 0);
     gt_mem_plan zero = plan_of(&cfg, cuda, GT_OPT_FP32, 1, 2048, 1, 8, 1, 0);
     gt_check_true(c, zero.optim == (one.optim + 7) / 8, "ZeRO over 8 dp ranks: %zu of %zu", zero.optim, one.optim);

@@ -1,8 +1,10 @@
-"""optim.state end to end on the CPU (argv[1] = the binary), on the bundled tiny model and data:
-  - each state (fp32, bf16_moments, bf16) trains 30 steps; the lean states' loss curves stay within
-    TOL of the fp32 state's at every step, and differ from it (their rounding is in force);
-  - the pure-bf16 state is bitwise reproducible: the same run twice gives the same losses;
-  - with each state, 8 steps in one run and a run resumed from its step-4 checkpoint give bitwise
+"""optim.state and optim.grads end to end on the CPU (argv[1] = the binary), on the bundled tiny
+model and data (bf16 gradients are emulated there: every gradient write rounded to bf16 precision):
+  - each state (fp32, bf16_moments, bf16), and fp32 and bf16 with bf16 gradients, trains 30 steps;
+    the lean variants' loss curves stay within TOL of the fp32 state's at every step, and differ
+    from it (their rounding is in force), bf16 gradients from the same state with fp32 ones;
+  - pure bf16 (state and gradients) is bitwise reproducible: the same run twice gives the same losses;
+  - with each variant, 8 steps in one run and a run resumed from its step-4 checkpoint give bitwise
     the same losses (bf16 moments are stored widened to F32: exact both ways);
   - a checkpoint of one state resumes under another (fp32 -> bf16 and bf16 -> fp32): converted,
     the losses stay within TOL of the uninterrupted fp32 run."""
@@ -20,6 +22,9 @@ SMALL = ["--set", "data.seq_len=64", "--set", "data.micro_batch=2", "--set", "da
          "--set", "optim.warmup_steps=2", "--set", "train.eval_every=0", "--set", "train.log_every=1",
          "--set", "train.save_final=false", "--set", "data.val=[]", "--set", "train.quiet=true"]
 STATES = ["fp32", "bf16_moments", "bf16"]
+# variant name -> (optim.state, optim.grads)
+VARIANTS = {s: (s, "fp32") for s in STATES}
+VARIANTS.update({"fp32+bf16grads": ("fp32", "bf16"), "bf16+bf16grads": ("bf16", "bf16")})
 
 
 def check(ok, what):
@@ -27,9 +32,11 @@ def check(ok, what):
     (PASSED if ok else FAILS).append(what)
 
 
-def train(binary, run_dir, state, steps, *extra):
+def train(binary, run_dir, variant, steps, *extra):
+    state, grads = VARIANTS[variant]
     cmd = [binary, "train", "--config", "configs/tiny-cpu.yaml", "--run-dir", run_dir, *SMALL,
-           "--set", f"train.steps={steps}", "--set", f"optim.state={state}", *extra]
+           "--set", f"train.steps={steps}", "--set", f"optim.state={state}", "--set", f"optim.grads={grads}",
+           *extra]
     r = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
     if r.returncode != 0:
         print(r.stdout, r.stderr)
@@ -56,22 +63,24 @@ def main():
     tmp = tempfile.mkdtemp(prefix="gt_optim_state_")
     try:
         curves = {}
-        for s in STATES:
+        for s in VARIANTS:
             d = os.path.join(tmp, "curve-" + s)
             check(train(binary, d, s, 30) == 0, f"{s}: 30 steps run")
             curves[s] = losses(d)
         ref = curves["fp32"]
-        for s in STATES[1:]:
+        for s in list(VARIANTS)[1:]:
             diff = max(abs(a - b) for a, b in zip(curves[s], ref))
             check(len(curves[s]) == 30 and diff < TOL, f"{s}: loss within {TOL} of fp32's at every step (max {diff:.2e})")
             check(curves[s] != ref, f"{s}: losses differ from fp32's (its rounding is in force)")
+        for s in ("fp32", "bf16"):
+            check(curves[s + "+bf16grads"] != curves[s], f"{s}: bf16 gradients change the losses (their rounding is in force)")
         check(curves["fp32"][-1] < curves["fp32"][0] - 1.0, "fp32: the loss falls")
         again = os.path.join(tmp, "again-bf16")
-        train(binary, again, "bf16", 30)
-        check(losses(again) == curves["bf16"], "bf16: the same run twice gives bitwise the same losses")
+        train(binary, again, "bf16+bf16grads", 30)
+        check(losses(again) == curves["bf16+bf16grads"], "bf16+bf16grads: the same run twice gives bitwise the same losses")
 
         full = {}
-        for s in STATES:
+        for s in VARIANTS:
             d = os.path.join(tmp, "full-" + s)
             check(train(binary, d, s, 8, "--set", "checkpoint.every=4") == 0, f"{s}: 8 steps with checkpoints")
             full[s] = losses(d)

@@ -6,7 +6,10 @@
  *     logits 1.6e-2 .. 2.7e-2, worst gradient 5.0e-2 .. 1.1e-1. The tolerances allow that much;
  *  2. 50 AdamW steps of a tiny model on the same batches on both backends: the GPU loss curve must
  *     follow the CPU one within BF16 tolerance at every step; also with each lean optim.state
- *     (bf16 moments; pure bf16 with stochastic rounding), which the CPU backend emulates.
+ *     (bf16 moments; pure bf16 with stochastic rounding), which the CPU backend emulates;
+ *  3. both with bf16 parameter gradients (optim.grads=bf16; the CPU backend rounds each gradient
+ *     write to bf16 precision): the step's gradients within the same tolerance, and 50 steps of
+ *     pure bf16 (state and gradients) following the CPU's curve.
  * Prints a table; exits non-zero on any failure. */
 #include <math.h>
 #include <stdio.h>
@@ -23,7 +26,7 @@ typedef struct {
     int cuda;
 } side;
 
-static void open_side(side *s, int cuda, const char *dir) {
+static void open_side(side *s, int cuda, const char *dir, int bf16_grads) {
     gt_err err;
     gt_config cfg;
     s->cuda = cuda;
@@ -32,6 +35,7 @@ static void open_side(side *s, int cuda, const char *dir) {
                   !gt_model_init(&s->m, &cfg, cuda ? gt_cuda_ops() : gt_cpu_ops(), s->be, 0, 1, &err) &&
                   !gt_model_load_hf(&s->m, dir, &err),
               "%s", err.msg);
+    if (bf16_grads) gt_model_set_bf16_grads(&s->m);
 }
 
 static void close_side(side *s) {
@@ -51,12 +55,13 @@ static void random_batch(unsigned *seed, int N, int T, int vocab, int32_t *tok, 
     for (int i = 0; i < N; i++) tgt[i] = (i % T) + 1 < T ? tok[i + 1] : -1;
 }
 
-static void compare_step(gt_check *c, const char *fixture) {
+static void compare_step(gt_check *c, const char *fixture, int bf16_grads) {
     char dir[128], what[160];
     snprintf(dir, sizeof dir, "tests/fixtures/%s", fixture);
     side cpu, gpu;
-    open_side(&cpu, 0, dir);
-    open_side(&gpu, 1, dir);
+    open_side(&cpu, 0, dir, bf16_grads);
+    open_side(&gpu, 1, dir, bf16_grads);
+    const char *gk = bf16_grads ? " (bf16 grads)" : "";
     enum { B = 3, T = 37, N = B * T };
     int32_t tok[N], tgt[N], pos[N];
     unsigned seed = 99;
@@ -75,9 +80,9 @@ static void compare_step(gt_check *c, const char *fixture) {
         loss[k] = gt_model_forward(m, 1, 1.0f / count, k ? lg : lc) / count;
         gt_model_backward(m);
     }
-    snprintf(what, sizeof what, "%s step: loss gpu %.5f cpu %.5f", fixture, loss[1], loss[0]);
+    snprintf(what, sizeof what, "%s step%s: loss gpu %.5f cpu %.5f", fixture, gk, loss[1], loss[0]);
     gt_check_rel(c, fabs(loss[1] - loss[0]) / loss[0], 5e-3, what);
-    snprintf(what, sizeof what, "%s step: logits", fixture);
+    snprintf(what, sizeof what, "%s step%s: logits", fixture, gk);
     gt_check_rel(c, gt_rel_err_f(lg, lc, nl), 4e-2, what);
     int np;
     gt_piece *pc = gt_layout_pieces(&cpu.m.lay, &cpu.m.cfg, &np);
@@ -96,7 +101,7 @@ static void compare_step(gt_check *c, const char *fixture) {
         free(a);
         free(b);
     }
-    snprintf(what, sizeof what, "%s step: gradients (worst %s)", fixture, wn);
+    snprintf(what, sizeof what, "%s step%s: gradients (worst %s)", fixture, gk, wn);
     gt_check_rel(c, worst, 1.5e-1, what);
     free(pc);
     free(lc);
@@ -105,12 +110,12 @@ static void compare_step(gt_check *c, const char *fixture) {
     close_side(&gpu);
 }
 
-static void compare_curves(gt_check *c, const char *fixture, int steps, int state) {
+static void compare_curves(gt_check *c, const char *fixture, int steps, int state, int bf16_grads) {
     char dir[128], what[160];
     snprintf(dir, sizeof dir, "tests/fixtures/%s", fixture);
     side cpu, gpu;
-    open_side(&cpu, 0, dir);
-    open_side(&gpu, 1, dir);
+    open_side(&cpu, 0, dir, bf16_grads);
+    open_side(&gpu, 1, dir, bf16_grads);
     enum { B = 4, T = 64, N = B * T };
     int32_t tok[N], tgt[N], pos[N];
     gt_adamw_config ac = {0.9f, 0.95f, 1e-8f, 0.1f, 1.0f, state, 42};
@@ -142,8 +147,9 @@ static void compare_curves(gt_check *c, const char *fixture, int steps, int stat
         if (s == 0) first[0] = l[0], first[1] = l[1];
         last[0] = l[0], last[1] = l[1];
     }
-    snprintf(what, sizeof what, "%s %d AdamW steps, optim.state %s: loss %.3f->%.3f (cpu %.3f->%.3f)", fixture,
-             steps, gt_opt_state_name(state), first[1], last[1], first[0], last[0]);
+    snprintf(what, sizeof what, "%s %d AdamW steps, optim.state %s, optim.grads %s: loss %.3f->%.3f (cpu %.3f->%.3f)",
+             fixture, steps, gt_opt_state_name(state), bf16_grads ? "bf16" : "fp32", first[1], last[1], first[0],
+             last[0]);
     gt_check_rel(c, worst, 5e-2, what);
     gt_check_true(c, last[1] < 0.8 * first[1], "%s: GPU loss did not fall", fixture);
     gt_optimizer_free(&oc);
@@ -156,10 +162,13 @@ int main(void) {
     gt_check c = {0};
     GT_ASSERT(gt_cuda_device_count() > 0, "no CUDA device");
     const char *fx[] = {"mha", "mqa", "gqa", "bf16"};
-    for (int i = 0; i < 4; i++) compare_step(&c, fx[i]);
-    compare_curves(&c, "gqa", 50, GT_OPT_FP32);
-    compare_curves(&c, "mqa", 50, GT_OPT_FP32);
-    compare_curves(&c, "gqa", 50, GT_OPT_BF16_MOMENTS);
-    compare_curves(&c, "gqa", 50, GT_OPT_BF16);
+    for (int i = 0; i < 4; i++) compare_step(&c, fx[i], 0);
+    compare_step(&c, "gqa", 1);
+    compare_step(&c, "bf16", 1);
+    compare_curves(&c, "gqa", 50, GT_OPT_FP32, 0);
+    compare_curves(&c, "mqa", 50, GT_OPT_FP32, 0);
+    compare_curves(&c, "gqa", 50, GT_OPT_BF16_MOMENTS, 0);
+    compare_curves(&c, "gqa", 50, GT_OPT_BF16, 0);
+    compare_curves(&c, "gqa", 50, GT_OPT_BF16, 1);
     return gt_check_done(&c, "gpu_step");
 }

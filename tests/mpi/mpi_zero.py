@@ -3,7 +3,8 @@ data (argv[1] = the binary; run by tests/mpi/test_mpi_zero.sh). Every run takes 
 global batch (8 sequences of 64 tokens: micro_batch x grad_accum x dp) and writes its last
 checkpoint; the checkpoints' optimizer.safetensors (FP32 master weights and both moments of every HF
 tensor, written by the ranks that own them) are compared:
-  - ZeRO against the all-reduce optimizer at dp=2, dp=4 and tp=2 x dp=2: every step's loss within
+  - ZeRO against the all-reduce optimizer at dp=2, dp=4, tp=2 x dp=2, and dp=2 with bf16 gradients
+    (optim.grads; emulated on the CPU, reduced as stored): every step's loss within
     1e-6 (relative) and every master weight within 1e-6, the moments within 1e-5 of their tensor's
     largest value (only the order of the gradients' sums and of the norm's partial sums differs);
   - ZeRO at dp=4 run twice: losses and checkpoint files bitwise the same;
@@ -111,9 +112,9 @@ def compare_state(a, b, tol_master, tol_moment):
     return dm, dv
 
 
-def test_equivalence(binary, tmp, name, tp, dp):
+def test_equivalence(binary, tmp, name, tp, dp, *extra):
     z, ref = os.path.join(tmp, name + "-zero"), os.path.join(tmp, name + "-allreduce")
-    pz, pr = train(binary, z, tp, dp, True), train(binary, ref, tp, dp, False)
+    pz, pr = train(binary, z, tp, dp, True, *extra), train(binary, ref, tp, dp, False, *extra)
     if pz.returncode or pr.returncode:
         check(False, f"{name}: both runs complete")
         return None
@@ -178,6 +179,7 @@ def main():
         test_equivalence(binary, tmp, "dp2", 1, 2)
         dp4 = test_equivalence(binary, tmp, "dp4", 1, 4)
         test_equivalence(binary, tmp, "tp2-dp2", 2, 2)
+        test_equivalence(binary, tmp, "dp2-bf16grads", 1, 2, "--set", "optim.grads=bf16")
         if dp4:
             test_resume(binary, tmp, dp4)
     finally:

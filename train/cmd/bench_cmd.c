@@ -166,7 +166,7 @@ static int cmp_double(const void *a, const void *b) {
 static double class_bytes(int op, const gt_trainer *t, long adds) {
     const gt_model *m = &t->session.model;
     const gt_layout *L = &m->lay;
-    double N = m->N, C = L->C, F = L->F, a = (double)m->ops->size[GT_ACT], g = (double)m->ops->size[GT_GRAD];
+    double N = m->N, C = L->C, F = L->F, a = (double)m->ops->size[GT_ACT], g = (double)gt_model_grad_size(m);
     double layers = L->L;
     /* norms with the residual add fused in (add_rmsnorm_fwd: every norm but layer 0's ln1, except
      * those fused with an FP8 cast instead) also read the add's second input and write the sum: 4
@@ -183,7 +183,7 @@ static double class_bytes(int op, const gt_trainer *t, long adds) {
     case GT_PROF_EMBED: return N * C * (2 * a + a + 2 * g);
     case GT_PROF_CE: return 3 * N * (double)L->V * a;
     /* AdamW's bytes per parameter by optim.state, and grad_sumsq's read of the gradients */
-    case GT_PROF_OPTIM: return (double)L->count * ((double)gt_opt_step_bytes(m->ops->size, t->opt.cfg.state) + g);
+    case GT_PROF_OPTIM: return (double)L->count * ((double)gt_opt_step_bytes(m->ops->size, t->opt.cfg.state, gt_model_grad_size(m)) + g);
     default: return 0;
     }
 }
@@ -209,7 +209,8 @@ static void print_plan(const gt_trainer *t) {
     const gt_compute *c = &t->session.compute;
     const char *name[] = {"weights", "gradients", "optimizer", "activations", "lm_head/CE chunk", "FP8", "backend"};
     size_t bytes[] = {p->weights, p->grads, p->optim, p->acts, p->ce, p->fp8, p->backend};
-    printf("memory plan (optim.state %s)\n", gt_opt_state_name(t->opt.cfg.state));
+    printf("memory plan (optim.state %s, optim.grads %s)\n", gt_opt_state_name(t->opt.cfg.state),
+           t->session.model.grad_kind == GT_GRAD ? "fp32" : "bf16");
     for (size_t i = 0; i < sizeof bytes / sizeof bytes[0]; i++)
         printf("  %-17s %9.3f GiB\n", name[i], (double)bytes[i] / (1u << 30));
     printf("  %-17s %9.3f GiB planned, %.3f GiB in use on the device\n", "total", (double)p->total / (1u << 30),

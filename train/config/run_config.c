@@ -56,6 +56,9 @@ static const rc_field schema[] = {
     {"optim.state", RC_ENUM, OFF(opt_state), "fp32", 0, 0, 0, 0, 0, "fp32|bf16_moments|bf16",
      "AdamW state per parameter on a GPU: fp32 master, m, v (18 bytes with the bf16 weights and fp32 "
      "gradients); bf16_moments: m, v in bf16 (14); bf16: no master, stochastically rounded bf16 weights (10)"},
+    {"optim.grads", RC_ENUM, OFF(opt_grads), "fp32", 0, 0, 0, 0, 0, "fp32|bf16",
+     "parameter gradients: fp32, or bf16 (2 bytes less per parameter; each micro-batch's sum rounded "
+     "to bf16 once, as HF's pure-bf16 training accumulates them)"},
     {"train.steps", RC_INT, OFF(steps), "1000", 1, BIG, 0, 0, 0, NULL, "optimizer steps"},
     {"train.eval_every", RC_INT, OFF(eval_every), "0", 0, BIG, 0, 0, 0, NULL,
      "evaluate on data.val every N steps (and after the last); 0: only after the last"},

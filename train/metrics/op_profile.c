@@ -112,6 +112,7 @@ static void p_adamw(gt_backend *be, void *p, void *ms, void *m, void *v, const v
 }
 
 static void p_set_dw(gt_backend *be, int accumulate) { INNER(be)->set_dw_accumulate(IBE(be), accumulate); }
+static void p_set_grad_bf16(gt_backend *be, int on) { INNER(be)->set_grad_bf16(IBE(be), on); }
 static void p_init_normal(gt_backend *be, void *d, int64_t r, int64_t c, int64_t fc, int64_t r0, int64_t c0, uint64_t key,
                           float std, int64_t zr) {
     TIMED(GT_PROF_MEMORY, init_normal(ib, d, r, c, fc, r0, c0, key, std, zr));
@@ -178,6 +179,7 @@ void gt_op_profile_init(gt_op_profile *p, const gt_ops *inner, gt_backend *inner
     o->ce_partial = p_ce_partial, o->ce_finish = p_ce_finish, o->ce_backward = p_ce_backward;
     o->grad_sumsq = p_sumsq, o->adamw = p_adamw;
     o->set_dw_accumulate = inner->set_dw_accumulate ? p_set_dw : NULL;
+    o->set_grad_bf16 = inner->set_grad_bf16 ? p_set_grad_bf16 : NULL;
     o->init_normal = inner->init_normal ? p_init_normal : NULL;
     o->fp8_cast = inner->fp8_cast ? p_fp8_cast : NULL;
     o->matmul_fp8 = inner->matmul_fp8 ? p_matmul_fp8 : NULL;
