@@ -23,6 +23,14 @@ extern "C" void gt_cuda_matmul_fwd(gt_backend *be, void *y, const void *x, const
 extern "C" void gt_cuda_matmul_bwd(gt_backend *be, void *dx, void *dw, const void *dy,
                                    const void *x, const void *w, int N, int IC, int OC);
 
+/* gemv.cu: what matmul_fwd runs for N <= GT_GEMV_MAX_ROWS rows (decode steps) instead of cuBLASLt,
+ * with matmul_fwd's arguments (N >= 1, IC >= 1, OC >= 1). 8: its CUDA-core FMAs are N per weight,
+ * so at 8 rows they already take about half the FP32 rate at HBM speed, and its N accumulators for
+ * 4 rows of W fill a lane's registers; more rows are cuBLASLt's tensor-core tiles. */
+#define GT_GEMV_MAX_ROWS 8
+extern "C" void gt_cuda_gemv(gt_backend *be, void *y, const void *x, const void *w, int N, int IC,
+                             int OC);
+
 /* elementwise.cu */
 extern "C" void gt_cuda_add(gt_backend *be, void *out, const void *a, const void *b, size_t n);
 extern "C" void gt_cuda_accumulate(gt_backend *be, void *dst, const void *src, size_t n);

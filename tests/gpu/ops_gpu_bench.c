@@ -5,6 +5,7 @@
 #include <stdlib.h>
 
 #include "kernels/cuda/cuda_stream.h"
+#include "kernels/cuda/lt_bench.h"
 
 #define CK(call)                                                                                   \
     do {                                                                                           \
@@ -283,20 +284,22 @@ static int cmp_float(const void *x, const void *y) {
     return (a > c) - (a < c);
 }
 
-/* Median milliseconds of REPS runs, each between two events on the backend's stream and each
+typedef void (*bench_fn)(bench *b, const void *ctx);
+
+/* Median milliseconds of REPS runs of fn, each between two events on the backend's stream and each
  * after a write of FLUSH_BYTES, so no input is still in L2 from the run before (a [4096, 2048]
  * bf16 tensor is 16 MiB: several of them would otherwise stay in the 50 MB L2). */
-static double time_op(bench *b, bench_op op) {
+static double time_fn(bench *b, bench_fn fn, const void *ctx) {
     cudaStream_t s = gt_cuda_stream(b->be);
     cudaEvent_t e0, e1;
     float t[REPS];
     CK(cudaEventCreate(&e0));
     CK(cudaEventCreate(&e1));
-    for (int i = 0; i < WARMUP; i++) run_op(b, op);
+    for (int i = 0; i < WARMUP; i++) fn(b, ctx);
     for (int i = 0; i < REPS; i++) {
         CK(cudaMemsetAsync(b->flush, i & 0xff, FLUSH_BYTES, s));
         CK(cudaEventRecord(e0, s));
-        run_op(b, op);
+        fn(b, ctx);
         CK(cudaEventRecord(e1, s));
         CK(cudaEventSynchronize(e1));
         CK(cudaEventElapsedTime(&t[i], e0, e1));
@@ -305,6 +308,59 @@ static double time_op(bench *b, bench_op op) {
     CK(cudaEventDestroy(e1));
     qsort(t, REPS, sizeof t[0], cmp_float);
     return 0.5 * (t[REPS / 2 - 1] + t[REPS / 2]);
+}
+
+static void run_table_op(bench *b, const void *ctx) { run_op(b, *(const bench_op *)ctx); }
+
+static double time_op(bench *b, bench_op op) { return time_fn(b, run_table_op, &op); }
+
+/* One decode GEMM of Gemma-2B at one row (batch-1 decode): y[1,OC] = x[1,IC] W^T, the first row of
+ * the benchmark's activations. lt: cuBLASLt's plan for the same GEMM, as matmul_fwd built it before
+ * the GEMV took N <= 8 (lt_bench.h: the same descriptor, the heuristic's first algorithm). */
+typedef struct {
+    const char *name, *shape;
+    int IC, OC;
+    void *y;
+    const void *x, *w;
+    gt_lt_bench *lt;
+} dec_gemm;
+
+static void run_dec_gemv(bench *b, const void *ctx) {
+    const dec_gemm *d = ctx;
+    b->o->matmul_fwd(b->be, d->y, d->x, d->w, 1, d->IC, d->OC);
+}
+
+static void run_dec_lt(bench *b, const void *ctx) {
+    const dec_gemm *d = ctx;
+    (void)b; /* the plan holds its backend */
+    int st = gt_lt_bench_run(d->lt, -1);
+    if (st) GT_DIE("cuBLASLt refused the decode GEMM %s (%s): status %d", d->name, d->shape, st);
+}
+
+/* The decode GEMMs at N = 1: matmul_fwd (the GEMV kernel) against cuBLASLt's plan, each read
+ * from HBM (L2 flushed as for every op); GB/s counts W, x and y once. */
+static void bench_decode(bench *b) {
+    dec_gemm g[] = {
+        {"gemv N=1 qkv", "1x2048 -> 2560", CH, QKV, b->qkv, b->a, b->w_qkv, NULL},
+        {"gemv N=1 o", "1x2048 -> 2048", HQ * HD, CH, b->b, b->att, b->w_o, NULL},
+        {"gemv N=1 fc1", "1x2048 -> 32768", CH, 2 * FF, b->fa, b->a, b->w_fc1, NULL},
+        {"gemv N=1 fc2", "1x16384 -> 2048", FF, CH, b->b, b->fh, b->w_fc2, NULL},
+        {"gemv N=1 lm_head", "1x2048 -> 256000", CH, VOC, b->logits, b->a, b->wte, NULL},
+    };
+    printf("decode GEMMs, one row: matmul_fwd (GEMV) against cuBLASLt's plan for the same GEMM\n");
+    printf("%-24s %-30s %9s %9s %9s %9s %8s\n", "op", "shape", "gemv us", "GB/s", "cublas us", "GB/s",
+           "speedup");
+    for (size_t i = 0; i < sizeof g / sizeof g[0]; i++) {
+        dec_gemm *d = &g[i];
+        double bytes = 2.0 * ((double)d->IC * d->OC + d->IC + d->OC);
+        double ms = time_fn(b, run_dec_gemv, d);
+        d->lt = gt_cuda_bf16_lt_bench(b->be, GT_LT_FPROP, d->y, d->x, d->w, 1, d->IC, d->OC, 1);
+        double lt = time_fn(b, run_dec_lt, d);
+        gt_lt_bench_destroy(d->lt);
+        printf("%-24s %-30s %9.2f %9.1f %9.2f %9.1f %7.2fx\n", d->name, d->shape, ms * 1e3,
+               bytes / (ms * 1e-3) / 1e9, lt * 1e3, bytes / (lt * 1e-3) / 1e9, lt / ms);
+        fflush(stdout);
+    }
 }
 
 int ops_gpu_bench(harness *h) {
@@ -323,6 +379,7 @@ int ops_gpu_bench(harness *h) {
                in->bytes > 0 ? gbs : 0.0, in->flops > 0 ? tf : 0.0, 100.0 * roof);
         fflush(stdout);
     }
+    bench_decode(&b);
     teardown(&b);
     return 0;
 }

@@ -293,6 +293,28 @@ static void case_matmul(harness *h, const char *name, int N, int IC, int OC, int
     pair_free(h, &dw);
 }
 
+/* matmul_fwd alone (the GEMV path at N <= 8 rows, cuBLASLt above), with x, W and y moved by xo, wo
+ * and yo elements: 1 puts x or W off 16-byte alignment (the GEMV's one-element path) or y off it
+ * (y is written one element at a time either way). */
+static void case_matmul_fwd(harness *h, const char *name, int N, int IC, int OC, size_t xo, size_t wo,
+                            size_t yo) {
+    char op[64], shape[64];
+    snprintf(shape, sizeof shape, "N=%d IC=%d OC=%d%s%s%s", N, IC, OC, xo ? " x+1" : "", wo ? " W+1" : "",
+             yo ? " y+1" : "");
+    pair x = pair_new(h, GT_ACT, (size_t)N * IC + xo), w = pair_new(h, GT_ACT, (size_t)OC * IC + wo);
+    pair y = pair_new(h, GT_ACT, (size_t)N * OC + yo);
+    pair_fill(h, &x, -1, 1);
+    pair_fill(h, &w, -0.05f, 0.05f);
+    pair_poison(h, &y);
+    h->gpu->matmul_fwd(h->gbe, at(h, &y, 1, yo), at(h, &x, 1, xo), at(h, &w, 1, wo), N, IC, OC);
+    h->cpu->matmul_fwd(h->cbe, at(h, &y, 0, yo), at(h, &x, 0, xo), at(h, &w, 0, wo), N, IC, OC);
+    snprintf(op, sizeof op, "matmul_fwd %s", name);
+    ops_report(h, op, shape, pair_err_range(h, &y, yo, (size_t)N * OC), TOL_BF16);
+    pair_free(h, &x);
+    pair_free(h, &w);
+    pair_free(h, &y);
+}
+
 /* ---- RoPE ---- */
 
 /* off: elements the qkv pointer is moved by (1: the kernel's one-pair-per-thread path at any D).
@@ -708,11 +730,20 @@ static void run_fused_shapes(harness *h, int full) {
     case_determinism(h, 4096, 3072, 8192);
 }
 
-/* Forward GEMMs of the few rows of a decode step (cuBLASLt at 1..8 rows: a kernel of its own for
- * these lost to cuBLASLt's at Gemma-2B's shapes): every row count at an IC below one 256-column
- * sweep (72) and an OC not a multiple of 4 (37), Gemma-2B's qkv and fc2 decode shapes, a wide odd
- * OC, 9 rows, and an IC not a multiple of 8. */
-static void run_decode_gemms(harness *h) {
+/* Forward GEMMs of the few rows of a decode step: matmul_fwd runs the GEMV kernel (gemv.cu) at N <=
+ * 8 rows and cuBLASLt from 9. Every row count at an IC below one 256-column sweep (72) and an OC not
+ * a multiple of 4 (37), Gemma-2B's qkv and fc2 decode shapes, a wide odd OC, 9 rows, and an IC not
+ * a multiple of 8, with the backward; then the forward alone at 1, 2, 3, 5, 8 and 9 rows on
+ * Gemma-2B's qkv (2 to 8 warps share a row group's columns, by N, on 132 SMs) and fc2 (8), and at IC
+ * 37 OC 53 (the one-element path, rows past OC in the last block); x, W or y off 16-byte alignment;
+ * Gemma-7B's qkv, o_proj and fc2 (1, 8 and 4 warps a row group); the lm_head's grid (full runs:
+ * 256000 rows); and the GEMV's bits repeatable (the warps' sums through shared memory). */
+static void gemv_fc2(harness *h, void *c) {
+    det_ctx *d = c;
+    h->gpu->matmul_fwd(h->gbe, d->out.g, d->x.g, d->w.g, d->N, d->C, d->V);
+}
+
+static void run_decode_gemms(harness *h, int full) {
     printf("-- few-row forward GEMMs (decode)\n");
     for (int n = 1; n <= 8; n++) case_matmul(h, "rows", n, 72, 37, 0);
     case_matmul(h, "decode qkv", 1, 2048, 2560, 0);
@@ -720,6 +751,37 @@ static void run_decode_gemms(harness *h) {
     case_matmul(h, "rows odd OC", 3, 2056, 1001, 0);
     case_matmul(h, "rows 9", 9, 72, 37, 0);
     case_matmul(h, "rows odd IC", 2, 75, 41, 0);
+    static const int rows[] = {1, 2, 3, 5, 8, 9};
+    for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
+        const char *what = rows[i] > 8 ? "cublaslt" : "gemv";
+        char name[32];
+        snprintf(name, sizeof name, "%s qkv", what);
+        case_matmul_fwd(h, name, rows[i], 2048, 2560, 0, 0, 0);
+        snprintf(name, sizeof name, "%s fc2", what);
+        case_matmul_fwd(h, name, rows[i], 16384, 2048, 0, 0, 0);
+        snprintf(name, sizeof name, "%s odd", what);
+        case_matmul_fwd(h, name, rows[i], 37, 53, 0, 0, 0);
+    }
+    case_matmul_fwd(h, "gemv unaligned", 3, 2048, 2560, 1, 0, 0);
+    case_matmul_fwd(h, "gemv unaligned", 1, 2048, 2560, 0, 1, 0);
+    case_matmul_fwd(h, "gemv unaligned", 8, 2048, 2560, 0, 0, 1);
+    case_matmul_fwd(h, "gemv unaligned", 5, 16384, 2048, 1, 1, 1);
+    case_matmul_fwd(h, "gemv 7b qkv", 1, 3072, 12288, 0, 0, 0);
+    case_matmul_fwd(h, "gemv 7b o", 4, 4096, 3072, 0, 0, 0);
+    case_matmul_fwd(h, "gemv 7b fc2", 2, 24576, 3072, 0, 0, 0);
+    if (full) case_matmul_fwd(h, "gemv lm_head", 1, 2048, 256000, 0, 0, 0);
+    det_ctx d;
+    memset(&d, 0, sizeof d);
+    d.N = 8, d.C = 16384, d.V = 2048;
+    d.x = pair_new(h, GT_ACT, (size_t)d.N * d.C), d.w = pair_new(h, GT_ACT, (size_t)d.V * d.C);
+    d.out = pair_new(h, GT_ACT, (size_t)d.N * d.V);
+    pair_fill(h, &d.x, -1, 1);
+    pair_fill(h, &d.w, -0.05f, 0.05f);
+    pair_poison(h, &d.out);
+    check_repeatable(h, "repeatable matmul_fwd gemv", "N=8 IC=16384 OC=2048", &d.out, gemv_fc2, &d);
+    pair_free(h, &d.x);
+    pair_free(h, &d.w);
+    pair_free(h, &d.out);
 }
 
 int main(int argc, char **argv) {
@@ -749,7 +811,7 @@ int main(int argc, char **argv) {
     run_shapes(&h, &odd, 0);
     run_scalar_paths(&h);
     run_fused_shapes(&h, !small);
-    run_decode_gemms(&h);
+    run_decode_gemms(&h, !small);
     if (!small) run_shapes(&h, &gemma, 1);
     printf("test_ops_gpu: %d passed, %d failed\n", h.passed, h.failed);
     harness_close(&h);
