@@ -1,5 +1,5 @@
 /* Every matmul of the model goes through one cuBLASLt wrapper, gemm_run(), except the forward of at
- * most GT_GEMV_MAX_ROWS rows (decode steps: gemv.cu).
+ * most GT_GEMV_MAX_ROWS rows of a weight below GT_GEMV_MAX_WEIGHTS elements (decode: gemv.cu).
  *
  * Row-major to column-major: cuBLASLt is column-major, and a row-major M[r, c] read column-major is
  * M^T [c, r] with leading dimension c. So with x[N,IC], W[OC,IC], y[N,OC] row-major:
@@ -243,7 +243,7 @@ extern "C" void gt_cuda_matmul_fwd(gt_backend *be, void *y, const void *x, const
         return;
     }
     GT_NVTX_PUSH("matmul_fwd");
-    if (N <= GT_GEMV_MAX_ROWS) { /* decode steps: cuBLASLt's tiles leave the chip idle (gemv.cu) */
+    if (N <= GT_GEMV_MAX_ROWS && (size_t)OC * IC < GT_GEMV_MAX_WEIGHTS) { /* decode (gemv.cu) */
         gt_cuda_gemv(be, y, x, w, N, IC, OC);
     } else {
         gemm_args g = fwd_args(y, x, w, N, IC, OC);

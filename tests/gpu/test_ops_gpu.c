@@ -769,7 +769,7 @@ static void run_decode_gemms(harness *h, int full) {
     case_matmul_fwd(h, "gemv 7b qkv", 1, 3072, 12288, 0, 0, 0);
     case_matmul_fwd(h, "gemv 7b o", 4, 4096, 3072, 0, 0, 0);
     case_matmul_fwd(h, "gemv 7b fc2", 2, 24576, 3072, 0, 0, 0);
-    if (full) case_matmul_fwd(h, "gemv lm_head", 1, 2048, 256000, 0, 0, 0);
+    if (full) case_matmul_fwd(h, "cublaslt lm_head", 1, 2048, 256000, 0, 0, 0);
     det_ctx d;
     memset(&d, 0, sizeof d);
     d.N = 8, d.C = 16384, d.V = 2048;
