@@ -200,7 +200,7 @@ typedef struct gt_ops {
      * CUDA; on the CPU backends a `real` rounded to bf16 precision, to nearest even, at every write,
      * as the CUDA backend stores it). Sums are formed in fp32 and rounded once per op call, so each
      * micro-batch (and each lm_head chunk) adds one rounding. For the backend's lifetime: set before
-     * any gradient buffer is used (gt_model_set_bf16_grads); 0 restores GRAD. */
+     * any gradient buffer is used (gt_model_init_grads does); 0 restores GRAD. */
     void (*set_grad_bf16)(gt_backend *be, int on);
 
     /* ---- initialization ----

@@ -11,6 +11,7 @@
 #define ROWS(m, kind, base, row, width)                                                            \
     ((char *)(base) + (size_t)(row) * (size_t)(width) * (m)->ops->size[kind])
 
+/* grads: 0 none (forward only), 1 GRAD elements, 2 bf16 (ACT elements, the backend told so). */
 static int model_init(gt_model *m, const gt_config *cfg, const gt_ops *ops, gt_backend *be, int tp_rank,
                       int tp_size, int grads, gt_err *err) {
     memset(m, 0, sizeof *m);
@@ -20,9 +21,10 @@ static int model_init(gt_model *m, const gt_config *cfg, const gt_ops *ops, gt_b
     m->ops = ops;
     m->be = be;
     m->tp_overlap = 1;
-    m->grad_kind = GT_GRAD;
+    m->grad_kind = grads == 2 ? GT_ACT : GT_GRAD;
+    if (grads == 2) ops->set_grad_bf16(be, 1);
     m->params = ops->alloc(be, m->lay.count * ops->size[GT_ACT]);
-    if (grads) m->grads = ops->alloc(be, m->lay.count * ops->size[GT_GRAD]);
+    if (grads) m->grads = ops->alloc(be, m->lay.count * gt_model_grad_size(m));
     return 0;
 }
 
@@ -31,12 +33,9 @@ int gt_model_init(gt_model *m, const gt_config *cfg, const gt_ops *ops, gt_backe
     return model_init(m, cfg, ops, be, tp_rank, tp_size, 1, err);
 }
 
-void gt_model_set_bf16_grads(gt_model *m) {
-    GT_ASSERT(m->grads && !m->dp_shard_group, "bf16 gradients are chosen right after gt_model_init");
-    m->ops->release(m->be, m->grads);
-    m->grad_kind = GT_ACT;
-    m->grads = m->ops->alloc(m->be, m->lay.count * gt_model_grad_size(m));
-    m->ops->set_grad_bf16(m->be, 1);
+int gt_model_init_grads(gt_model *m, const gt_config *cfg, const gt_ops *ops, gt_backend *be, int tp_rank,
+                        int tp_size, int bf16_grads, gt_err *err) {
+    return model_init(m, cfg, ops, be, tp_rank, tp_size, bf16_grads ? 2 : 1, err);
 }
 
 size_t gt_model_grad_size(const gt_model *m) { return m->ops->size[m->grad_kind]; }

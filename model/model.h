@@ -27,7 +27,7 @@ typedef struct {
     gt_backend *be;
     void *params; /* [lay.count] ACT */
     void *grads;  /* [lay.count] of grad_kind */
-    gt_kind grad_kind; /* GT_GRAD, or GT_ACT with bf16 gradients (gt_model_set_bf16_grads) */
+    gt_kind grad_kind; /* GT_GRAD, or GT_ACT with bf16 gradients (gt_model_init_grads) */
 
     /* micro-batch state, sized by gt_model_alloc_batch */
     int B, T, N;
@@ -75,11 +75,12 @@ int gt_model_init_forward(gt_model *m, const gt_config *cfg, const gt_ops *ops, 
                           int tp_size, gt_err *err);
 void gt_model_free(gt_model *m);
 
-/* Parameter gradients in bf16 (ops.h set_grad_bf16; HF's pure-bf16 recipe): half the gradient
- * buffer and the bytes every gradient pass moves, each micro-batch's contribution rounded once.
- * Call right after gt_model_init, before sharding or an optimizer sees the buffer; the backend
- * serves one model's gradients in one kind. */
-void gt_model_set_bf16_grads(gt_model *m);
+/* gt_model_init with, when bf16_grads is set, the parameter gradients in bf16 (ops.h
+ * set_grad_bf16, which it calls; HF's pure-bf16 recipe): half the gradient buffer and the bytes
+ * every gradient pass moves, each micro-batch's contribution rounded once. The backend then serves
+ * every model's gradients in bf16: one kind per backend. */
+int gt_model_init_grads(gt_model *m, const gt_config *cfg, const gt_ops *ops, gt_backend *be, int tp_rank,
+                        int tp_size, int bf16_grads, gt_err *err);
 /* Bytes of one gradient element (ops->size[grad_kind]). */
 size_t gt_model_grad_size(const gt_model *m);
 

@@ -18,7 +18,7 @@ typedef struct {
     int zero;        /* 1: optimizer state sharded over the dp ranks (ZeRO-1) */
     int state;       /* gt_opt_state */
     int fp8, fp8_lm_head, fp8_history_len;
-    int bf16_grads;  /* optim.grads=bf16 (gt_model_set_bf16_grads) */
+    int bf16_grads;  /* optim.grads=bf16 (gt_model_init_grads) */
 } gt_mem_plan_in;
 
 typedef struct {

@@ -19,9 +19,9 @@ static int build_model(gt_session *s, const gt_session_spec *spec, gt_err *err) 
     if (spec->before_alloc && spec->before_alloc(spec->user, &cfg, &s->compute, err)) return -1;
     int bad = spec->forward_only
                   ? gt_model_init_forward(&s->model, &cfg, s->compute.ops, s->compute.be, g->tp_rank, g->tp, &inner)
-                  : gt_model_init(&s->model, &cfg, s->compute.ops, s->compute.be, g->tp_rank, g->tp, &inner);
+                  : gt_model_init_grads(&s->model, &cfg, s->compute.ops, s->compute.be, g->tp_rank, g->tp,
+                                        spec->bf16_grads, &inner);
     if (bad) return fail_at(err, spec->tp_key, &inner);
-    if (spec->bf16_grads && !spec->forward_only) gt_model_set_bf16_grads(&s->model);
     if (spec->weights) {
         if (gt_model_load_hf(&s->model, spec->weights, &inner)) return fail_at(err, spec->weights_key, &inner);
     } else {

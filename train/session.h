@@ -16,7 +16,7 @@ typedef struct {
     uint64_t seed;       /* of the random initialization */
     int tp_overlap;      /* the backward's tp sums beside its weight-gradient GEMMs (gt_model_overlap_tp) */
     int forward_only;    /* no gradient buffer (eval, generate: gt_model_init_forward) */
-    int bf16_grads;      /* bf16 parameter gradients (gt_model_set_bf16_grads) */
+    int bf16_grads;      /* bf16 parameter gradients (gt_model_init_grads) */
     /* Prefixes of error messages, naming where the value came from (the run config's keys); NULL:
      * the message alone. */
     const char *config_key, *weights_key, *tp_key;

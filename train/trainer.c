@@ -13,6 +13,9 @@
 
 /* ---- building ---- */
 
+/* optim.grads=bf16 (the schema allows only fp32 and bf16). */
+static int bf16_grads(const gt_run_config *rc) { return !strcmp(rc->opt_grads, "bf16"); }
+
 /* The run config's memory plan (train/memory_plan.h) for the session's model before it allocates;
  * rank 0 prints it when there is a device budget. A tp the model cannot be split over is left
  * to the model's own check (its message names the key). */
@@ -21,7 +24,7 @@ static int plan_memory(void *user, const gt_config *cfg, const gt_compute *c, gt
     const gt_run_config *rc = t->rc;
     gt_mem_plan_in in = {t->B, t->T, (int)rc->tp, t->grid->dp, rc->zero, GT_OPT_FP32, rc->fp8_enabled,
                          rc->fp8_enabled && rc->fp8_lm_head, (int)rc->fp8_history_len,
-                         !strcmp(rc->opt_grads, "bf16")};
+                         bf16_grads(rc)};
     gt_opt_state_parse(rc->opt_state, &in.state);
     gt_err e;
     if (gt_memory_plan(cfg, c->ops->size, 0, &in, &t->plan, &e)) return 0;
@@ -48,7 +51,7 @@ static int build_model(gt_trainer *t, gt_err *err) {
                             .weights = rc->model_path,
                             .seed = (uint64_t)rc->seed,
                             .tp_overlap = rc->tp_overlap,
-                            .bf16_grads = !strcmp(rc->opt_grads, "bf16"),
+                            .bf16_grads = bf16_grads(rc),
                             .config_key = rc->model_path ? "model.path" : "model.config",
                             .weights_key = "model.path",
                             .tp_key = "parallel.tp",

@@ -32,10 +32,10 @@ static void open_side(side *s, int cuda, const char *dir, int bf16_grads) {
     s->cuda = cuda;
     s->be = cuda ? gt_cuda_backend_create(0) : gt_cpu_backend_create();
     GT_ASSERT(!gt_config_load(&cfg, dir, &err) &&
-                  !gt_model_init(&s->m, &cfg, cuda ? gt_cuda_ops() : gt_cpu_ops(), s->be, 0, 1, &err) &&
+                  !gt_model_init_grads(&s->m, &cfg, cuda ? gt_cuda_ops() : gt_cpu_ops(), s->be, 0, 1, bf16_grads,
+                                       &err) &&
                   !gt_model_load_hf(&s->m, dir, &err),
               "%s", err.msg);
-    if (bf16_grads) gt_model_set_bf16_grads(&s->m);
 }
 
 static void close_side(side *s) {

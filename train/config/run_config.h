@@ -33,7 +33,7 @@ typedef struct {
     char *schedule;        /* "cosine", "linear" or "constant" */
     double min_lr_ratio;
     char *opt_state;       /* "fp32", "bf16_moments" or "bf16" (gt_opt_state) */
-    char *opt_grads;       /* "fp32" or "bf16" (gt_model_set_bf16_grads) */
+    char *opt_grads;       /* "fp32" or "bf16" (gt_model_init_grads) */
     /* train */
     long long steps, eval_every, eval_steps, log_every;
     int quiet;
